@@ -1,0 +1,154 @@
+"""bAbI QA tasks (Weston et al. 2015), the official text format.
+
+Every question is one example; its context is the story sentences before it (question lines
+are not context), its gold evidence the supporting sentence ids given in the file, and its
+label the task name. Preset `paper` keeps the paper's tasks and the first question per story.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tracekd.data.base import Dataset, Retrieval, load_hub, register, resolve_source
+from tracekd.data.schema import ContextItem, Example, clean_text
+from tracekd.errors import InputError
+
+TASKS = {
+    1: "single-supporting-fact", 2: "two-supporting-facts", 3: "three-supporting-facts",
+    4: "two-arg-relations", 5: "three-arg-relations", 6: "yes-no-questions", 7: "counting",
+    8: "lists-sets", 9: "simple-negation", 10: "indefinite-knowledge", 11: "basic-coreference",
+    12: "conjunction", 13: "compound-coreference", 14: "time-reasoning", 15: "basic-deduction",
+    16: "basic-induction", 17: "positional-reasoning", 18: "size-reasoning", 19: "path-finding",
+    20: "agents-motivations",
+}
+PAPER_TASKS = (1, 2, 4, 7, 8, 12, 14, 15, 16, 17, 18)
+_FILE_RE = re.compile(r"^qa(\d+)_[\w-]+_(train|test)\.txt$")
+_LINE_RE = re.compile(r"^(\d+) (.*)$")
+
+
+def task_label(task_no: int) -> str:
+    return TASKS[task_no]
+
+
+def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: str = "babi") -> list[Example]:
+    """Parse the bAbI text format: `N sentence` and `N question?<TAB>answer<TAB>ids`."""
+    out: list[Example] = []
+    story: list[ContextItem] = []
+    seen_q = False
+    qno = 0
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.rstrip("\n")
+        if not line.strip():
+            continue
+        m = _LINE_RE.match(line)
+        if not m:
+            raise InputError("bAbI line does not start with a sentence number", file, lineno)
+        n, rest = m.group(1), m.group(2)
+        if n == "1":
+            story, seen_q = [], False
+        if "\t" not in rest:
+            story.append(ContextItem(n, clean_text(rest)))
+            continue
+        parts = rest.split("\t")
+        if len(parts) < 3 or not parts[1].strip():
+            raise InputError("bAbI question line needs 'question<TAB>answer<TAB>supporting ids'", file, lineno)
+        question, answer, support = parts[0], parts[1], parts[2]
+        ids = tuple(support.split())
+        known = {c.id for c in story}
+        bad = [i for i in ids if i not in known]
+        if bad:
+            raise InputError(f"supporting id(s) {' '.join(bad)} are not story sentences before the question", file, lineno)
+        if not (first_only and seen_q):
+            out.append(Example(
+                id=f"{dataset}/qa{task}/{split}/{qno}",
+                dataset=dataset,
+                subset=f"qa{task}",
+                split=split,
+                question=clean_text(question),
+                context=tuple(story),
+                answers=tuple(a.strip() for a in answer.split(",") if a.strip()),
+                meta={"task": task, "supporting": ids},
+            ))
+        qno += 1
+        seen_q = True
+    return out
+
+
+@register
+class Babi(Dataset):
+    name = "babi"
+    labels = tuple(TASKS.values())
+    hub_id = "facebook/babi_qa"
+    accepts = frozenset({"subsets", "preset"})
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        preset = options.get("preset") or "all"
+        if preset not in ("all", "paper"):
+            raise InputError(f"bAbI preset must be 'all' or 'paper', not {preset!r}")
+        self.first_only = preset == "paper"
+        tasks = options.get("subsets")
+        if tasks:
+            try:
+                self.tasks = tuple(int(str(t).removeprefix("qa")) for t in tasks)
+            except ValueError:
+                raise InputError(f"bAbI tasks are numbers 1-20 or qa1-qa20, got {list(tasks)}") from None
+        else:
+            self.tasks = PAPER_TASKS if preset == "paper" else tuple(TASKS)
+        if any(t not in TASKS for t in self.tasks):
+            raise InputError(f"bAbI tasks are 1-20, got {list(self.tasks)}")
+
+    def read(self, source: str | None) -> list[Example]:
+        kind, where = resolve_source(source, self.name)
+        if kind == "hub":
+            return self._read_hub(str(where))
+        path = Path(where)
+        files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
+        if path.is_dir() and not files and (path / "en").is_dir():
+            files = sorted((path / "en").glob("*.txt"))
+        out: list[Example] = []
+        found = set()
+        for f in files:
+            m = _FILE_RE.match(f.name)
+            if not m:
+                if path.is_dir():
+                    continue
+                raise InputError("not a bAbI task file name (expected qaN_<task>_{train,test}.txt)", f)
+            task, split = int(m.group(1)), m.group(2)
+            if task not in self.tasks:
+                continue
+            found.add(task)
+            with f.open(encoding="utf-8") as fh:
+                out += parse_babi(fh, f, task, split, self.first_only)
+        missing = [t for t in self.tasks if t not in found]
+        if path.is_dir() and missing:
+            raise InputError(f"no files for bAbI task(s) {', '.join(map(str, missing))}", path)
+        out.sort(key=lambda e: (e.meta["task"], e.split != "train"))
+        return out
+
+    def _read_hub(self, hub_id: str) -> list[Example]:
+        out: list[Example] = []
+        for task in self.tasks:
+            dd = load_hub(hub_id, f"en-qa{task}")
+            for split in ("train", "test"):
+                if split not in dd:
+                    continue
+                lines = []
+                for story in dd[split]:
+                    s = story["story"]
+                    for sid, typ, text, sup, ans in zip(s["id"], s["type"], s["text"], s["supporting_ids"], s["answer"]):
+                        lines.append(f"{sid} {text}" if typ == 0 else f"{sid} {text}\t{ans}\t{' '.join(sup)}")
+                out += parse_babi(lines, f"{hub_id}[en-qa{task}/{split}]", task, split, self.first_only)
+        return out
+
+    def classify(self, ex: Example) -> str:
+        return task_label(ex.meta["task"])
+
+    def retrieve(self, ex: Example) -> Retrieval:
+        ids = tuple(ex.meta["supporting"])
+        return Retrieval(ids, answer_facts=ids)
+
+    def label_space(self, examples: list[Example]) -> tuple[str, ...]:
+        present = sorted({ex.label for ex in examples}, key=self.labels.index)
+        return tuple(present) if len(present) > 1 else self.labels

@@ -1,0 +1,132 @@
+"""The dataset interface (load, classify, retrieve, score) and the dataset registry.
+
+A dataset plugs into tracekd by subclassing `Dataset` and decorating it with `@register`.
+Nothing else (prepare, trainer, scorer, reporter) needs to change.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from tracekd.data.schema import Example
+from tracekd.errors import InputError
+
+LABEL_SENTENCE_CATEGORY = "The category of the question asked is: {label}."
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieval:
+    """Result of the Information Retrieval decomposition step for one example."""
+
+    evidence: tuple[str, ...]
+    anchor: tuple[str, ...] = ()
+    answer_facts: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+
+
+class Dataset(ABC):
+    """One dataset: how to read it, and its decomposition rules.
+
+    Subclasses set `name`, `labels` (the label space) and `label_sentence` (the paper's
+    sentence for the classification step) and implement `read`, `classify` and `retrieve`.
+    """
+
+    name: ClassVar[str]
+    labels: ClassVar[tuple[str, ...]]
+    label_sentence: ClassVar[str] = LABEL_SENTENCE_CATEGORY
+    hub_id: ClassVar[str | None] = None
+    synthetic: ClassVar[bool] = False
+    #: options this dataset accepts (besides none); others are rejected with a clear message
+    accepts: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, **options: Any):
+        given = {k for k, v in options.items() if v is not None}
+        unknown = given - self.accepts
+        if unknown:
+            raise InputError(f"dataset {self.name!r} does not take option(s) {', '.join(sorted(unknown))}")
+        self.options = options
+
+    # -- the interface -------------------------------------------------------------------
+    @abstractmethod
+    def read(self, source: str | None) -> list[Example]:
+        """Read raw examples (label and evidence not yet set) from a file, folder or hub id."""
+
+    @abstractmethod
+    def classify(self, ex: Example) -> str:
+        """The gold label of the Classification step."""
+
+    @abstractmethod
+    def retrieve(self, ex: Example) -> Retrieval:
+        """The gold evidence of the Information Retrieval step."""
+
+    def label_space(self, examples: list[Example]) -> tuple[str, ...]:
+        """Labels a wrong-label perturbation may choose from."""
+        return self.labels
+
+    # -- derived ---------------------------------------------------------------------------
+    def load(self, source: str | None = None) -> list[Example]:
+        """Read and decompose: every example gets its gold label and evidence."""
+        out = []
+        for ex in self.read(source):
+            r = self.retrieve(ex)
+            out.append(
+                ex.with_(
+                    label=self.classify(ex),
+                    evidence=r.evidence,
+                    anchor=r.anchor,
+                    answer_facts=r.answer_facts,
+                    flags=ex.flags + r.flags,
+                )
+            )
+        return out
+
+    def decomposition_report(self, examples: list[Example]) -> dict[str, int]:
+        """How many examples carry each flag (e.g. no anchor found)."""
+        c = Counter(f for ex in examples for f in ex.flags)
+        return dict(sorted(c.items()))
+
+
+REGISTRY: dict[str, type[Dataset]] = {}
+
+
+def register(cls: type[Dataset]) -> type[Dataset]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_dataset(name: str, **options: Any) -> Dataset:
+    if name not in REGISTRY:
+        raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name](**options)
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_source(source: str | None, dataset: str) -> tuple[str, Path | str]:
+    """('path', Path) for an existing file or folder, ('hub', id) for a hub id."""
+    if source is None or source == "":
+        raise InputError(f"dataset {dataset!r} needs --source (a file, a folder or a hub id)")
+    p = Path(source)
+    if p.exists():
+        return "path", p
+    if _HUB_ID.match(source) and not source.startswith((".", "/")) and not p.suffix:
+        return "hub", source
+    raise InputError("file not found", p)
+
+
+def load_hub(hub_id: str, *args: Any, **kwargs: Any) -> Any:
+    """`datasets.load_dataset` with a clear message when the hub cannot be reached."""
+    try:
+        import datasets
+    except ImportError as e:  # pragma: no cover - datasets is a dependency
+        raise InputError(f"reading {hub_id!r} needs the `datasets` package") from e
+    try:
+        return datasets.load_dataset(hub_id, *args, **kwargs)
+    except Exception as e:  # network, auth, missing config: all are the user's input problem
+        raise InputError(f"could not load hub dataset {hub_id!r}: {type(e).__name__}: {e}") from None

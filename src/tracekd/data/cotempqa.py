@@ -1,0 +1,232 @@
+"""CoTempQA (Su et al. 2024): temporal co-occurrence questions over a list of dated facts.
+
+Decomposition:
+- Classification: the temporal relation between the question's event and the answer's
+  event, i.e. the subset (equal / overlap / during / mix), as in the paper.
+- Information Retrieval (`ir_rule="tracekd"`, default): the anchor fact (the event the question
+  is conditioned on, "While X was ...") plus the answer-bearing facts (the facts whose
+  object - or, for "who also ..." questions, subject - is an answer, preferring the ones that
+  co-occur with the anchor). `ir_rule="paper"`: the paper's rule, every fact that contains an
+  answer as a substring.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from tracekd.data.base import Dataset, Retrieval, load_hub, register, resolve_source
+from tracekd.data.schema import ContextItem, Example, clean_text
+from tracekd.data.temporal import TIME, Interval, interval
+from tracekd.errors import InputError
+from tracekd.jsonio import read_jsonl
+
+SUBSETS = ("equal", "overlap", "during", "mix")
+
+#: relation phrase in a fact -> relation family
+FACT_RELATIONS = {
+    "holds the position of": "position",
+    "is a member of the": "member",
+    "is a member of": "member",
+    "works for": "employer",
+    "worked for": "employer",
+    "attended": "school",
+    "plays for": "team",
+    "played for": "team",
+    "is owned by": "owner",
+    "was owned by": "owner",
+    "is the chair of": "chair",
+}
+#: relation phrase in the question's "While ..." clause -> relation family
+QUESTION_RELATIONS = {
+    "was holding the position of": "position",
+    "held the position of": "position",
+    "was a member of": "member",
+    "was working for": "employer",
+    "worked for": "employer",
+    "attended": "school",
+    "was attending": "school",
+    "was playing for": "team",
+    "played for": "team",
+    "was owned by": "owner",
+}
+_FACT_RE = re.compile(
+    r"^(?P<subj>.+?) (?P<rel>"
+    + "|".join(re.escape(r) for r in sorted(FACT_RELATIONS, key=len, reverse=True))
+    + rf") (?P<obj>.+) {TIME}\.?$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    id: str
+    subj: str
+    family: str
+    obj: str
+    when: Interval
+
+
+def parse_fact(item: ContextItem) -> Fact | None:
+    m = _FACT_RE.match(item.text)
+    if not m:
+        return None
+    try:
+        when = interval(m["at"], m["start"], m["end"])
+    except ValueError:
+        return None
+    return Fact(item.id, m["subj"], FACT_RELATIONS[m["rel"]], m["obj"], when)
+
+
+@lru_cache(maxsize=65536)
+def _norm(s: str) -> str:
+    return " ".join(s.casefold().split())
+
+
+def find_anchor(question: str, facts: list[Fact]) -> list[Fact]:
+    """Facts matching the question's "While <subject> <relation> <object>," clause."""
+    out = []
+    for f in facts:
+        prefix = f"While {f.subj} "
+        if not question.startswith(prefix):
+            continue
+        rest = question[len(prefix):]
+        for phrase, family in QUESTION_RELATIONS.items():
+            if family == f.family and rest.startswith(f"{phrase} {f.obj},"):
+                out.append(f)
+                break
+    return out
+
+
+def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[Fact]) -> list[Fact]:
+    """Facts that state `answer` as the thing asked for."""
+    a = _norm(answer)
+    anchor_ids = {f.id for f in anchors}
+    tail = question.split(",", 1)[1] if "," in question else question
+    found = []
+    for f in facts:
+        if f.id in anchor_ids or a not in (_norm(f.obj), _norm(f.subj)):
+            continue
+        if _norm(f.obj) == a and (
+            any(f.subj == x.subj for x in anchors) or f" {f.subj} " in f" {tail} "
+        ):
+            found.append(f)  # "which position did <subject> hold ...?"
+        elif _norm(f.subj) == a and any(f.obj == x.obj and f.family == x.family for x in anchors):
+            found.append(f)  # "who also held the position of <object> ...?"
+    if not anchors and not found:
+        found = [f for f in facts if _norm(f.obj) == a or _norm(f.subj) == a]
+    co = [f for f in found if any(f.when.overlaps(x.when) for x in anchors)]
+    return co or found
+
+
+@register
+class CoTempQA(Dataset):
+    name = "cotempqa"
+    labels = SUBSETS
+    label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
+    hub_id = "Warrieryes/CotempQA"
+    accepts = frozenset({"subsets", "ir_rule"})
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self.ir_rule = options.get("ir_rule") or "tracekd"
+        if self.ir_rule not in ("tracekd", "paper"):
+            raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}")
+        self.subsets = tuple(options.get("subsets") or SUBSETS)
+        bad = [s for s in self.subsets if s not in SUBSETS]
+        if bad:
+            raise InputError(f"unknown CoTempQA subset(s) {', '.join(bad)}; choose from {', '.join(SUBSETS)}")
+
+    # -- reading ---------------------------------------------------------------------------
+    def read(self, source: str | None) -> list[Example]:
+        kind, where = resolve_source(source, self.name)
+        if kind == "hub":
+            return self._read_hub(str(where))
+        path = Path(where)
+        if path.is_dir():
+            files = []
+            for subset in self.subsets:
+                cands = [path / f"{subset}.json", path / f"{subset}_partial.json", path / f"{subset}.jsonl"]
+                hit = next((c for c in cands if c.is_file()), None)
+                if hit is None:
+                    raise InputError(f"no file for CoTempQA subset {subset!r} (looked for {cands[0].name})", path)
+                files.append((subset, hit))
+        else:
+            subset = path.stem.removesuffix("_partial")
+            if subset not in SUBSETS:
+                raise InputError(f"cannot tell the CoTempQA subset from the file name (expected one of {', '.join(SUBSETS)})", path)
+            files = [(subset, path)]
+        out: list[Example] = []
+        for subset, file in files:
+            out += [self._example(rec, subset, file, lineno) for lineno, rec in read_jsonl(file)]
+        _check_unique(out, files[0][1] if len(files) == 1 else path)
+        return out
+
+    def _read_hub(self, hub_id: str) -> list[Example]:
+        """The hub repo holds the official files (equal.json, ...): one split per subset."""
+        dd = load_hub(hub_id, data_files={s: f"{s}.json" for s in self.subsets})
+        out = []
+        for subset in self.subsets:
+            out += [self._example(rec, subset, f"{hub_id}/{subset}.json", i + 1) for i, rec in enumerate(dd[subset])]
+        return out
+
+    def _example(self, rec: dict, subset: str, file, lineno: int) -> Example:
+        for key, typ in (("question", str), ("facts", list), ("answer", list)):
+            if key not in rec:
+                raise InputError(f"record has no {key!r} field", file, lineno)
+            if not isinstance(rec[key], typ):
+                raise InputError(f"field {key!r} must be a {typ.__name__}", file, lineno)
+        answers = tuple(clean_text(a) for a in rec["answer"] if isinstance(a, str) and a.strip())
+        if not answers:
+            raise InputError("record has an empty 'answer' list", file, lineno)
+        if not all(isinstance(f, str) for f in rec["facts"]):
+            raise InputError("field 'facts' must be a list of strings", file, lineno)
+        index = rec.get("index", lineno - 1)
+        return Example(
+            id=f"cotempqa/{subset}/{index}",
+            dataset=self.name,
+            subset=subset,
+            question=clean_text(rec["question"]),
+            context=tuple(ContextItem(f"f{i}", clean_text(t)) for i, t in enumerate(rec["facts"])),
+            answers=answers,
+            meta={"triple_element": rec.get("triple_element"), "index": index},
+        )
+
+    # -- decomposition ---------------------------------------------------------------------
+    def classify(self, ex: Example) -> str:
+        return ex.subset
+
+    def retrieve(self, ex: Example) -> Retrieval:
+        facts = [f for f in (parse_fact(c) for c in ex.context) if f is not None]
+        anchors = find_anchor(ex.question, facts)
+        bearing: dict[str, None] = {}
+        flags = []
+        if not anchors:
+            flags.append("no_anchor")
+        missing = False
+        for a in ex.answers:
+            found = answer_bearing(ex.question, a, anchors, facts)
+            missing |= not found
+            bearing.update((f.id, None) for f in found)
+        if missing:
+            flags.append("no_answer_fact")
+        order = {c.id: i for i, c in enumerate(ex.context)}
+        anchor_ids = tuple(sorted((f.id for f in anchors), key=order.__getitem__))
+        answer_ids = tuple(sorted(bearing, key=order.__getitem__))
+        if self.ir_rule == "paper":
+            evidence = tuple(c.id for c in ex.context if any(a in c.text for a in ex.answers))
+        else:
+            evidence = tuple(sorted(set(anchor_ids) | set(answer_ids), key=order.__getitem__))
+        texts = [ex.item_text(i) for i in evidence]
+        if not all(any(a in t for t in texts) for a in ex.answers):
+            flags.append("answer_not_in_evidence")
+        return Retrieval(evidence, anchor_ids, answer_ids, tuple(flags))
+
+
+def _check_unique(examples: list[Example], where) -> None:
+    seen = set()
+    for ex in examples:
+        if ex.id in seen:
+            raise InputError(f"duplicate example id {ex.id!r} (repeated 'index')", where)
+        seen.add(ex.id)

@@ -1,0 +1,106 @@
+"""MS MARCO QnA in the Hugging Face schema (JSON array or JSON Lines, v1.1 or v2.1).
+
+Decomposition:
+- Classification: the `query_type` (description / numeric / entity / location / person).
+- Information Retrieval: the passages marked `is_selected`. When none is, the passage with
+  the largest token overlap with the answer (flag `evidence_by_overlap`).
+- "No Answer Present." (v2.1) or an empty answer list (v1.1) is kept as the answer
+  "No Answer Present." and flagged `no_answer_present`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from tracekd.data.base import Dataset, Retrieval, load_hub, register, resolve_source
+from tracekd.data.schema import ContextItem, Example, clean_text
+from tracekd.errors import InputError
+from tracekd.jsonio import read_json_records
+
+NO_ANSWER = "No Answer Present."
+QUERY_TYPES = ("description", "numeric", "entity", "location", "person")
+_TOKEN = re.compile(r"\w+")
+
+
+def _tokens(text: str) -> set[str]:
+    return set(_TOKEN.findall(text.casefold()))
+
+
+@register
+class MsMarco(Dataset):
+    name = "msmarco"
+    labels = QUERY_TYPES
+    hub_id = "microsoft/ms_marco"
+    accepts = frozenset({"subsets"})
+
+    def read(self, source: str | None) -> list[Example]:
+        kind, where = resolve_source(source, self.name)
+        if kind == "hub":
+            dd = load_hub(str(where), "v2.1")
+            out = []
+            for split, name in (("train", "train"), ("test", "validation")):
+                if name in dd:
+                    out += [self._example(rec, f"{where}[{name}]", i + 1, split) for i, rec in enumerate(dd[name])]
+            return out
+        path = Path(where)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix in (".json", ".jsonl"))
+            if not files:
+                raise InputError("no .json or .jsonl file in folder", path)
+        else:
+            files = [path]
+        out = [self._example(rec, f, lineno, "") for f in files for lineno, rec in read_json_records(f)]
+        seen = set()
+        for ex in out:
+            if ex.id in seen:
+                raise InputError(f"duplicate query_id {ex.id.rsplit('/', 1)[1]}", path)
+            seen.add(ex.id)
+        subsets = self.options.get("subsets")
+        if subsets:
+            out = [ex for ex in out if ex.subset in subsets]
+        return out
+
+    def _example(self, rec: dict, file, lineno: int, split: str) -> Example:
+        for key in ("query_id", "query", "query_type", "passages", "answers"):
+            if key not in rec:
+                raise InputError(f"record has no {key!r} field", file, lineno)
+        p = rec["passages"]
+        if not isinstance(p, dict) or not isinstance(p.get("passage_text"), list) or not isinstance(p.get("is_selected"), list):
+            raise InputError("'passages' must have lists 'passage_text' and 'is_selected'", file, lineno)
+        if len(p["passage_text"]) != len(p["is_selected"]):
+            raise InputError("'passages.passage_text' and 'passages.is_selected' differ in length", file, lineno)
+        if not isinstance(rec["answers"], list):
+            raise InputError("field 'answers' must be a list", file, lineno)
+        qtype = str(rec["query_type"]).strip().lower()
+        if qtype not in QUERY_TYPES:
+            raise InputError(f"unknown query_type {rec['query_type']!r}", file, lineno)
+        answers = tuple(clean_text(a) for a in rec["answers"] if isinstance(a, str) and a.strip())
+        flags: tuple[str, ...] = ()
+        if not answers or NO_ANSWER in answers:
+            answers, flags = (NO_ANSWER,), ("no_answer_present",)
+        return Example(
+            id=f"msmarco/{rec['query_id']}",
+            dataset=self.name,
+            subset=qtype,
+            split=split,
+            question=clean_text(str(rec["query"])),
+            context=tuple(ContextItem(f"p{i}", clean_text(t)) for i, t in enumerate(p["passage_text"]) if t.strip()),
+            answers=answers,
+            flags=flags,
+            meta={"is_selected": tuple(int(s) for s in p["is_selected"]), "query_id": rec["query_id"]},
+        )
+
+    def classify(self, ex: Example) -> str:
+        return ex.subset
+
+    def retrieve(self, ex: Example) -> Retrieval:
+        sel = ex.meta["is_selected"]
+        selected = tuple(c.id for c in ex.context if sel[int(c.id[1:])])
+        if selected:
+            return Retrieval(selected, answer_facts=selected)
+        if "no_answer_present" in ex.flags or not ex.context:
+            return Retrieval((), flags=("no_evidence",))
+        answer = set().union(*(_tokens(a) for a in ex.answers))
+        best = max(ex.context, key=lambda c: len(answer & _tokens(c.text)))
+        return Retrieval((best.id,), answer_facts=(best.id,), flags=("evidence_by_overlap",))

@@ -1,0 +1,92 @@
+"""The one example schema shared by every dataset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ContextItem:
+    """One piece of context (a fact, a story sentence, a passage) with a stable id."""
+
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One open-book QA example, decomposed into a classification and a retrieval step.
+
+    `label` is the gold classification label, `evidence` the ids of the gold evidence items
+    (the Information Retrieval step). `anchor` and `answer_facts` are the ids of the items the
+    decomposition found (for CoTempQA: the fact the question is conditioned on, and the facts
+    that carry the answer); perturbations never pick them as wrong evidence. `flags` records
+    anything unusual the loader or the decomposition noticed.
+    """
+
+    id: str
+    dataset: str
+    subset: str
+    question: str
+    context: tuple[ContextItem, ...]
+    answers: tuple[str, ...]
+    split: str = ""
+    label: str = ""
+    evidence: tuple[str, ...] = ()
+    anchor: tuple[str, ...] = ()
+    answer_facts: tuple[str, ...] = ()
+    flags: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def item_text(self, item_id: str) -> str:
+        for item in self.context:
+            if item.id == item_id:
+                return item.text
+        raise KeyError(item_id)
+
+    def texts(self, ids: tuple[str, ...] | list[str]) -> list[str]:
+        by_id = {c.id: c.text for c in self.context}
+        return [by_id[i] for i in ids]
+
+    def with_(self, **changes: Any) -> Example:
+        return replace(self, **changes)
+
+    def to_record(self) -> dict[str, Any]:
+        """The example's fields as plain JSON (used in prepared files)."""
+        return {
+            "id": self.id,
+            "dataset": self.dataset,
+            "subset": self.subset,
+            "split": self.split,
+            "question": self.question,
+            "context": [{"id": c.id, "text": c.text} for c in self.context],
+            "answers": list(self.answers),
+            "label": self.label,
+            "evidence": list(self.evidence),
+            "anchor": list(self.anchor),
+            "answer_facts": list(self.answer_facts),
+            "flags": list(self.flags),
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Example:
+        return cls(
+            id=rec["id"],
+            dataset=rec["dataset"],
+            subset=rec["subset"],
+            split=rec.get("split", ""),
+            question=rec["question"],
+            context=tuple(ContextItem(c["id"], c["text"]) for c in rec["context"]),
+            answers=tuple(rec["answers"]),
+            label=rec.get("label", ""),
+            evidence=tuple(rec.get("evidence", ())),
+            anchor=tuple(rec.get("anchor", ())),
+            answer_facts=tuple(rec.get("answer_facts", ())),
+            flags=tuple(rec.get("flags", ())),
+        )
+
+
+def clean_text(text: str) -> str:
+    """Collapse runs of whitespace to one space and strip: context items and answers are one line."""
+    return " ".join(text.split())

@@ -1,0 +1,136 @@
+"""The one trace parser: label, evidence list and answer list from any model output.
+
+It reads both templates (and mixtures), tolerates junk - a leading `assistant`, missing closing
+tags, Python-list or line lists, extra text - and never raises: a step it cannot find is None.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import warnings
+from functools import lru_cache
+
+from tracekd.data import REGISTRY
+from tracekd.traces.render import EVIDENCE_SENTENCE, Trace
+
+_EVIDENCE_RE = re.compile(
+    re.escape(EVIDENCE_SENTENCE.strip()) + r"[ \t]*(.*?)(?=</think>|<answer>|<think>|^[ \t]*answer[ \t]*:|\Z)", re.I | re.S | re.M
+)
+_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|(?=<answer>)|\Z)", re.S)
+_ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S)
+_TAG_LINE_RE = re.compile(r"^[ \t]*(label|evidence|answer)[ \t]*:[ \t]?(.*?)[ \t]*(?:</(?:think|answer)>[ \t]*)*$", re.I | re.M)
+_ASSISTANT_RE = re.compile(r"^\s*assistant(?:[ \t]*:[ \t]*|[ \t]*\n|\s*$)", re.I)
+_QUOTED_RE = re.compile(r"'((?:[^'\\\n]|\\.)*)'|\"((?:[^\"\\\n]|\\.)*)\"")
+_BULLET_RE = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s+")
+
+
+@lru_cache(maxsize=8)
+def _label_re(sentences: tuple[str, ...]) -> re.Pattern:
+    """Matches a registered dataset's label sentence ("The category of ... is: X.") and captures X.
+
+    The sentence's first three words must match; the rest of its wording may drift (models write
+    "between the event in the question and ..."), as long as "is:" follows on the same line.
+    """
+    heads = sorted({" ".join(s.split("{label}")[0].split()[:3]) for s in sentences}, key=len, reverse=True)
+    return re.compile(r"(?:" + "|".join(re.escape(h) for h in heads) + r")[^\n:<]*?\bis[ \t]*:[ \t]*([^\n<]*)", re.I)
+
+
+def label_regex() -> re.Pattern:
+    return _label_re(tuple(sorted({cls.label_sentence for cls in REGISTRY.values()})))
+
+
+def parse_list(text: str) -> tuple[str, ...]:
+    """A list written as a Python list, as lines, or as a single item."""
+    s = text.strip()
+    if not s:
+        return ()
+    if s.startswith("["):
+        value = _safe_literal(s)
+        if isinstance(value, (list, tuple)):
+            return tuple(v if isinstance(v, str) else repr(v) for v in value)
+        quoted = [m.group(1) if m.group(1) is not None else m.group(2) for m in _QUOTED_RE.finditer(s)]
+        if quoted:
+            return tuple(_unescape(q) for q in quoted)
+        inner = s[1:].rstrip("]").strip()
+        return (inner,) if inner else ()
+    lines = [_BULLET_RE.sub("", ln.strip()) for ln in s.splitlines()]
+    return tuple(ln for ln in lines if ln)
+
+
+def _safe_literal(s: str):
+    """ast.literal_eval that returns None instead of raising or warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return ast.literal_eval(s)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            return None
+
+
+def _literal_list(s: str) -> tuple[str, ...] | None:
+    """A value written as a Python list literal (`answer: ['a', 'b']`), else None."""
+    s = s.strip()
+    if not (s.startswith("[") and s.endswith("]")):
+        return None
+    value = _safe_literal(s)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def _unescape(s: str) -> str:
+    return s.replace("\\'", "'").replace('\\"', '"').replace("\\\\", "\\")
+
+
+def parse(text: str) -> Trace:
+    """Recover (label, evidence, answers) from a model output; missing steps are None."""
+    if not isinstance(text, str):
+        return Trace(None, None, None)
+    t = _ASSISTANT_RE.sub("", text, count=1)
+    tags = {k: [] for k in ("label", "evidence", "answer")}
+    for m in _TAG_LINE_RE.finditer(t):
+        tags[m.group(1).lower()].append(m.group(2))
+
+    think_m = _THINK_RE.search(t)
+    scope = think_m.group(1) if think_m else t
+
+    label = None
+    label_re = label_regex()
+    m = label_re.search(scope) or label_re.search(t)
+    if m:
+        label = m.group(1).strip().rstrip(".").strip().strip("'\"") or None
+    elif tags["label"]:
+        label = tags["label"][0].strip() or None
+
+    evidence = None
+    m = _EVIDENCE_RE.search(t)
+    if m:
+        evidence = parse_list(m.group(1))
+    elif tags["evidence"]:
+        vals = tags["evidence"]
+        evidence = _literal_list(vals[0]) if len(vals) == 1 else None
+        if evidence is None:
+            evidence = tuple(v for v in vals if v)
+
+    answers = None
+    m = _ANSWER_RE.search(t)
+    if m:
+        answers = parse_list(m.group(1)) or None
+    elif tags["answer"]:
+        vals = tags["answer"]
+        answers = _literal_list(vals[0]) if len(vals) == 1 else None
+        if answers is None:
+            answers = tuple(v for v in vals if v)
+        answers = answers or None
+    else:
+        bare = None
+        if think_m:
+            close = t.find("</think>")
+            if close >= 0:
+                bare = t[close + len("</think>"):]
+        elif label is None and evidence is None and not tags["label"] and not tags["evidence"]:
+            bare = t
+        if bare is not None:
+            answers = parse_list(bare) or None
+    return Trace(label, evidence, answers)

@@ -1,0 +1,66 @@
+"""Shared fixtures. Real data is read from ../shared (never copied into the repo)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# tests never reach the Hugging Face hub: fail fast instead of waiting on the network
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TRACEKD_SHARED", ROOT.parent / "shared"))
+DATA = SHARED / "data"
+REFERENCE = SHARED / "reference-outputs" / "cotempqa"
+
+
+def _need_shared() -> None:
+    if DATA.is_dir():
+        return
+    if os.environ.get("TRACEKD_REQUIRE_SHARED"):
+        pytest.fail(f"real data not found at {DATA} (TRACEKD_REQUIRE_SHARED is set)")
+    pytest.skip(f"real data not available at {DATA} (only on developer machines and CI)")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    _need_shared()
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def reference_outputs() -> Path:
+    _need_shared()
+    return REFERENCE
+
+
+@pytest.fixture(scope="session")
+def cotempqa_examples(shared_data):
+    from tracekd.data import get_dataset
+
+    return get_dataset("cotempqa").load(str(shared_data / "cotempqa"))
+
+
+@pytest.fixture(scope="session")
+def babi_examples(shared_data):
+    from tracekd.data import get_dataset
+
+    return get_dataset("babi").load(str(shared_data / "babi" / "en"))
+
+
+@pytest.fixture(scope="session")
+def msmarco_examples(shared_data):
+    from tracekd.data import get_dataset
+
+    return get_dataset("msmarco").load(str(shared_data / "msmarco" / "ms_marco_v1.1_train_sample200.json"))
+
+
+# Hypothesis: 300 examples per property by default; HYPOTHESIS_PROFILE=thorough for a long search.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("default", max_examples=300, deadline=None)
+settings.register_profile("thorough", max_examples=20000, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

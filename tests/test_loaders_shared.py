@@ -1,0 +1,114 @@
+"""Loaders on the real data in ../shared: exact counts and faithful decomposition."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from tracekd.data import get_dataset
+from tracekd.prepare import DataOptions, load
+
+
+def test_cotempqa_counts_and_split(shared_data):
+    loaded = load(DataOptions("cotempqa", source=str(shared_data / "cotempqa")))
+    total = Counter(ex.subset for s in ("train", "test") for ex in loaded.examples[s])
+    test = Counter(ex.subset for ex in loaded.examples["test"])
+    assert total == {"equal": 436, "overlap": 653, "mix": 563, "during": 1033}
+    assert test == {"equal": 87, "overlap": 131, "mix": 113, "during": 207}
+    assert all(ex.label == ex.subset for s in loaded.examples.values() for ex in s)
+
+
+def test_cotempqa_split_is_the_papers(shared_data, reference_outputs):
+    """With the default seed the test split is the one the paper's models were evaluated on."""
+    loaded = load(DataOptions("cotempqa", source=str(shared_data / "cotempqa"), subsets=["equal", "overlap", "mix"]))
+    ours = {(ex.question, ex.context[0].text) for ex in loaded.examples["test"]}
+    theirs = set()
+    for sub in ("equal", "overlap", "mix"):
+        path = reference_outputs / "evaluation_outputs" / sub / "Llama-3.2-1B-Instruct-sft-adapter_default.json"
+        for line in path.open():
+            r = json.loads(line)
+            theirs.add((" ".join(r["question"].split()), " ".join(r["facts"][0].split())))
+    assert len(theirs) == 87 + 131 + 113
+    assert ours == theirs
+
+
+def test_cotempqa_answers_in_evidence_or_reported(cotempqa_examples):
+    unreported = [
+        ex.id for ex in cotempqa_examples
+        if not all(any(a in t for t in ex.texts(ex.evidence)) for a in ex.answers)
+        and "answer_not_in_evidence" not in ex.flags
+    ]
+    assert unreported == []
+    flags = get_dataset("cotempqa").decomposition_report(cotempqa_examples)
+    # every example but one has its anchor and an answer-bearing fact for every answer
+    assert flags == {"no_answer_fact": 1}
+    assert sum(len(ex.anchor) == 1 for ex in cotempqa_examples) == 2682
+
+
+def test_cotempqa_evidence_is_anchor_plus_answer_facts(cotempqa_examples):
+    for ex in cotempqa_examples:
+        assert set(ex.anchor) <= set(ex.evidence)
+        anchor_text = ex.texts(ex.anchor)
+        # the anchor restates the question's "While <subject> ..." clause
+        assert all(ex.question.startswith("While " + t.split(" ")[0]) for t in anchor_text)
+
+
+def test_cotempqa_paper_rule_is_substring_match(shared_data):
+    exs = get_dataset("cotempqa", ir_rule="paper").load(str(shared_data / "cotempqa" / "equal.json"))
+    assert len(exs) == 436
+    for ex in exs:
+        expect = [c.id for c in ex.context if any(a in c.text for a in ex.answers)]
+        assert list(ex.evidence) == expect
+
+
+def _babi_supporting(path):
+    """(question, answer, supporting ids) of each question line, read independently."""
+    out = []
+    for line in path.open():
+        if "\t" in line:
+            q, a, ids = line.rstrip("\n").split("\t")
+            out.append((q.split(" ", 1)[1].strip(), a, ids.split()))
+    return out
+
+
+def test_babi_counts_and_supporting_ids(shared_data, babi_examples):
+    per_file = Counter((ex.subset, ex.split) for ex in babi_examples)
+    assert per_file == {(f"qa{t}", s): 1000 for t in range(1, 21) for s in ("train", "test")}
+    by_file = {}
+    for ex in babi_examples:
+        by_file.setdefault((ex.subset, ex.split), []).append(ex)
+    for path in sorted((shared_data / "babi" / "en").glob("*.txt")):
+        task, split = path.name.split("_")[0], path.stem.rsplit("_", 1)[1]
+        expected = _babi_supporting(path)
+        got = by_file[(task, split)]
+        assert [(ex.question, ",".join(ex.answers), list(ex.evidence)) for ex in got] == expected
+        assert all(set(ex.evidence) <= {c.id for c in ex.context} for ex in got)
+
+
+def test_babi_paper_preset(shared_data):
+    exs = get_dataset("babi", preset="paper").load(str(shared_data / "babi" / "en"))
+    assert {ex.subset for ex in exs} == {f"qa{t}" for t in (1, 2, 4, 7, 8, 12, 14, 15, 16, 17, 18)}
+    # first question of each story: its context has no earlier question, so ids run 1..n
+    assert all([c.id for c in ex.context] == [str(i) for i in range(1, len(ex.context) + 1)] for ex in exs)
+    stories = 0
+    for t in (1, 2, 4, 7, 8, 12, 14, 15, 16, 17, 18):
+        for path in (shared_data / "babi" / "en").glob(f"qa{t}_*.txt"):
+            stories += sum(1 for line in path.open() if line.startswith("1 "))
+    assert len(exs) == stories
+
+
+def test_msmarco_counts_labels_and_evidence(msmarco_examples, shared_data):
+    assert len(msmarco_examples) == 200
+    assert Counter(ex.label for ex in msmarco_examples) == {
+        "description": 107, "numeric": 49, "entity": 27, "location": 15, "person": 2,
+    }
+    raw = json.loads((shared_data / "msmarco" / "ms_marco_v1.1_train_sample200.json").read_text())
+    for ex, rec in zip(msmarco_examples, raw):
+        selected = [f"p{i}" for i, s in enumerate(rec["passages"]["is_selected"]) if s]
+        if selected:
+            assert list(ex.evidence) == selected
+        elif rec["answers"]:
+            assert "evidence_by_overlap" in ex.flags and len(ex.evidence) == 1
+        if not rec["answers"]:
+            assert ex.answers == ("No Answer Present.",) and "no_answer_present" in ex.flags
+    assert sum("evidence_by_overlap" in ex.flags for ex in msmarco_examples) == 4

@@ -1,0 +1,113 @@
+"""`tracekd prepare`: files, manifest, determinism, and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tracekd.jsonio import sha256_file
+
+TRACEKD = [sys.executable, "-m", "tracekd"]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([*TRACEKD, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_prepare_synthetic_writes_trl_files(tmp_path):
+    out = tmp_path / "d"
+    r = run("prepare", "--dataset", "synthetic-babi", "--size", 50, "--condition", "incorrect",
+            "--template", "tagged", "--seed", 3, "--out", out)
+    assert r.returncode == 0, r.stderr
+    train = [json.loads(x) for x in (out / "train.jsonl").open()]
+    test = [json.loads(x) for x in (out / "test.jsonl").open()]
+    assert len(train) + len(test) == 50 and len(test) == 10  # round(0.2 * 10) per task
+    rec = train[0]
+    assert [m["role"] for m in rec["prompt"]] == ["system", "user"]
+    assert [m["role"] for m in rec["completion"]] == ["assistant"]
+    assert rec["question"] in rec["prompt"][1]["content"]
+    assert rec["completion"][0]["content"].startswith("label: ") and rec["target"]["label"] != rec["label"]
+    assert rec["perturbation"]["label"] == rec["target"]["label"]
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["counts"]["train"]["total"] == len(train) and m["options"]["seed"] == 3
+    assert sum(m["counts"]["test"]["label"].values()) == 10
+    for name in ("train.jsonl", "test.jsonl"):
+        assert m["files"][name]["sha256"] == sha256_file(out / name)
+
+
+def test_prepare_is_byte_identical(tmp_path):
+    args = ["prepare", "--dataset", "synthetic-temporal", "--size", 60, "--condition", "swapped", "--seed", 5]
+    assert run(*args, "--out", tmp_path / "a").returncode == 0
+    assert run(*args, "--out", tmp_path / "b").returncode == 0
+    for name in ("train.jsonl", "test.jsonl", "manifest.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert run(*args[:-1], 6, "--out", tmp_path / "c").returncode == 0
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() != (tmp_path / "c" / "train.jsonl").read_bytes()
+
+
+def test_prepare_real_cotempqa(tmp_path, shared_data):
+    out = tmp_path / "c"
+    r = run("prepare", "--dataset", "cotempqa", "--source", shared_data / "cotempqa", "--condition", "correct",
+            "--out", out)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["counts"]["test"]["subset"] == {"during": 207, "equal": 87, "mix": 113, "overlap": 131}
+    assert m["decomposition"] == {"examples": 2685, "flags": {"no_answer_fact": 1}}
+    assert "no_answer_fact=1" in r.stdout
+
+
+def _bad(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+GOOD = json.dumps({"index": 0, "question": "While A was a member of B, which?", "facts": ["A is a member of the B in 1990."], "answer": ["B"]})
+
+
+@pytest.mark.parametrize("dataset,name,text,line,needle", [
+    ("cotempqa", "equal.json", GOOD + "\n{not json\n", 2, "not valid JSON"),
+    ("cotempqa", "equal.json", GOOD + "\n" + json.dumps({"index": 1, "question": "q", "facts": []}) + "\n", 2, "'answer'"),
+    ("babi", "qa1_single-supporting-fact_train.txt", "1 Mary moved to the bathroom.\nJohn went home.\n", 2, "number"),
+    ("msmarco", "marco.jsonl", json.dumps({"query_id": 1, "query": "q", "query_type": "entity", "passages": {"is_selected": [1], "passage_text": ["p"]}}) + "\n", 1, "'answers'"),
+])
+def test_bad_input_names_file_and_line(tmp_path, dataset, name, text, line, needle):
+    src = _bad(tmp_path, name, text)
+    out = tmp_path / "out"
+    r = run("prepare", "--dataset", dataset, "--source", src, "--out", out)
+    assert r.returncode == 2
+    msg = " ".join(r.stderr.split())
+    assert f"{src}:{line}" in msg.replace("\n", "") and needle in msg
+    assert len(r.stderr.strip().splitlines()) <= 3  # one message, no traceback
+    assert "Traceback" not in r.stderr
+    assert not out.exists()
+
+
+def test_missing_file_and_bad_options(tmp_path):
+    out = tmp_path / "out"
+    r = run("prepare", "--dataset", "cotempqa", "--source", tmp_path / "nope.json", "--out", out)
+    assert r.returncode == 2 and "nope.json" in r.stderr and "not found" in r.stderr
+    r = run("prepare", "--dataset", "synthetic-babi", "--size", 20, "--condition", "bogus", "--out", out)
+    assert r.returncode == 2 and "bogus" in r.stderr
+    r = run("prepare", "--dataset", "synthetic-babi", "--out", out)
+    assert r.returncode == 2 and "--size" in r.stderr
+    r = run("prepare", "--dataset", "cotempqa", "--source", "some-org/some-dataset", "--out", out)
+    assert r.returncode == 2 and "some-org/some-dataset" in r.stderr
+    assert not out.exists()
+
+
+def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
+    """A failure while writing leaves no partial file behind (atomic writes)."""
+    from tracekd import jsonio
+
+    def boom(rec):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(jsonio, "dumps_line", boom)
+    with pytest.raises(RuntimeError):
+        jsonio.write_jsonl_atomic(tmp_path / "x.jsonl", [{"a": 1}])
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,142 @@
+"""Renderer and parser: exact round trip, junk tolerance, never raising."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tracekd.data import get_dataset
+from tracekd.data.schema import clean_text
+from tracekd.prepare import DataOptions, assign_splits
+from tracekd.traces.conditions import CONDITIONS, make_targets
+from tracekd.traces.parse import _literal_list, parse
+from tracekd.traces.render import TEMPLATES, Trace, render
+
+CATEGORY = "The category of the question asked is: {label}."
+TEMPORAL = "The temporal relation between the event in question and the event in context is: {label}."
+
+
+def _roundtrip_all(ds, examples):
+    labels = ds.label_space(examples)
+    n = 0
+    for condition in CONDITIONS:
+        for split in ("train", "test"):
+            part = [ex for ex in examples if ex.split == split]
+            for trace, _ in make_targets(part, condition, 0, labels):
+                for template in TEMPLATES:
+                    got = parse(render(trace, template, ds.label_sentence))
+                    assert got == trace, (template, condition, trace)
+                    n += 1
+    return n
+
+
+@pytest.mark.parametrize("name,source", [
+    ("cotempqa", "cotempqa"),
+    ("babi", "babi/en"),
+    ("msmarco", "msmarco/ms_marco_v1.1_train_sample200.json"),
+])
+def test_roundtrip_every_real_example(shared_data, name, source):
+    ds = get_dataset(name)
+    examples = assign_splits(ds.load(str(shared_data / source)), 42, 0.2)
+    assert _roundtrip_all(ds, examples) == len(examples) * len(CONDITIONS) * len(TEMPLATES)
+
+
+@pytest.mark.parametrize("name", ["synthetic-temporal", "synthetic-babi"])
+def test_roundtrip_every_synthetic_example(name):
+    ds = get_dataset(name, size=300)
+    examples = assign_splits(ds.load(None), 42, 0.2)
+    assert _roundtrip_all(ds, examples) == 300 * len(CONDITIONS) * len(TEMPLATES)
+
+
+def test_paper_template_text_is_the_papers():
+    t = Trace("equal", ("A is x in 1990.",), ("x",))
+    assert render(t, "paper", TEMPORAL) == (
+        "<think>The temporal relation between the event in question and the event in context is: equal.\n"
+        "I need to use the following facts to answer the question: ['A is x in 1990.']</think> <answer>['x']</answer>"
+    )
+    assert render(Trace(None, None, ("x", "y")), "paper", TEMPORAL) == "['x', 'y']"
+    assert render(t, "tagged", TEMPORAL) == "label: equal\nevidence: A is x in 1990.\nanswer: x"
+
+
+@pytest.mark.parametrize("text,label,evidence,answers", [
+    # the paper's model outputs begin with a stray "assistant"
+    ("assistant\n\n<think>The temporal relation between the event in question and the event in context is: during.\n"
+     "I need to use the following facts to answer the question: ['A b c.', 'D e f.']</think> <answer>['x', 'y']</answer>",
+     "during", ("A b c.", "D e f."), ("x", "y")),
+    # evidence as a bare sentence (the paper's perturbed models write this)
+    ("<think>The category of the question asked is: counting.\nI need to use the following facts to answer the "
+     "question: Mary got the milk.</think> <answer>['one']</answer>", "counting", ("Mary got the milk.",), ("one",)),
+    # missing closing tags
+    ("<think>The category of the question asked is: counting.\nI need to use the following facts to answer the "
+     "question: ['Mary got the milk.'] <answer>['one']", "counting", ("Mary got the milk.",), ("one",)),
+    # truncated Python list
+    ("<think>The category of the question asked is: entity.</think> <answer>['Paris', 'Lyo", "entity", None, ("Paris",)),
+    # line lists
+    ("label: yes-no\nevidence:\n- Mary went home.\nanswer: yes", "yes-no", (), ("yes",)),
+    ("<think>I need to use the following facts to answer the question:\n- A.\n- B.\n</think>\n<answer>no</answer>",
+     None, ("A.", "B."), ("no",)),
+    # answer only, bare list or bare text, with trailing junk lines ignored only inside tags
+    ("assistant\n\n['heir apparent', 'Prince of Wales']", None, None, ("heir apparent", "Prince of Wales")),
+    ("assistant professor", None, None, ("assistant professor",)),
+    ("The answer is Paris.", None, None, ("The answer is Paris.",)),
+    # a think block with no answer anywhere
+    ("<think>The category of the question asked is: person.", "person", None, None),
+    ("", None, None, None),
+    # tagged template with extra chatter
+    ("Sure! Here is my reasoning.\nlabel: numeric\nevidence: It costs $20.\nanswer: $20\nHope this helps.",
+     "numeric", ("It costs $20.",), ("$20",)),
+])
+def test_parser_tolerates_junk(text, label, evidence, answers):
+    assert parse(text) == Trace(label, evidence, answers)
+
+
+@settings(deadline=None)
+@given(st.text())
+def test_parser_never_raises_on_arbitrary_text(text):
+    t = parse(text)
+    assert t.label is None or isinstance(t.label, str)
+    assert t.evidence is None or all(isinstance(e, str) for e in t.evidence)
+    assert t.answers is None or all(isinstance(a, str) for a in t.answers)
+
+
+_pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "[", "]", "'", '"', "\n",
+                           "assistant", "label:", "evidence:", "answer:", "I need to use the following facts to answer the question:",
+                           "The category of the question asked is:", "\\", ", ", "[[[[", "x"])
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(_pieces, st.text(max_size=5)), max_size=30))
+def test_parser_never_raises_on_trace_like_junk(parts):
+    parse("".join(parts))
+
+
+_item = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).map(clean_text).filter(bool)
+_label = st.from_regex(r"[a-z][a-z-]{0,20}", fullmatch=True)
+
+
+@settings(deadline=None)
+@given(
+    label=st.one_of(st.none(), _label),
+    evidence=st.one_of(st.none(), st.lists(_item, max_size=4).map(tuple)),
+    answers=st.lists(_item, min_size=1, max_size=3).map(tuple),
+    template=st.sampled_from(TEMPLATES),
+    sentence=st.sampled_from([CATEGORY, TEMPORAL]),
+)
+def test_roundtrip_arbitrary_content(label, evidence, answers, template, sentence):
+    if template == "tagged":
+        # line-based: items may not themselves look like tag lines
+        if any(x.lower().startswith(("label:", "evidence:", "answer:")) or _literal_list(x) is not None
+               for x in (*(evidence or ()), *answers)):
+            return
+    if label is None and evidence is None and template == "paper":
+        trace = Trace(None, None, answers)
+    else:
+        trace = Trace(label, evidence, answers)
+    if template == "paper" and any(_looks_like_markup(x) for x in (*(evidence or ()), *answers)):
+        return
+    assert parse(render(trace, template, sentence)) == trace
+
+
+def _looks_like_markup(s: str) -> bool:
+    return any(tag in s for tag in ("<think>", "</think>", "<answer>", "</answer>"))
