@@ -24,3 +24,4 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/prepare_speed.py
+	$(BIN)/python bench/rescore_speed.py

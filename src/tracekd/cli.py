@@ -18,7 +18,7 @@ app = typer.Typer(
     help="Trace-based knowledge distillation with verifiable traces.",
 )
 err = Console(stderr=True)
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 120)  # wide tables when piped to a file
 
 
 
@@ -65,6 +65,44 @@ def prepare(
     flags = manifest["decomposition"]["flags"]
     if flags:
         out.print("decomposition flags: " + ", ".join(f"{k}={v}" for k, v in flags.items()))
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Prepared folder (its test.jsonl is the gold).")],
+    predictions: Annotated[Path, typer.Option(help="JSONL with `id` and `output`.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Scores JSON.")],
+    examples: Annotated[Optional[Path], typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
+    allow_missing: Annotated[bool, typer.Option(help="Count test examples without a prediction as wrong.")] = False,
+) -> None:
+    """Score predictions: answers, trace steps and their association."""
+    from tracekd.score.evaluate import evaluate as run_evaluate
+    from tracekd.score.tables import print_summary
+
+    summary = run_evaluate(data, predictions, out_file, examples, allow_missing)
+    print_summary(out, str(predictions), summary)
+    out.print(f"scores -> {out_file}")
+
+
+@app.command()
+def rescore(
+    files: Annotated[list[Path], typer.Argument(help="Published output files.")],
+    fmt: Annotated[str, typer.Option("--format", help="Output format: trace-check-qa.")] = "trace-check-qa",
+    dataset: Annotated[str, typer.Option(help="Dataset the outputs answer.")] = "cotempqa",
+    source: Annotated[Optional[str], typer.Option(help="The dataset's file, folder or hub id.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
+    ir_rule: Annotated[Optional[str], typer.Option(help="Gold evidence rule: tracekd (default) or paper (what the paper's models were trained to cite).")] = None,
+) -> None:
+    """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
+    from tracekd.jsonio import write_json_atomic
+    from tracekd.score.rescore import rescore as run_rescore
+    from tracekd.score.tables import print_rescore
+
+    results = run_rescore(fmt, dataset, source, [str(f) for f in files], ir_rule)
+    print_rescore(out, results)
+    if json_out:
+        write_json_atomic(json_out, results)
+        out.print(f"scores -> {json_out}")
 
 
 def main() -> None:

@@ -149,6 +149,15 @@ class Babi(Dataset):
         ids = tuple(ex.meta["supporting"])
         return Retrieval(ids, answer_facts=ids)
 
+    def score_answer(self, answers, ex: Example, output: str) -> dict:
+        from tracekd.score.answers import babi_scores
+
+        return babi_scores(answers, ex.answers, int(ex.subset.removeprefix("qa")))
+
+    def answer_summary(self, accuracy_by_subset: dict[str, float]) -> dict:
+        """bAbI's usual headline: how many tasks reach 95 % accuracy."""
+        return {"tasks": len(accuracy_by_subset), "tasks_at_or_above_95": sum(a >= 0.95 for a in accuracy_by_subset.values())}
+
     def label_space(self, examples: list[Example]) -> tuple[str, ...]:
         present = sorted({ex.label for ex in examples}, key=self.labels.index)
         return tuple(present) if len(present) > 1 else self.labels

@@ -68,22 +68,33 @@ class Dataset(ABC):
         """Labels a wrong-label perturbation may choose from."""
         return self.labels
 
+    def score_answer(self, answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
+        """Score a predicted answer list; `correct` is the binary answer correctness.
+
+        Default: strict set-level exact match and F1 over normalised answers."""
+        from tracekd.score.answers import set_scores
+
+        return set_scores(answers, ex.answers)
+
+    def answer_summary(self, accuracy_by_subset: dict[str, float]) -> dict[str, Any]:
+        """Dataset-specific headline numbers computed from per-subset answer accuracy."""
+        return {}
+
     # -- derived ---------------------------------------------------------------------------
     def load(self, source: str | None = None) -> list[Example]:
         """Read and decompose: every example gets its gold label and evidence."""
-        out = []
-        for ex in self.read(source):
-            r = self.retrieve(ex)
-            out.append(
-                ex.with_(
-                    label=self.classify(ex),
-                    evidence=r.evidence,
-                    anchor=r.anchor,
-                    answer_facts=r.answer_facts,
-                    flags=ex.flags + r.flags,
-                )
-            )
-        return out
+        return [self.decompose(ex) for ex in self.read(source)]
+
+    def decompose(self, ex: Example) -> Example:
+        """Apply the decomposition rules to one raw example."""
+        r = self.retrieve(ex)
+        return ex.with_(
+            label=self.classify(ex),
+            evidence=r.evidence,
+            anchor=r.anchor,
+            answer_facts=r.answer_facts,
+            flags=ex.flags + r.flags,
+        )
 
     def decomposition_report(self, examples: list[Example]) -> dict[str, int]:
         """How many examples carry each flag (e.g. no anchor found)."""

@@ -197,6 +197,17 @@ class CoTempQA(Dataset):
     def classify(self, ex: Example) -> str:
         return ex.subset
 
+    # -- scoring -----------------------------------------------------------------------------
+    def score_answer(self, answers, ex: Example, output: str) -> dict:
+        """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers."""
+        from tracekd.score.answers import cotempqa_upstream, set_scores
+
+        scores = set_scores(answers, ex.answers)
+        scores["upstream"] = cotempqa_upstream(
+            output, ex.answers, ex.question, [c.text for c in ex.context], ex.meta.get("triple_element")
+        )
+        return scores
+
     def retrieve(self, ex: Example) -> Retrieval:
         facts = [f for f in (parse_fact(c) for c in ex.context) if f is not None]
         anchors = find_anchor(ex.question, facts)

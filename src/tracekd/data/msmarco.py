@@ -94,6 +94,11 @@ class MsMarco(Dataset):
     def classify(self, ex: Example) -> str:
         return ex.subset
 
+    def score_answer(self, answers, ex: Example, output: str) -> dict:
+        from tracekd.score.answers import msmarco_scores
+
+        return msmarco_scores(answers, ex.answers)
+
     def retrieve(self, ex: Example) -> Retrieval:
         sel = ex.meta["is_selected"]
         selected = tuple(c.id for c in ex.context if sel[int(c.id[1:])])

@@ -67,6 +67,7 @@ class Example:
             "anchor": list(self.anchor),
             "answer_facts": list(self.answer_facts),
             "flags": list(self.flags),
+            "meta": _jsonable(self.meta),
         }
 
     @classmethod
@@ -84,7 +85,16 @@ class Example:
             anchor=tuple(rec.get("anchor", ())),
             answer_facts=tuple(rec.get("answer_facts", ())),
             flags=tuple(rec.get("flags", ())),
+            meta=dict(rec.get("meta") or {}),
         )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def clean_text(text: str) -> str:

@@ -21,7 +21,6 @@ _THINK_RE = re.compile(r"<think>(.*?)(?:</think>|(?=<answer>)|\Z)", re.S)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S)
 _TAG_LINE_RE = re.compile(r"^[ \t]*(label|evidence|answer)[ \t]*:[ \t]?(.*?)[ \t]*(?:</(?:think|answer)>[ \t]*)*$", re.I | re.M)
 _ASSISTANT_RE = re.compile(r"^\s*assistant(?:[ \t]*:[ \t]*|[ \t]*\n|\s*$)", re.I)
-_QUOTED_RE = re.compile(r"'((?:[^'\\\n]|\\.)*)'|\"((?:[^\"\\\n]|\\.)*)\"")
 _BULLET_RE = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s+")
 
 
@@ -49,13 +48,35 @@ def parse_list(text: str) -> tuple[str, ...]:
         value = _safe_literal(s)
         if isinstance(value, (list, tuple)):
             return tuple(v if isinstance(v, str) else repr(v) for v in value)
-        quoted = [m.group(1) if m.group(1) is not None else m.group(2) for m in _QUOTED_RE.finditer(s)]
-        if quoted:
-            return tuple(_unescape(q) for q in quoted)
-        inner = s[1:].rstrip("]").strip()
-        return (inner,) if inner else ()
+        return _broken_list(s)
     lines = [_BULLET_RE.sub("", ln.strip()) for ln in s.splitlines()]
     return tuple(ln for ln in lines if ln)
+
+
+_SEPARATOR_RE = re.compile(r"""['"]\s*,\s*['"]""")
+
+
+def _broken_list(s: str) -> tuple[str, ...]:
+    """A list that is not a valid literal: an unescaped quote (['People's Party']) or truncated
+    (['Paris', 'Lyo). Split on the quote-comma-quote separators; drop an unterminated last item."""
+    body = s[1:].strip()
+    closed = body.endswith("]")
+    if closed:
+        body = body[:-1].rstrip()
+    items = _SEPARATOR_RE.split(body)
+    out = []
+    for k, item in enumerate(items):
+        if k == 0 and item[:1] in ("'", '"'):
+            item = item[1:]
+        if k == len(items) - 1:
+            if item[-1:] in ("'", '"'):
+                item = item[:-1]
+            elif not closed:
+                continue  # truncated mid-item
+        item = _unescape(item).strip()
+        if item:
+            out.append(item)
+    return tuple(out)
 
 
 def _safe_literal(s: str):

@@ -1,0 +1,1 @@
+"""Scoring: answers (one scorer per dataset), trace steps, and their association."""

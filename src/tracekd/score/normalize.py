@@ -1,0 +1,42 @@
+"""Text normalisation shared by the scorers (SQuAD-style)."""
+
+from __future__ import annotations
+
+import re
+import string
+
+_PUNCT = str.maketrans("", "", string.punctuation)
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(s: str) -> str:
+    """Lower case, punctuation and articles removed, whitespace collapsed."""
+    s = s.lower().translate(_PUNCT)
+    return " ".join(_ARTICLES.sub(" ", s).split())
+
+
+def tokens(s: str) -> list[str]:
+    return normalize_answer(s).split()
+
+
+def normalize_item(s: str) -> str:
+    """For matching evidence items: case and whitespace folded, final period dropped."""
+    return " ".join(s.casefold().split()).rstrip(".").strip()
+
+
+def normalize_label(s: str) -> str:
+    return " ".join(s.casefold().replace("_", "-").split()).strip(" .'\"")
+
+
+def token_f1(pred: list[str], gold: list[str]) -> float:
+    """Token-level F1 between two token bags."""
+    from collections import Counter
+
+    common = Counter(pred) & Counter(gold)
+    same = sum(common.values())
+    if not pred and not gold:
+        return 1.0
+    if same == 0:
+        return 0.0
+    p, r = same / len(pred), same / len(gold)
+    return 2 * p * r / (p + r)

@@ -1,0 +1,113 @@
+"""Trace-step scorers: the Classification step (label) and the Information Retrieval step
+(evidence), and the full trace.
+
+tracekd's definitions:
+- label correct: the normalised predicted label equals the gold label;
+- evidence: each predicted item is matched to context items by normalised exact text; precision,
+  recall, F1 and exact-set match against the gold evidence ids; a tolerant match (token F1 >= 0.9
+  against a context item) is reported beside it;
+- full trace correct: label correct and evidence exact set.
+
+The paper's looser definitions (`paper_steps`) are kept under that name: label correct if the
+gold label occurs in the first sentence of the trace; evidence correct if *any* context item occurs
+verbatim in the trace (the paper's code compared against every fact, not only the gold ones);
+outputs without a `<think>` trace are not evaluated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from tracekd.data.schema import Example
+from tracekd.score.normalize import normalize_item, normalize_label, token_f1, tokens
+from tracekd.traces.render import Trace
+
+TOLERANT_F1 = 0.9
+
+
+def label_correct(pred: str | None, gold: str) -> bool:
+    return pred is not None and normalize_label(pred) == normalize_label(gold)
+
+
+@dataclass(frozen=True, slots=True)
+class EvidenceScore:
+    precision: float
+    recall: float
+    f1: float
+    exact: bool
+    matched: tuple[str, ...]  # context ids the predicted items matched (gold ones preferred)
+    unmatched: int  # predicted items matching no context item
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "exact": self.exact,
+                "matched": list(self.matched), "unmatched": self.unmatched}
+
+
+def _match(item: str, ex: Example, gold: set[str], index: dict[str, list[str]], tolerant: bool) -> str | None:
+    """The context id an evidence item refers to (a gold one when several texts are equal)."""
+    ids = index.get(normalize_item(item))
+    if ids:
+        return next((i for i in ids if i in gold), ids[0])
+    if not tolerant:
+        return None
+    toks = tokens(item)
+    scored = [(token_f1(toks, _tokens(c.text)), c.id in gold, c.id) for c in ex.context]
+    best = max(scored, default=None)
+    return best[2] if best is not None and best[0] >= TOLERANT_F1 else None
+
+
+@lru_cache(maxsize=65536)
+def _tokens(text: str) -> list[str]:
+    return tokens(text)
+
+
+@lru_cache(maxsize=4096)
+def _index(context: tuple) -> dict[str, list[str]]:
+    """Normalised item text -> context ids."""
+    index: dict[str, list[str]] = {}
+    for c in context:
+        index.setdefault(normalize_item(c.text), []).append(c.id)
+    return index
+
+
+def evidence_score(pred: tuple[str, ...] | None, ex: Example, tolerant: bool = False) -> EvidenceScore:
+    gold = set(ex.evidence)
+    if pred is None:
+        return EvidenceScore(0.0, 0.0, 0.0, False, (), 0)
+    index = _index(ex.context)
+    matched = [_match(p, ex, gold, index, tolerant) for p in pred]
+    hits = [m for m in matched if m is not None]
+    unmatched = len(matched) - len(hits)
+    hit_set = set(hits)
+    precision = sum(m in gold for m in matched) / len(matched) if matched else float(not gold)
+    recall = len(hit_set & gold) / len(gold) if gold else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    exact = unmatched == 0 and hit_set == gold
+    return EvidenceScore(precision, recall, f1, exact, tuple(dict.fromkeys(hits)), unmatched)
+
+
+def score_steps(parsed: Trace, ex: Example) -> dict[str, Any]:
+    lab = label_correct(parsed.label, ex.label)
+    ev = evidence_score(parsed.evidence, ex)
+    tol = evidence_score(parsed.evidence, ex, tolerant=True)
+    return {
+        "label_correct": lab,
+        "evidence": ev.as_dict(),
+        "evidence_tolerant": tol.as_dict(),
+        "trace_correct": lab and ev.exact,
+    }
+
+
+def paper_steps(output: str, ex: Example) -> dict[str, Any] | None:
+    """The paper's definitions; None when the paper's code would not evaluate the output."""
+    if "think" not in output:
+        return None
+    trace = output.split("</think>")[0]
+    if trace == "":
+        return None
+    first = trace.split(".")[0]
+    lab = ex.label in first
+    fact = any(c.text in trace for c in ex.context)
+    return {"label_correct": lab, "evidence_correct": fact, "trace_correct": lab and fact}

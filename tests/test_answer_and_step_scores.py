@@ -1,0 +1,110 @@
+"""Answer scorers and trace-step scorers on small inputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from tracekd.data import ContextItem, Example, get_dataset
+from tracekd.score.answers import babi_scores, cotempqa_upstream, msmarco_scores, set_scores
+from tracekd.score.steps import evidence_score, label_correct, paper_steps, score_steps
+from tracekd.traces.parse import parse
+
+
+def test_set_scores_strict():
+    assert set_scores(("The Liberals",), ("Liberals",))["correct"]  # articles and case removed
+    s = set_scores(("Liberal Party",), ("Liberal Democrats",))
+    assert not s["correct"] and s["f1"] == 0 and s["token_f1"] == pytest.approx(1 / 2)
+    s = set_scores(("a1", "b2"), ("a1", "c3"))
+    assert not s["correct"] and s["p"] == 0.5 and s["r"] == 0.5 and s["f1"] == 0.5
+    assert set_scores(("b2", "a1", "a1"), ("a1", "b2"))["correct"]
+    assert not set_scores(None, ("x",))["correct"] and not set_scores((), ("x",))["correct"]
+
+
+def test_upstream_is_lenient_where_strict_is_not():
+    facts = ["A holds the position of mayor from 1990 to 1995.", "A holds the position of senator from 1991 to 1993."]
+    q = "While A was holding the position of mayor, which position did A hold concurrently?"
+    # the answer embedded in a sentence counts for the original scorer
+    assert cotempqa_upstream("assistant\n\nI think it was senator.", ("senator",), q, facts, "S1_R1_O2")["correct"]
+    assert not set_scores(("I think it was senator.",), ("senator",))["correct"]
+    # the paper's SFT outputs are cut after <answer>: facts cited in the trace do not count
+    out = "<think>I need to use the following facts to answer the question: ['A holds the position of senator from 1991 to 1993.']</think> <answer>['mayor']</answer>"
+    assert not cotempqa_upstream(out, ("senator",), q, facts, "S1_R1_O2")["correct"]
+
+
+def test_babi_order():
+    assert babi_scores(("apple", "milk"), ("milk", "apple"), 8)["correct"]
+    assert not babi_scores(("s", "e"), ("e", "s"), 19)["correct"]
+    assert babi_scores(("s,e",), ("s", "e"), 19)["correct"]
+    assert babi_scores(("Kitchen",), ("kitchen",), 1)["correct"]
+    assert not babi_scores(None, ("kitchen",), 1)["correct"]
+
+
+def test_msmarco_metrics():
+    s = msmarco_scores(("The cost is $20",), ("$20",))
+    assert not s["correct"] and 0 < s["f1"] < 1 and 0 < s["rouge_l"] < 1
+    s = msmarco_scores(("$20",), ("$20", "20 dollars"))
+    assert s["correct"] and s["em"] == 1 and s["rouge_l"] == 1 and s["bleu_1"] == pytest.approx(1.0)
+    # ROUGE-L: LCS("a b c d", "a c d e") = 3 -> P = R = 3/4
+    assert msmarco_scores(("a1 b2 c3 d4",), ("a1 c3 d4 e5",))["rouge_l"] == pytest.approx(0.75)
+    # BLEU-1 with brevity penalty: 2 of 2 unigrams match, hyp len 2 vs ref len 4 -> exp(1 - 4/2)
+    assert msmarco_scores(("x1 y2",), ("x1 y2 z3 w4",))["bleu_1"] == pytest.approx(0.36787944, abs=1e-6)
+    assert msmarco_scores(("No Answer Present.",), ("No Answer Present.",))["correct"]
+    assert not msmarco_scores(("No Answer Present.",), ("$20",))["correct"]
+    assert not msmarco_scores(("$20",), ("No Answer Present.",))["correct"]
+
+
+def _ex():
+    ctx = (ContextItem("1", "Mary went to the kitchen."), ContextItem("2", "John got the milk."),
+           ContextItem("3", "Mary went to the kitchen."), ContextItem("4", "Mary took the apple."))
+    return Example("t/1", "synthetic-babi", "qa2", "Where is the apple?", ctx, ("kitchen",), label="two-supporting-facts",
+                   evidence=("3", "4"))
+
+
+def test_evidence_matching():
+    ex = _ex()
+    # duplicate texts: the match goes to the gold id
+    s = evidence_score(("mary went to the kitchen", "Mary took the apple."), ex)
+    assert s.exact and s.precision == 1 and s.recall == 1 and s.matched == ("3", "4")
+    s = evidence_score(("Mary took the apple.",), ex)
+    assert not s.exact and s.precision == 1 and s.recall == 0.5
+    s = evidence_score(("Mary took the apple.", "John got the milk.", "Something else."), ex)
+    assert s.precision == pytest.approx(1 / 3) and s.unmatched == 1 and not s.exact
+    # tolerant: one word off still matches (token F1 >= 0.9), exact does not
+    near = ("Mary took the apple today.", "Mary went to the kitchen.")
+    assert not evidence_score(near, ex).exact
+    assert evidence_score(near, ex, tolerant=True).exact is False  # "apple today" -> F1 0.89 < 0.9
+    assert evidence_score(("Mary has taken the apple.", "Mary went to the kitchen."), ex, tolerant=True).exact is False
+    assert evidence_score(None, ex).f1 == 0
+
+
+def test_steps_and_paper_definitions():
+    ex = _ex()
+    out = "<think>The category of the question asked is: Two-Supporting-Facts.\nI need to use the following facts to answer the question: ['Mary went to the kitchen.', 'Mary took the apple.']</think> <answer>['kitchen']</answer>"
+    s = score_steps(parse(out), ex)
+    assert s["label_correct"] and s["evidence"]["exact"] and s["trace_correct"]
+    assert label_correct("two supporting facts", "two-supporting-facts") is False
+    assert label_correct(None, "x") is False
+    # the paper's checks: any context fact in the trace counts, the label need only occur in the first sentence
+    loose = "<think>The category of the question asked is: two-supporting-facts. I need to use the following facts to answer the question: ['John got the milk.']</think>"
+    p = paper_steps(loose, ex)
+    assert p == {"label_correct": True, "evidence_correct": True, "trace_correct": True}
+    assert not score_steps(parse(loose), ex)["evidence"]["exact"]
+    assert paper_steps("['kitchen']", ex) is None
+
+
+def test_dataset_scorers_are_behind_the_interface():
+    ex = _ex()
+    assert get_dataset("synthetic-babi", size=1).score_answer(("kitchen",), ex, "")["correct"]
+    assert get_dataset("babi").answer_summary({"qa1": 0.97, "qa2": 0.5}) == {"tasks": 2, "tasks_at_or_above_95": 1}
+    cot = get_dataset("cotempqa").score_answer(("x",), ex.with_(answers=("x",)), "['x']")
+    assert cot["correct"] and "upstream" in cot
+
+
+def test_tolerant_match_on_long_items():
+    ctx = (ContextItem("f0", "Emma Carlsson Lofdahl is a member of the Liberals in March 11, 2019."),
+           ContextItem("f1", "Emma Carlsson Lofdahl is a member of the Vox in July, 2019."))
+    ex = Example("c/1", "cotempqa", "equal", "q", ctx, ("Liberals",), label="equal", evidence=("f0",))
+    typo = ("Emma Carlsson Lofdahl is a member of the Liberals in March 12, 2019.",)
+    assert not evidence_score(typo, ex).exact
+    tol = evidence_score(typo, ex, tolerant=True)
+    assert tol.exact and tol.matched == ("f0",)
