@@ -21,27 +21,32 @@ def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None) ->
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     t.add_column("metric")
     t.add_column("value", justify="right")
-    t.add_column("published", justify="right")
+    if published:
+        t.add_column("published", justify="right")
+
+    def row(name: str, value: str, pub: str = "") -> None:
+        t.add_row(name, value, pub) if published else t.add_row(name, value)
+
     a = s["answer"]
-    t.add_row("answer accuracy (tracekd, strict)", _pct(a["accuracy"]), "")
+    row("answer accuracy (tracekd, strict)", _pct(a["accuracy"]))
     for key in ("f1", "token_f1", "rouge_l", "bleu_1"):
         if key in a:
-            t.add_row(f"answer {key}", _pct(a[key]), "")
+            row(f"answer {key}", _pct(a[key]))
     if "upstream" in a:
         up = a["upstream"]
         for key in ("acc", "f1"):
             pub = published.get(key) if published else None
             diff = f" ({100 * up[key] - pub:+.1f})" if pub is not None else ""
-            t.add_row(f"answer {key} (upstream scorer)", _pct(up[key]) + diff, "" if pub is None else f"{pub:.1f}")
+            row(f"answer {key} (upstream scorer)", _pct(up[key]) + diff, "" if pub is None else f"{pub:.1f}")
     st = s["steps"]
     ev = st["evidence"]
-    t.add_row("label accuracy", _pct(st["label_accuracy"]), "")
-    t.add_row("evidence P / R / F1", f"{_pct(ev['precision'])} / {_pct(ev['recall'])} / {_pct(ev['f1'])}", "")
-    t.add_row("evidence exact set (tolerant)", f"{_pct(ev['exact'])} ({_pct(st['evidence_tolerant']['exact'])})", "")
-    t.add_row("full trace accuracy", _pct(st["trace_accuracy"]), "")
+    row("label accuracy", _pct(st["label_accuracy"]))
+    row("evidence P / R / F1", f"{_pct(ev['precision'])} / {_pct(ev['recall'])} / {_pct(ev['f1'])}")
+    row("evidence exact set (tolerant)", f"{_pct(ev['exact'])} ({_pct(st['evidence_tolerant']['exact'])})")
+    row("full trace accuracy", _pct(st["trace_accuracy"]))
     p = s["paper"]
-    t.add_row("paper: label / fact / trace acc", f"{_pct(p['label_accuracy'])} / {_pct(p['evidence_accuracy'])} / {_pct(p['trace_accuracy'])}", "")
-    t.add_row("outputs ok / empty / unparsable", f"{s['status']['ok']} / {s['status']['empty']} / {s['status']['unparsable']}", "")
+    row("paper: label / fact / trace acc", f"{_pct(p['label_accuracy'])} / {_pct(p['evidence_accuracy'])} / {_pct(p['trace_accuracy'])}")
+    row("outputs ok / empty / unparsable", f"{s['status']['ok']} / {s['status']['empty']} / {s['status']['unparsable']}")
     return t
 
 
