@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/tracekd prepare --dataset synthetic-babi --size 300 --condition correct --out runs/demo/data
+	$(BIN)/tracekd run configs/demo.yaml --out runs/demo
 
 test: setup
 	$(BIN)/python -m pytest
@@ -25,3 +25,5 @@ test: setup
 bench: setup
 	$(BIN)/python bench/prepare_speed.py
 	$(BIN)/python bench/rescore_speed.py
+	$(BIN)/python bench/generate_speed.py
+	$(BIN)/python bench/sft_speed.py

@@ -12,6 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 ROOT = Path(__file__).resolve().parents[1]
+# models built or converted for tests (tiny random models, SmolLM2) are cached here between runs
+os.environ.setdefault("TRACEKD_CACHE", str(ROOT / ".cache" / "test"))
 SHARED = Path(os.environ.get("TRACEKD_SHARED", ROOT.parent / "shared"))
 DATA = SHARED / "data"
 REFERENCE = SHARED / "reference-outputs" / "cotempqa"
@@ -56,6 +58,20 @@ def msmarco_examples(shared_data):
     from tracekd.data import get_dataset
 
     return get_dataset("msmarco").load(str(shared_data / "msmarco" / "ms_marco_v1.1_train_sample200.json"))
+
+
+@pytest.fixture(scope="session")
+def overfit_run(tmp_path_factory):
+    """4 synthetic bAbI examples, a tiny random Llama, LoRA trained until it reproduces them."""
+    from tracekd.prepare import DataOptions, prepare
+    from tracekd.train.options import TrainOptions
+    from tracekd.train.sft import train
+
+    root = tmp_path_factory.mktemp("overfit")
+    prepare(DataOptions("synthetic-babi", size=25, limit_train=4), "correct", "tagged", 0, root / "data")
+    opts = TrainOptions(lr=1e-2, max_steps=150, batch_size=4, grad_accum=1, warmup=0, save_steps=1000)
+    summary = train(root / "data", "tiny-random", root / "run", opts)
+    return root, summary
 
 
 # Hypothesis: 300 examples per property by default; HYPOTHESIS_PROFILE=thorough for a long search.

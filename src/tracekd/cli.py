@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -92,25 +93,150 @@ def rescore(
     source: Annotated[Optional[str], typer.Option(help="The dataset's file, folder or hub id.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
     ir_rule: Annotated[Optional[str], typer.Option(help="Gold evidence rule: tracekd (default) or paper (what the paper's models were trained to cite).")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Also write results.json and the report (md, html, plots) into this folder.")] = None,
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
     from tracekd.jsonio import write_json_atomic
     from tracekd.score.rescore import rescore as run_rescore
     from tracekd.score.tables import print_rescore
 
-    results = run_rescore(fmt, dataset, source, [str(f) for f in files], ir_rule)
+    rows: dict[str, list] = {}
+    results = run_rescore(fmt, dataset, source, [str(f) for f in files], ir_rule, rows_out=rows)
     print_rescore(out, results)
     if json_out:
         write_json_atomic(json_out, results)
         out.print(f"scores -> {json_out}")
+    if report:
+        from tracekd.report.build import write_report
+        from tracekd.report.results import results_from_rescore
+
+        paths = write_report(results_from_rescore(results, rows, report), report)
+        out.print(f"report -> {paths['html']}")
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Prepared folder with train.jsonl.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (adapter/, checkpoints/, train_summary.json).")],
+    model: Annotated[str, typer.Option(help="Preset (smollm2-135m, llama-3.2-1b-instruct, qwen3-1.7b, tiny-random, ...), folder or hub id.")] = "smollm2-135m",
+    epochs: Annotated[float, typer.Option(help="Epochs.")] = 3.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after N optimiser steps (overrides epochs).")] = -1,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 2e-4,
+    warmup: Annotated[float, typer.Option(help="Warm-up (ratio of steps when < 1).")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Per-device batch size.")] = 4,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 4,
+    max_length: Annotated[int, typer.Option(help="Max tokens of prompt + completion.")] = 1024,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
+    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.05,
+    full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")] = False,
+    qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit QLoRA (default: as the preset says, on CUDA).")] = None,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 (default: where supported).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch examples of similar length.")] = True,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
+    logging_steps: Annotated[int, typer.Option(help="Log every N steps.")] = 10,
+    report_to: Annotated[str, typer.Option(help="Trainer report_to (none, wandb, tensorboard, ...).")] = "none",
+    use_cpu: Annotated[bool, typer.Option("--use-cpu", help="Train on CPU (with accelerate launch on CPUs).")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
+) -> None:
+    """Fine-tune a model on prepared data (loss on the completion only)."""
+    from tracekd.train.options import TrainOptions
+    from tracekd.train.sft import train as run_train
+
+    opts = TrainOptions(
+        epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
+        max_length=max_length, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, full=full,
+        qlora=qlora, bf16=bf16, seed=seed, group_by_length=group_by_length, save_steps=save_steps, logging_steps=logging_steps,
+        report_to=report_to, use_cpu=use_cpu,
+    )
+    summary = run_train(data, model, out_dir, opts, resume=resume)
+    if summary:
+        out.print(f"trained {summary['model']} on {summary['examples']} examples ({summary['steps']} steps, "
+                  f"loss {summary['train_loss']:.4f}, {summary['truncated']} truncated) -> {summary['output']}")
+
+
+@app.command()
+def generate(
+    data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
+    out_file: Annotated[Path, typer.Option("--out", help="Predictions JSONL (id, output); resumed if present.")],
+    model: Annotated[str, typer.Option(help="Preset, folder or hub id of the base model.")] = "smollm2-135m",
+    adapter: Annotated[Optional[Path], typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Max new tokens per output.")] = 256,
+    batch_size: Annotated[int, typer.Option(help="Prompts per batch.")] = 16,
+    backend: Annotated[str, typer.Option(help="auto, hf or vllm.")] = "auto",
+    merge: Annotated[bool, typer.Option("--merge", help="Merge the adapter into the base first.")] = False,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N test examples.")] = None,
+) -> None:
+    """Greedy, batched generation for the prepared test prompts."""
+    from tracekd.generate.options import GenerateOptions
+    from tracekd.generate.run import generate as run_generate
+
+    try:
+        opts = GenerateOptions(max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge, limit=limit)
+    except ValueError as e:
+        raise InputError(str(e).splitlines()[0] + ": " + " ".join(str(e).split("\n")[1:3])) from None
+    s = run_generate(data, model, out_file, adapter, opts)
+    out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
+    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and what is already done; run nothing.")] = False,
+) -> None:
+    """Run a whole experiment: every dataset x model x condition x seed, then the report."""
+    from tracekd.experiment.config import load_config
+    from tracekd.experiment.runner import run_experiment
+
+    cfg = load_config(config)
+    run_experiment(cfg, out_dir or Path("runs") / cfg.name, dry_run=dry_run, console=out)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="A run folder (or a rescore report folder) with results.json.")],
+) -> None:
+    """Rebuild report.md, report.html and the plots from a folder's results.json."""
+    import json
+
+    from tracekd.report.build import write_report
+
+    path = run_dir / "results.json"
+    if not path.is_file():
+        raise InputError("no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir)
+    try:
+        results = json.loads(path.read_text())
+    except ValueError as e:
+        raise InputError(f"results.json is not valid JSON ({e})", path) from None
+    paths = write_report(results, run_dir)
+    out.print(f"report -> {paths['html']}")
+
+
+def _shutdown_distributed() -> bool:
+    """End a torch.distributed run cleanly (gloo can abort at interpreter exit otherwise)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return False
+    dist.destroy_process_group()
+    return True
 
 
 def main() -> None:
+    code: int = 0
     try:
         app()
     except InputError as e:
         err.print(f"[red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
-        sys.exit(InputError.exit_code)
+        code = InputError.exit_code
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    if _shutdown_distributed():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

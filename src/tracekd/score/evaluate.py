@@ -40,6 +40,8 @@ def score_output(ds: Dataset, ex: Example, output: str) -> dict[str, Any]:
         "id": ex.id,
         "subset": ex.subset,
         "label": ex.label,
+        "question": ex.question,
+        "gold": {"label": ex.label, "evidence": ex.texts(ex.evidence), "answers": list(ex.answers)},
         "status": status,
         "parsed": {"label": parsed.label,
                    "evidence": None if parsed.evidence is None else list(parsed.evidence),

@@ -74,7 +74,10 @@ def _published(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str | None = None) -> dict[str, Any]:
+def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str | None = None,
+            rows_out: dict[str, list] | None = None) -> dict[str, Any]:
+    """Scores per file and per condition (files pooled). `rows_out`, if given, receives the
+    per-example rows of each condition (for the report's explorer)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not files:
@@ -110,6 +113,8 @@ def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str 
             "summary": summary,
         }
         rows_by_condition.setdefault(cond, []).extend(rows)
+    if rows_out is not None:
+        rows_out.update(rows_by_condition)
     for cond, rows in rows_by_condition.items():
         ids = [r["id"] for r in rows]
         results["by_condition"][cond] = {"files": sum(v["condition"] == cond for v in results["files"].values()),

@@ -1,0 +1,200 @@
+"""`tracekd run CONFIG`: every cell (dataset x model x condition x seed) is prepare -> train ->
+generate -> score, then the report.
+
+Run folder (`--out`, default runs/<name>):
+
+    config.json                          the validated config the folder belongs to
+    data/<dataset>/<condition>/seed-<s>/ prepared train.jsonl, test.jsonl, manifest.json
+    cells/<dataset>/<model>/<condition>/seed-<s>/
+        train/                           adapter/, checkpoints/, train_summary.json
+        predictions.jsonl                outputs, appended batch by batch
+        scores.json, scores.examples.jsonl
+        cell.json                        written last: the cell is done
+    results.json, report.md, report.html, plots/
+
+Every file is written atomically (or appended line by line and resumed). Rerunning skips done
+cells; a cell killed during training resumes from its last checkpoint, one killed during
+generation from its last finished batch. The baseline (the untrained model) is one cell per
+dataset and model: greedy decoding does not depend on the seed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tracekd.errors import InputError
+from tracekd.experiment.config import BASELINE, DatasetConfig, ExperimentConfig, ModelConfig
+from tracekd.jsonio import write_json_atomic
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: DatasetConfig
+    model: ModelConfig
+    condition: str
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.dataset.name}/{self.model.name}/{self.condition}/seed-{self.seed}"
+
+    def folder(self, run: Path) -> Path:
+        return run / "cells" / self.dataset.name / self.model.name / self.condition / f"seed-{self.seed}"
+
+    @property
+    def data_condition(self) -> str:
+        # the baseline is only prompted: any condition's test prompts are the same; use `correct`'s
+        return "correct" if self.condition == BASELINE else self.condition
+
+    def data_folder(self, run: Path) -> Path:
+        return run / "data" / self.dataset.name / self.data_condition / f"seed-{self.seed}"
+
+
+def plan(cfg: ExperimentConfig) -> list[Cell]:
+    cells = []
+    for d in cfg.datasets:
+        for m in cfg.models:
+            for c in cfg.conditions:
+                for s in (cfg.seeds[:1] if c == BASELINE else cfg.seeds):
+                    cells.append(Cell(d, m, c, s))
+    return cells
+
+
+def is_done(cell: Cell, run: Path) -> bool:
+    return (cell.folder(run) / "cell.json").is_file()
+
+
+def stage_of(cell: Cell, run: Path) -> str:
+    """What is already there for a cell (for --dry-run)."""
+    f = cell.folder(run)
+    if is_done(cell, run):
+        return "done"
+    if (f / "predictions.jsonl").is_file():
+        return "generating (resumes)"
+    if (f / "train" / "train_summary.json").is_file():
+        return "trained"
+    if any((f / "train" / "checkpoints").glob("checkpoint-*")):
+        return "training (resumes from checkpoint)"
+    return "to do"
+
+
+def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
+    path = run / "config.json"
+    current = json.loads(cfg.model_dump_json())
+    if path.is_file():
+        if json.loads(path.read_text()) != current:
+            raise InputError("this run folder was made with a different config; use another --out", run)
+    else:
+        write_json_atomic(path, current)
+
+
+def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
+    from tracekd.prepare import DataOptions, prepare
+
+    out = cell.data_folder(run)
+    if (out / "manifest.json").is_file():
+        return out
+    d = cell.dataset
+    opts = DataOptions(dataset=d.name, source=d.source, size=d.size, subsets=d.subsets, ir_rule=d.ir_rule,
+                       preset=d.preset, data_seed=d.data_seed, limit_train=d.limit_train, limit_test=d.limit_test)
+    prepare(opts, cell.data_condition, cfg.template, cell.seed, out)
+    return out
+
+
+class _TrainProgress:
+    """A TrainerCallback reporting optimiser steps to a progress function."""
+
+    def __new__(cls, report):
+        from transformers import TrainerCallback
+
+        class CB(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                report(state.global_step, state.max_steps)
+
+        return CB()
+
+
+def _release_memory() -> None:
+    """Between stages: collect the trainer's reference cycles and hand freed memory back to the OS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dict[str, Any]:
+    from tracekd.generate.run import generate
+    from tracekd.score.evaluate import evaluate
+    from tracekd.train.sft import train
+
+    folder = cell.folder(run)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+    data = ensure_data(cell, cfg, run)
+    timings["prepare_s"] = time.perf_counter() - t
+    adapter = None
+    if cell.condition != BASELINE:
+        tdir = folder / "train"
+        if not (tdir / "train_summary.json").is_file():
+            t = time.perf_counter()
+            opts = cfg.train.model_copy(update={"seed": cell.seed})
+            cb = [_TrainProgress(lambda s, n: progress("train", s, n))] if progress else None
+            train(data, cell.model.model, tdir, opts, resume=True, callbacks=cb)
+            timings["train_s"] = time.perf_counter() - t
+            _release_memory()
+        adapter = tdir / ("model" if cfg.train.full else "adapter")
+    t = time.perf_counter()
+    model = str(adapter) if cfg.train.full and adapter is not None else cell.model.model
+    generate(data, model, folder / "predictions.jsonl", None if cfg.train.full else adapter, cfg.generate,
+             progress=(lambda done, total: progress("generate", done, total)) if progress else None)
+    timings["generate_s"] = time.perf_counter() - t
+    _release_memory()
+    summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
+    write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
+    return summary
+
+
+def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, console=None) -> dict[str, Any] | None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Table
+
+    console = console or Console()
+    cells = plan(cfg)
+    if dry_run:
+        t = Table(title=f"{cfg.name}: {len(cells)} cells -> {run}", header_style="bold")
+        for col in ("dataset", "model", "condition", "seed", "state"):
+            t.add_column(col)
+        for c in cells:
+            t.add_row(c.dataset.name, c.model.name, c.condition, str(c.seed), stage_of(c, run))
+        console.print(t)
+        return None
+    _check_run_folder(cfg, run)
+    todo = [c for c in cells if not is_done(c, run)]
+    console.print(f"[bold]{cfg.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already done -> {run}")
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        overall = bar.add_task("cells", total=len(cells), completed=len(cells) - len(todo))
+        stage = bar.add_task("", total=1, visible=False)
+        for cell in todo:
+            def report(name, done, total, cell=cell):
+                bar.update(stage, description=f"  {cell.key}: {name}", completed=done, total=max(total, 1), visible=True)
+
+            bar.update(stage, description=f"  {cell.key}: prepare", completed=0, total=1, visible=True)
+            run_cell(cell, cfg, run, report)
+            bar.advance(overall)
+    from tracekd.report.build import write_report
+    from tracekd.report.results import results_from_run
+
+    results = results_from_run(cfg, run, cells)
+    paths = write_report(results, run)
+    console.print(f"report: {paths['html']}")
+    return results

@@ -1,0 +1,1 @@
+"""Generation: batched greedy decoding of prepared test prompts (transformers, or vLLM)."""

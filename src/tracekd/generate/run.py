@@ -1,0 +1,84 @@
+"""`tracekd generate`: decode the prepared test prompts and write JSONL (`id`, `output`) as it goes.
+
+Each finished batch is appended and flushed, so an interrupted run continues where it stopped:
+ids already in the output file are skipped (a torn last line is dropped first).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tracekd.errors import InputError
+from tracekd.generate.options import GenerateOptions
+from tracekd.jsonio import dumps_line
+from tracekd.models.presets import resolve
+from tracekd.train.sft import read_sft_records
+
+
+def done_ids(out_file: Path) -> set[str]:
+    """Ids already generated; a partial trailing line (a killed run) is cut off."""
+    if not out_file.is_file():
+        return set()
+    data = out_file.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep != len(data):
+        with open(out_file, "r+b") as f:
+            f.truncate(keep)
+    ids = set()
+    for lineno, line in enumerate(data[:keep].splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            ids.add(json.loads(line)["id"])
+        except (ValueError, KeyError, TypeError):
+            raise InputError("not a tracekd predictions line", out_file, lineno) from None
+    return ids
+
+
+def make_generator(spec, adapter, opts: GenerateOptions):
+    from tracekd.generate import vllm_backend
+
+    backend = opts.backend
+    if backend == "auto":
+        backend = "vllm" if vllm_backend.available() else "hf"
+    if backend == "vllm":
+        if not vllm_backend.available():
+            raise InputError("the vLLM backend needs `pip install tracekd[vllm]` and a GPU")
+        return vllm_backend.VLLMGenerator(spec, adapter, opts.merge, opts.bf16)
+    from tracekd.generate.hf import HFGenerator
+
+    return HFGenerator(spec, adapter, opts.merge, opts.bf16)
+
+
+def generate(data_dir: str | Path, model: str, out_file: str | Path, adapter: str | Path | None = None,
+             opts: GenerateOptions | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    opts = opts or GenerateOptions()
+    data_dir, out_file = Path(data_dir), Path(out_file)
+    spec = resolve(model)
+    records = read_sft_records(data_dir, "test")
+    if opts.limit:
+        records = records[: opts.limit]
+    if adapter is not None and not Path(adapter).is_dir():
+        raise InputError("adapter folder not found", adapter)
+    done = done_ids(out_file)
+    todo = [(r["id"], r["prompt"]) for r in records if r["id"] not in done]
+    summary = {"total": len(records), "already_done": len(done), "generated": 0, "output": str(out_file)}
+    if not todo:
+        return summary
+    gen = make_generator(spec, adapter, opts)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    finished = len(records) - len(todo)
+    with open(out_file, "a", encoding="utf-8") as f:
+        for batch in gen.generate(todo, opts.max_new_tokens, opts.batch_size):
+            f.write("".join(dumps_line({"id": pid, "output": text}) for pid, text in batch))
+            f.flush()
+            os.fsync(f.fileno())
+            finished += len(batch)
+            summary["generated"] += len(batch)
+            if progress:
+                progress(finished, len(records))
+    return summary

@@ -1,0 +1,119 @@
+"""Loading a preset's tokenizer and model for training or inference (one path for both)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from tracekd.errors import InputError
+from tracekd.models.presets import ModelSpec, cache_dir
+
+BASE_FILE = "tracekd_base.json"  # written beside an adapter: which base it was trained on
+
+
+def model_path(spec: ModelSpec) -> str:
+    """A folder or hub id transformers can load."""
+    if spec.source == "smollm2-gguf":
+        from tracekd.models import smollm2
+
+        return str(smollm2.local_folder())
+    if spec.source.startswith("tiny:"):
+        from tracekd.models import tiny
+
+        return str(tiny.local_folder(spec.source.split(":", 1)[1], cache_dir()))
+    return spec.source
+
+
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def qlora_available() -> bool:
+    if not cuda_available():
+        return False
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    path = model_path(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except OSError as e:
+        raise InputError(f"could not load the tokenizer of {spec.name!r}: {e}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if tok.chat_template is None:
+        raise InputError(f"model {spec.name!r} has no chat template; tracekd trains chat models")
+    return tok
+
+
+def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None = None):
+    """The base model: QLoRA (4-bit NF4, double quantisation, bf16 compute) when the preset asks for
+    it and CUDA + bitsandbytes are present; bf16 where the hardware supports it; else float32."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    use_qlora = spec.qlora and qlora_available() if qlora is None else qlora
+    if use_qlora and not qlora_available():
+        raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
+    use_bf16 = bf16_supported() if bf16 is None else bf16
+    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if use_bf16 else torch.float32}
+    if use_qlora:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16,
+        )
+        from accelerate import PartialState
+
+        kwargs["device_map"] = {"": PartialState().local_process_index}
+    path = model_path(spec)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        raise InputError(f"could not load model {spec.name!r}: {e}") from None
+    return model
+
+
+def config_fingerprint(config) -> str:
+    d = config.to_dict()
+    for k in ("_name_or_path", "architectures", "transformers_version", "torch_dtype", "dtype", "quantization_config", "use_cache"):
+        d.pop(k, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def write_base_record(folder: Path, spec: ModelSpec, config) -> None:
+    from tracekd.jsonio import write_json_atomic
+
+    write_json_atomic(folder / BASE_FILE, {"model": spec.name, "config_fingerprint": config_fingerprint(config)})
+
+
+def check_adapter(adapter: Path, spec: ModelSpec, config) -> None:
+    """An adapter must have been trained on this base model."""
+    if not (adapter / "adapter_config.json").is_file():
+        raise InputError("not a LoRA adapter folder (no adapter_config.json)", adapter)
+    rec_path = adapter / BASE_FILE
+    if not rec_path.is_file():
+        return  # an adapter trained elsewhere: peft checks the shapes
+    rec = json.loads(rec_path.read_text())
+    if rec.get("config_fingerprint") != config_fingerprint(config):
+        raise InputError(f"adapter was trained on base model {rec.get('model')!r}, not on {spec.name!r}", adapter)

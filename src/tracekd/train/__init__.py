@@ -1,0 +1,1 @@
+"""Training: LoRA / QLoRA / full SFT on prepared data with TRL's SFTTrainer."""

@@ -1,0 +1,98 @@
+"""Training: the loss is on the completion only, the chat template is applied once, the prompt
+is the one generation uses; truncation is counted; checkpoints resume; bad input is refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tracekd.generate.prompts import prompt_ids
+from tracekd.models import resolve
+from tracekd.models.loading import load_model, load_tokenizer
+from tracekd.prepare import DataOptions, prepare
+from tracekd.train.options import TrainOptions
+from tracekd.train.sft import lora_config, read_sft_records, sft_config, sft_dataset, train
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train") / "data"
+    prepare(DataOptions("synthetic-temporal", size=30), "correct", "paper", 0, d)
+    return d
+
+
+def _batch(data, model_name, tmp_path):
+    from trl import SFTTrainer
+
+    spec = resolve(model_name)
+    records = read_sft_records(data)[:3]
+    tok = load_tokenizer(spec)
+    trainer = SFTTrainer(model=load_model(spec), args=sft_config(TrainOptions(), tmp_path, bf16=False),
+                         train_dataset=sft_dataset(records, tok, spec), processing_class=tok, peft_config=lora_config(TrainOptions()))
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
+    return spec, tok, records, batch
+
+
+@pytest.mark.parametrize("model_name", ["tiny-random", "tiny-random-qwen3"])
+def test_loss_is_on_the_completion_only(data, tmp_path, model_name):
+    spec, tok, records, batch = _batch(data, model_name, tmp_path)
+    for row, rec in enumerate(records):
+        ids = batch["input_ids"][row].tolist()
+        labels = batch["labels"][row].tolist()
+        mask = batch["attention_mask"][row].tolist()
+        n = sum(mask)
+        ids, labels = ids[:n], labels[:n]  # drop right padding (its labels are masked too)
+        assert all(x == -100 for x in batch["labels"][row].tolist()[n:])
+        first = next(i for i, x in enumerate(labels) if x != -100)
+        # everything before the completion is masked, and it is exactly the generation prompt
+        assert ids[:first] == prompt_ids(tok, rec["prompt"], spec)
+        trained = [x for x in labels[first:] if x != -100]
+        assert trained == ids[first:]
+        text = tok.decode(trained)
+        assert text == rec["completion"][0]["content"] + "<|im_end|>"
+        assert trained[-1] == tok.eos_token_id  # EOS appended and trained
+        # the chat template was applied once: one BOS at the start, not two
+        assert ids[0] == tok.bos_token_id and ids[1] != tok.bos_token_id
+        if model_name == "tiny-random-qwen3":
+            # thinking switched off: the empty think block is prompt, the trace goes in verbatim
+            assert tok.decode(ids[:first]).endswith("<think>\n\n</think>\n\n")
+            assert not text.startswith("<think>\n\n</think>")
+
+
+def test_truncation_is_counted_and_checkpoints_resume(data, tmp_path):
+    out = tmp_path / "run"
+    opts = TrainOptions(max_steps=4, batch_size=2, grad_accum=1, save_steps=2, max_length=200, lr=1e-3)
+    s = train(data, "tiny-random", out, opts)
+    assert s["steps"] == 4 and s["truncated"] > 0 and s["examples"] == 24 and (out / "adapter" / "adapter_config.json").is_file()
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    saved = json.loads((out / "train_summary.json").read_text())
+    assert saved["truncated"] == s["truncated"] and saved["options"]["lora_r"] == 16
+    # a longer run resumed from the last checkpoint continues at step 4
+    s2 = train(data, "tiny-random", out, opts.model_copy(update={"max_steps": 6}), resume=True)
+    assert s2["steps"] == 6 and s2["resumed_from"].endswith("checkpoint-4")
+
+
+def test_paper_defaults():
+    o = TrainOptions()
+    assert (o.lora_r, o.lora_alpha, o.lora_dropout, o.lora_targets, o.lr, o.scheduler, o.warmup, o.epochs) == \
+        (16, 32, 0.05, "all-linear", 2e-4, "cosine", 0.1, 3.0)
+    assert o.batch_size * o.grad_accum == 16
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "tracekd", *map(str, args)], capture_output=True, text=True)
+
+
+def test_bad_input(tmp_path, data, overfit_run):
+    r = _cli("train", "--data", data, "--model", "gpt-17", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "unknown model 'gpt-17'" in r.stderr
+    r = _cli("train", "--data", tmp_path, "--model", "tiny-random", "--out", tmp_path / "o")
+    assert r.returncode == 2 and "no train.jsonl" in r.stderr
+    root, _ = overfit_run
+    r = _cli("generate", "--data", root / "data", "--model", "tiny-random-qwen3", "--adapter", root / "run" / "adapter",
+             "--out", tmp_path / "p.jsonl")
+    assert r.returncode == 2 and "adapter was trained on base model 'tiny-random'" in r.stderr
+    assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "o").exists()
