@@ -48,7 +48,7 @@ class _Html(HTMLParser):
         for key in ("src", "href"):
             if a.get(key, "").startswith(("http:", "https:", "//")):
                 self.external.append(a[key])
-        if tag not in ("img", "meta", "br", "input", "option"):
+        if tag not in ("img", "meta", "br", "input", "hr", "link"):
             self.stack.append(tag)
 
     def handle_endtag(self, tag):
@@ -111,17 +111,19 @@ def test_rerun_skips_and_report_rebuilds(grid_run):
 
 
 def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
-    cfg = GRID.replace("seeds: [0, 1]", "seeds: [0]").replace(
-        "- {name: synthetic-temporal, size: 40}\n", "").replace(
-        "max_steps: 3, batch_size: 4, grad_accum: 1, save_steps: 2", "max_steps: 60, batch_size: 4, grad_accum: 1, save_steps: 5")
-    (tmp_path / "c.yaml").write_text(cfg)
+    import yaml
+
+    cfg = yaml.safe_load(GRID)
+    cfg.update(seeds=[0], datasets=cfg["datasets"][:1], conditions=["baseline", "correct"])
+    cfg["train"].update(max_steps=60, save_steps=5)
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     ref = _run("run", tmp_path / "c.yaml", "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-2000:]
     proc = subprocess.Popen([sys.executable, "-m", "tracekd", "run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt = tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "train" / "checkpoints"
     deadline = time.time() + 240
-    while time.time() < deadline and not any(ckpt.glob("checkpoint-*")):
+    while time.time() < deadline and not any(ckpt.glob("checkpoint-*/trainer_state.json")):
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

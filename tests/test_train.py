@@ -75,6 +75,23 @@ def test_truncation_is_counted_and_checkpoints_resume(data, tmp_path):
     assert s2["steps"] == 6 and s2["resumed_from"].endswith("checkpoint-4")
 
 
+def test_torn_checkpoints_are_skipped(tmp_path):
+    from tracekd.train.sft import last_complete_checkpoint
+
+    ck = tmp_path / "checkpoints"
+    for step, complete in ((2, True), (4, True), (6, False)):
+        d = ck / f"checkpoint-{step}"
+        d.mkdir(parents=True)
+        (d / "rng_state.pth").write_bytes(b"x")
+        if complete:
+            (d / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+        else:
+            (d / "trainer_state.json").write_text('{"global_st')  # killed while writing
+    assert last_complete_checkpoint(ck) == str(ck / "checkpoint-4")
+    assert not (ck / "checkpoint-6").exists()
+    assert last_complete_checkpoint(tmp_path / "none") is None
+
+
 def test_paper_defaults():
     o = TrainOptions()
     assert (o.lora_r, o.lora_alpha, o.lora_dropout, o.lora_targets, o.lr, o.scheduler, o.warmup, o.epochs) == \

@@ -102,11 +102,30 @@ def lora_config(opts: TrainOptions):
                       target_modules=opts.lora_targets, task_type="CAUSAL_LM")
 
 
+def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
+    """The newest checkpoint that was written to the end; torn ones (a run killed while saving)
+    are removed. The Trainer writes trainer_state.json last, after weights, optimizer and RNG."""
+    import shutil
+
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted((int(p.name.split("-")[1]), p) for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    for step, path in reversed(found):
+        try:
+            state = json.loads((path / "trainer_state.json").read_text())
+            complete = state.get("global_step") == step and (path / "rng_state.pth").is_file()
+        except (OSError, ValueError):
+            complete = False
+        if complete:
+            return str(path)
+        shutil.rmtree(path, ignore_errors=True)
+    return None
+
+
 def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
     import datasets
     import torch
-    from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTTrainer
 
     datasets.disable_progress_bars()
@@ -135,10 +154,7 @@ def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpti
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
-    checkpoint = None
-    if resume:
-        ckpt_dir = out_dir / "checkpoints"
-        checkpoint = get_last_checkpoint(str(ckpt_dir)) if ckpt_dir.is_dir() else None
+    checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
     if truncated:
         print(f"tracekd train: {truncated} of {len(records)} examples are longer than max_length={opts.max_length} tokens and are truncated")
     start = time.perf_counter()
