@@ -169,3 +169,8 @@ def test_shipped_configs_are_valid(shared_data):
     assert load_config(ROOT / "configs" / "paper-cotempqa.yaml").seeds == [0, 1, 2]
     with pytest.raises(InputError, match="config file not found"):
         load_config(ROOT / "configs" / "nope.yaml")
+
+
+def test_report_without_results_is_refused(tmp_path):
+    r = _run("report", tmp_path)
+    assert r.returncode == 2 and "no results.json" in r.stderr

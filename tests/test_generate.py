@@ -63,3 +63,19 @@ def test_interrupted_generation_resumes(sixteen, tmp_path):
     assert sorted(r["id"] for r in rows) == sorted(r["id"] for r in ref)
     assert {r["id"]: r["output"] for r in rows} == {r["id"]: r["output"] for r in ref}
     assert generate(d, "tiny-random", out, opts=opts)["generated"] == 0  # finished work is not redone
+
+
+def test_backend_selection_and_vllm_refusal(sixteen, tmp_path, monkeypatch):
+    from tracekd.errors import InputError
+    from tracekd.generate import run as gen_run
+    from tracekd.generate import vllm_backend
+
+    d, _ = sixteen
+    monkeypatch.setattr(vllm_backend, "available", lambda: False)
+    with pytest.raises(InputError, match="vLLM backend needs"):
+        generate(d, "tiny-random", tmp_path / "p.jsonl", opts=GenerateOptions(backend="vllm"))
+    # auto picks vLLM only when it is installed and a GPU is present
+    picked = []
+    monkeypatch.setattr(vllm_backend, "available", lambda: True)
+    monkeypatch.setattr(vllm_backend, "VLLMGenerator", lambda *a: picked.append("vllm") or "vllm-generator")
+    assert gen_run.make_generator(resolve("tiny-random"), None, GenerateOptions()) == "vllm-generator" and picked == ["vllm"]

@@ -68,3 +68,27 @@ def test_smollm2_is_rebuilt_as_a_plain_model():
     b = quantized.generate(**enc, max_new_tokens=12, do_sample=False)
     assert torch.equal(a, b)
     assert "Paris" in tok.decode(a[0, enc["input_ids"].shape[1]:])
+
+
+def test_qlora_settings_for_the_paper_presets(monkeypatch):
+    """The paper's presets load in 4-bit NF4 with double quantisation and bf16 compute when CUDA and
+    bitsandbytes are there (checked here with the loader's call captured; a CPU cannot load 4-bit)."""
+    import transformers
+
+    from tracekd.models import loading
+
+    with pytest.raises(InputError, match="QLoRA needs CUDA and bitsandbytes"):
+        load_model(resolve("tiny-random"), qlora=True)
+    captured = {}
+    monkeypatch.setattr(loading, "qlora_available", lambda: True)
+    monkeypatch.setattr(loading, "model_path", lambda spec: spec.source)
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
+                        classmethod(lambda cls, path, **kw: captured.update(path=path, **kw) or "model"))
+    assert load_model(resolve("qwen3-1.7b"), bf16=True) == "model"
+    q = captured["quantization_config"]
+    assert captured["path"] == "Qwen/Qwen3-1.7B" and captured["dtype"] == torch.bfloat16
+    assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_use_double_quant
+    assert q.bnb_4bit_compute_dtype == torch.bfloat16 and captured["device_map"] == {"": 0}
+    captured.clear()
+    load_model(resolve("smollm2-135m"), bf16=False)  # not a QLoRA preset
+    assert "quantization_config" not in captured and captured["dtype"] == torch.float32

@@ -149,3 +149,22 @@ def test_rescore_cli_writes_json_and_bad_input(tmp_path, shared_data, reference_
     r = subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), str(bad)],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "not a trace-check-qa record" in r.stderr and f"{bad}:1" in " ".join(r.stderr.split())
+
+
+def test_rescore_report_uses_the_same_report_code(tmp_path, shared_data, reference_outputs):
+    files = sorted(str(p) for p in (reference_outputs / "evaluation_outputs").glob("*/*.json"))
+    out = tmp_path / "report"
+    r = subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), *files,
+                        "--report", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out / "results.json").read_text())
+    assert res["kind"] == "rescore" and [g["condition"] for g in res["groups"]] == ["answer_only", "correct", "incorrect"]
+    assert all(g["n"] == 950 and g["model"] == "Llama-3.2-1B-Instruct" for g in res["groups"])
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 2 and "Llama-3.2-1B-Instruct" in page and 'class="ex"' in page
+    md = (out / "report.md").read_text()
+    assert "answer_only" in md and "Fisher p" in md
+    # the report rebuilds from results.json alone
+    (out / "report.html").unlink()
+    r = subprocess.run([sys.executable, "-m", "tracekd", "report", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0 and (out / "report.html").read_text() == page

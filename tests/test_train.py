@@ -108,6 +108,8 @@ def test_bad_input(tmp_path, data, overfit_run):
     assert r.returncode == 2 and "unknown model 'gpt-17'" in r.stderr
     r = _cli("train", "--data", tmp_path, "--model", "tiny-random", "--out", tmp_path / "o")
     assert r.returncode == 2 and "no train.jsonl" in r.stderr
+    r = _cli("train", "--data", data, "--model", "tiny-random", "--out", tmp_path / "o", "--lr", "-1")
+    assert r.returncode == 2 and "--lr: Input should be greater than 0" in r.stderr
     root, _ = overfit_run
     r = _cli("generate", "--data", root / "data", "--model", "tiny-random-qwen3", "--adapter", root / "run" / "adapter",
              "--out", tmp_path / "p.jsonl")

@@ -23,6 +23,17 @@ out = Console(width=None if sys.stdout.isatty() else 120)  # wide tables when pi
 
 
 
+def _options(cls, **values):
+    """Build a pydantic options object; a bad value is an InputError naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise InputError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+
+
 @app.callback()
 def _root() -> None:
     """Trace-based knowledge distillation with verifiable traces."""
@@ -144,11 +155,11 @@ def train(
     from tracekd.train.options import TrainOptions
     from tracekd.train.sft import train as run_train
 
-    opts = TrainOptions(
-        epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
+    opts = _options(
+        TrainOptions, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, full=full,
-        qlora=qlora, bf16=bf16, seed=seed, group_by_length=group_by_length, save_steps=save_steps, logging_steps=logging_steps,
-        report_to=report_to, use_cpu=use_cpu,
+        qlora=qlora, bf16=bf16, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
+        logging_steps=logging_steps, report_to=report_to, use_cpu=use_cpu,
     )
     summary = run_train(data, model, out_dir, opts, resume=resume)
     if summary:
@@ -172,10 +183,7 @@ def generate(
     from tracekd.generate.options import GenerateOptions
     from tracekd.generate.run import generate as run_generate
 
-    try:
-        opts = GenerateOptions(max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge, limit=limit)
-    except ValueError as e:
-        raise InputError(str(e).splitlines()[0] + ": " + " ".join(str(e).split("\n")[1:3])) from None
+    opts = _options(GenerateOptions, max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge, limit=limit)
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
 

@@ -42,10 +42,6 @@ class DatasetConfig(BaseModel):
             raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(sorted(REGISTRY))}")
         return v
 
-    @property
-    def label(self) -> str:
-        return self.name
-
 
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -105,17 +105,15 @@ def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
     return out
 
 
-class _TrainProgress:
-    """A TrainerCallback reporting optimiser steps to a progress function."""
+def _progress_callback(report):
+    """A TrainerCallback reporting optimiser steps to `report(step, total)`."""
+    from transformers import TrainerCallback
 
-    def __new__(cls, report):
-        from transformers import TrainerCallback
+    class StepProgress(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            report(state.global_step, state.max_steps)
 
-        class CB(TrainerCallback):
-            def on_step_end(self, args, state, control, **kw):
-                report(state.global_step, state.max_steps)
-
-        return CB()
+    return StepProgress()
 
 
 def _release_memory() -> None:
@@ -146,7 +144,7 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
         if not (tdir / "train_summary.json").is_file():
             t = time.perf_counter()
             opts = cfg.train.model_copy(update={"seed": cell.seed})
-            cb = [_TrainProgress(lambda s, n: progress("train", s, n))] if progress else None
+            cb = [_progress_callback(lambda s, n: progress("train", s, n))] if progress else None
             train(data, cell.model.model, tdir, opts, resume=True, callbacks=cb)
             timings["train_s"] = time.perf_counter() - t
             _release_memory()

@@ -44,8 +44,9 @@ class HFGenerator:
         return x if isinstance(x, list) else [x]
 
     def generate(self, prompts: list[tuple[str, list[dict]]], max_new_tokens: int, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None) -> Iterator[list[tuple[str, str]]]:
-        """Yield [(id, output)] per batch, longest prompts first."""
+                 on_batch: Callable[[int], None] | None = None, min_new_tokens: int | None = None) -> Iterator[list[tuple[str, str]]]:
+        """Yield [(id, output)] per batch, longest prompts first. (`min_new_tokens` is for throughput
+        benchmarks that decode a fixed number of tokens.)"""
         import torch
 
         encoded = [(pid, prompt_ids(self.tok, msgs, self.spec)) for pid, msgs in prompts]
@@ -64,6 +65,7 @@ class HFGenerator:
                 out = self.model.generate(
                     input_ids=input_ids.to(device), attention_mask=mask.to(device), max_new_tokens=max_new_tokens,
                     do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=self.eos_ids, use_cache=True,
+                    min_new_tokens=min_new_tokens,
                 )
             texts = self.tok.batch_decode(out[:, width:], skip_special_tokens=True)
             yield [(pid, text) for (pid, _), text in zip(batch, texts)]

@@ -3,8 +3,6 @@ rendered exactly as the training prompt (same messages, same template kwargs).""
 
 from __future__ import annotations
 
-from typing import Any
-
 from tracekd.models.presets import ModelSpec
 
 
@@ -15,7 +13,3 @@ def prompt_text(tok, messages: list[dict[str, str]], spec: ModelSpec) -> str:
 def prompt_ids(tok, messages: list[dict[str, str]], spec: ModelSpec) -> list[int]:
     # the template already holds the special tokens: never add a second BOS
     return tok(prompt_text(tok, messages, spec), add_special_tokens=False)["input_ids"]
-
-
-def test_prompts(records: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, str]]]]:
-    return [(r["id"], r["prompt"]) for r in records]

@@ -58,17 +58,20 @@ def heatmaps(results: dict[str, Any], dataset: str, model: str, step: str = "tra
               and sum(map(sum, g["association"][step]["table"]))]
     if not groups:
         return None
-    fig, axes = plt.subplots(1, len(groups), figsize=(2.4 * len(groups), 2.5), squeeze=False)
-    for ax, g in zip(axes[0], groups):
+    fig, axes = plt.subplots(1, len(groups), figsize=(2.3 * len(groups) + 0.8, 2.8), squeeze=False, sharey=True)
+    for k, (ax, g) in enumerate(zip(axes[0], groups)):
         (a, b), (c, d) = g["association"][step]["table"]
-        ax.imshow([[a, b], [c, d]], cmap="Blues")
+        top = max(a, b, c, d, 1)
+        ax.imshow([[a, b], [c, d]], cmap="Blues", vmin=0, vmax=top)
         for (i, j), v in {(0, 0): a, (0, 1): b, (1, 0): c, (1, 1): d}.items():
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=10)
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=10, color="white" if v > top / 2 else "black")
         ax.set_xticks([0, 1], ["answer ✓", "answer ✗"])
         ax.set_yticks([0, 1], [f"{step} ✓", f"{step} ✗"])
+        ax.tick_params(axis="y", labelleft=k == 0)
         phi = g["association"][step]["phi"]
-        ax.set_title(f"{g['condition']}\nφ = {'—' if phi is None else f'{phi:.2f}'}", fontsize=8)
+        ax.set_title(f"{g['condition']}  (φ = {'—' if phi is None else f'{phi:.2f}'})", fontsize=8)
     fig.suptitle(f"{dataset} / {model}: {STEP_TITLES[step]} vs answer", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _png(fig)
 
 
