@@ -19,7 +19,8 @@ _EVIDENCE_RE = re.compile(
 )
 _THINK_RE = re.compile(r"<think>(.*?)(?:</think>|(?=<answer>)|\Z)", re.S)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S)
-_TAG_LINE_RE = re.compile(r"^[ \t]*(label|evidence|answer)[ \t]*:[ \t]?(.*?)[ \t]*(?:</(?:think|answer)>[ \t]*)*$", re.I | re.M)
+_TAG_LINE_RE = re.compile(r"^[ \t]*(label|evidence|answer)[ \t]*:[ \t]?(.*?)[ \t]*$", re.I | re.M)
+_CLOSING_TAGS_RE = re.compile(r"(?:[ \t]*</(?:think|answer)>)+$", re.I)
 _ASSISTANT_RE = re.compile(r"^\s*assistant(?:[ \t]*:[ \t]*|[ \t]*\n|\s*$)", re.I)
 _BULLET_RE = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s+")
 
@@ -111,7 +112,9 @@ def parse(text: str) -> Trace:
     t = _ASSISTANT_RE.sub("", text, count=1)
     tags = {k: [] for k in ("label", "evidence", "answer")}
     for m in _TAG_LINE_RE.finditer(t):
-        tags[m.group(1).lower()].append(m.group(2))
+        value = m.group(2)
+        # "answer: x</think>": a closing tag glued to a value is junk (unless it is all there is)
+        tags[m.group(1).lower()].append(_CLOSING_TAGS_RE.sub("", value) or value)
 
     think_m = _THINK_RE.search(t)
     scope = think_m.group(1) if think_m else t
