@@ -12,9 +12,9 @@ import pytest
 from tracekd.generate.prompts import prompt_ids
 from tracekd.models import resolve
 from tracekd.models.loading import load_model, load_tokenizer
-from tracekd.prepare import DataOptions, prepare
+from tracekd.prepare import DataOptions, prepare, read_sft_records
 from tracekd.train.options import TrainOptions
-from tracekd.train.sft import lora_config, read_sft_records, sft_config, sft_dataset, train
+from tracekd.train.sft import lora_config, sft_config, sft_dataset, train
 
 
 @pytest.fixture(scope="module")

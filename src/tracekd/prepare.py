@@ -16,7 +16,7 @@ import numpy as np
 
 import tracekd
 from tracekd.data import Dataset, Example, get_dataset
-from tracekd.jsonio import write_json_atomic, write_jsonl_atomic
+from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
 from tracekd.traces.conditions import CONDITIONS, make_targets
 from tracekd.traces.prompt import prompt_messages
 from tracekd.traces.render import TEMPLATES, Trace, render
@@ -94,9 +94,15 @@ def load(options: DataOptions) -> Loaded:
     return Loaded(options, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
 
 
-def records(loaded: Loaded, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
+def _check(conditions: list[str], template: str) -> None:
+    for c in conditions:
+        if c not in CONDITIONS:
+            raise InputError(f"unknown condition {c!r}; choose one of {', '.join(CONDITIONS)} (or all)")
     if template not in TEMPLATES:
         raise InputError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
+
+
+def records(loaded: Loaded, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
     examples = loaded.examples[split]
     sentence = loaded.dataset.label_sentence
     out = []
@@ -126,8 +132,7 @@ def _trace_record(t: Trace) -> dict[str, Any]:
 def write(loaded: Loaded, condition: str, template: str, seed: int, out: str | Path) -> dict[str, Any]:
     """Build and write one condition; returns the manifest."""
     out = Path(out)
-    if condition not in CONDITIONS:
-        raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
+    _check([condition], template)
     built = {s: records(loaded, s, condition, template, seed) for s in SPLITS}
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", out)
@@ -170,13 +175,24 @@ def prepare(
         conditions = [conditions]
     if conditions == ["all"]:
         conditions = list(CONDITIONS)
-    for c in conditions:
-        if c not in CONDITIONS:
-            raise InputError(f"unknown condition {c!r}; choose one of {', '.join(CONDITIONS)} (or all)")
-    if template not in TEMPLATES:
-        raise InputError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
+    _check(conditions, template)  # before loading: a typo costs nothing
     loaded = load(options)
     out = Path(out)
     if len(conditions) == 1:
         return {conditions[0]: write(loaded, conditions[0], template, seed, out)}
     return {c: write(loaded, c, template, seed, out / c) for c in conditions}
+
+
+def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:
+    """Read back a prepared split (for training and generation)."""
+    path = data_dir / f"{split}.jsonl"
+    if not path.is_file():
+        raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
+    out = []
+    for lineno, rec in read_jsonl(path):
+        if not isinstance(rec.get("prompt"), list) or not isinstance(rec.get("completion"), list):
+            raise InputError("record needs 'prompt' and 'completion' message lists", path, lineno)
+        out.append(rec)
+    if not out:
+        raise InputError(f"{split}.jsonl is empty", path)
+    return out

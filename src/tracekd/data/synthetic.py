@@ -16,7 +16,7 @@ import random
 
 from tracekd.data.babi import Babi, task_label
 from tracekd.data.base import register
-from tracekd.data.cotempqa import CoTempQA, find_anchor, parse_fact
+from tracekd.data.cotempqa import CoTempQA, parse_fact
 from tracekd.data.schema import ContextItem, Example
 from tracekd.data.temporal import combined_relation
 from tracekd.errors import InputError
@@ -141,12 +141,11 @@ class SyntheticTemporal(_Sized, CoTempQA):
     def classify(self, ex: Example) -> str:
         """The relation between the anchor's interval and the answer facts' intervals."""
         facts = {f.id: f for f in (parse_fact(c) for c in ex.context) if f is not None}
-        anchors = find_anchor(ex.question, list(facts.values()))
         r = self.retrieve(ex)
         others = [facts[i].when for i in r.evidence if i in facts and i not in r.anchor]
-        if len(anchors) != 1 or not others:
+        if len(r.anchor) != 1 or not others:
             return "none"
-        return combined_relation(anchors[0].when, others)
+        return combined_relation(facts[r.anchor[0]].when, others)
 
 
 # -- bAbI-style stories -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from tracekd.errors import InputError
 from tracekd.generate.options import GenerateOptions
 from tracekd.jsonio import dumps_line
 from tracekd.models.presets import resolve
-from tracekd.train.sft import read_sft_records
+from tracekd.prepare import read_sft_records
 
 
 def done_ids(out_file: Path) -> set[str]:

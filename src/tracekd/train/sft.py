@@ -21,24 +21,11 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.generate.prompts import prompt_ids
-from tracekd.jsonio import read_jsonl, write_json_atomic
+from tracekd.jsonio import write_json_atomic
 from tracekd.models.loading import load_model, load_tokenizer, write_base_record
 from tracekd.models.presets import ModelSpec, resolve
+from tracekd.prepare import read_sft_records
 from tracekd.train.options import TrainOptions
-
-
-def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:
-    path = data_dir / f"{split}.jsonl"
-    if not path.is_file():
-        raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
-    out = []
-    for lineno, rec in read_jsonl(path):
-        if not isinstance(rec.get("prompt"), list) or not isinstance(rec.get("completion"), list):
-            raise InputError("record needs 'prompt' and 'completion' message lists", path, lineno)
-        out.append(rec)
-    if not out:
-        raise InputError(f"{split}.jsonl is empty", path)
-    return out
 
 
 def tokenize_example(rec: dict[str, Any], tok, spec: ModelSpec, completion_only: bool = True) -> dict[str, list[int]]:
