@@ -199,7 +199,8 @@ def train(
 
 
 def _checkpoints_kept(out_dir: Path) -> str:
-    ckpts = sorted((out_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: p.name)
+    ckpts = sorted((p for p in (out_dir / "checkpoints").glob("checkpoint-*") if p.name[11:].isdigit()),
+                   key=lambda p: int(p.name[11:]))
     if not ckpts:
         return f"no checkpoint was saved yet in {out_dir / 'checkpoints'}"
     return f"{len(ckpts)} checkpoint(s) kept in {out_dir / 'checkpoints'} (newest: {ckpts[-1].name})"
@@ -304,6 +305,19 @@ def _say(kind: str, message: str) -> None:
     err.print(f"[red]{kind}:[/] {rich_escape(message)}", highlight=False, markup=True, soft_wrap=True)
 
 
+def _caused_by_ctrl_c(e: BaseException | None) -> bool:
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _interrupted() -> int:
+    _say("interrupted", _on_interrupt[-1]() if _on_interrupt else "stopped")
+    return 130
+
+
 def main() -> None:
     code: int = 0
     try:
@@ -316,10 +330,11 @@ def main() -> None:
         _say("error", f"{where}{e.strerror or e}")
         code = InputError.exit_code
     except KeyboardInterrupt:
-        _say("interrupted", _on_interrupt[-1]() if _on_interrupt else "stopped")
-        code = 130
-    except SystemExit as e:
+        code = _interrupted()
+    except SystemExit as e:  # typer turns Ctrl-C into exit code 130
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        if _caused_by_ctrl_c(e):
+            code = _interrupted()
     if _shutdown_distributed():
         sys.stdout.flush()
         sys.stderr.flush()

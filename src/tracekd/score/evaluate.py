@@ -14,7 +14,7 @@ from typing import Any
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.data.base import check_unique_ids
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
+from tracekd.jsonio import read_jsonl, staged
 from tracekd.score.stats import association, reading, table_2x2
 from tracekd.score.steps import paper_steps, score_steps
 from tracekd.traces.parse import parse
@@ -187,6 +187,7 @@ def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
     summary["predictions"] = str(predictions)
     out = Path(out)
     examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
-    write_jsonl_atomic(examples_out, rows)
-    write_json_atomic(out, summary)
+    with staged() as stage:  # both files or neither
+        stage.jsonl(examples_out, rows)
+        stage.json(out, summary)
     return summary
