@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from independent import msmarco_raw
 
-from tracekd.data import get_dataset
+from tracekd.data import ContextItem, Example, get_dataset
 from tracekd.prepare import assign_splits
 from tracekd.traces.conditions import CONDITIONS, make_targets, wrong_evidence
 
@@ -16,16 +17,35 @@ def temporal():
 
 
 def _check_incorrect(examples, labels, seed):
+    """Invariants of every `incorrect` target; the number of wrong items is checked per dataset
+    (below) and on hand-made examples (test_wrong_evidence_on_hand_made_examples)."""
     targets = make_targets(examples, "incorrect", seed, labels)
     for ex, (trace, pert) in zip(examples, targets):
         assert trace.label != ex.label and trace.label in labels
-        used = set(pert["evidence"])
-        assert not used & (set(ex.evidence) | set(ex.anchor) | set(ex.answer_facts))
-        pool = [c for c in ex.context if c.id not in set(ex.evidence) | set(ex.anchor) | set(ex.answer_facts)]
-        assert len(used) == min(max(len(ex.evidence), 1), len(pool))
-        assert trace.evidence == tuple(ex.texts(pert["evidence"]))
+        used = pert["evidence"]
+        assert len(set(used)) == len(used) <= max(len(ex.evidence), 1)
+        assert not set(used) & (set(ex.evidence) | set(ex.anchor) | set(ex.answer_facts))
+        assert trace.evidence == tuple(ex.texts(used))
         assert trace.answers == ex.answers
     return targets
+
+
+def _example(n_context, evidence, anchor=(), answer_facts=()):
+    ctx = tuple(ContextItem(f"c{i}", f"Sentence number {i} of the story.") for i in range(n_context))
+    return Example("h/1", "synthetic-babi", "qa1", "Where?", ctx, ("x",), label="single-supporting-fact",
+                   evidence=evidence, anchor=anchor, answer_facts=answer_facts)
+
+
+def test_wrong_evidence_on_hand_made_examples():
+    # 2 gold items (one also the anchor, another answer-bearing item outside the gold): 2 wrong
+    # items, from the three free ones, every pair drawn over enough seeds
+    ex = _example(6, ("c1", "c3"), anchor=("c1",), answer_facts=("c3", "c4"))
+    draws = {wrong_evidence(ex, seed) for seed in range(300)}
+    assert draws == {("c0", "c2"), ("c0", "c5"), ("c2", "c5")}
+    # no gold evidence (MS MARCO without an answer): still one wrong item
+    assert {wrong_evidence(_example(3, ()), seed) for seed in range(100)} == {("c0",), ("c1",), ("c2",)}
+    # three gold items and exactly three free ones: all three
+    assert wrong_evidence(_example(6, ("c0", "c2", "c4")), 7) == ("c1", "c3", "c5")
 
 
 def test_incorrect_on_synthetic(temporal):
@@ -41,9 +61,20 @@ def test_incorrect_on_real_cotempqa(cotempqa_examples):
     assert all(len(p["evidence"]) == len(ex.evidence) for ex, (_, p) in zip(cotempqa_examples, targets))
 
 
-def test_incorrect_on_real_babi_and_msmarco(babi_examples, msmarco_examples):
+def test_incorrect_on_real_babi_and_msmarco(babi_examples, msmarco_examples, shared_data):
     _check_incorrect(babi_examples[:4000], tuple(get_dataset("babi").labels), 2)
-    _check_incorrect(msmarco_examples, tuple(get_dataset("msmarco").labels), 2)
+    targets = _check_incorrect(msmarco_examples, tuple(get_dataset("msmarco").labels), 2)
+    # a query whose raw record has at least as many unselected (non-empty) passages as selected
+    # ones (and at least one) gets as many wrong passages as selected ones: 199 of the 200
+    raw = {f"msmarco/{r['query_id']}": r["passages"] for r in msmarco_raw(shared_data)}
+    full = 0
+    for ex, (_, pert) in zip(msmarco_examples, targets):
+        selected = sum(raw[ex.id]["is_selected"])
+        unselected = sum(bool(t.strip()) for t in raw[ex.id]["passage_text"]) - selected
+        if unselected >= max(selected, 1):
+            assert len(pert["evidence"]) == max(selected, 1), ex.id
+            full += 1
+    assert full >= 199
 
 
 def test_seed_repeats_and_changes(temporal):
