@@ -56,6 +56,8 @@ def test_cotempqa_answers_in_evidence_or_reported(cotempqa_examples, shared_data
     readings = [read_cotempqa(rec) for rec in cotempqa_raw(shared_data).values()]
     assert flags.get("no_anchor", 0) == sum(not r.anchor for r in readings)
     assert flags.get("no_answer_fact", 0) == sum(r.unanswered > 0 for r in readings)
+    assert flags.get("label_contradicts_dates", 0) == 76
+    assert sum(len(ex.anchor) == 1 for ex in cotempqa_examples) == 2682
 
 
 def test_cotempqa_anchor_and_answer_facts_read_independently(cotempqa_examples, shared_data):
@@ -76,6 +78,20 @@ def test_cotempqa_anchor_and_answer_facts_read_independently(cotempqa_examples, 
     assert (counts[1], counts[2], counts[0]) == (2682, 3, 0)
     assert sum(r.unanswered > 0 for r in readings.values()) == 1
     assert sum(r.preference_used for r in readings.values()) == 29
+
+
+def test_cotempqa_labels_that_contradict_the_dates(cotempqa_examples):
+    """76 gold labels contradict the dates as written (the review's count, made by hand): 61
+    labelled `overlap` whose answer's interval lies inside the anchor's, 15 `during`."""
+    flagged = Counter(ex.subset for ex in cotempqa_examples if "label_contradicts_dates" in ex.flags)
+    assert flagged == {"overlap": 61, "during": 15}
+    by_id = {ex.id: ex for ex in cotempqa_examples}
+    ex = by_id["cotempqa/overlap/16"]  # Birmingham 2005-2013 contains Leuven October 2011 - June 2013
+    assert "label_contradicts_dates" in ex.flags
+    assert ex.texts(ex.anchor) == ["Zoe Kourtzi works for University of Birmingham from 2005 to 2013."]
+    assert ex.texts(ex.answer_facts) == ["Zoe Kourtzi works for Katholieke Universiteit Leuven from October, 2011 to June, 2013."]
+    # an answer with one fact in the labelled relation is consistent, though its other fact is not
+    assert "label_contradicts_dates" not in by_id["cotempqa/overlap/480"].flags
 
 
 def test_cotempqa_evidence_is_anchor_plus_answer_facts(cotempqa_examples):
@@ -137,11 +153,47 @@ def test_msmarco_counts_labels_and_evidence(msmarco_examples, shared_data):
     assert Counter(ex.label for ex in msmarco_examples) == Counter(r["query_type"].lower() for r in raw)
     for ex, rec in zip(msmarco_examples, raw):
         selected = [f"p{i}" for i, s in enumerate(rec["passages"]["is_selected"]) if s]
-        if selected:
-            assert list(ex.evidence) == selected
-        elif rec["answers"]:
-            assert "evidence_by_overlap" in ex.flags and len(ex.evidence) == 1
+        # only passages marked is_selected are evidence; a record without one has none, flagged
+        assert list(ex.evidence) == selected == list(ex.answer_facts) and ex.anchor == ()
+        assert ("no_selected_passage" in ex.flags) == (not selected)
         if not rec["answers"]:
             assert ex.answers == ("No Answer Present.",) and "no_answer_present" in ex.flags
-    assert sum("evidence_by_overlap" in ex.flags for ex in msmarco_examples) == sum(
-        bool(r["answers"]) and not any(r["passages"]["is_selected"]) for r in raw)
+    assert sum(not any(r["passages"]["is_selected"]) for r in raw) == 11
+    assert sum("no_selected_passage" in ex.flags for ex in msmarco_examples) == 11
+    # the reproduction: yes/no answers got a passage by word overlap that does not support them
+    by_id = {ex.id: ex for ex in msmarco_examples}
+    for qid in ("93349", "98301"):
+        assert by_id[f"msmarco/{qid}"].evidence == () and "no_selected_passage" in by_id[f"msmarco/{qid}"].flags
+
+
+def test_babi_evidence_split_into_anchor_and_answer_facts(shared_data, babi_examples):
+    """Supporting sentences that state the answer are answer-bearing, the others the anchor
+    (computed here from the raw lines: the answer's words among the sentence's words)."""
+    n = Counter()
+    for ex in babi_examples:
+        assert set(ex.anchor) | set(ex.answer_facts) == set(ex.evidence) and not set(ex.anchor) & set(ex.answer_facts)
+        for i in ex.evidence:
+            words = ex.item_text(i).lower().replace(".", " ").replace("?", " ").split()
+            bearing = any(all(w in words for w in a.lower().split()) for a in ex.answers)
+            assert (i in ex.answer_facts) == bearing, (ex.id, i)
+        n[ex.subset, bool(ex.anchor), bool(ex.answer_facts)] += 1
+    # qa1: one supporting sentence, which names the place; qa2: "John got the milk." + "John went to the kitchen."
+    assert n["qa1", False, True] == 2000
+    by_id = {ex.id: ex for ex in babi_examples}
+    ex = by_id["babi/qa2/train/555"]
+    assert ex.texts(ex.anchor) == ["Mary discarded the milk."] and ex.texts(ex.answer_facts) == ["Mary travelled to the garden."]
+
+
+def test_contradicts_dates_rule():
+    from tracekd.data.cotempqa import Fact, contradicts_dates
+    from tracekd.data.temporal import Interval
+
+    anchor = [Fact("f0", "A", "employer", "X", Interval(0, 100))]
+    inside, partial, same = (Fact("f1", "A", "employer", "Y", iv) for iv in (Interval(10, 20), Interval(50, 150), Interval(0, 100)))
+    assert contradicts_dates("overlap", anchor, [[inside]])
+    assert not contradicts_dates("overlap", anchor, [[partial]])
+    assert not contradicts_dates("overlap", anchor, [[inside, partial]])  # one fact in the relation suffices
+    assert contradicts_dates("overlap", anchor, [[partial], [inside]])  # ... for every answer
+    assert not contradicts_dates("during", anchor, [[inside]]) and contradicts_dates("during", anchor, [[same]])
+    assert not contradicts_dates("mix", anchor, [[inside]]) and not contradicts_dates("overlap", [], [[inside]])
+    assert not contradicts_dates("overlap", anchor, [[]])  # no answer-bearing fact: flagged elsewhere

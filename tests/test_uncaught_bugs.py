@@ -56,7 +56,7 @@ def test_wrong_evidence_never_cites_gold_evidence_that_is_not_anchor_or_answer_f
     tracekd rule is the whole gold evidence, but under ir_rule=paper misses the over-matched facts
     (here f2, "vice senator")."""
     ex = _cotempqa_like(("f1", "f2"))  # the paper's rule: every fact containing "senator"
-    drawn = {i for seed in range(200) for i in wrong_evidence(ex, seed)}
+    drawn = {c.id for seed in range(200) for c in wrong_evidence(ex, seed).items}
     assert drawn == {"f3", "f4", "f5"}  # every non-gold fact is drawn, and nothing else
     for condition in ("wrong_evidence", "incorrect"):
         for seed in range(50):

@@ -17,7 +17,7 @@ import numpy as np
 import tracekd
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
-from tracekd.traces.conditions import CONDITIONS, make_targets
+from tracekd.traces.conditions import CONDITIONS, make_targets, perturbation_counts
 from tracekd.traces.prompt import prompt_messages
 from tracekd.traces.render import TEMPLATES, Trace, render
 from tracekd.errors import InputError
@@ -152,6 +152,7 @@ def write(loaded: Loaded, condition: str, template: str, seed: int, out: str | P
             "examples": len(all_examples),
             "flags": loaded.dataset.decomposition_report(all_examples),
         },
+        "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
         "files": files,
     }
     write_json_atomic(out / "manifest.json", manifest)
