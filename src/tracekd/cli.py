@@ -133,7 +133,7 @@ def rescore(
     dataset: Annotated[str, typer.Option(help="Dataset the outputs answer.")] = "cotempqa",
     source: Annotated[Optional[str], typer.Option(help="The dataset's file, folder or hub id.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
-    ir_rule: Annotated[Optional[str], typer.Option(help="Gold evidence rule: tracekd (default) or paper (what the paper's models were trained to cite).")] = None,
+    ir_rule: Annotated[Optional[str], typer.Option(help="Primary gold evidence rule: paper (default: what the paper's models were trained to cite) or tracekd; both are shown.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write results.json and the report (md, html, plots) into this folder.")] = None,
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""

@@ -25,7 +25,7 @@ from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
 from tracekd.jsonio import JOURNAL, read_jsonl, recover, remove_stale_temps, staged
 from tracekd.lock import folder_lock
-from tracekd.traces.conditions import CONDITIONS, make_targets
+from tracekd.traces.conditions import CONDITIONS, make_targets, perturbation_counts
 from tracekd.traces.prompt import prompt_messages
 from tracekd.traces.render import TEMPLATES, Trace, render
 
@@ -157,6 +157,7 @@ def build(loaded: Loaded, condition: str, template: str, seed: int) -> tuple[dic
             "examples": len(all_examples),
             "flags": loaded.dataset.decomposition_report(all_examples),
         },
+        "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
     return built, manifest
 

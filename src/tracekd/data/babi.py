@@ -1,7 +1,8 @@
 """bAbI QA tasks (Weston et al. 2015), the official text format.
 
 Every question is one example; its context is the story sentences before it (question lines
-are not context), its gold evidence the supporting sentence ids given in the file, and its
+are not context), its gold evidence the supporting sentence ids given in the file (split into
+answer-bearing sentences, which state an answer, and anchor sentences, which do not), and its
 label the task name. Preset `paper` keeps the paper's tasks and the first question per story.
 """
 
@@ -11,7 +12,7 @@ import re
 from pathlib import Path
 
 from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, register, resolve_source
-from tracekd.data.schema import ContextItem, Example, clean_text
+from tracekd.data.schema import ContextItem, Example, clean_text, states_answer
 from tracekd.errors import InputError
 from tracekd.jsonio import read_lines
 
@@ -156,8 +157,11 @@ class Babi(Dataset):
         return task_label(ex.meta["task"])
 
     def retrieve(self, ex: Example) -> Retrieval:
+        """The supporting sentences; those that state an answer are the answer-bearing facts,
+        the others (e.g. "John picked up the milk." before "John went to the kitchen.") the anchor."""
         ids = tuple(ex.meta["supporting"])
-        return Retrieval(ids, answer_facts=ids)
+        bearing = tuple(i for i in ids if states_answer(ex.item_text(i), ex.answers))
+        return Retrieval(ids, anchor=tuple(i for i in ids if i not in bearing), answer_facts=bearing)
 
     def check_example(self, ex: Example, path) -> None:
         if not re.fullmatch(r"qa([1-9]|1[0-9]|20)", ex.subset):

@@ -43,6 +43,11 @@ class Dataset(ABC):
     synthetic: ClassVar[bool] = False
     #: options this dataset accepts (besides none); others are rejected with a clear message
     accepts: ClassVar[frozenset[str]] = frozenset()
+    #: True when each gold answer is a complete answer on its own (MS MARCO's alternative
+    #: phrasings); False when the answer is the whole list (CoTempQA's sets, bAbI's lists)
+    answers_are_alternatives: ClassVar[bool] = False
+    #: the gold-evidence rules the dataset offers (option `ir_rule`), its default first
+    ir_rules: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         given = {k for k, v in options.items() if v is not None}
@@ -115,6 +120,13 @@ REGISTRY: dict[str, type[Dataset]] = {}
 def register(cls: type[Dataset]) -> type[Dataset]:
     REGISTRY[cls.name] = cls
     return cls
+
+
+def target_answers(ex: Example) -> tuple[str, ...]:
+    """The answer a training target states: the whole gold list, or only the first gold answer
+    where the gold answers are alternatives (a target naming two alternatives matches neither)."""
+    cls = REGISTRY.get(ex.dataset)
+    return ex.answers[:1] if cls is not None and cls.answers_are_alternatives else ex.answers
 
 
 def get_dataset(name: str, **options: Any) -> Dataset:

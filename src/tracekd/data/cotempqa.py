@@ -8,6 +8,8 @@ Decomposition:
   object - or, for "who also ..." questions, subject - is an answer, preferring the ones that
   co-occur with the anchor). `ir_rule="paper"`: the paper's rule, every fact that contains an
   answer as a substring.
+- Flags: `no_anchor`, `no_answer_fact`, `answer_not_in_evidence`, and `label_contradicts_dates`
+  when the subset's relation is not the one the dates as written give (see `contradicts_dates`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
-from tracekd.data.temporal import TIME, Interval, interval
+from tracekd.data.temporal import TIME, Interval, interval, relation
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 
@@ -120,6 +122,20 @@ def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[
     return co or found
 
 
+#: subsets whose label names one relation every answer must stand in to the anchor
+_SINGLE_RELATION = ("equal", "overlap", "during")
+
+
+def contradicts_dates(label: str, anchors: list[Fact], by_answer: list[list[Fact]]) -> bool:
+    """The gold label contradicts the dates as written: some answer has no answer-bearing fact
+    in the labelled relation to an anchor (e.g. labelled `overlap` while the answer's interval
+    lies inside the anchor's). `mix` is not checked: its answers stand in different relations."""
+    if label not in _SINGLE_RELATION or not anchors:
+        return False
+    return any(found and not any(relation(x.when, f.when) == label for x in anchors for f in found)
+               for found in by_answer)
+
+
 @register
 class CoTempQA(Dataset):
     name = "cotempqa"
@@ -127,11 +143,12 @@ class CoTempQA(Dataset):
     label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
     hub_id = "Warrieryes/CotempQA"
     accepts = frozenset({"subsets", "ir_rule"})
+    ir_rules = ("tracekd", "paper")
 
     def __init__(self, **options):
         super().__init__(**options)
-        self.ir_rule = options.get("ir_rule") or "tracekd"
-        if self.ir_rule not in ("tracekd", "paper"):
+        self.ir_rule = options.get("ir_rule") or self.ir_rules[0]
+        if self.ir_rule not in self.ir_rules:
             raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}", key="ir_rule")
         self.subsets = tuple(options.get("subsets") or SUBSETS)
         bad = [s for s in self.subsets if s not in SUBSETS]
@@ -201,15 +218,21 @@ class CoTempQA(Dataset):
     def check_example(self, ex: Example, path) -> None:
         if not isinstance(ex.meta.get("triple_element"), (str, type(None))):
             raise InputError(f"example {ex.id!r}: meta.triple_element must be a string", path)
+        if "published" in ex.meta:  # only rescore sets it, in memory
+            raise InputError(f"example {ex.id!r}: meta.published is not part of a prepared record", path)
 
     def score_answer(self, answers, ex: Example, output: str) -> dict:
-        """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers."""
+        """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers. The
+        original read a published record's own strings: when rescoring one, `meta["published"]`
+        holds them (`gold`, `question`, `facts`, `triple_element`); otherwise the example's."""
         from tracekd.score.answers import cotempqa_upstream, set_scores
 
         scores = set_scores(answers, ex.answers)
-        scores["upstream"] = cotempqa_upstream(
-            output, ex.answers, ex.question, [c.text for c in ex.context], ex.meta.get("triple_element")
-        )
+        rec = ex.meta.get("published") or {
+            "gold": ex.answers, "question": ex.question, "facts": [c.text for c in ex.context],
+            "triple_element": ex.meta.get("triple_element"),
+        }
+        scores["upstream"] = cotempqa_upstream(output, rec["gold"], rec["question"], rec["facts"], rec["triple_element"])
         return scores
 
     def retrieve(self, ex: Example) -> Retrieval:
@@ -219,13 +242,13 @@ class CoTempQA(Dataset):
         flags = []
         if not anchors:
             flags.append("no_anchor")
-        missing = False
-        for a in ex.answers:
-            found = answer_bearing(ex.question, a, anchors, facts)
-            missing |= not found
+        by_answer = [answer_bearing(ex.question, a, anchors, facts) for a in ex.answers]
+        for found in by_answer:
             bearing.update((f.id, None) for f in found)
-        if missing:
+        if not all(by_answer):
             flags.append("no_answer_fact")
+        if contradicts_dates(ex.subset, anchors, by_answer):
+            flags.append("label_contradicts_dates")
         order = {c.id: i for i, c in enumerate(ex.context)}
         anchor_ids = tuple(sorted((f.id for f in anchors), key=order.__getitem__))
         answer_ids = tuple(sorted(bearing, key=order.__getitem__))

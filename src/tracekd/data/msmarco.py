@@ -2,15 +2,16 @@
 
 Decomposition:
 - Classification: the `query_type` (description / numeric / entity / location / person).
-- Information Retrieval: the passages marked `is_selected`. When none is, the passage with
-  the largest token overlap with the answer (flag `evidence_by_overlap`).
+- Information Retrieval: the passages marked `is_selected`, and only those (a passage chosen by
+  word overlap need not support the answer: "Yes" overlaps anything). A record without one
+  has no gold evidence and is flagged `no_selected_passage`. The selected passages are the
+  answer-bearing facts; MS MARCO has no anchor fact (the query itself is the anchor).
 - "No Answer Present." (v2.1) or an empty answer list (v1.1) is kept as the answer
   "No Answer Present." and flagged `no_answer_present`.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
@@ -20,19 +21,13 @@ from tracekd.jsonio import read_json_records
 
 NO_ANSWER = "No Answer Present."
 QUERY_TYPES = ("description", "numeric", "entity", "location", "person")
-_TOKEN = re.compile(r"\w+")
-
-
-def _tokens(text: str) -> set[str]:
-    return set(_TOKEN.findall(text.casefold()))
-
-
 @register
 class MsMarco(Dataset):
     name = "msmarco"
     labels = QUERY_TYPES
     hub_id = "microsoft/ms_marco"
     accepts = frozenset({"subsets"})
+    answers_are_alternatives = True
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -108,10 +103,4 @@ class MsMarco(Dataset):
     def retrieve(self, ex: Example) -> Retrieval:
         sel = ex.meta["is_selected"]
         selected = tuple(c.id for c in ex.context if sel[int(c.id[1:])])
-        if selected:
-            return Retrieval(selected, answer_facts=selected)
-        if "no_answer_present" in ex.flags or not ex.context:
-            return Retrieval((), flags=("no_evidence",))
-        answer = set().union(*(_tokens(a) for a in ex.answers))
-        best = max(ex.context, key=lambda c: len(answer & _tokens(c.text)))
-        return Retrieval((best.id,), answer_facts=(best.id,), flags=("evidence_by_overlap",))
+        return Retrieval(selected, answer_facts=selected, flags=() if selected else ("no_selected_passage",))

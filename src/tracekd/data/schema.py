@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from typing import Any
 
 from tracekd.errors import InputError
@@ -124,3 +126,24 @@ def _jsonable(value: Any) -> Any:
 def clean_text(text: str) -> str:
     """Collapse runs of whitespace to one space and strip: context items and answers are one line."""
     return " ".join(text.split())
+
+
+def normalize_item(s: str) -> str:
+    """For comparing context items: case and whitespace folded, final period dropped."""
+    return " ".join(s.casefold().split()).rstrip(".").strip()
+
+
+_WORD = re.compile(r"\w+")
+
+
+@lru_cache(maxsize=65536)
+def _words(text: str) -> str:
+    return " " + " ".join(_WORD.findall(text.casefold())) + " "
+
+
+def states_answer(text: str, answers: tuple[str, ...] | list[str]) -> bool:
+    """The text contains one of the answers as a whole phrase, comparing words only (case and
+    punctuation folded): "Leader of Fianna Fáil" states "Fianna Fáil", "Mary got the milk."
+    states "milk", "E.g. means for example and ..." states "E.g. means for example."."""
+    words = _words(text)
+    return any(_words(a).strip() and _words(a) in words for a in answers)

@@ -1,6 +1,7 @@
 """Score model outputs against prepared test examples: answers, trace steps, association.
 
-`score_output` scores one output; `summarize` aggregates rows (overall, per subset and label);
+`score_output` scores one output (a row: answer scores, each step of `STEPS`, the example's
+flags); `summarize` aggregates rows (overall, per subset and label);
 `evaluate` is the `tracekd evaluate` command: predictions JSONL (`id`, `output`) joined with
 `DIR/test.jsonl` by id.
 """
@@ -8,6 +9,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +18,20 @@ from tracekd.data.base import check_unique_ids
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl, staged
 from tracekd.score.stats import association, reading, table_2x2
-from tracekd.score.steps import paper_steps, score_steps
+from tracekd.score.steps import PAPER_STEPS, paper_steps, score_steps
 from tracekd.traces.parse import parse
+from tracekd.traces.render import Trace
 
-STEPS = ("label", "evidence", "trace")
+#: The trace steps, in order: the one place they are named. Each maps a score row to whether the
+#: output got that step right, or None where the step does not apply to the example (no anchor
+#: fact, no answer-bearing fact); statistics leave those rows out of that step's table.
+STEPS: dict[str, Callable[[dict[str, Any]], bool | None]] = {
+    "label": lambda r: r["label_correct"],
+    "evidence": lambda r: r["evidence"]["exact"],
+    "anchor": lambda r: r["anchor_retrieved"],
+    "answer_fact": lambda r: r["answer_fact_retrieved"],
+    "trace": lambda r: r["trace_correct"],
+}
 
 
 def mean(values) -> float:
@@ -42,7 +54,9 @@ def score_output(ds: Dataset, ex: Example, output: str) -> dict[str, Any]:
         "subset": ex.subset,
         "label": ex.label,
         "question": ex.question,
-        "gold": {"label": ex.label, "evidence": ex.texts(ex.evidence), "answers": list(ex.answers)},
+        "gold": {"label": ex.label, "evidence": ex.texts(ex.evidence), "anchor": ex.texts(ex.anchor),
+                 "answer_facts": ex.texts(ex.answer_facts), "answers": list(ex.answers)},
+        "flags": list(ex.flags),
         "status": status,
         "parsed": {"label": parsed.label,
                    "evidence": None if parsed.evidence is None else list(parsed.evidence),
@@ -54,12 +68,25 @@ def score_output(ds: Dataset, ex: Example, output: str) -> dict[str, Any]:
     }
 
 
-def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool]]:
-    return {
-        "label": [r["label_correct"] for r in rows],
-        "evidence": [r["evidence"]["exact"] for r in rows],
-        "trace": [r["trace_correct"] for r in rows],
-    }
+def rejudge_steps(row: dict[str, Any], ex: Example) -> dict[str, Any]:
+    """The same output's row with its trace steps judged against another decomposition of its
+    example (another evidence rule); the answer scores are kept."""
+    p = row["parsed"]
+    parsed = Trace(p["label"], None if p["evidence"] is None else tuple(p["evidence"]),
+                   None if p["answers"] is None else tuple(p["answers"]))
+    gold = {**row["gold"], "label": ex.label, "evidence": ex.texts(ex.evidence)}
+    return {**row, "label": ex.label, "gold": gold, "flags": list(ex.flags), **score_steps(parsed, ex)}
+
+
+def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool | None]]:
+    """Per step, each row's flag (None: the step does not apply to that row's example)."""
+    return {step: [flag(r) for r in rows] for step, flag in STEPS.items()}
+
+
+def step_pairs(flags: list[bool | None], answer_ok: list[bool]) -> tuple[list[bool], list[bool]]:
+    """The (step, answer) pairs of the rows the step applies to."""
+    kept = [(f, a) for f, a in zip(flags, answer_ok) if f is not None]
+    return [f for f, _ in kept], [a for _, a in kept]
 
 
 def _means(dicts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -95,7 +122,7 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
     parsed = {k: sum(r["parsed"][k] is not None for r in rows) for k in ("label", "evidence", "answers")}
     assoc = {}
     for step, flags in _step_flags(rows).items():
-        a = association(table_2x2(flags, answer_ok))
+        a = association(table_2x2(*step_pairs(flags, answer_ok)))
         a["reading"] = reading(a, step)
         assoc[step] = a
     by_subset: dict[str, list] = defaultdict(list)
@@ -113,8 +140,11 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
             "label_accuracy": mean(r["label_correct"] for r in rows),
             "evidence": _means([r["evidence"] for r in rows]),
             "evidence_tolerant": _means([r["evidence_tolerant"] for r in rows]),
+            "anchor_accuracy": _applicable_mean(r["anchor_retrieved"] for r in rows),
+            "answer_fact_accuracy": _applicable_mean(r["answer_fact_retrieved"] for r in rows),
             "trace_accuracy": mean(r["trace_correct"] for r in rows),
         },
+        "flags": dict(sorted(Counter(f for r in rows for f in r["flags"]).items())),
         "association": assoc,
         "paper": _paper_summary(rows),
         "by_subset": subset_summary,
@@ -123,16 +153,21 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
     }
 
 
+def _applicable_mean(flags) -> float | None:
+    kept = [f for f in flags if f is not None]
+    return mean(kept) if kept else None
+
+
 def _paper_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The paper's definitions: step accuracies over all outputs, 2x2 tables over the evaluated
     ones, answer correctness as the upstream scorer's (when the dataset has one)."""
     evaluated = [r for r in rows if r["paper"] is not None]
     out: dict[str, Any] = {"evaluated": len(evaluated), "unevaluated": len(rows) - len(evaluated)}
-    for step in STEPS:
+    for step in PAPER_STEPS:
         out[f"{step}_accuracy"] = sum(r["paper"][f"{step}_correct"] for r in evaluated) / len(rows)
     answer = [bool(r["answer"].get("upstream", r["answer"])["correct"]) for r in evaluated]
     out["association"] = {
-        step: association(table_2x2([r["paper"][f"{step}_correct"] for r in evaluated], answer)) for step in STEPS
+        step: association(table_2x2([r["paper"][f"{step}_correct"] for r in evaluated], answer)) for step in PAPER_STEPS
     }
     return out
 
