@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from tracekd.errors import InputError
 from tracekd.generate.options import GenerateOptions
-from tracekd.prepare import SEED_MAX
+from tracekd.prepare import SEED_MAX, DataOptions
 from tracekd.train.options import TrainOptions
 from tracekd.traces.conditions import CONDITIONS
 from tracekd.traces.render import TEMPLATES
@@ -54,9 +54,7 @@ class DatasetConfig(BaseModel):
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
 
-    def options(self):
-        from tracekd.prepare import DataOptions
-
+    def options(self) -> DataOptions:
         return DataOptions(dataset=self.name, source=self.source, size=self.size, subsets=self.subsets,
                            ir_rule=self.ir_rule, preset=self.preset, data_seed=self.data_seed,
                            limit_train=self.limit_train, limit_test=self.limit_test)
@@ -202,7 +200,7 @@ def _check_dataset(d: DatasetConfig, base: Path, where: str, config: Path) -> No
 
     try:
         ds = get_dataset(d.name, **d.options().dataset_options())
-        if d.source is not None and not Path(d.source).is_absolute() and (base / d.source).exists():
+        if d.source and (base / d.source).exists():  # base / an absolute path is that path
             d.source = str((base / d.source).resolve())
         ds.check_readable(d.source)
     except InputError as e:
