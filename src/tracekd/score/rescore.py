@@ -18,6 +18,7 @@ from tracekd.data.schema import Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 from tracekd.score.evaluate import score_output, summarize
+from tracekd.score.findings import rescore_findings
 
 FORMATS = ("trace-check-qa",)
 _CONDITION = (
@@ -119,4 +120,4 @@ def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str 
         ids = [r["id"] for r in rows]
         results["by_condition"][cond] = {"files": sum(v["condition"] == cond for v in results["files"].values()),
                                          "unique_examples": len(set(ids)), "summary": summarize(rows, ds)}
-    return results
+    return {"findings": rescore_findings(results), **results}
