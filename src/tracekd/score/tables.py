@@ -176,9 +176,10 @@ def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None) ->
     return t
 
 
-def association_table(s: dict[str, Any]) -> Table:
+def association_table(s: dict[str, Any], caption: bool = True) -> Table:
     by = next(iter(s["association"].values()))["stratified"]["by"]
-    return _rich(association_rows(s, intervals=False), caption=f"{CELLS}. CMH stratified by {by}. {ASSOCIATION_NOTE}")
+    note = f"{CELLS}. CMH stratified by {by}. {ASSOCIATION_NOTE}" if caption else None
+    return _rich(association_rows(s, intervals=False), caption=note)
 
 
 def statistics_group(s: dict[str, Any]) -> Group:
@@ -199,8 +200,9 @@ def findings_panel(findings: list[dict[str, Any]], title: str = "Findings") -> P
 
 def print_summary(console: Console, title: str, s: dict[str, Any], published: dict[str, Any] | None = None,
                   full: bool = True) -> None:
-    """One summary's metrics and association; `full` adds the per-subset/seed tables and the regression."""
-    body = statistics_group(s) if full else association_table(s)
+    """One summary's metrics and association; `full` adds the per-subset/seed tables, the regression
+    and the legend (without it, the legend is left to a fuller table printed with it)."""
+    body = statistics_group(s) if full else association_table(s, caption=False)
     console.print(Panel(Group(metrics_table(s, published), "", body), title=title, expand=False))
 
 
