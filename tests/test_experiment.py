@@ -73,7 +73,7 @@ def test_grid_results_and_report(grid_run):
     assert cells == {(d, "tiny-random", c) for d in ("synthetic-babi", "synthetic-temporal")
                      for c in ("baseline", "answer_only", "correct", "incorrect")}
     assert list(res)[:3] == ["name", "kind", "findings"]
-    assert len(res["findings"]) == len(res["groups"]) * 6  # 3 steps x 2 definitions per group
+    assert len(res["findings"]) == len(res["groups"]) * (5 + 3)  # 5 steps (tracekd) + 3 (paper) per group
     for g in res["groups"]:
         trained = g["condition"] != "baseline"
         assert g["seeds"] == ([0, 1] if trained else [0])
