@@ -6,10 +6,10 @@ computations, not the program with a copy of its own output.
 
 CoTempQA: the anchor is found by turning each fact into the question's "While <subject>
 <relation> <object>," clause and testing the question's prefix (tracekd goes the other way,
-with a regular expression over the facts); the answer-bearing facts and the preference for
-facts that overlap the anchor in time follow the wording of docs/decomposition.md; dates are
-compared as (year, month, day) tuples, a year covering January 1 to December 31 and a month
-its days 1 to 31.
+with a regular expression over the facts); the answer-bearing facts, the preference for
+facts that overlap the anchor in time and the choice among several facts matching the anchor
+clause follow the wording of docs/decomposition.md; dates are compared as (year, month, day)
+tuples, a year covering January 1 to December 31 and a month its days 1 to 31.
 """
 
 from __future__ import annotations
@@ -82,6 +82,16 @@ class RawFact:
     def overlaps(self, other: RawFact) -> bool:
         return self.start <= other.end and other.start <= self.end
 
+    def relation_to(self, other: RawFact) -> str:
+        """equal, during (one inside the other), overlap (partly), or none."""
+        if not self.overlaps(other):
+            return "none"
+        if (self.start, self.end) == (other.start, other.end):
+            return "equal"
+        inside = self.start >= other.start and self.end <= other.end
+        around = other.start >= self.start and other.end <= self.end
+        return "during" if inside or around else "overlap"
+
 
 def read_fact(fid: str, text: str) -> RawFact | None:
     body = one_line(text).removesuffix(".")
@@ -112,41 +122,65 @@ class Reading:
     answer_facts: frozenset[str]
     unanswered: int  # answers no separate fact states
     preference_used: bool  # some answer was stated by facts both overlapping the anchor and not
+    matching: int  # facts matching the anchor clause, before one of several is chosen
+    ambiguous: bool  # several matched and not exactly one gives the labelled relation
+    gives_label: bool  # one anchor, and the answers stand to it in the labelled relation
 
 
-def read_cotempqa(rec: dict) -> Reading:
-    """The `tracekd` evidence rule of docs/decomposition.md, applied to one raw record."""
-    question = one_line(rec["question"])
-    facts = [f for f in (read_fact(f"f{i}", t) for i, t in enumerate(rec["facts"])) if f is not None]
-    anchors = []
-    for f in facts:
-        asked = FACT_TO_QUESTION[f.phrase]
-        if asked and question.startswith(f"While {f.subject} {asked} {f.object},"):
-            anchors.append(f)
-    anchor_ids = {f.id for f in anchors}
+def _stating(question: str, answer: str, anchors: list[RawFact], facts: list[RawFact]) -> tuple[list, list]:
+    """(facts stating `answer`, those of them overlapping an anchor) for the given anchor(s)."""
     clause_end = len(f"While {anchors[0].subject} {FACT_TO_QUESTION[anchors[0].phrase]} {anchors[0].object},") if anchors else 0
     rest = f" {question[clause_end:]} "
     people = {f.subject for f in anchors}
-    answer_facts: set[str] = set()
-    unanswered = 0
-    preference_used = False
-    for answer in (one_line(a) for a in rec["answer"]):
-        stating = []
-        for f in facts:
-            if f.id in anchor_ids:
-                continue
-            if f.object.casefold() == answer.casefold() and (f.subject in people or f" {f.subject} " in rest):
-                stating.append(f)  # "which position did <person> hold ...?"
-            elif f.subject.casefold() == answer.casefold() and any(
-                    f.object == a.object and FACT_TO_QUESTION[f.phrase] == FACT_TO_QUESTION[a.phrase] for a in anchors):
-                stating.append(f)  # "who also ...?"
-        together = [f for f in stating if any(f.overlaps(a) for a in anchors)]
-        if together and len(together) < len(stating):
-            preference_used = True
-        chosen = together or stating
-        unanswered += not chosen
-        answer_facts |= {f.id for f in chosen}
-    return Reading(frozenset(anchor_ids), frozenset(answer_facts), unanswered, preference_used)
+    stating = []
+    for f in facts:
+        if f in anchors:
+            continue
+        if f.object.casefold() == answer.casefold() and (f.subject in people or f" {f.subject} " in rest):
+            stating.append(f)  # "which position did <person> hold ...?"
+        elif f.subject.casefold() == answer.casefold() and any(
+                f.object == a.object and FACT_TO_QUESTION[f.phrase] == FACT_TO_QUESTION[a.phrase] for a in anchors):
+            stating.append(f)  # "who also ...?"
+    return stating, [f for f in stating if any(f.overlaps(a) for a in anchors)]
+
+
+def _gives_label(label: str, anchor: RawFact, chosen: list[list[RawFact]]) -> bool:
+    """Each answer's chosen facts against this one anchor, read as docs/decomposition.md says."""
+    per_answer = [{f.relation_to(anchor) for f in facts} for facts in chosen]
+    if label == "mix":
+        every = set().union(*per_answer)
+        return all(per_answer) and "none" not in every and len(every) >= 2
+    return all(label in rels for rels in per_answer)
+
+
+def read_cotempqa(rec: dict, label: str) -> Reading:
+    """The `tracekd` evidence rule of docs/decomposition.md, applied to one raw record whose gold
+    label (its subset) is `label`."""
+    question = one_line(rec["question"])
+    answers = [one_line(a) for a in rec["answer"]]
+    facts = [f for f in (read_fact(f"f{i}", t) for i, t in enumerate(rec["facts"])) if f is not None]
+    matching = [f for f in facts if FACT_TO_QUESTION[f.phrase]
+                and question.startswith(f"While {f.subject} {FACT_TO_QUESTION[f.phrase]} {f.object},")]
+
+    def choose(anchors):
+        per_answer = [_stating(question, a, anchors, facts) for a in answers]
+        return [together or stating for stating, together in per_answer], per_answer
+
+    anchors, (chosen, per_answer) = matching, choose(matching)
+    if len(matching) > 1:
+        fits = [(m, choose([m])) for m in matching]
+        fits = [(m, c) for m, c in fits if _gives_label(label, m, c[0])]
+        if len(fits) == 1:
+            anchors, (chosen, per_answer) = [fits[0][0]], fits[0][1]
+    return Reading(
+        anchor=frozenset(f.id for f in anchors),
+        answer_facts=frozenset(f.id for group in chosen for f in group),
+        unanswered=sum(not c for c in chosen),
+        preference_used=any(together and len(together) < len(stating) for stating, together in per_answer),
+        matching=len(matching),
+        ambiguous=len(anchors) > 1,
+        gives_label=len(anchors) == 1 and _gives_label(label, anchors[0], chosen),
+    )
 
 
 # -- bAbI and MS MARCO -----------------------------------------------------------------------

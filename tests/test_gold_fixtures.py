@@ -2,8 +2,8 @@
 
 Each fixture row was labelled by reading the raw record in ../shared/data, not by running
 tracekd (see tests/fixtures/README.md): 34 CoTempQA examples (every subset and question type,
-multi-answer and two-anchor cases) under both evidence rules, 21 bAbI questions (all 20 tasks)
-and 10 MS MARCO queries. A check the current code fails for a known reason is marked
+multi-answer cases, anchor clauses matching two facts) under both evidence rules, 21 bAbI
+questions (all 20 tasks) and 10 MS MARCO queries. A check the current code fails for a known reason is marked
 `xfail(strict=True)` in the fixture, with the reason, so that it flips when the fix lands.
 """
 
@@ -42,8 +42,9 @@ def test_fixture_covers_what_it_claims():
     cot = [r for r in GOLD if r["dataset"] == "cotempqa"]
     assert Counter(r["label"] for r in cot) == {"equal": 9, "overlap": 9, "during": 9, "mix": 7}
     assert sum(len(r["answer_facts"]) > 1 for r in cot) >= 10  # multi-answer questions
-    assert {r["id"] for r in cot if r.get("xfail", {}).get("anchor")} == {
-        "cotempqa/overlap/134", "cotempqa/mix/111", "cotempqa/mix/177"}  # the two-anchor examples
+    # the three examples whose anchor clause matches two facts, each resolved to one anchor
+    two_matches = {"cotempqa/overlap/134", "cotempqa/mix/111", "cotempqa/mix/177"}
+    assert all(len(r["anchor"]) == 1 for r in cot if r["id"] in two_matches) and two_matches <= {r["id"] for r in cot}
     babi = [r for r in GOLD if r["dataset"] == "babi"]
     assert {r["id"].split("/")[1] for r in babi} == {f"qa{t}" for t in range(1, 21)}
 

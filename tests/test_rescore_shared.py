@@ -180,6 +180,33 @@ def test_rows_carry_flags_and_the_split_evidence_steps(results):
     # the paper's models were taught to cite the answer-bearing facts, never the anchor
     assert s["steps"]["anchor_accuracy"] < 0.01
     assert s["steps"]["answer_fact_accuracy"] > 0.4
+def test_stratified_test_and_papers_quantities_on_the_correct_trace_outputs(results):
+    """The headline test is the CMH over the 4 subsets (by hand from the per-subset tables), the
+    pooled χ² is kept as the paper's test, and the paper's headline 28 % is the share of all outputs
+    whose trace and answer are both right (paper's definitions), not P(answer | trace right)."""
+    s = results["by_condition"]["correct"]["summary"]
+    a = s["association"]["label"]
+    tables = [b["table"] for b in a["by_subset"].values()]
+    assert len(tables) == 4 and [[sum(t[i][j] for t in tables) for j in (0, 1)] for i in (0, 1)] == a["table"]
+    num = var = 0.0
+    for (x, y), (z, w) in tables:
+        n1, n2, m1, m2, n = x + y, z + w, x + z, y + w, x + y + z + w
+        if 0 not in (n1, n2, m1, m2):
+            num += x - n1 * m1 / n
+            var += n1 * n2 * m1 * m2 / (n * n * (n - 1))
+    assert a["stratified"]["chi2"] == pytest.approx(num * num / var) and a["stratified"]["by"] == "subset"
+    assert a["stratified"]["chi2"] < a["pooled"]["chi2"] / 5
+    trace = s["paper"]["association"]["trace"]
+    (x, y), _ = trace["table"]
+    # 272, not the review's 273: the faithful upstream scorer deletes "assistant" from every output, so
+    # cotempqa/during/2132 (gold "assistant professor") is wrong under the paper's own scorer
+    assert (x, x + y) == (272, 522) and s["paper"]["evaluated"] == 950
+    assert trace["both_right"]["p"] == pytest.approx(272 / 950) and trace["answer_given_step_right"]["p"] == pytest.approx(272 / 522)
+    lo, hi = trace["both_right"]["ci95"]
+    assert lo < 272 / 950 < hi and trace["both_right"]["method"] == "bootstrap"
+    assert s["regression"]["terms"]["label"]["estimable"] and s["paper"]["regression"]["terms"]["evidence"]["estimable"]
+    # per condition: the 5 steps under tracekd's definitions, the 3 under the paper's
+    assert next(iter(results)) == "findings" and len(results["findings"]) == 3 * (5 + 3)
 
 
 def test_rescore_cli_writes_json_and_bad_input(tmp_path, shared_data, reference_outputs):
@@ -226,7 +253,12 @@ def test_rescore_report_uses_the_same_report_code(tmp_path, shared_data, referen
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "Llama-3.2-1B-Instruct" in page and 'class="ex"' in page
     md = (out / "report.md").read_text()
-    assert "answer_only" in md and "Fisher p" in md
+    assert "answer_only" in md and "Fisher p" in md and md.index("## Findings") < md.index("## Headline")
+    for needle in ("CMH χ²", "χ² pool", "both✓", "adjusted OR", "Per subset (tracekd definitions)", "paper's definitions"):
+        assert needle in md and needle in page.replace("&#x27;", "'")
+    # the whole command, per-subset tables, CMH, the regression and the paper's joint share on the terminal
+    for needle in ("Findings", "CMH χ²", "Per subset", "Logistic regression", "both✓", "P(a|t)", "ev P", "tr T"):
+        assert needle in r.stdout
     # the report rebuilds from results.json alone
     (out / "report.html").unlink()
     r = subprocess.run([sys.executable, "-m", "tracekd", "report", str(out)], capture_output=True, text=True)

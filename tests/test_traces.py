@@ -103,7 +103,7 @@ def test_parser_never_raises_on_arbitrary_text(text):
 
 _pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "[", "]", "'", '"', "\n",
                            "assistant", "label:", "evidence:", "answer:", "I need to use the following facts to answer the question:",
-                           "The category of the question asked is:", "\\", ", ", "[[[[", "x"])
+                           "The category of the question asked is:", "\\", ", ", "[[[[", "x", "['']", "[' ']"])
 
 
 @settings(deadline=None)
@@ -111,9 +111,9 @@ _pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "[", 
 def test_parser_never_raises_on_trace_like_junk(parts):
     text = "".join(parts)
     t = parse(text)
-    # a step found is never empty: no blank label, no empty answer list
+    # a step found is never empty: no blank label, no empty answer list, no blank answer
     assert t.label is None or t.label.strip()
-    assert t.answers is None or len(t.answers) > 0
+    assert t.answers is None or (len(t.answers) > 0 and all(a.strip() for a in t.answers))
     # the stray "assistant" the paper's models write first changes nothing
     if not text.lstrip().lower().startswith("assistant"):
         assert parse("assistant\n\n" + text) == t
@@ -171,6 +171,12 @@ _EV = "I need to use the following facts to answer the question: "
     # ... but only as the trace's first sentence, with "is:", inside <think>
     (f"<think>The time interval for A is from 1935 to 1946. {_EV}['A is x.']</think>", None, ("A is x.",), None),
     ("The answer is: Paris.", None, None, ("The answer is: Paris.",)),
+    # an empty string used to count as an answer (and as a cited fact)
+    ("<answer>['']</answer>", None, None, None),
+    ("<answer>['', 'x']</answer>", None, None, ("x",)),
+    ("<think>a</think> ['  ']", None, None, None),
+    ("label: equal\nevidence: ['']\nanswer: ['']", "equal", (), None),
+    (f"<think>{TEMPORAL.format(label='equal')}\n{_EV}['', 'A is x.']</think> <answer>['x']</answer>", "equal", ("A is x.",), ("x",)),
 ])
 def test_parser_defects_found_in_review(text, label, evidence, answers):
     assert parse(text) == Trace(label, evidence, answers)
@@ -203,3 +209,16 @@ def test_a_wrong_label_never_parses_as_the_gold_one(labels, data, evidence, pref
         text = f"{prefix}<think>{head}{end}{join}{_EV}{list(evidence)!r}</think> <answer>['x']</answer>"
     got = parse(text).label
     assert got is None or normalize_label(got) != normalize_label(gold)
+
+
+def test_an_empty_answer_is_scored_as_no_answer():
+    """`<answer>['']</answer>` used to parse as the answer '' and be scored as an answered output."""
+    from tracekd.data.schema import ContextItem, Example
+    from tracekd.score.evaluate import score_output
+
+    ds = get_dataset("cotempqa")
+    ex = ds.decompose(Example("cotempqa/equal/0", "cotempqa", "equal", "While A was holding the position of p, which?",
+                              (ContextItem("f0", "A holds the position of p in 1990."),), ("x",)))
+    row = score_output(ds, ex, "<answer>['']</answer>")
+    assert (row["status"], row["parsed"]["answers"]) == ("unparsable", None)
+    assert score_output(ds, ex, "<answer>['', 'x']</answer>")["parsed"]["answers"] == ["x"]

@@ -4,12 +4,14 @@ Decomposition:
 - Classification: the temporal relation between the question's event and the answer's
   event, i.e. the subset (equal / overlap / during / mix), as in the paper.
 - Information Retrieval (`ir_rule="tracekd"`, default): the anchor fact (the event the question
-  is conditioned on, "While X was ...") plus the answer-bearing facts (the facts whose
-  object - or, for "who also ..." questions, subject - is an answer, preferring the ones that
-  co-occur with the anchor). `ir_rule="paper"`: the paper's rule, every fact that contains an
-  answer as a substring.
-- Flags: `no_anchor`, `no_answer_fact`, `answer_not_in_evidence`, and `label_contradicts_dates`
-  when the subset's relation is not the one the dates as written give (see `contradicts_dates`).
+  is conditioned on, "While X was ..."; when several facts match that clause, the one the answers
+  co-occur with in the labelled relation, see `resolve_anchor`) plus the answer-bearing facts
+  (the facts whose object - or, for "who also ..." questions, subject - is an answer, preferring
+  the ones that co-occur with the anchor). `ir_rule="paper"`: the paper's rule, every fact that
+  contains an answer as a substring.
+- Flags: `no_anchor`, `ambiguous_anchor`, `no_answer_fact`, `answer_not_in_evidence`, and
+  `label_contradicts_dates` when the subset's relation is not the one the dates as written give
+  (see `contradicts_dates`).
 """
 
 from __future__ import annotations
@@ -126,14 +128,50 @@ def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[
 _SINGLE_RELATION = ("equal", "overlap", "during")
 
 
+def _relations(anchors: list[Fact], found: list[Fact]) -> set[str]:
+    return {relation(x.when, f.when) for x in anchors for f in found}
+
+
 def contradicts_dates(label: str, anchors: list[Fact], by_answer: list[list[Fact]]) -> bool:
     """The gold label contradicts the dates as written: some answer has no answer-bearing fact
     in the labelled relation to an anchor (e.g. labelled `overlap` while the answer's interval
     lies inside the anchor's). `mix` is not checked: its answers stand in different relations."""
     if label not in _SINGLE_RELATION or not anchors:
         return False
-    return any(found and not any(relation(x.when, f.when) == label for x in anchors for f in found)
-               for found in by_answer)
+    return any(found and label not in _relations(anchors, found) for found in by_answer)
+
+
+def fits_label(label: str, anchor: Fact, by_answer: list[list[Fact]]) -> bool:
+    """The answers co-occur with `anchor` in the labelled relation: for `equal`, `overlap` and
+    `during` every answer has an answer-bearing fact in that relation to it; for `mix` every
+    answer has one that co-occurs with it and these facts stand in at least two relations."""
+    rels = [_relations([anchor], found) for found in by_answer]
+    if label not in _SINGLE_RELATION:
+        seen = set().union(*rels)
+        return all(rels) and "none" not in seen and len(seen) > 1
+    return all(label in r for r in rels)
+
+
+def resolve_anchor(question: str, label: str, answers: tuple[str, ...], facts: list[Fact]
+                   ) -> tuple[list[Fact], list[list[Fact]], bool]:
+    """The anchor(s), each answer's answer-bearing facts, and whether the anchor is ambiguous.
+
+    When several facts match the question's clause (same subject, relation and object, other
+    dates), each is tried alone as the anchor - the others then count as ordinary facts, which
+    may state an answer ("president" while holding the position of president) - and the one
+    candidate that `fits_label` is kept. When none or more than one fits, all are kept as
+    anchors (and none of them can state an answer) and the example is ambiguous."""
+    anchors = find_anchor(question, facts)
+    if len(anchors) > 1:
+        fitting = []
+        for c in anchors:
+            by_answer = [answer_bearing(question, a, [c], facts) for a in answers]
+            if fits_label(label, c, by_answer):
+                fitting.append((c, by_answer))
+        if len(fitting) == 1:
+            anchor, by_answer = fitting[0]
+            return [anchor], by_answer, False
+    return anchors, [answer_bearing(question, a, anchors, facts) for a in answers], len(anchors) > 1
 
 
 @register
@@ -237,17 +275,19 @@ class CoTempQA(Dataset):
 
     def retrieve(self, ex: Example) -> Retrieval:
         facts = [f for f in (parse_fact(c) for c in ex.context) if f is not None]
-        anchors = find_anchor(ex.question, facts)
+        label = ex.subset  # the gold relation (`classify` of a synthetic example reads the retrieval)
+        anchors, by_answer, ambiguous = resolve_anchor(ex.question, label, ex.answers, facts)
         bearing: dict[str, None] = {}
         flags = []
         if not anchors:
             flags.append("no_anchor")
-        by_answer = [answer_bearing(ex.question, a, anchors, facts) for a in ex.answers]
+        if ambiguous:
+            flags.append("ambiguous_anchor")
         for found in by_answer:
             bearing.update((f.id, None) for f in found)
         if not all(by_answer):
             flags.append("no_answer_fact")
-        if contradicts_dates(ex.subset, anchors, by_answer):
+        if contradicts_dates(label, anchors, by_answer):
             flags.append("label_contradicts_dates")
         order = {c.id: i for i, c in enumerate(ex.context)}
         anchor_ids = tuple(sorted((f.id for f in anchors), key=order.__getitem__))

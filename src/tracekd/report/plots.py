@@ -68,8 +68,9 @@ def heatmaps(results: dict[str, Any], dataset: str, model: str, step: str = "tra
         ax.set_xticks([0, 1], ["answer ✓", "answer ✗"])
         ax.set_yticks([0, 1], [f"{step} ✓", f"{step} ✗"])
         ax.tick_params(axis="y", labelleft=k == 0)
-        phi = g["association"][step]["phi"]
-        ax.set_title(f"{g['condition']}  (φ = {'—' if phi is None else f'{phi:.2f}'})", fontsize=8)
+        st = g["association"][step]["stratified"]
+        verdict = "not estimable" if st["p"] is None else f"CMH p = {st['p']:.2g}"
+        ax.set_title(f"{g['condition']}  ({verdict})", fontsize=8)
     fig.suptitle(f"{dataset} / {model}: {STEP_TITLES[step]} vs answer", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _png(fig)

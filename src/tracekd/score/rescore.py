@@ -25,6 +25,7 @@ from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 from tracekd.score.answers import upstream_totals
 from tracekd.score.evaluate import rejudge_steps, score_output, summarize
+from tracekd.score.findings import rescore_findings
 
 FORMATS = ("trace-check-qa",)
 #: the evidence rule each format's models were trained to cite (the primary rule by default)
@@ -166,4 +167,4 @@ def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str 
             "summary": summaries[rules[0]],
             "evidence_rules": {rule: _rule_view(s) for rule, s in summaries.items() if rule is not None},
         }
-    return results
+    return {"findings": rescore_findings(results), **results}

@@ -3,7 +3,8 @@
 It reads both templates (and mixtures), tolerates junk - a leading `assistant`, missing closing
 tags, Python-list or line lists, text after a list (`['X'].`, `['X'] (note)`), the label and
 evidence sentences run together on one line, a paraphrased label sentence ("The time interval
-is: equal.") - and never raises: a step it cannot find is None.
+is: equal.") - and never raises: a step it cannot find is None. Blank list items are dropped, so
+`<answer>['']</answer>` gives no answer.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def _bracket_list(s: str) -> tuple[str, ...]:
     while cut > 0:
         value = _safe_literal(s[:cut])
         if isinstance(value, (list, tuple)):
-            return tuple(v if isinstance(v, str) else repr(v) for v in value)
+            return _said(v if isinstance(v, str) else repr(v) for v in value)
         cut = s.rfind("]", 0, cut - 1) + 1  # the previous "]" (0 when there is none)
     last = s.rfind("]")
     return _broken_list(s[: last + 1] if last > 0 else s)
@@ -123,8 +124,13 @@ def _literal_list(s: str) -> tuple[str, ...] | None:
         return None
     value = _safe_literal(s)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
+        return _said(value)
     return None
+
+
+def _said(items) -> tuple[str, ...]:
+    """The items that say something: a blank one (`['']`, `['  ']`) is no answer and cites no fact."""
+    return tuple(x for x in items if x.strip())
 
 
 def _unescape(s: str) -> str:
@@ -163,7 +169,7 @@ def parse(text: str) -> Trace:
         vals = tags["evidence"]
         evidence = _literal_list(vals[0]) if len(vals) == 1 else None
         if evidence is None:
-            evidence = tuple(v for v in vals if v)
+            evidence = _said(vals)
 
     answers = None
     m = _ANSWER_RE.search(t)
@@ -173,7 +179,7 @@ def parse(text: str) -> Trace:
         vals = tags["answer"]
         answers = _literal_list(vals[0]) if len(vals) == 1 else None
         if answers is None:
-            answers = tuple(v for v in vals if v)
+            answers = _said(vals)
         answers = answers or None
     else:
         bare = None
