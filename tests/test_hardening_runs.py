@@ -167,6 +167,28 @@ def test_ctrl_c_says_what_was_kept_and_how_to_resume(tmp_path, data):
                          "--save-steps 3 --batch-size 2 --grad-accum 1 --resume")
 
 
+def test_ctrl_c_in_a_run_names_the_folder_to_resume(tmp_path, monkeypatch, capsys):
+    from tracekd import cli
+    from tracekd.experiment import runner
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"name": "ctrlc", "datasets": [{"name": "synthetic-babi", "size": 20}],
+                                   "models": ["tiny-random"], "conditions": ["baseline"]}))
+    monkeypatch.setattr(runner, "run_experiment", interrupted)
+    monkeypatch.setattr(cli, "_on_interrupt", [])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["tracekd", "run", str(cfg)])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 130
+    assert capsys.readouterr().err.strip() == (
+        "interrupted: 0 finished cell(s) kept in runs/ctrlc (an unfinished cell resumes from its last checkpoint "
+        f"or its last generated batch); resume with: tracekd run {cfg} --out runs/ctrlc")
+
+
 def test_a_kill_during_a_write_leaves_temporaries_that_the_next_run_removes(tmp_path):
     cfg = {"name": "tmp", "datasets": [{"name": "synthetic-babi", "size": 20}], "models": ["tiny-random"],
            "conditions": ["baseline"], "seeds": [0], "generate": {"max_new_tokens": 4}}

@@ -50,11 +50,12 @@ def _options(cls, **values):
 
 def _command_line(*extra: str) -> str:
     args = list(sys.argv[1:])
-    return shlex.join(["tracekd", *args, *(a for a in extra if a not in args)])
+    return shlex.join(["tracekd", *args, *([] if extra and extra[0] in args else extra)])
 
 
 def _when_interrupted(kept: Callable[[], str], *extra: str) -> None:
-    """On Ctrl-C, print `kept()` and the command line (plus `extra` flags) that resumes."""
+    """On Ctrl-C, print `kept()` and the command line that resumes: this one, plus the option
+    `extra` (e.g. `--resume`, or `--out DIR`) unless it was given."""
     _on_interrupt.append(lambda: f"{kept()}; resume with: {_command_line(*extra)}")
 
 
@@ -245,9 +246,7 @@ def run(
 
     cfg = load_config(config)
     run_dir = out_dir or Path("runs") / cfg.name
-    if not out_dir:
-        sys.argv += ["--out", str(run_dir)]  # the resume command names the folder
-    _when_interrupted(lambda: _cells_kept(run_dir))
+    _when_interrupted(lambda: _cells_kept(run_dir), *([] if out_dir else ["--out", str(run_dir)]))
     run_experiment(cfg, run_dir, dry_run=dry_run, console=out)
 
 
