@@ -174,6 +174,7 @@ def train(
     full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")] = False,
     qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit QLoRA (default: as the preset says, on CUDA).")] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 (default: where supported).")] = None,
+    activation_checkpointing: Annotated[Optional[bool], typer.Option("--activation-checkpointing/--no-activation-checkpointing", help="Recompute activations in the backward pass (default: on for the paper's presets on CUDA cards below 40 GB).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch examples of similar length.")] = True,
     save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
@@ -189,7 +190,7 @@ def train(
     opts = _options(
         TrainOptions, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, full=full,
-        qlora=qlora, bf16=bf16, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
+        qlora=qlora, bf16=bf16, activation_checkpointing=activation_checkpointing, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
         logging_steps=logging_steps, report_to=report_to, use_cpu=use_cpu,
     )
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
@@ -291,13 +292,11 @@ def _check_results(results, path: Path) -> None:
                 raise InputError(f"examples file {f!r} is not a path inside {root}", path)
 
 
-def _shutdown_distributed() -> bool:
-    """End a torch.distributed run cleanly (gloo can abort at interpreter exit otherwise)."""
+def _shutdown_distributed() -> None:
+    """End a torch.distributed run cleanly before the interpreter exits."""
     dist = sys.modules.get("torch.distributed")
-    if dist is None or not dist.is_available() or not dist.is_initialized():
-        return False
-    dist.destroy_process_group()
-    return True
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def _say(kind: str, message: str) -> None:
@@ -334,11 +333,8 @@ def main() -> None:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if _caused_by_ctrl_c(e):
             code = _interrupted()
-    if _shutdown_distributed():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    _shutdown_distributed()
+    sys.exit(code)  # a normal exit: atexit handlers run (a wandb run is closed)
 
 
 if __name__ == "__main__":

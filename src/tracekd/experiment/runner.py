@@ -125,20 +125,9 @@ def _progress_callback(report):
     return StepProgress()
 
 
-def _release_memory() -> None:
-    """Between stages: collect the trainer's reference cycles and hand freed memory back to the OS."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dict[str, Any]:
     from tracekd.generate.run import generate
+    from tracekd.models.loading import release_memory
     from tracekd.score.evaluate import evaluate
     from tracekd.train.sft import train
 
@@ -156,14 +145,14 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
             cb = [_progress_callback(lambda s, n: progress("train", s, n))] if progress else None
             train(data, cell.model.model, tdir, opts, resume=True, callbacks=cb)
             timings["train_s"] = time.perf_counter() - t
-            _release_memory()
+            release_memory()
         adapter = tdir / ("model" if cfg.train.full else "adapter")
     t = time.perf_counter()
     model = str(adapter) if cfg.train.full and adapter is not None else cell.model.model
     generate(data, model, folder / "predictions.jsonl", None if cfg.train.full else adapter, cfg.generate,
              progress=(lambda done, total: progress("generate", done, total)) if progress else None)
     timings["generate_s"] = time.perf_counter() - t
-    _release_memory()
+    release_memory()
     summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
     write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
     return summary

@@ -25,6 +25,7 @@ class TrainOptions(BaseModel):
     lora_targets: str | list[str] = "all-linear"
     qlora: bool | None = None  # None: as the preset says, when CUDA and bitsandbytes are present
     bf16: bool | None = None  # None: where the hardware supports it
+    activation_checkpointing: bool | None = None  # None: on for the paper's presets on CUDA cards below 40 GB
     seed: int = Field(0, ge=0, le=2**32 - 1)
     group_by_length: bool = True
     completion_only_loss: bool = True  # False: loss on the prompt too (the paper's code; for comparison)
