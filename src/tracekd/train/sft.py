@@ -154,8 +154,21 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
 
 def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
+    """Train with OUT locked (one process per output folder), after removing what a killed run
+    left half-written there. Bad input is refused before OUT is made."""
+    from tracekd.train.reproducible import locked_output
+
+    resolve(model)
+    read_sft_records(Path(data_dir))
+    with locked_output(Path(out_dir)):
+        return _train(data_dir, model, out_dir, opts, resume, callbacks)
+
+
+def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
+           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
     import datasets
-    from trl import SFTTrainer
+
+    from tracekd.train.reproducible import ReproducibleTrainer
 
     datasets.disable_progress_bars()
 
@@ -172,7 +185,7 @@ def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpti
     checkpointing = use_activation_checkpointing(spec, opts)
     base = load_model(spec, qlora=qlora, bf16=use_bf16)
     args = sft_config(opts, out_dir, use_bf16, checkpointing)
-    trainer = SFTTrainer(
+    trainer = ReproducibleTrainer(
         model=base, args=args, train_dataset=dataset, processing_class=tok,
         peft_config=None if opts.full else lora_config(opts), callbacks=callbacks,
     )
