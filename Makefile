@@ -28,3 +28,4 @@ bench: setup
 	$(BIN)/python bench/stats_speed.py
 	$(BIN)/python bench/generate_speed.py
 	$(BIN)/python bench/sft_speed.py
+	$(BIN)/python bench/precision_quality.py
