@@ -189,6 +189,53 @@ def generate(
 
 
 @app.command()
+def teach(
+    data: Annotated[Path, typer.Option(help="Prepared folder (its train.jsonl and test.jsonl prompts are asked).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (responses.jsonl cache, teacher.jsonl, teach_summary.json); resumed if present.")],
+    model: Annotated[str, typer.Option(help="The teacher: the model name the server knows, or a tracekd model (--backend local).")],
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")] = None,
+    backend: Annotated[str, typer.Option(help="openai (a server) or local (tracekd's generator, greedy).")] = "openai",
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (never pass the key itself).")] = "OPENAI_API_KEY",
+    samples: Annotated[int, typer.Option(help="Rejection sampling: ask up to K times until the answer scores correct.")] = 1,
+    accept: Annotated[str, typer.Option(help="Answer score that decides acceptance: correct, or upstream (CoTempQA's original scorer, the paper's).")] = "correct",
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default: the server's).")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling (default: the server's).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per reply.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of sample 0 (sample k uses seed + k).")] = 0,
+    system: Annotated[bool, typer.Option("--system/--no-system", help="Also send the students' system message.")] = False,
+    instruction: Annotated[str, typer.Option(help="Text appended to the user turn.")] = "",
+    summary: Annotated[bool, typer.Option("--summary", help="Also ask for a summary of each kept trace (the paper's prompt).")] = False,
+    summary_model: Annotated[Optional[str], typer.Option(help="Summarise with a second model (default: the teacher).")] = None,
+    summary_base_url: Annotated[Optional[str], typer.Option(help="Server of the second model.")] = None,
+    posthoc: Annotated[bool, typer.Option("--posthoc", help="Also ask for a post-hoc explanation of each kept answer (the paper's second turn).")] = False,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 600.0,
+    max_retries: Annotated[int, typer.Option(help="Retries on 429 / 5xx / timeouts / connection errors / malformed replies.")] = 5,
+    retry_delay: Annotated[float, typer.Option(help="First backoff in seconds (doubles each retry).")] = 0.5,
+    split: Annotated[list[str], typer.Option(help="Splits to teach (repeatable).")] = ["train", "test"],
+) -> None:
+    """Ask a teacher model for reasoning traces (cached, resumable, rejection-sampled)."""
+    from tracekd.teach.options import TeacherOptions
+    from tracekd.teach.run import teach as run_teach
+
+    opts = _options(
+        TeacherOptions, backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, samples=samples,
+        accept=accept, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, system=system,
+        instruction=instruction, summary=summary, summary_model=summary_model, summary_base_url=summary_base_url,
+        posthoc=posthoc, concurrency=concurrency, timeout=timeout, max_retries=max_retries, retry_delay=retry_delay,
+        splits=split,
+    )
+    s = run_teach(data, out_dir, opts)
+    a = s["acceptance"]["overall"]
+    out.print(f"{a['accepted']} of {a['examples']} examples kept ({100 * a['rate']:.1f} %, {a['samples']} samples; "
+              f"first-sample accuracy {100 * a['first_sample_accuracy']:.1f} %) -> {out_dir}")
+    for sub, r in s["acceptance"]["by_subset"].items():
+        out.print(f"  {sub}: {r['accepted']} / {r['examples']} ({100 * r['rate']:.1f} %)")
+    sent, cached = s["requests"]["sent"], s["requests"]["cached"]
+    out.print("requests: " + ", ".join(f"{k} {sent.get(k, 0)} sent / {cached.get(k, 0)} cached" for k in sorted(set(sent) | set(cached))))
+
+
+@app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
