@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from serving import FaultProxy, Server, free_port
+from serving import FaultProxy
 from tracekd.prepare import DataOptions, prepare
 from tracekd.teach.options import POSTHOC_PROMPT, SUMMARY_PROMPT
+from tracekd.teach.serve import LocalServer, free_port
 
 
 def _cli(*args, env=None, timeout=600):
@@ -52,7 +53,7 @@ def tiny_folder():
 
 @pytest.fixture(scope="module")
 def server(tiny_folder, tmp_path_factory):
-    srv = Server(tiny_folder, free_port(), tmp_path_factory.mktemp("serve") / "server.log").start()
+    srv = LocalServer(tiny_folder, tmp_path_factory.mktemp("serve") / "server.log").start()
     yield srv
     srv.stop()
 
@@ -197,7 +198,7 @@ def test_kill_server_mid_run_then_resume(tiny_folder, tmp_path):
     recs = {i: r for i, r in _prepare(tmp_path / "data", 100, 30, 1).items() if r["split"] == "train"}
     n = len(recs)
     port = free_port()
-    first = Server(tiny_folder, port, tmp_path / "server1.log").start()
+    first = LocalServer(tiny_folder, tmp_path / "server1.log", port).start()
     cache = tmp_path / "teach" / "responses.jsonl"
     args = ["teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", tiny_folder,
             "--base-url", f"http://127.0.0.1:{port}/v1", "--max-tokens", 32, "--concurrency", 2,
@@ -222,7 +223,7 @@ def test_kill_server_mid_run_then_resume(tiny_folder, tmp_path):
     with cache.open("a") as f:  # and a torn line, as if teach itself had been killed mid-write
         f.write('{"key": "torn')
 
-    second = Server(tiny_folder, port, tmp_path / "server2.log").start()
+    second = LocalServer(tiny_folder, tmp_path / "server2.log", port).start()
     try:
         r = _cli(*args)
         assert r.returncode == 0, r.stderr
@@ -236,3 +237,78 @@ def test_kill_server_mid_run_then_resume(tiny_folder, tmp_path):
     assert asked == n - len(done)  # nothing finished was asked again
     assert len(_lines(tmp_path / "teach" / "teacher.jsonl")) == n
 
+
+
+RUN = """
+name: teacher-grid
+datasets:
+  - {{name: synthetic-babi, size: 60, limit_train: 16, limit_test: 8}}
+models: [tiny-random]
+conditions: [baseline, correct, correct@teacher_correct, answer_only@teacher_correct,
+             teacher, teacher_summary, teacher_posthoc, teacher_swapped]
+seeds: [0]
+template: tagged
+teacher: {{model: {model}, base_url: "{url}", max_tokens: 12, concurrency: 2}}
+train: {{max_steps: 2, batch_size: 4, grad_accum: 1, save_steps: 10, lr: 5.0e-3}}
+generate: {{max_new_tokens: 16, batch_size: 8}}
+"""
+
+
+def test_run_with_teacher_conditions(server, tiny_folder, tmp_path):
+    """`tracekd run` teaches (real server; the proxy makes every other example's answer right),
+    then prepares, trains and scores the four teacher conditions and the teacher-correct controls
+    beside the rule-based ones, and reports them with the teacher's own row."""
+    recs = _prepare(tmp_path / "probe", 60, 16, 8)
+    gold = {_user(r): r["answers"][0] for r in recs.values()}
+    right = {_user(r) for i, r in enumerate(sorted(recs.values(), key=lambda r: r["id"])) if i % 2 == 0}
+
+    def rule(n, req):
+        msgs = req["json"]["messages"] if req["path"].endswith("/chat/completions") else []
+        if len(msgs) == 1 and msgs[0]["content"] in right:
+            return {"rewrite": _set_message(gold[msgs[0]["content"]], reasoning="Reasoning about " + msgs[0]["content"][-30:])}
+        return None
+
+    cfg = tmp_path / "cfg.yaml"
+    with FaultProxy(server.port, rule) as proxy:
+        cfg.write_text(RUN.format(model=tiny_folder, url=proxy.url))
+        r = _cli("run", cfg, "--out", tmp_path / "run", timeout=1200)
+    assert r.returncode == 0, r.stderr + r.stdout
+    run = tmp_path / "run"
+    kept = {i for i, rec in recs.items() if _user(rec) in right}
+    results = json.loads((run / "results.json").read_text())
+    groups = {(g["model"], g["condition"]): g for g in results["groups"]}
+    n_test = sum(rec["split"] == "test" for rec in recs.values())
+    n_kept = sum(recs[i]["split"] == "test" for i in kept)
+    assert groups[("tiny-random", "correct")]["n"] == groups[("tiny-random", "baseline")]["n"] == n_test
+    for cond in ("correct@teacher_correct", "answer_only@teacher_correct", "teacher", "teacher_summary",
+                 "teacher_posthoc", "teacher_swapped"):
+        assert groups[("tiny-random", cond)]["n"] == n_kept, cond
+        assert groups[("tiny-random", cond)]["lengths"]["target_tokens"] > 0
+    for cond in ("teacher", "teacher_swapped"):
+        scores = json.loads((run / "cells" / "synthetic-babi" / "tiny-random" / cond / "seed-0" / "scores.json").read_text())
+        assert scores["trace_style"] == "freeform"
+    correct = json.loads((run / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "scores.json").read_text())
+    assert correct["trace_style"] == "rule"
+    teacher_rows = {x["id"]: x for x in _lines(run / "teacher" / "synthetic-babi" / "teacher.jsonl")}
+    assert {i for i, x in teacher_rows.items() if x["accepted"]} == kept
+    data = run / "data" / "synthetic-babi"
+    for rec in _lines(data / "teacher" / "seed-0" / "train.jsonl"):
+        assert rec["completion"][0]["content"].startswith(f"<think>{teacher_rows[rec['id']]['trace']}</think>")
+    for rec in _lines(data / "teacher_summary" / "seed-0" / "train.jsonl"):
+        assert rec["target"]["reasoning"] == teacher_rows[rec["id"]]["summary"]
+    for rec in _lines(data / "teacher_swapped" / "seed-0" / "train.jsonl"):
+        assert rec["perturbation"]["swapped_with"] != rec["id"]
+        assert rec["target"]["reasoning"] == teacher_rows[rec["perturbation"]["swapped_with"]]["trace"]
+    # the teacher itself, scored like a model: its first samples on the test split
+    own = groups[(f"teacher ({tiny_folder.name})", "baseline")]
+    assert own["n"] == n_test
+    assert own["rates"]["answer_accuracy"]["mean"] == pytest.approx(n_kept / n_test)
+    report = (run / "report.md").read_text()
+    assert f"teacher ({tiny_folder.name})" in report and "## Trace length" in report
+    assert (run / "plots" / "accuracy_by_trace_length.png").is_file()
+    # a rerun does nothing and asks the teacher nothing
+    with FaultProxy(server.port, rule, port=int(proxy.url.rsplit(":", 1)[1].split("/")[0])) as proxy:
+        cfg.write_text(RUN.format(model=tiny_folder, url=proxy.url))
+        r = _cli("run", cfg, "--out", run)
+        assert r.returncode == 0, r.stderr
+        assert proxy.chat() == []

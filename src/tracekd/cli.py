@@ -48,7 +48,7 @@ def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     source: Annotated[Optional[str], typer.Option(help="A file, a folder or a hub id.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Number of examples (synthetic datasets).")] = None,
-    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all (repeatable; several go to OUT/<condition>/).")] = ["correct"],
+    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     subset: Annotated[Optional[list[str]], typer.Option(help="Subset / task to keep (repeatable).")] = None,
@@ -57,6 +57,7 @@ def prepare(
     data_seed: Annotated[int, typer.Option(help="Seed of the train/test split and of synthetic data.")] = 42,
     limit_train: Annotated[Optional[int], typer.Option(help="Keep at most N train examples.")] = None,
     limit_test: Annotated[Optional[int], typer.Option(help="Keep at most N test examples.")] = None,
+    teacher: Annotated[Optional[Path], typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
 ) -> None:
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
     from tracekd.prepare import DataOptions
@@ -66,7 +67,7 @@ def prepare(
         dataset=dataset, source=source, size=size, subsets=subset or None, ir_rule=ir_rule,
         preset=preset, data_seed=data_seed, limit_train=limit_train, limit_test=limit_test,
     )
-    manifests = run_prepare(opts, condition, template, seed, out_dir)
+    manifests = run_prepare(opts, condition, template, seed, out_dir, teacher)
     for cond, manifest in manifests.items():
         c = manifest["counts"]
         where = out_dir if len(manifests) == 1 else out_dir / cond
@@ -86,12 +87,13 @@ def evaluate(
     out_file: Annotated[Path, typer.Option("--out", help="Scores JSON.")],
     examples: Annotated[Optional[Path], typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Count test examples without a prediction as wrong.")] = False,
+    trace_style: Annotated[str, typer.Option(help="How trace steps are read: rule (the parser), freeform (teacher-style free text), or auto (freeform for a teacher condition's folder).")] = "auto",
 ) -> None:
     """Score predictions: answers, trace steps and their association."""
     from tracekd.score.evaluate import evaluate as run_evaluate
     from tracekd.score.tables import print_summary
 
-    summary = run_evaluate(data, predictions, out_file, examples, allow_missing)
+    summary = run_evaluate(data, predictions, out_file, examples, allow_missing, trace_style)
     print_summary(out, str(predictions), summary)
     out.print(f"scores -> {out_file}")
 
@@ -196,6 +198,7 @@ def teach(
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")] = None,
     backend: Annotated[str, typer.Option(help="openai (a server) or local (tracekd's generator, greedy).")] = "openai",
     api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (never pass the key itself).")] = "OPENAI_API_KEY",
+    serve: Annotated[bool, typer.Option("--serve", help="Start `transformers serve` for MODEL (a tracekd preset or folder) on 127.0.0.1 while teaching.")] = False,
     samples: Annotated[int, typer.Option(help="Rejection sampling: ask up to K times until the answer scores correct.")] = 1,
     accept: Annotated[str, typer.Option(help="Answer score that decides acceptance: correct, or upstream (CoTempQA's original scorer, the paper's).")] = "correct",
     temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default: the server's).")] = None,
@@ -219,7 +222,7 @@ def teach(
     from tracekd.teach.run import teach as run_teach
 
     opts = _options(
-        TeacherOptions, backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, samples=samples,
+        TeacherOptions, backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, serve=serve, samples=samples,
         accept=accept, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, system=system,
         instruction=instruction, summary=summary, summary_model=summary_model, summary_base_url=summary_base_url,
         posthoc=posthoc, concurrency=concurrency, timeout=timeout, max_retries=max_retries, retry_delay=retry_delay,

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
@@ -67,15 +68,30 @@ def _reply(resp: Any) -> Reply:
 
 
 class ServerBackend:
-    """Chat completions from an OpenAI-compatible server."""
+    """Chat completions from an OpenAI-compatible server (with `serve`, one tracekd starts:
+    `transformers serve` on 127.0.0.1, its log in `workdir`/server.log)."""
 
-    def __init__(self, endpoint: Endpoint):
+    def __init__(self, endpoint: Endpoint, workdir: Path):
         import openai
 
         self.endpoint = endpoint
-        self.url = endpoint.where
+        self.server = None
+        base_url, self.model = endpoint.base_url, endpoint.model
+        if endpoint.serve:
+            from tracekd.models.loading import model_path
+            from tracekd.models.presets import resolve
+            from tracekd.teach.serve import LocalServer
+
+            folder = model_path(resolve(endpoint.model))
+            self.server = LocalServer(folder, workdir / "server.log").start()
+            base_url, self.model = self.server.url, folder
+        self.url = base_url or endpoint.where
         key = os.environ.get(endpoint.api_key_env) or "none"  # local servers take any key
-        self.client = openai.OpenAI(base_url=endpoint.base_url, api_key=key, max_retries=0, timeout=endpoint.timeout)
+        self.client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=endpoint.timeout)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
 
     def _delay(self, attempt: int, error: Exception) -> float:
         headers = getattr(getattr(error, "response", None), "headers", None) or {}
@@ -94,7 +110,7 @@ class ServerBackend:
         last: Exception | None = None
         for attempt in range(self.endpoint.max_retries + 1):
             try:
-                resp = self.client.chat.completions.create(model=self.endpoint.model, messages=req.messages, **req.params)
+                resp = self.client.chat.completions.create(model=self.model, messages=req.messages, **req.params)
                 return _reply(resp)
             except openai.APIStatusError as e:
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
@@ -156,6 +172,9 @@ class LocalBackend:
         self.batch_size = batch_size
         self.gen = make_generator(resolve(endpoint.model), None, GenerateOptions())
 
+    def close(self) -> None:
+        pass
+
     def complete(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
         by_key = {r.key: r for r in requests}
         groups: dict[int, list[Request]] = {}
@@ -167,5 +186,5 @@ class LocalBackend:
                     yield by_key[key], Reply(text, None)
 
 
-def make_backend(endpoint: Endpoint):
-    return LocalBackend(endpoint) if endpoint.backend == "local" else ServerBackend(endpoint)
+def make_backend(endpoint: Endpoint, workdir: Path):
+    return LocalBackend(endpoint) if endpoint.backend == "local" else ServerBackend(endpoint, workdir)

@@ -32,6 +32,7 @@ class Endpoint:
     model: str
     base_url: str | None
     api_key_env: str
+    serve: bool  # tracekd starts `transformers serve` for `model` (a tracekd model) on 127.0.0.1
     timeout: float
     max_retries: int
     retry_delay: float
@@ -40,12 +41,14 @@ class Endpoint:
     @property
     def name(self) -> str:
         """The teacher's identity in the response cache."""
-        return f"{self.backend}:{self.model}"
+        return f"{'served' if self.serve else self.backend}:{self.model}"
 
     @property
     def where(self) -> str:
         if self.backend == "local":
             return f"local model {self.model!r}"
+        if self.serve:
+            return f"`transformers serve {self.model}`"
         return self.base_url or "the OpenAI API (OPENAI_BASE_URL or api.openai.com)"
 
 
@@ -57,6 +60,7 @@ class TeacherOptions(BaseModel):
     model: str  # the model name the server knows (`vllm serve X` -> X), or a tracekd model (local)
     base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (None: the openai client's default)
     api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; unset means no key (local servers)
+    serve: bool = False  # start `transformers serve` for `model` (a tracekd preset or folder) on 127.0.0.1
     # -- sampling (None: the server's default) ----------------------------------------------
     temperature: float | None = Field(None, ge=0)
     top_p: float | None = Field(None, gt=0, le=1)
@@ -90,18 +94,20 @@ class TeacherOptions(BaseModel):
             raise ValueError("the local backend decodes greedily: samples must be 1, with no temperature or top_p")
         if "{trace}" not in self.summary_prompt:
             raise ValueError("summary_prompt must contain {trace}")
+        if self.serve and (self.backend != "openai" or self.base_url is not None):
+            raise ValueError("serve starts a local server: it needs backend openai and no base_url")
         return self
 
     def endpoint(self) -> Endpoint:
-        return Endpoint(self.backend, self.model, self.base_url, self.api_key_env, self.timeout,
+        return Endpoint(self.backend, self.model, self.base_url, self.api_key_env, self.serve, self.timeout,
                         self.max_retries, self.retry_delay, self.concurrency)
 
     def summary_endpoint(self) -> Endpoint:
         second = self.summary_base_url is not None
         backend = "openai" if second else self.backend
         return Endpoint(backend, self.summary_model or self.model, self.summary_base_url if second else self.base_url,
-                        self.summary_api_key_env or self.api_key_env, self.timeout, self.max_retries,
-                        self.retry_delay, self.concurrency)
+                        self.summary_api_key_env or self.api_key_env, self.serve and not second, self.timeout,
+                        self.max_retries, self.retry_delay, self.concurrency)
 
     def sampling(self, sample: int) -> dict[str, Any]:
         """The request's sampling parameters (part of the cache key)."""

@@ -6,7 +6,9 @@ Output folder:
 
     responses.jsonl     every reply, keyed by request (the cache: resumable, never asked twice)
     teacher.jsonl       one line per example: kept trace, answer, summary, explanation, first sample
-    teach_summary.json  acceptance per split and subset, the teacher's own scores, options
+    teach_summary.json  acceptance per split and subset, options, the teacher's own scores in short
+    teacher_scores.json the teacher's first samples on the test split, scored like a model's outputs
+                        (answers, free-form trace steps, 2x2 tables; per example in .examples.jsonl)
 
 teacher.jsonl and teach_summary.json are rebuilt from the cache in example order, so a resumed
 run writes the same bytes as an uninterrupted one.
@@ -25,8 +27,11 @@ from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
 from tracekd.teach.cache import ResponseCache, request_key
 from tracekd.teach.client import Request, make_backend
 from tracekd.teach.options import Endpoint, TeacherOptions
+from tracekd.score.evaluate import score_output, summarize
 from tracekd.traces.parse import parse
-from tracekd.traces.teacher import RESPONSES_FILE, SUMMARY_FILE, TEACHER_FILE, split_reasoning
+from tracekd.traces.teacher import (
+    RESPONSES_FILE, SUMMARY_FILE, TEACHER_FILE, TEACHER_SCORES, TEACHER_SCORES_EXAMPLES, split_reasoning,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -77,7 +82,8 @@ def judge(ds: Dataset, ex: Example, reply: dict[str, Any], accept: str) -> dict[
         raise InputError(f"accept: {accept!r} is not a score of dataset {ds.name!r} (it has: correct)")
     ok = bool(score["correct"] if accept == "correct" else score[accept]["correct"])
     trace = reasoning if reasoning is not None else answer_text
-    return {"trace": trace, "separate_reasoning": reasoning is not None, "answer_text": answer_text,
+    output = f"<think>{reasoning}</think>\n{answer_text}" if reasoning is not None else answer_text
+    return {"trace": trace, "separate_reasoning": reasoning is not None, "answer_text": answer_text, "output": output,
             "answers": None if answers is None else list(answers), "correct": ok,
             "tokens": reply.get("completion_tokens")}
 
@@ -85,8 +91,9 @@ def judge(ds: Dataset, ex: Example, reply: dict[str, Any], accept: str) -> dict[
 class Asker:
     """Sends the requests that are not cached yet, caches each reply as it arrives, counts both."""
 
-    def __init__(self, cache: ResponseCache, progress: Progress | None):
+    def __init__(self, cache: ResponseCache, workdir: Path, progress: Progress | None):
         self.cache = cache
+        self.workdir = workdir
         self.progress = progress
         self.backends: dict[Endpoint, Any] = {}
         self.sent: dict[str, int] = defaultdict(int)
@@ -100,7 +107,7 @@ class Asker:
         self.cached[kind] += len(wanted) - len(todo)
         if todo:
             if endpoint not in self.backends:
-                self.backends[endpoint] = make_backend(endpoint)
+                self.backends[endpoint] = make_backend(endpoint, self.workdir)
             done = len(wanted) - len(todo)
             for req, reply in self.backends[endpoint].complete(todo):
                 eid, k, params = meta[req.key]
@@ -112,6 +119,10 @@ class Asker:
                     self.progress(kind, done, len(wanted))
         return {(eid, k): self.cache.get(keys[(eid, k)])["reply"] for eid, k, _, _ in wanted}
 
+    def close(self) -> None:
+        for backend in self.backends.values():
+            backend.close()
+
 
 def posthoc_messages(item: Item, kept: dict[str, Any], prompt: str) -> list[dict[str, str]]:
     """The paper's second turn: the problem, the teacher's trace and answer as assistant turns
@@ -121,12 +132,8 @@ def posthoc_messages(item: Item, kept: dict[str, Any], prompt: str) -> list[dict
             {"role": "user", "content": prompt}]
 
 
-def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progress: Progress | None = None) -> dict[str, Any]:
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError("output path exists and is not a folder", out_dir)
-    items, ds = load_items(data_dir, opts)
-    asker = Asker(ResponseCache(out_dir / RESPONSES_FILE), progress)
+def _ask_all(items: list[Item], ds: Dataset, opts: TeacherOptions, asker: Asker):
+    """Rejection-sampled traces, then explanations and summaries of the kept ones."""
     teacher = opts.endpoint()
 
     kept: dict[str, dict[str, Any]] = {}
@@ -163,9 +170,23 @@ def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progr
         for (eid, _), reply in asker.ask("summary", summarizer, wanted).items():
             summary[eid] = split_reasoning(reply["content"], reply["reasoning"])[1]
 
+    return kept, first, tried, posthoc, summary
+
+
+def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progress: Progress | None = None) -> dict[str, Any]:
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("output path exists and is not a folder", out_dir)
+    items, ds = load_items(data_dir, opts)
+    asker = Asker(ResponseCache(out_dir / RESPONSES_FILE), out_dir, progress)
+    try:
+        kept, first, tried, posthoc, summary = _ask_all(items, ds, opts, asker)
+    finally:
+        asker.close()
     rows = [teacher_row(it, kept.get(it.ex.id), first[it.ex.id], tried[it.ex.id], summary, posthoc) for it in items]
     write_jsonl_atomic(out_dir / TEACHER_FILE, rows)
     result = summarize_teaching(rows, opts, data_dir)
+    result["scores"] = score_teacher(items, rows, ds, out_dir)
     write_json_atomic(out_dir / SUMMARY_FILE, result)
     return {**result, "requests": {"sent": dict(asker.sent), "cached": dict(asker.cached)}}
 
@@ -181,8 +202,22 @@ def teacher_row(it: Item, kept: dict[str, Any] | None, first: dict[str, Any], tr
         "answers": None if kept is None else kept["answers"],
         "tokens": None if kept is None else kept["tokens"],
         "summary": summary.get(eid), "posthoc": posthoc.get(eid),
-        "first": {k: first[k] for k in ("trace", "answer_text", "answers", "correct", "tokens")},
+        "first": {k: first[k] for k in ("output", "answers", "correct", "tokens")},
     }
+
+
+def score_teacher(items: list[Item], rows: list[dict[str, Any]], ds: Dataset, out_dir: Path) -> dict[str, Any]:
+    """The teacher's own first samples scored like any model's outputs (free-form steps): on the
+    test split (on everything when no test split was taught). Written to teacher_scores.json."""
+    split = "test" if any(it.split == "test" for it in items) else None
+    scored = [score_output(ds, it.ex, row["first"]["output"], freeform=True)
+              for it, row in zip(items, rows) if split is None or it.split == split]
+    summary = {**summarize(scored, ds), "split": split or "all", "trace_style": "freeform"}
+    write_jsonl_atomic(out_dir / TEACHER_SCORES_EXAMPLES, scored)
+    write_json_atomic(out_dir / TEACHER_SCORES, summary)
+    return {"split": summary["split"], "n": summary["n"], "answer_accuracy": summary["answer"]["accuracy"],
+            "label_accuracy": summary["steps"]["label_accuracy"], "evidence_exact": summary["steps"]["evidence"]["exact"],
+            "trace_accuracy": summary["steps"]["trace_accuracy"]}
 
 
 def _rate(rows: list[dict[str, Any]]) -> dict[str, Any]:
