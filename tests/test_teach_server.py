@@ -312,3 +312,20 @@ def test_run_with_teacher_conditions(server, tiny_folder, tmp_path):
         r = _cli("run", cfg, "--out", run)
         assert r.returncode == 0, r.stderr
         assert proxy.chat() == []
+
+
+def test_serve_starts_and_stops_its_own_server(tmp_path):
+    """`--serve`: tracekd starts `transformers serve` for a tracekd model, teaches, and stops it."""
+    import re
+    import urllib.request
+
+    _prepare(tmp_path / "data", 20, 2, 1)
+    r = _cli("teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", "tiny-random", "--serve",
+             "--max-tokens", 8)
+    assert r.returncode == 0, r.stderr
+    log = (tmp_path / "teach" / "server.log").read_text()
+    assert log.count('"POST /v1/chat/completions HTTP/1.1" 200') == 3
+    port = re.search(r"http://127\.0\.0\.1:(\d+)", log).group(1)
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+    assert json.loads((tmp_path / "teach" / "teach_summary.json").read_text())["teacher"] == "served:tiny-random"

@@ -17,8 +17,9 @@ import numpy as np
 import tracekd
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
-from tracekd.traces.conditions import CONDITIONS, make_targets
+from tracekd.traces.conditions import CONDITIONS
 from tracekd.traces.prompt import prompt_messages
+from tracekd.traces.teacher import check_condition, condition_targets, needs_teacher, read_teacher, teacher_summary
 from tracekd.traces.render import TEMPLATES, Trace, render
 from tracekd.errors import InputError
 
@@ -94,19 +95,21 @@ def load(options: DataOptions) -> Loaded:
     return Loaded(options, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
 
 
-def _check(conditions: list[str], template: str) -> None:
+def _check(conditions: list[str], template: str, teacher: str | Path | None = None) -> None:
     for c in conditions:
-        if c not in CONDITIONS:
-            raise InputError(f"unknown condition {c!r}; choose one of {', '.join(CONDITIONS)} (or all)")
+        check_condition(c)
+        if needs_teacher(c) and teacher is None:
+            raise InputError(f"condition {c!r} needs teacher traces: --teacher DIR (a folder `tracekd teach` wrote)")
     if template not in TEMPLATES:
         raise InputError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
 
 
-def records(loaded: Loaded, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
-    examples = loaded.examples[split]
+def records(loaded: Loaded, split: str, condition: str, template: str, seed: int,
+            teacher: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     sentence = loaded.dataset.label_sentence
     out = []
-    for ex, (trace, pert) in zip(examples, make_targets(examples, condition, seed, loaded.labels)):
+    examples, targets = condition_targets(loaded.examples[split], condition, seed, loaded.labels, teacher)
+    for ex, (trace, pert) in zip(examples, targets):
         rec = {
             "id": ex.id,
             "prompt": prompt_messages(ex),
@@ -122,18 +125,27 @@ def records(loaded: Loaded, split: str, condition: str, template: str, seed: int
 
 
 def _trace_record(t: Trace) -> dict[str, Any]:
-    return {
+    rec = {
         "label": t.label,
         "evidence": None if t.evidence is None else list(t.evidence),
         "answers": None if t.answers is None else list(t.answers),
     }
+    if t.reasoning is not None:
+        rec["reasoning"] = t.reasoning
+    return rec
 
 
-def write(loaded: Loaded, condition: str, template: str, seed: int, out: str | Path) -> dict[str, Any]:
-    """Build and write one condition; returns the manifest."""
+def write(loaded: Loaded, condition: str, template: str, seed: int, out: str | Path,
+          teacher: str | Path | None = None, teacher_rows: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Build and write one condition; returns the manifest. `teacher`: a `tracekd teach` folder
+    (for teacher conditions and `@teacher_correct` ones; `teacher_rows`: its records, if read)."""
     out = Path(out)
-    _check([condition], template)
-    built = {s: records(loaded, s, condition, template, seed) for s in SPLITS}
+    _check([condition], template, teacher)
+    if needs_teacher(condition) and teacher_rows is None:
+        teacher_rows = read_teacher(teacher)
+    built = {s: records(loaded, s, condition, template, seed, teacher_rows if needs_teacher(condition) else None) for s in SPLITS}
+    if needs_teacher(condition):
+        _check_kept(built, condition, teacher)
     if out.exists() and not out.is_dir():
         raise InputError("output path exists and is not a folder", out)
     files = {}
@@ -147,40 +159,56 @@ def write(loaded: Loaded, condition: str, template: str, seed: int, out: str | P
         "options": {**asdict(loaded.options), "condition": condition, "template": template, "seed": seed},
         "label_space": list(loaded.labels),
         "label_sentence": loaded.dataset.label_sentence,
-        "counts": {s: _counts(loaded.examples[s]) for s in SPLITS},
+        "counts": {s: _counts(built[s]) for s in SPLITS},  # what was written (a teacher condition keeps fewer)
         "decomposition": {
             "examples": len(all_examples),
             "flags": loaded.dataset.decomposition_report(all_examples),
         },
         "files": files,
     }
+    if needs_teacher(condition):
+        summary = teacher_summary(teacher)
+        manifest["teacher"] = {"folder": str(teacher), "teacher": summary.get("teacher"),
+                               "kept": {s: len(built[s]) for s in SPLITS},
+                               "of": {s: len(loaded.examples[s]) for s in SPLITS}}
     write_json_atomic(out / "manifest.json", manifest)
     return manifest
 
 
-def _counts(examples: list[Example]) -> dict[str, Any]:
+def _check_kept(built: dict[str, list], condition: str, teacher: str | Path | None) -> None:
+    """A teacher-restricted condition needs a kept example in each split (nothing to train or test on otherwise)."""
+    for split in SPLITS:
+        if not built[split]:
+            raise InputError(f"condition {condition!r}: the teacher kept no {split} example, so there is nothing to "
+                             f"{'train' if split == 'train' else 'test'} on (see teach_summary.json)", teacher)
+
+
+def _counts(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "total": len(examples),
-        "subset": dict(sorted(Counter(ex.subset for ex in examples).items())),
-        "label": dict(sorted(Counter(ex.label for ex in examples).items())),
+        "total": len(records),
+        "subset": dict(sorted(Counter(r["subset"] for r in records).items())),
+        "label": dict(sorted(Counter(r["label"] for r in records).items())),
     }
 
 
 def prepare(
-    options: DataOptions, conditions: str | list[str], template: str, seed: int, out: str | Path
+    options: DataOptions, conditions: str | list[str], template: str, seed: int, out: str | Path,
+    teacher: str | Path | None = None,
 ) -> dict[str, Any]:
     """Load once and write each condition. One condition goes to `out`, several (or `all`)
-    to `out/<condition>/`. Returns the manifest of each condition."""
+    to `out/<condition>/`. Returns the manifest of each condition. `teacher`: the folder of
+    `tracekd teach` for teacher conditions and `@teacher_correct` restrictions."""
     if isinstance(conditions, str):
         conditions = [conditions]
     if conditions == ["all"]:
         conditions = list(CONDITIONS)
-    _check(conditions, template)  # before loading: a typo costs nothing
+    _check(conditions, template, teacher)  # before loading: a typo costs nothing
+    rows = read_teacher(teacher) if teacher is not None and any(map(needs_teacher, conditions)) else None
     loaded = load(options)
     out = Path(out)
     if len(conditions) == 1:
-        return {conditions[0]: write(loaded, conditions[0], template, seed, out)}
-    return {c: write(loaded, c, template, seed, out / c) for c in conditions}
+        return {conditions[0]: write(loaded, conditions[0], template, seed, out, teacher, rows)}
+    return {c: write(loaded, c, template, seed, out / c, teacher, rows) for c in conditions}
 
 
 def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:

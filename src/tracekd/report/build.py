@@ -10,6 +10,7 @@ from typing import Any
 
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
+from tracekd.report.teacher import length_plot, length_table
 
 STEPS = ("label", "evidence", "trace")
 
@@ -76,11 +77,14 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]
             subset_rows.append([d, m, sub, *[_pct(g["by_subset"].get(sub, {}).get("answer_accuracy")) for g in gs]])
     conds_present = [g["condition"] for g in results["groups"] if (g["dataset"], g["model"]) == _pairs(results)[0]]
     subsets = (["dataset", "model", "subset", *conds_present], subset_rows)
-    return {"headline": headline, "steps": steps, "association": assoc, "subsets": subsets}
+    return {"headline": headline, "steps": steps, "association": assoc, "subsets": subsets, "lengths": length_table(results)}
 
 
 def figures(results: dict[str, Any]) -> dict[str, bytes]:
     out = {"accuracy_by_condition.png": plots.accuracy_by_condition(results)}
+    lengths = length_plot(results)
+    if lengths is not None:
+        out["accuracy_by_trace_length.png"] = lengths
     for d, m in _pairs(results):
         for name, png in ((f"heatmap_{d}_{m}.png", plots.heatmaps(results, d, m, "trace")),
                           (f"subsets_{d}_{m}.png", plots.by_subset(results, d, m))):
@@ -98,6 +102,7 @@ def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:
              "## Does a correct trace step go with a correct answer?", "",
              "2×2 tables pooled over seeds: a = step ✓ answer ✓, b = step ✓ answer ✗, c = step ✗ answer ✓, d = step ✗ answer ✗.", "",
              _md_table(*t["association"]), "", "## Per subset: answer accuracy (%)", "", _md_table(*t["subsets"]), "",
+             *(["## Trace length (tokens, the student's tokenizer)", "", _md_table(*t["lengths"]), ""] if t["lengths"][1] else []),
              "## Plots", ""]
     parts += [f"![{name}](plots/{name})" for name in figs]
     return "\n".join(parts) + "\n"
@@ -185,6 +190,7 @@ def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, lim
         "<h2>Does a correct trace step go with a correct answer?</h2>"
         "<p class='muted'>2×2 tables pooled over seeds: a = step ✓ answer ✓, b = step ✓ answer ✗, c = step ✗ answer ✓, d = step ✗ answer ✗.</p>"
         f"{_html_table(*t['association'])}<h2>Per subset: answer accuracy (%)</h2>{_html_table(*t['subsets'])}"
+        + (f"<h2>Trace length (tokens, the student's tokenizer)</h2>{_html_table(*t['lengths'])}" if t["lengths"][1] else "") +
         f"<h2>Plots</h2>{imgs}<h2>Examples</h2>{_explorer(results, root, limit)}"
         "</body></html>\n"
     )

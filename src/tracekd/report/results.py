@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from tracekd.report.teacher import BASELINE, cell_lengths, teacher_groups
 from tracekd.score.stats import aggregate_seeds, association, pooled, reading
 
 RATES = {
@@ -82,13 +83,18 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
     for (d, m, cond), items in groups.items():
         g = group_results(d, m, cond, [s for s, _, _ in items], [x for _, x, _ in items])
         g["examples"] = [str((f / "scores.examples.jsonl").relative_to(run)) for _, _, f in items]
+        g["lengths"] = cell_lengths([f for _, _, f in items])
         out_groups.append(g)
+    teachers = teacher_groups(run)  # the teacher's own outputs, as an untrained model of its own
+    conditions = list(cfg.conditions)
+    if teachers and BASELINE not in conditions:
+        conditions.insert(0, BASELINE)
     results = {
         "name": cfg.name,
         "kind": "experiment",
         "config": json.loads(cfg.model_dump_json()),
-        "conditions": list(cfg.conditions),
-        "groups": out_groups,
+        "conditions": conditions,
+        "groups": out_groups + teachers,
     }
     from tracekd.jsonio import write_json_atomic
 

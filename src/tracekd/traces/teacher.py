@@ -61,13 +61,20 @@ def needs_teacher(condition: str) -> bool:
     return restricted or base in TEACHER_CONDITIONS
 
 
+def all_conditions(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Base conditions: `extra` (e.g. the experiment's baseline), rule-based, teacher."""
+    return (*extra, *CONDITIONS, *TEACHER_CONDITIONS)
+
+
+def known_condition(condition: str, extra: tuple[str, ...] = ()) -> bool:
+    """A base condition, or one with `@teacher_correct`."""
+    return split_condition(condition)[0] in all_conditions(extra)
+
+
 def check_condition(condition: str, extra: tuple[str, ...] = ()) -> None:
-    """A known condition: rule-based, teacher, or either with `@teacher_correct` (`extra`: more
-    bases a caller allows, e.g. the experiment's baseline)."""
-    base, _ = split_condition(condition)
-    if base not in (*extra, *CONDITIONS, *TEACHER_CONDITIONS):
-        names = ", ".join((*extra, *CONDITIONS, *TEACHER_CONDITIONS))
-        raise InputError(f"unknown condition {condition!r}; choose one of {names} (any of them may end in {RESTRICT})")
+    if not known_condition(condition, extra):
+        raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(all_conditions(extra))} "
+                         f"(any of them may end in {RESTRICT})")
 
 
 def read_teacher(folder: str | Path) -> dict[str, dict[str, Any]]:
