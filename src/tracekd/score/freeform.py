@@ -33,6 +33,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
+from tracekd.data.cotempqa import parse_fact
 from tracekd.data.schema import Example
 from tracekd.traces.parse import parse
 from tracekd.traces.render import Trace
@@ -145,8 +146,6 @@ def _content_words(text: str) -> tuple[str, ...]:
 
 
 def _items(ex: Example) -> list[Item]:
-    from tracekd.data.cotempqa import parse_fact
-
     facts = {c.id: parse_fact(c) for c in ex.context}
     if ex.context and all(facts.values()):
         shared = {e for e in {norm(f.subj) for f in facts.values()} | {norm(f.obj) for f in facts.values()}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +37,13 @@ from tracekd.traces.teacher import (
 Progress = Callable[[str, int, int], None]
 
 
+@dataclass(frozen=True)
 class Item:
     """One example to teach: its split, the example, and the messages the teacher sees."""
 
-    def __init__(self, split: str, ex: Example, messages: list[dict[str, str]]):
-        self.split, self.ex, self.messages = split, ex, messages
+    split: str
+    ex: Example
+    messages: list[dict[str, str]]
 
 
 def load_items(data_dir: Path, opts: TeacherOptions) -> tuple[list[Item], Dataset]:
