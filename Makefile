@@ -25,5 +25,6 @@ test: setup
 bench: setup
 	$(BIN)/python bench/prepare_speed.py
 	$(BIN)/python bench/rescore_speed.py
+	$(BIN)/python bench/stats_speed.py
 	$(BIN)/python bench/generate_speed.py
 	$(BIN)/python bench/sft_speed.py

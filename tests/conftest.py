@@ -17,14 +17,23 @@ os.environ.setdefault("TRACEKD_CACHE", str(ROOT / ".cache" / "test"))
 SHARED = Path(os.environ.get("TRACEKD_SHARED", ROOT.parent / "shared"))
 DATA = SHARED / "data"
 REFERENCE = SHARED / "reference-outputs" / "cotempqa"
+REQUIRE_SHARED = bool(os.environ.get("TRACEKD_REQUIRE_SHARED"))
+SKIP_REASON = "real data not available"  # in every skip for missing ../shared (counted at the end)
 
 
 def _need_shared() -> None:
     if DATA.is_dir():
         return
-    if os.environ.get("TRACEKD_REQUIRE_SHARED"):
+    if REQUIRE_SHARED:
         pytest.fail(f"real data not found at {DATA} (TRACEKD_REQUIRE_SHARED is set)")
-    pytest.skip(f"real data not available at {DATA} (only on developer machines and CI)")
+    pytest.skip(f"{SKIP_REASON} at {DATA} (only on developer machines and CI)")
+
+
+def pytest_report_header(config) -> str:
+    if DATA.is_dir():
+        return f"tracekd: real data at {DATA}"
+    then = "FAIL (TRACEKD_REQUIRE_SHARED is set)" if REQUIRE_SHARED else "are SKIPPED"
+    return f"tracekd: NO real data at {DATA}: tests that need it {then}"
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +81,25 @@ def overfit_run(tmp_path_factory):
     opts = TrainOptions(lr=1e-2, max_steps=150, batch_size=4, grad_accum=1, warmup=0, save_steps=1000)
     summary = train(root / "data", "tiny-random", root / "run", opts)
     return root, summary
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Without ../shared a developer run must not look complete: the last line before the totals
+    says how many tests did not run (after pytest's list of skip reasons, from -rs)."""
+    result = yield
+    if DATA.is_dir():
+        return result
+    skipped = [r for r in terminalreporter.stats.get("skipped", []) if SKIP_REASON in str(r.longrepr)]
+    if skipped:
+        terminalreporter.write_sep(
+            "!", f"{len(skipped)} tests SKIPPED: no real data at {DATA} "
+                 "(point TRACEKD_SHARED at it; CI sets TRACEKD_REQUIRE_SHARED=1 and fails instead)",
+            red=True, bold=True)
+    elif REQUIRE_SHARED:
+        terminalreporter.write_sep("!", f"no real data at {DATA} and TRACEKD_REQUIRE_SHARED is set: "
+                                        "the tests that need it failed", red=True, bold=True)
+    return result
 
 
 # Hypothesis: 300 examples per property by default; HYPOTHESIS_PROFILE=thorough for a long search.

@@ -108,3 +108,56 @@ def test_tolerant_match_on_long_items():
     assert not evidence_score(typo, ex).exact
     tol = evidence_score(typo, ex, tolerant=True)
     assert tol.exact and tol.matched == ("f0",)
+
+
+def test_msmarco_any_gold_answer_is_right():
+    golds = ("$20", "twenty dollars")
+    for pred in (("$20",), ("Twenty dollars.",), ("$20", "twenty dollars")):
+        s = msmarco_scores(pred, golds)
+        assert s["correct"] and s["em"] == 1 and s["f1"] == 1 and s["rouge_l"] == 1
+    s = msmarco_scores(("$20", "$30"), golds)  # every stated answer must match one
+    assert not s["correct"] and s["f1"] == pytest.approx(0.5)
+
+
+def test_upstream_quirks_are_the_originals():
+    facts = ["A holds the position of assistant professor from 1990 to 1995.", "A holds the position of dean from 1991 to 1993.",
+             "A holds the position of mayor from 1992 to 1994."]
+    q = "While A was holding the position of dean, which position did A hold?"
+
+    def up(output, gold=("assistant professor",)):
+        # S2_R1_O1: the facts' objects are the candidates
+        return cotempqa_upstream(output, gold, q, facts, "S2_R1_O1")
+
+    # "assistant" and "think" are deleted anywhere, after lower-casing: this gold never matches
+    assert not up("<answer>['Assistant Professor']</answer>")["correct"]
+    assert up("<think>I think</think><answer>['x']</answer>", gold=("x",))["correct"]
+    # one if/elif chain: after <answer>, cut at </answer>; the candidate also in the question is dropped
+    assert up("answer the question based on it <answer>['dean']</answer> trailing", gold=("dean",))["acc"] == 0
+    assert up("<answer>['senator']</answer> mayor", gold=("senator",))["correct"]
+    # " answer " keeps only the text up to the next " answer "
+    assert up("my answer is senator answer mayor", gold=("senator",))["correct"]
+    # no candidate found: the whole remaining text, normalised (punctuation removed, articles kept)
+    assert up("answer: Sen-ator!", gold=("senator",))["correct"]
+    assert not up("answer: the sen-ator", gold=("senator",))["correct"]
+    # f1 over the de-duplicated candidate lists
+    s = up("<answer>['mayor', 'senator', 'senator']</answer>", gold=("senator",))
+    assert not s["correct"] and s["p"] == 0.5 and s["r"] == 1 and s["f1"] == pytest.approx(2 / 3)
+
+
+def test_upstream_order_is_deterministic():
+    """Equal-length candidates, both in the output and the question: the original skipped
+    whichever its set order gave first; tracekd skips the alphabetically first, whatever the
+    order of the facts."""
+    facts = ["A works for Alpha from 1990 to 1995.", "A works for Omega from 1991 to 1993.", "A works for Delta in 1992."]
+    q = "While A worked for Alpha and Omega, which employer did A work for?"
+    for order in (facts, facts[::-1], facts[1:] + facts[:1]):
+        s = cotempqa_upstream("<answer>['Alpha', 'Omega']</answer>", ("omega",), q, order, "S2_R1_O1")
+        assert s["correct"]  # "alpha" dropped as the question's, "omega" predicted
+
+
+def test_upstream_totals_round_as_the_original():
+    from tracekd.score.answers import upstream_totals
+
+    rows = [{"correct": True, "f1": 1.0, "p": 1.0, "r": 1.0}, {"correct": False, "f1": 0.5, "p": 1.0, "r": 1 / 3},
+            {"correct": False, "f1": 0.0, "p": 0.0, "r": 0.0}]
+    assert upstream_totals(rows) == {"acc": 33.3, "f1": 50.0, "p": 66.7, "r": 44.4, "avg": 41.7}

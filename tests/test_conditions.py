@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
-from tracekd.data import get_dataset
+import pytest
+from independent import msmarco_raw
+
+from tracekd.data import ContextItem, Example, get_dataset, target_answers
 from tracekd.prepare import assign_splits
 from tracekd.traces.conditions import CONDITIONS, make_targets, wrong_evidence
 
@@ -15,35 +18,125 @@ def temporal():
     return ds, assign_splits(ds.load(None), 42, 0.2)
 
 
+def _words(text):
+    """Plain word sequence, padded, for phrase containment."""
+    return " " + " ".join(re.sub(r"[^\w]+", " ", text.casefold()).split()) + " "
+
+
+def _key(text):
+    return " ".join(text.casefold().split()).rstrip(".")
+
+
+def _bad_distractor(ex, text):
+    """Why `text` must not be wrong evidence for `ex` (None: it may be)."""
+    gold = {_key(t) for t in ex.texts(tuple(ex.evidence) + tuple(ex.anchor) + tuple(ex.answer_facts))}
+    if _key(text) in gold:
+        return "repeats gold text"
+    if any(_words(a).strip() and _words(a) in _words(text) for a in ex.answers):
+        return "states an answer"
+    return None
+
+
 def _check_incorrect(examples, labels, seed):
+    """Every wrong evidence list: non-empty, of the gold's size where the context allows, no
+    gold / anchor / answer-bearing item or text, no answer; borrowed only when the example's
+    own context has no eligible item, and then from the same dataset and subset."""
+    by_id = {ex.id: ex for ex in examples}
     targets = make_targets(examples, "incorrect", seed, labels)
+    borrowed = 0
     for ex, (trace, pert) in zip(examples, targets):
         assert trace.label != ex.label and trace.label in labels
-        used = set(pert["evidence"])
-        assert not used & (set(ex.evidence) | set(ex.anchor) | set(ex.answer_facts))
-        pool = [c for c in ex.context if c.id not in set(ex.evidence) | set(ex.anchor) | set(ex.answer_facts)]
-        assert len(used) == min(max(len(ex.evidence), 1), len(pool))
-        assert trace.evidence == tuple(ex.texts(pert["evidence"]))
-        assert trace.answers == ex.answers
-    return targets
+        assert trace.answers == target_answers(ex)
+        assert trace.evidence, ex.id
+        assert not [(t, why) for t in trace.evidence if (why := _bad_distractor(ex, t))], ex.id
+        assert len(set(map(_key, trace.evidence))) == len(trace.evidence)
+        protected = set(ex.evidence) | set(ex.anchor) | set(ex.answer_facts)
+        own = [c for c in ex.context if c.id not in protected and _bad_distractor(ex, c.text) is None]
+        source = by_id[pert.get("evidence_from", ex.id)]
+        assert trace.evidence == tuple(source.texts(pert["evidence"]))
+        if source is ex:
+            assert not set(pert["evidence"]) & protected
+            assert len(trace.evidence) == min(max(len(ex.evidence), 1), len({_key(c.text) for c in own}))
+        else:
+            borrowed += 1
+            assert own == [] and (source.dataset, source.subset) == (ex.dataset, ex.subset)
+    return targets, borrowed
+
+
+def _example(n_context, evidence, anchor=(), answer_facts=()):
+    ctx = tuple(ContextItem(f"c{i}", f"Sentence number {i} of the story.") for i in range(n_context))
+    return Example("h/1", "synthetic-babi", "qa1", "Where?", ctx, ("x",), label="single-supporting-fact",
+                   evidence=evidence, anchor=anchor, answer_facts=answer_facts)
+
+
+def _ids(wrong):
+    return tuple(c.id for c in wrong.items)
+
+
+def test_wrong_evidence_on_hand_made_examples():
+    # 2 gold items (one also the anchor, another answer-bearing item outside the gold): 2 wrong
+    # items, from the three free ones, every pair drawn over enough seeds
+    ex = _example(6, ("c1", "c3"), anchor=("c1",), answer_facts=("c3", "c4"))
+    draws = {_ids(wrong_evidence(ex, seed)) for seed in range(300)}
+    assert draws == {("c0", "c2"), ("c0", "c5"), ("c2", "c5")}
+    # no gold evidence (MS MARCO without an answer): still one wrong item
+    assert {_ids(wrong_evidence(_example(3, ()), seed)) for seed in range(100)} == {("c0",), ("c1",), ("c2",)}
+    # three gold items and exactly three free ones: all three
+    assert _ids(wrong_evidence(_example(6, ("c0", "c2", "c4")), 7)) == ("c1", "c3", "c5")
 
 
 def test_incorrect_on_synthetic(temporal):
     ds, exs = temporal
-    targets = _check_incorrect(exs, ds.label_space(exs), 0)
-    # synthetic answers are unique objects: no wrong evidence item even mentions one
-    assert not any(a in t for ex, (trace, _) in zip(exs, targets) for a in ex.answers for t in trace.evidence)
+    assert _check_incorrect(exs, ds.label_space(exs), 0)[1] == 0
+
+
+def _per_split(examples, labels, seed):
+    out = 0
+    for split in ("train", "test"):
+        out += _check_incorrect([ex for ex in examples if ex.split == split], labels, seed)[1]
+    return out
 
 
 def test_incorrect_on_real_cotempqa(cotempqa_examples):
-    targets = _check_incorrect(cotempqa_examples, ("equal", "overlap", "during", "mix"), 1)
-    # CoTempQA contexts always have enough other facts: the size always equals the gold's
-    assert all(len(p["evidence"]) == len(ex.evidence) for ex, (_, p) in zip(cotempqa_examples, targets))
+    exs = assign_splits(cotempqa_examples, 42, 0.2)
+    assert _per_split(exs, ("equal", "overlap", "during", "mix"), 1) > 0
+    # the reproduction: the old rule cited "... Leader of Fianna Fáil ..." for the answer "Fianna Fáil"
+    ex = next(e for e in exs if e.id == "cotempqa/during/2484")
+    part = [e for e in exs if e.split == ex.split]
+    trace = dict(zip([e.id for e in part], make_targets(part, "incorrect", 0, ("equal", "overlap", "during", "mix"))))[ex.id][0]
+    assert not any("Fianna Fáil" in t for t in trace.evidence)
 
 
-def test_incorrect_on_real_babi_and_msmarco(babi_examples, msmarco_examples):
-    _check_incorrect(babi_examples[:4000], tuple(get_dataset("babi").labels), 2)
-    _check_incorrect(msmarco_examples, tuple(get_dataset("msmarco").labels), 2)
+def test_incorrect_on_all_real_babi_and_msmarco(babi_examples, msmarco_examples):
+    """All of ../shared: bAbI qa17 stories consist of their supporting facts only, so its wrong
+    evidence is always borrowed (the old rule gave an empty list)."""
+    borrowed = _per_split(babi_examples, tuple(get_dataset("babi").labels), 2)
+    assert borrowed >= 2000  # qa17: 1000 train + 1000 test
+    _per_split(assign_splits(msmarco_examples, 42, 0.2), tuple(get_dataset("msmarco").labels), 2)
+
+
+def test_wrong_evidence_never_repeats_gold_text(babi_examples):
+    """qa2 train 555 mentions "Mary discarded the milk." twice, once as a supporting fact: the
+    other copy is not a wrong fact."""
+    ex = next(e for e in babi_examples if e.id == "babi/qa2/train/555")
+    assert ex.context[-1].text == "Mary discarded the milk." and "Mary discarded the milk." in ex.texts(ex.evidence)
+    for seed in range(20):
+        assert "Mary discarded the milk." not in [c.text for c in wrong_evidence(ex, seed).items]
+
+
+def test_incorrect_size_on_real_msmarco(msmarco_examples, shared_data):
+    targets, _ = _check_incorrect(msmarco_examples, tuple(get_dataset("msmarco").labels), 2)
+    # a query whose raw record has at least as many unselected (non-empty) passages as selected
+    # ones (and at least one) gets as many wrong passages as selected ones: 199 of the 200
+    raw = {f"msmarco/{r['query_id']}": r["passages"] for r in msmarco_raw(shared_data)}
+    full = 0
+    for ex, (_, pert) in zip(msmarco_examples, targets):
+        selected = sum(raw[ex.id]["is_selected"])
+        unselected = sum(bool(t.strip()) for t in raw[ex.id]["passage_text"]) - selected
+        if unselected >= max(selected, 1):
+            assert len(pert["evidence"]) == max(selected, 1), ex.id
+            full += 1
+    assert full >= 199
 
 
 def test_seed_repeats_and_changes(temporal):
@@ -80,12 +173,28 @@ def test_swapped_and_answer_only_and_correct(temporal):
         assert (trace.label, trace.evidence, trace.answers, pert) == (None, None, ex.answers, None)
     for ex, (trace, pert) in zip(exs, make_targets(exs, "correct", 0, labels)):
         assert (trace.label, trace.evidence, trace.answers, pert) == (ex.label, tuple(ex.texts(ex.evidence)), ex.answers, None)
+
+
+def test_targets_state_one_of_several_alternative_answers(msmarco_examples):
+    """MS MARCO's gold answers are alternatives: a target naming both matches neither."""
+    ex = next(e for e in msmarco_examples if e.id == "msmarco/64055")
+    assert len(ex.answers) == 2
+    for condition in CONDITIONS:
+        (trace, _), = make_targets([ex], condition, 0, get_dataset("msmarco").labels) if condition != "swapped" else [(None, None)]
+        if trace is not None:
+            assert trace.answers == ex.answers[:1]
     assert set(CONDITIONS) == {"answer_only", "correct", "incorrect", "wrong_label", "wrong_evidence", "swapped"}
 
 
 def test_wrong_evidence_with_small_context():
     ex = get_dataset("synthetic-babi", size=1).load(None)[0]
-    small = ex.with_(context=ex.context[:2], evidence=(ex.context[0].id,), answer_facts=(ex.context[0].id,))
-    assert wrong_evidence(small, 0) == (ex.context[1].id,)
-    tiny = small.with_(context=ex.context[:1])
-    assert wrong_evidence(tiny, 0) == ()
+    gold = ex.context[0]
+    other = next(c for c in ex.context[1:] if c.text != gold.text and not any(a in c.text for a in ex.answers))
+    small = ex.with_(context=(gold, other), evidence=(gold.id,), anchor=(), answer_facts=(gold.id,))
+    assert wrong_evidence(small, 0).items == (other,)
+    # nothing eligible here: taken from a donor of the same subset, the same for the same seed
+    tiny = small.with_(context=(gold,))
+    donors = [small.with_(id="d1"), small.with_(id="d2")]
+    got = wrong_evidence(tiny, 0, donors)
+    assert got.items == (other,) and got.source in ("d1", "d2") and got == wrong_evidence(tiny, 0, donors[::-1])
+    assert wrong_evidence(tiny, 0).items == ()  # no donor at all: empty, and counted in the manifest

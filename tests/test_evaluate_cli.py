@@ -100,3 +100,38 @@ def test_missing_predictions(tmp_path, prepared):
 def test_data_folder_without_test_set(tmp_path):
     r = run("evaluate", "--data", tmp_path, "--predictions", tmp_path / "p.jsonl", "--out", tmp_path / "s.json")
     assert r.returncode == 2 and "test.jsonl" in r.stderr and "not found" in r.stderr
+
+
+def test_msmarco_correct_completions_score_perfectly(tmp_path, shared_data):
+    """MS MARCO's gold answers are alternatives (21 of the 200 records have two): the target
+    states one, and an answer matching any gold answer is right. Fed back as predictions, the
+    `correct` condition's own completions used to score 0.897 (both answers in one target)."""
+    src = shared_data / "msmarco" / "ms_marco_v1.1_train_sample200.json"
+    raw = json.loads(src.read_text())
+    assert sum(len(r["answers"]) == 2 for r in raw) == 21
+    d = tmp_path / "m"
+    r = run("prepare", "--dataset", "msmarco", "--source", src, "--condition", "correct", "--out", d)
+    assert r.returncode == 0, r.stderr
+    for split in ("train", "test"):
+        recs = [json.loads(x) for x in (d / f"{split}.jsonl").open()]
+        for rec in recs:
+            assert rec["target"]["answers"] == rec["answers"][:1]
+        if split == "train":
+            continue
+        assert "msmarco/64055" in {rec["id"] for rec in recs}
+        preds = _write(tmp_path / "p.jsonl", [{"id": x["id"], "output": x["completion"][0]["content"]} for x in recs])
+        r = run("evaluate", "--data", d, "--predictions", preds, "--out", tmp_path / "s.json")
+        assert r.returncode == 0, r.stderr
+        s = json.loads((tmp_path / "s.json").read_text())
+        assert s["answer"]["accuracy"] == 1 and s["steps"]["trace_accuracy"] == 1
+    # every record's completion, the two-answer ones (e.g. 64055) included, scores right
+    from tracekd.data import get_dataset
+    from tracekd.data.schema import Example
+    from tracekd.traces.parse import parse
+
+    ds = get_dataset("msmarco")
+    for split in ("train", "test"):
+        for line in (d / f"{split}.jsonl").open():
+            rec = json.loads(line)
+            ex = Example.from_record(rec)
+            assert ds.score_answer(parse(rec["completion"][0]["content"]).answers, ex, "")["correct"], ex.id

@@ -72,16 +72,30 @@ def test_grid_results_and_report(grid_run):
     cells = {(g["dataset"], g["model"], g["condition"]) for g in res["groups"]}
     assert cells == {(d, "tiny-random", c) for d in ("synthetic-babi", "synthetic-temporal")
                      for c in ("baseline", "answer_only", "correct", "incorrect")}
+    assert list(res)[:3] == ["name", "kind", "findings"]
+    assert len(res["findings"]) == len(res["groups"]) * (5 + 3)  # 5 steps (tracekd) + 3 (paper) per group
     for g in res["groups"]:
-        assert g["seeds"] == ([0] if g["condition"] == "baseline" else [0, 1])
-        assert set(g["rates"]) == {"answer_accuracy", "label_accuracy", "evidence_exact", "evidence_f1", "trace_accuracy", "parse_rate"}
+        trained = g["condition"] != "baseline"
+        assert g["seeds"] == ([0, 1] if trained else [0])
+        assert {"answer_accuracy", "label_accuracy", "evidence_accuracy", "trace_accuracy", "evidence_f1", "parse_rate"} <= set(g["rates"])
         r = g["rates"]["answer_accuracy"]
-        assert {"mean", "sd", "ci95", "per_seed", "n"} <= set(r) and len(r["per_seed"]) == len(g["seeds"])
+        assert {"mean", "sd", "ci95", "per_seed", "method"} <= set(r) and len(r["per_seed"]) == len(g["seeds"])
+        assert r["method"] in ("bootstrap", "wilson")  # the same method for the baseline as for the rest
         for step in ("label", "evidence", "trace"):
             a = g["association"][step]
-            assert sum(map(sum, a["table"])) == g["n"] * len(g["seeds"]) and "reading" in a
-        assert (run / g["examples"][0]).is_file()
+            assert sum(map(sum, a["table"])) == g["n"] * len(g["seeds"]) == g["outputs"]
+            assert a["stratified"]["by"] == ("subset x seed" if trained else "subset")
+            assert ("by_seed" in a) == trained
+        assert g["regression"]["covariates"] == (["subset", "seed"] if trained else ["subset"])
+        # per-example rows are the source: the group's tables are the sums over its cells' rows
+        rows = [json.loads(x) for e in g["examples"] for x in (run / e).open()]
+        assert len(rows) == g["outputs"] and g["association"]["label"]["table"][0][0] == sum(
+            r["label_correct"] and r["answer"]["correct"] for r in rows)
+        assert all(("training" in f["text"]) == trained for f in g["findings"])
     md = (run / "report.md").read_text()
+    assert md.index("## Findings") < md.index("## Headline")
+    for needle in ("CMH χ²", "χ² pool", "both✓", "adjusted OR", "Per subset (tracekd definitions)", "Per seed (tracekd definitions)"):
+        assert needle in md
     for c in ("baseline", "answer_only", "correct", "incorrect"):
         assert c in md
     page = (run / "report.html").read_text()

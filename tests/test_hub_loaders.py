@@ -53,7 +53,7 @@ def test_msmarco_hub(fake_hub):
     exs = get_dataset("msmarco").load("microsoft/ms_marco")
     assert calls[0][:2] == ("microsoft/ms_marco", "v2.1")
     assert [(ex.id, ex.split, ex.label) for ex in exs] == [("msmarco/9", "train", "numeric"), ("msmarco/10", "test", "numeric")]
-    assert exs[0].answers == ("No Answer Present.",) and set(exs[0].flags) == {"no_answer_present", "no_evidence"}
+    assert exs[0].answers == ("No Answer Present.",) and set(exs[0].flags) == {"no_answer_present", "no_selected_passage"}
 
 
 def test_hub_failure_is_an_input_error(monkeypatch):

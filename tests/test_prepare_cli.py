@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
+from collections import Counter
 
 import pytest
+from independent import cotempqa_raw, read_cotempqa
 
 from tracekd.jsonio import sha256_file
 
@@ -55,9 +56,18 @@ def test_prepare_real_cotempqa(tmp_path, shared_data):
             "--out", out)
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "manifest.json").read_text())
-    assert m["counts"]["test"]["subset"] == {"during": 207, "equal": 87, "mix": 113, "overlap": 131}
-    assert m["decomposition"] == {"examples": 2685, "flags": {"no_answer_fact": 1}}
-    assert "no_answer_fact=1" in r.stdout
+    # expected from the raw files (tests/independent.py), not from tracekd's output
+    raw = cotempqa_raw(shared_data)
+    per_subset = Counter(i.split("/")[1] for i in raw)
+    assert m["counts"]["test"]["subset"] == {s: round(0.2 * n) for s, n in per_subset.items()}
+    readings = [read_cotempqa(rec, i.split("/")[1]) for i, rec in raw.items()]
+    unanswered = sum(r.unanswered > 0 for r in readings)
+    assert m["decomposition"]["examples"] == len(raw)
+    assert m["decomposition"]["flags"].get("no_answer_fact", 0) == unanswered
+    assert m["decomposition"]["flags"].get("ambiguous_anchor", 0) == sum(r.ambiguous for r in readings)
+    assert m["decomposition"]["flags"].get("label_contradicts_dates", 0) == 76
+    assert "label_contradicts_dates=76" in r.stdout
+    assert ("no_answer_fact" in r.stdout) == (unanswered > 0)  # a flag no example has is not printed
 
 
 def _bad(tmp_path, name, text):
@@ -111,3 +121,43 @@ def test_interrupted_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         jsonio.write_jsonl_atomic(tmp_path / "x.jsonl", [{"a": 1}])
     assert list(tmp_path.iterdir()) == []
+
+
+def _without_own_distractor(path):
+    """First questions of the stories (preset paper) whose story has no sentence fit as wrong
+    evidence: every one is supporting, repeats a supporting one, or names the answer."""
+    count, story, asked = 0, [], False
+    for line in path.open():
+        n, rest = line.rstrip("\n").split(" ", 1)
+        if n == "1":
+            story, asked = [], False
+        if "\t" not in rest:
+            story.append((n, rest.strip()))
+            continue
+        if asked:
+            continue
+        asked = True
+        _, answer, ids = rest.split("\t")
+        gold = {t.lower().rstrip(".") for i, t in story if i in ids.split()}
+        answers = [a.strip().lower() for a in answer.split(",")]
+        fit = [t for i, t in story if i not in ids.split() and t.lower().rstrip(".") not in gold
+               and not any(f" {a} " in " " + t.lower().replace(".", " ") + " " for a in answers)]
+        count += not fit
+    return count
+
+
+def test_prepare_counts_borrowed_wrong_evidence(tmp_path, shared_data):
+    """bAbI gave an empty wrong-evidence list where a story has no other sentence (qa17: every
+    story; qa14: 75 train items). Now it is borrowed from another story, and counted."""
+    out = tmp_path / "b"
+    r = run("prepare", "--dataset", "babi", "--source", shared_data / "babi" / "en", "--preset", "paper",
+            "--subset", "qa17", "--subset", "qa14", "--condition", "incorrect", "--out", out)
+    assert r.returncode == 0, r.stderr
+    m = json.loads((out / "manifest.json").read_text())
+    for split in ("train", "test"):
+        expected = sum(_without_own_distractor(p) for p in (shared_data / "babi" / "en").glob(f"qa1[47]_*_{split}.txt"))
+        assert m["perturbations"][split] == {"evidence_from_other_example": expected, "evidence_empty": 0}
+        recs = [json.loads(x) for x in (out / f"{split}.jsonl").open()]
+        assert sum("evidence_from" in x["perturbation"] for x in recs) == expected
+        assert all(x["target"]["evidence"] for x in recs)
+        assert expected >= sum(x["subset"] == "qa17" for x in recs)  # every qa17 story borrows

@@ -21,13 +21,30 @@ def _lines(p: str) -> list[str]:
     return [ln.strip() for ln in p.split("\n")]
 
 
-def _has_label(p: str) -> bool:
+def label_value(rest: str) -> str:
+    """A label sentence's value: after "is:", up to a tag, a full stop or the evidence sentence."""
+    v = rest.split("<", 1)[0]
+    for stop in (". ", "I need", "i need"):
+        v = v.split(stop, 1)[0]
+    return v.strip().removesuffix(".").strip().strip("'\"").strip()
+
+
+def label_of(p: str) -> str | None:
+    """The label a published output states: in the paper's sentence ("The temporal relation ...
+    is: X"), or in a paraphrase of it as the trace's first sentence ("The time interval is: X")."""
     for ln in _lines(p.replace("<think>", "\n")):
         if ln.lower().startswith("the temporal relation") and "is:" in ln:
-            value = ln.split("is:", 1)[1].split("<", 1)[0].strip().rstrip(".").strip()
-            if value:
-                return True
-    return False
+            return label_value(ln.split("is:", 1)[1]) or None
+    if "<think>" in p:
+        first = p.split("<think>", 1)[1].lstrip().split("\n", 1)[0]
+        before, colon, after = first.partition(":")
+        if colon and first.lower().startswith("the ") and before.rstrip().lower().endswith(" is") and "." not in before and "<" not in before:
+            return label_value(after) or None
+    return None
+
+
+def _has_label(p: str) -> bool:
+    return label_of(p) is not None
 
 
 def _has_answer(p: str) -> bool:
@@ -68,3 +85,22 @@ def test_parser_yield_on_published_outputs(reference_outputs, subset, condition)
         assert got == (0, 0, len(preds))
     else:
         assert got[0] >= 0.8 * len(preds) and got[1] >= 0.95 * len(preds)
+
+
+@pytest.mark.parametrize("condition", CONDITIONS[1:])
+def test_label_and_evidence_values_on_published_outputs(reference_outputs, condition):
+    """The label as written (paraphrased label sentences included: 34 of the 1,900 trace outputs
+    carry only a paraphrase), and every item of an evidence list followed by a full stop."""
+    paraphrased = stopped = 0
+    for subset in SUBSETS:
+        path = reference_outputs / "evaluation_outputs" / subset / f"Llama-3.2-1B-Instruct-{condition}_default.json"
+        for line in path.open():
+            p = json.loads(line)["prediction"]
+            got = parse(p)
+            assert got.label == label_of(p), p
+            paraphrased += label_of(p) is not None and "the temporal relation" not in p.lower()
+            if EVIDENCE in p and "]." in p.split(EVIDENCE, 1)[1].split("</think>", 1)[0]:
+                listed = p.split(EVIDENCE, 1)[1].split("].", 1)[0]
+                assert len(got.evidence) == listed.count("', '") + 1
+                stopped += 1
+    assert (paraphrased, stopped) == {"sft-adapter-reasoning-facts": (7, 5), "sft-adapter-reasoning-facts-perturbed": (27, 0)}[condition]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+from test_reference_outputs_parse import label_of
 
 from tracekd.score.rescore import condition_from_name, rescore
 
@@ -39,16 +40,34 @@ def test_every_record_joined_once(results):
 
 
 def test_upstream_mode_reproduces_published_scores(results):
+    """All five published numbers of all 12 files, exactly (the original scorer's rounding)."""
+    assert len(results["files"]) == 12
     for path, r in results["files"].items():
-        pub, up = r["published"], r["summary"]["answer"]["upstream"]
-        assert pub is not None
-        diffs = [abs(100 * up[k] - pub[k]) for k in ("acc", "f1")]
-        if "/during/" in path:
-            # the published `during` scores count 1-3 records per file as wrong that score right here
-            # (all four metrics move together); see docs/scoring.md
-            assert max(diffs) <= 0.6, (path, diffs)
-        else:
-            assert max(diffs) <= 0.1 + 1e-9, (path, diffs)
+        pub, up = r["published"], r["upstream"]
+        assert set(pub) == {"acc", "f1", "p", "r", "avg"}
+        assert {k: up[k] for k in pub} == pub, path
+
+
+def test_upstream_scores_the_records_own_strings(shared_data, reference_outputs):
+    """Three reproductions from the `during` files, where the old port differed from the original:
+    "assistant professor" loses its "assistant" (the original deletes the word anywhere), and
+    "Conservative People\'s Party" is cut at </answer> before it is normalised."""
+    from tracekd.score.answers import cotempqa_upstream
+
+    path = reference_outputs / "evaluation_outputs" / "during"
+    recs = {}
+    for name in ("Llama-3.2-1B-Instruct-sft-adapter_default.json", "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts-perturbed_default.json"):
+        recs[name] = [json.loads(line) for line in (path / name).open()]
+    answer_only = recs["Llama-3.2-1B-Instruct-sft-adapter_default.json"]
+    perturbed = recs["Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts-perturbed_default.json"]
+
+    def score(rec):
+        return cotempqa_upstream(rec["prediction"], rec["gold"], rec["question"], rec["facts"], rec["triple_element"])["correct"]
+
+    for i in (446, 457, 513):
+        assert answer_only[i]["gold"] == ["assistant professor"] and answer_only[i]["prediction"].endswith("['assistant professor']")
+        assert not score(answer_only[i])
+    assert perturbed[233]["gold"] == ["Conservative People's Party"] and score(perturbed[233])
 
 
 def _norm(s):
@@ -56,30 +75,36 @@ def _norm(s):
     return " ".join(re.sub(r"\b(a|an|the)\b", " ", s).split())
 
 
+def _items(seg):
+    """A list as written: a Python literal, or ['a', 'b'] with unescaped quotes inside, or one item."""
+    seg = seg.strip()
+    try:
+        items = ast.literal_eval(seg)
+        return [items] if isinstance(items, str) else [str(x) for x in items]
+    except (ValueError, SyntaxError):
+        if seg.startswith("['") and seg.endswith("']"):
+            return seg[2:-2].split("', '")
+        return [seg]
+
+
 def _answer_right(pred, gold):
     seg = pred
+    answer_lines = [ln.strip()[len("answer:"):] for ln in pred.split("\n") if ln.strip().lower().startswith("answer:")]
     if "<answer>" in seg:
         seg = seg.split("<answer>", 1)[1].split("</answer>", 1)[0]
+    elif answer_lines:
+        seg = answer_lines[0].split("</think>", 1)[0]
     elif "</think>" in seg:
         seg = seg.split("</think>", 1)[1]
     seg = seg.strip()
     if seg.startswith("assistant"):
         seg = seg[len("assistant"):].strip()
-    try:
-        items = ast.literal_eval(seg)
-    except (ValueError, SyntaxError):
-        items = [seg]
-    if isinstance(items, str):
-        items = [items]
-    got = {_norm(str(x)) for x in items} - {""}
+    got = {_norm(x) for x in _items(seg)} - {""}
     return bool(got) and got == {_norm(g) for g in gold}
 
 
 def _label(pred):
-    for line in pred.replace("<think>", "\n").split("\n"):
-        if line.strip().startswith("The temporal relation") and "is:" in line:
-            return line.split("is:", 1)[1].split("<")[0].strip().rstrip(".").strip().lower()
-    return None
+    return (label_of(pred) or "").lower()
 
 
 def _paper_gold_facts(facts, gold):
@@ -90,12 +115,7 @@ def _evidence_list(pred):
     m = pred.split("I need to use the following facts to answer the question:", 1)
     if len(m) < 2:
         return None
-    seg = m[1].split("</think>", 1)[0].split("<answer>", 1)[0].strip()
-    try:
-        v = ast.literal_eval(seg)
-        return [v] if isinstance(v, str) else list(v)
-    except (ValueError, SyntaxError):
-        return [seg]
+    return _items(m[1].split("</think>", 1)[0].split("<answer>", 1)[0])
 
 
 @pytest.mark.parametrize("stem", list(CONDITIONS))
@@ -128,14 +148,84 @@ def test_evidence_table_under_the_papers_rule(shared_data, reference_outputs):
     assert expected[0][0] + expected[0][1] > 0  # some traces cite exactly the taught facts
 
 
+def test_both_evidence_rules_side_by_side(results, reference_outputs):
+    """Default for this format: the rule the paper's models were trained on, tracekd's beside it.
+    On the 4 correct-trace files the full trace is right 237 + 2 times under the paper's rule
+    (the review's table [[237, 2], [141, 570]]) and once under tracekd's."""
+    assert results["ir_rule"] == "paper" and results["evidence_rules"] == ["paper", "tracekd"]
+    correct = results["by_condition"]["correct"]
+    assert correct["summary"]["association"]["trace"]["table"] == [[237, 2], [141, 570]]
+    assert correct["evidence_rules"]["paper"]["association"]["trace"]["table"] == [[237, 2], [141, 570]]
+    assert correct["evidence_rules"]["tracekd"]["steps"]["trace_accuracy"] == 1 / 950
+    # computed here: label sentence says the subset and the cited facts are exactly the facts
+    # containing an answer
+    a = b = c = d = 0
+    for sub in ("during", "equal", "mix", "overlap"):
+        path = reference_outputs / "evaluation_outputs" / sub / "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts_default.json"
+        for line in path.open():
+            r = json.loads(line)
+            cited = _evidence_list(r["prediction"])
+            ev = cited is not None and set(cited) == _paper_gold_facts(r["facts"], r["gold"]) and all(x in r["facts"] for x in cited)
+            tr, ans = ev and _label(r["prediction"]) == sub, _answer_right(r["prediction"], r["gold"])
+            a, b, c, d = a + (tr and ans), b + (tr and not ans), c + (not tr and ans), d + (not tr and not ans)
+    assert [[a, b], [c, d]] == [[237, 2], [141, 570]]
+
+
+def test_rows_carry_flags_and_the_split_evidence_steps(results):
+    """Per-example rows carry the example's flags (24 of the 950 test items have a label that
+    contradicts the dates), and the evidence step is split into anchor / answer-bearing."""
+    s = results["by_condition"]["correct"]["summary"]
+    assert s["flags"] == {"label_contradicts_dates": 24}
+    assert set(s["association"]) == {"label", "evidence", "anchor", "answer_fact", "trace"}
+    # the paper's models were taught to cite the answer-bearing facts, never the anchor
+    assert s["steps"]["anchor_accuracy"] < 0.01
+    assert s["steps"]["answer_fact_accuracy"] > 0.4
+def test_stratified_test_and_papers_quantities_on_the_correct_trace_outputs(results):
+    """The headline test is the CMH over the 4 subsets (by hand from the per-subset tables), the
+    pooled χ² is kept as the paper's test, and the paper's headline 28 % is the share of all outputs
+    whose trace and answer are both right (paper's definitions), not P(answer | trace right)."""
+    s = results["by_condition"]["correct"]["summary"]
+    a = s["association"]["label"]
+    tables = [b["table"] for b in a["by_subset"].values()]
+    assert len(tables) == 4 and [[sum(t[i][j] for t in tables) for j in (0, 1)] for i in (0, 1)] == a["table"]
+    num = var = 0.0
+    for (x, y), (z, w) in tables:
+        n1, n2, m1, m2, n = x + y, z + w, x + z, y + w, x + y + z + w
+        if 0 not in (n1, n2, m1, m2):
+            num += x - n1 * m1 / n
+            var += n1 * n2 * m1 * m2 / (n * n * (n - 1))
+    assert a["stratified"]["chi2"] == pytest.approx(num * num / var) and a["stratified"]["by"] == "subset"
+    assert a["stratified"]["chi2"] < a["pooled"]["chi2"] / 5
+    trace = s["paper"]["association"]["trace"]
+    (x, y), _ = trace["table"]
+    # 272, not the review's 273: the faithful upstream scorer deletes "assistant" from every output, so
+    # cotempqa/during/2132 (gold "assistant professor") is wrong under the paper's own scorer
+    assert (x, x + y) == (272, 522) and s["paper"]["evaluated"] == 950
+    assert trace["both_right"]["p"] == pytest.approx(272 / 950) and trace["answer_given_step_right"]["p"] == pytest.approx(272 / 522)
+    lo, hi = trace["both_right"]["ci95"]
+    assert lo < 272 / 950 < hi and trace["both_right"]["method"] == "bootstrap"
+    assert s["regression"]["terms"]["label"]["estimable"] and s["paper"]["regression"]["terms"]["evidence"]["estimable"]
+    # per condition: the 5 steps under tracekd's definitions, the 3 under the paper's
+    assert next(iter(results)) == "findings" and len(results["findings"]) == 3 * (5 + 3)
+
+
 def test_rescore_cli_writes_json_and_bad_input(tmp_path, shared_data, reference_outputs):
     f = reference_outputs / "evaluation_outputs" / "equal" / "Llama-3.2-1B-Instruct-sft-adapter_default.json"
     out = tmp_path / "r.json"
     r = subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), str(f),
                         "--json", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "72.4" in r.stdout and "χ²" in r.stdout
-    assert json.loads(out.read_text())["files"][str(f)]["condition"] == "answer_only"
+    # a value tracekd computed, checked against the same value computed here from the raw file (its
+    # strict answer accuracy, 58/87 = 66.7), not the published number it prints beside its own
+    recs = [json.loads(line) for line in f.open()]
+    strict = f"{100 * sum(_answer_right(x['prediction'], x['gold']) for x in recs) / len(recs):.1f}"
+    published = json.loads((f.parents[2] / "evaluation_results" / "equal" / f.name).read_text())
+    assert strict not in {f"{v:.1f}" for v in published.values()}
+    assert strict in r.stdout and "χ²" in r.stdout
+    assert "evidence (paper rule)" in r.stdout and "evidence (tracekd rule)" in r.stdout
+    saved = json.loads(out.read_text())["files"][str(f)]
+    assert saved["condition"] == "answer_only" and f"{100 * saved['summary']['answer']['accuracy']:.1f}" == strict
+    assert set(saved["evidence_rules"]) == {"paper", "tracekd"}
     bad = tmp_path / "bad.json"
     lines = f.read_text().splitlines()
     rec = json.loads(lines[1])
@@ -163,7 +253,12 @@ def test_rescore_report_uses_the_same_report_code(tmp_path, shared_data, referen
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "Llama-3.2-1B-Instruct" in page and 'class="ex"' in page
     md = (out / "report.md").read_text()
-    assert "answer_only" in md and "Fisher p" in md
+    assert "answer_only" in md and "Fisher p" in md and md.index("## Findings") < md.index("## Headline")
+    for needle in ("CMH χ²", "χ² pool", "both✓", "adjusted OR", "Per subset (tracekd definitions)", "paper's definitions"):
+        assert needle in md and needle in page.replace("&#x27;", "'")
+    # the whole command, per-subset tables, CMH, the regression and the paper's joint share on the terminal
+    for needle in ("Findings", "CMH χ²", "Per subset", "Logistic regression", "both✓", "P(a|t)", "ev P", "tr T"):
+        assert needle in r.stdout
     # the report rebuilds from results.json alone
     (out / "report.html").unlink()
     r = subprocess.run([sys.executable, "-m", "tracekd", "report", str(out)], capture_output=True, text=True)

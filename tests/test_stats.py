@@ -1,4 +1,4 @@
-"""Association statistics against textbook formulas (computed here without scipy)."""
+"""Statistics of one 2x2 table against textbook formulas (computed here without scipy)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tracekd.score.stats import aggregate_seeds, association, pooled, reading, table_2x2
+from tracekd.score.stats import association, table_2x2
 
 TABLES = [[[12, 5], [9, 14]], [[30, 10], [15, 45]], [[3, 1], [1, 3]], [[1, 9], [11, 3]]]
 
@@ -72,17 +72,34 @@ def test_degenerate_tables():
     r = association([[0, 0], [45, 86]])
     assert r["chi2"] is None and r["phi"] is None and r["p_answer_given_step_correct"]["p"] is None
     assert r["fisher_p"] == pytest.approx(1.0)
-    assert "not estimable" in reading(r, "label")
     r = association([[5, 0], [3, 7]])
     assert r["odds_ratio"] == math.inf and r["odds_ratio_ci95"] == [None, None] and r["chi2"] is not None
     assert association([[0, 0], [0, 0]])["n"] == 0
 
 
-def test_table_and_aggregation():
-    assert table_2x2([True, True, False, False, True], [True, False, True, False, True]) == [[2, 1], [1, 1]]
-    assert pooled([[[1, 2], [3, 4]], [[10, 20], [30, 40]]]) == [[11, 22], [33, 44]]
-    agg = aggregate_seeds([{"acc": 0.5, "x": None}, {"acc": 0.7, "x": 0.1}, {"acc": 0.9, "x": 0.3}])
-    assert agg["acc"]["mean"] == pytest.approx(0.7) and agg["acc"]["sd"] == pytest.approx(0.2) and agg["acc"]["n"] == 3
-    assert agg["x"]["n"] == 2
-    line = reading(association([[30, 10], [15, 45]]), "evidence")
-    assert line.startswith("evidence: P(answer right | evidence right) = 0.75 vs 0.25") and "significant" in line
+def test_table_orientation():
+    """Rows are the step, columns the answer: all four cells differ, so a transposed table (step
+    and answer swapped) or swapped rows/columns cannot pass."""
+    step = [True] * 6 + [False] * 5
+    answer = [True] * 5 + [False] * 1 + [True] * 3 + [False] * 2
+    assert table_2x2(step, answer) == [[5, 1], [3, 2]]
+    assert table_2x2(answer, step) == [[5, 3], [1, 2]]
+
+
+def test_asymmetric_table_in_closed_form():
+    """[[8, 2], [4, 6]]: a = 8 step right & answer right, b = 2, c = 4, d = 6 (n = 20), worked by hand.
+    P(answer | step right) = 8/10, P(answer | step wrong) = 4/10; OR = (8*6)/(2*4) = 6;
+    chi2 = n (ad - bc)^2 / (r1 r2 c1 c2) = 20 * 40^2 / (10 * 10 * 12 * 8) = 10/3;
+    phi = 40 / sqrt(9600); Yates: 20 * (40 - 10)^2 / 9600 = 15/8.
+    Fisher: margins r1 = 10, c1 = 12; P(a = k) = C(10, k) C(10, 12 - k) / C(20, 12); the two-sided
+    p sums the k whose probability is at most P(a = 8): k = 2, 3, 4, 8, 9, 10 (P(4) = P(8))."""
+    r = association([[8, 2], [4, 6]])
+    assert r["p_answer_given_step_correct"]["p"] == 0.8 and r["p_answer_given_step_wrong"]["p"] == 0.4
+    assert r["odds_ratio"] == pytest.approx(6.0)
+    assert r["chi2"] == pytest.approx(10 / 3) and r["chi2_yates"] == pytest.approx(15 / 8)
+    assert r["phi"] == pytest.approx(40 / math.sqrt(9600))
+    fisher = sum(math.comb(10, k) * math.comb(10, 12 - k) for k in (2, 3, 4, 8, 9, 10)) / math.comb(20, 12)
+    assert r["fisher_p"] == pytest.approx(fisher)
+    # the transposed table has the same chi2, phi and OR but other conditional rates
+    t = association([[8, 4], [2, 6]])
+    assert t["p_answer_given_step_correct"]["p"] == pytest.approx(8 / 12) and t["p_answer_given_step_wrong"]["p"] == 0.25

@@ -156,3 +156,48 @@ def test_prepare_cli_takes_a_teacher_folder(tmp_path, teacher_dir):
 def test_render_reasoning_is_one_form_in_both_templates():
     t = Trace(None, None, ("garden",), "Mary went <answer>there</answer>.")
     assert render(t, "paper", "{label}") == render(t, "tagged", "{label}") == "<think>Mary went there.</think> <answer>['garden']</answer>"
+
+
+_CFG = {"name": "t", "datasets": [{"name": "synthetic-babi", "size": 20}], "models": ["tiny-random"],
+        "conditions": ["baseline", "teacher"], "teacher": {"model": "some-model", "base_url": "http://127.0.0.1:9/v1"}}
+
+
+@pytest.mark.parametrize("change, needle", [
+    ({"teacher": {"model": "m", "bogus": 1}}, "teacher.bogus: unknown key"),
+    ({"teacher": {"model": "m", "api_key": "sk-x"}}, "teacher.api_key: unknown key"),  # the key is never an option
+    ({"teacher": {"base_url": "http://127.0.0.1:9/v1"}}, "teacher.model: Field required"),
+    ({"teacher": {"model": "m", "samples": 0}}, "teacher.samples: Input should be greater than or equal to 1"),
+    ({"teacher": {"model": "m", "accept": "lenient"}}, "teacher.accept: Input should be 'correct' or 'upstream'"),
+    ({"teacher": {"model": "m", "splits": ["dev"]}}, "teacher.splits[0]: Input should be 'train' or 'test'"),
+    ({"teacher": {"model": "nosuch", "serve": True}}, "teacher: serve needs a tracekd model (a preset or a folder): unknown model 'nosuch'"),
+    ({"teacher": {"model": "tiny-random", "backend": "local", "temperature": 0.7}}, "teacher: the local backend decodes greedily"),
+    ({"teacher": "m"}, "teacher: Input should be a valid dictionary"),
+    ({"teacher": None}, "condition(s) teacher need a `teacher:` block"),
+    ({"conditions": ["teacher@x"]}, "conditions: unknown condition(s) teacher@x"),
+])
+def test_teacher_block_errors_name_the_key(tmp_path, change, needle):
+    import yaml
+
+    from tracekd.experiment.config import load_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**_CFG, **change}))
+    with pytest.raises(InputError) as e:
+        load_config(path)
+    assert needle in str(e.value) and str(path) in str(e.value)
+    r = subprocess.run([sys.executable, "-m", "tracekd", "run", str(path), "--dry-run", "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_teacher_block_dry_run_lists_the_cells(tmp_path):
+    import yaml
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({**_CFG, "conditions": ["baseline", "baseline@teacher_correct", "teacher"]}))
+    r = subprocess.run([sys.executable, "-m", "tracekd", "run", str(path), "--dry-run", "--out", str(tmp_path / "run")],
+                       capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    assert "baseline@teacher_correct" in r.stdout and "teacher" in r.stdout and "3 cells" in r.stdout
+    assert not (tmp_path / "run").exists()

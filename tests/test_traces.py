@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from tracekd.data import get_dataset
 from tracekd.data.schema import clean_text
 from tracekd.prepare import DataOptions, assign_splits
+from tracekd.score.normalize import normalize_label
 from tracekd.traces.conditions import CONDITIONS, make_targets
 from tracekd.traces.parse import _literal_list, parse
 from tracekd.traces.render import TEMPLATES, Trace, render
@@ -102,13 +103,20 @@ def test_parser_never_raises_on_arbitrary_text(text):
 
 _pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "[", "]", "'", '"', "\n",
                            "assistant", "label:", "evidence:", "answer:", "I need to use the following facts to answer the question:",
-                           "The category of the question asked is:", "\\", ", ", "[[[[", "x"])
+                           "The category of the question asked is:", "\\", ", ", "[[[[", "x", "['']", "[' ']"])
 
 
 @settings(deadline=None)
 @given(st.lists(st.one_of(_pieces, st.text(max_size=5)), max_size=30))
 def test_parser_never_raises_on_trace_like_junk(parts):
-    parse("".join(parts))
+    text = "".join(parts)
+    t = parse(text)
+    # a step found is never empty: no blank label, no empty answer list, no blank answer
+    assert t.label is None or t.label.strip()
+    assert t.answers is None or (len(t.answers) > 0 and all(a.strip() for a in t.answers))
+    # the stray "assistant" the paper's models write first changes nothing
+    if not text.lstrip().lower().startswith("assistant"):
+        assert parse("assistant\n\n" + text) == t
 
 
 _item = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).map(clean_text).filter(bool)
@@ -140,3 +148,77 @@ def test_roundtrip_arbitrary_content(label, evidence, answers, template, sentenc
 
 def _looks_like_markup(s: str) -> bool:
     return any(tag in s for tag in ("<think>", "</think>", "<answer>", "</answer>"))
+
+
+_EV = "I need to use the following facts to answer the question: "
+
+
+@pytest.mark.parametrize("text,label,evidence,answers", [
+    # a full stop after the evidence list used to drop its last item
+    (f"<think>{TEMPORAL.format(label='during')}\n{_EV}['A is x.', 'B is y.'].</think> <answer>['x']</answer>",
+     "during", ("A is x.", "B is y."), ("x",)),
+    # a note after the answer list used to lose the answer
+    (f"<think>{TEMPORAL.format(label='during')}\n{_EV}['A is x.']</think> <answer>['x'] (from the first fact)</answer>",
+     "during", ("A is x.",), ("x",)),
+    ("<answer>[\"People's Party\"] I think</answer>", None, None, ("People's Party",)),
+    # label and evidence sentences on one line used to give the label "equal. I need to use ..."
+    (f"<think>{TEMPORAL.format(label='equal')} {_EV}['A is x.']</think> <answer>['x']</answer>",
+     "equal", ("A is x.",), ("x",)),
+    (f"<think>The temporal relation between the events is: equal {_EV}['A is x.']</think>", "equal", ("A is x.",), None),
+    # a paraphrased label sentence used to give no label
+    (f"<think>The time interval is: equal.\n{_EV}['A is x.']</think> <answer>['x']</answer>", "equal", ("A is x.",), ("x",)),
+    (f"<think>The time period is: 1934 to 1972.\n{_EV}A is x.</think> <answer>['x']</answer>", "1934 to 1972", ("A is x.",), ("x",)),
+    # ... but only as the trace's first sentence, with "is:", inside <think>
+    (f"<think>The time interval for A is from 1935 to 1946. {_EV}['A is x.']</think>", None, ("A is x.",), None),
+    ("The answer is: Paris.", None, None, ("The answer is: Paris.",)),
+    # an empty string used to count as an answer (and as a cited fact)
+    ("<answer>['']</answer>", None, None, None),
+    ("<answer>['', 'x']</answer>", None, None, ("x",)),
+    ("<think>a</think> ['  ']", None, None, None),
+    ("label: equal\nevidence: ['']\nanswer: ['']", "equal", (), None),
+    (f"<think>{TEMPORAL.format(label='equal')}\n{_EV}['', 'A is x.']</think> <answer>['x']</answer>", "equal", ("A is x.",), ("x",)),
+])
+def test_parser_defects_found_in_review(text, label, evidence, answers):
+    assert parse(text) == Trace(label, evidence, answers)
+
+
+_LABEL_SPACES = [tuple(get_dataset(n).labels) for n in ("cotempqa", "babi", "msmarco")]
+_noise = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    labels=st.sampled_from(_LABEL_SPACES),
+    data=st.data(),
+    evidence=st.lists(_item, max_size=3).map(tuple),
+    prefix=_noise,
+    join=st.sampled_from(["\n", " ", ""]),
+    end=st.sampled_from([".", "", " .", ". Then more."]),
+    form=st.sampled_from(["paper", "paraphrase", "tagged"]),
+)
+def test_a_wrong_label_never_parses_as_the_gold_one(labels, data, evidence, prefix, join, end, form):
+    """Whatever surrounds it - junk before the trace, the evidence sentence on the same line, a
+    paraphrased sentence, trailing text - a trace stating a wrong label never reads as the gold."""
+    gold = data.draw(st.sampled_from(labels))
+    wrong = data.draw(st.sampled_from([x for x in labels if x != gold]))
+    sentence = CATEGORY if labels != _LABEL_SPACES[0] else TEMPORAL
+    if form == "tagged":
+        text = f"{prefix}\nlabel: {wrong}\nevidence: {' '.join(evidence)}\nanswer: x"
+    else:
+        head = sentence.format(label=wrong)[:-1] if form == "paper" else f"The relation is: {wrong}"
+        text = f"{prefix}<think>{head}{end}{join}{_EV}{list(evidence)!r}</think> <answer>['x']</answer>"
+    got = parse(text).label
+    assert got is None or normalize_label(got) != normalize_label(gold)
+
+
+def test_an_empty_answer_is_scored_as_no_answer():
+    """`<answer>['']</answer>` used to parse as the answer '' and be scored as an answered output."""
+    from tracekd.data.schema import ContextItem, Example
+    from tracekd.score.evaluate import score_output
+
+    ds = get_dataset("cotempqa")
+    ex = ds.decompose(Example("cotempqa/equal/0", "cotempqa", "equal", "While A was holding the position of p, which?",
+                              (ContextItem("f0", "A holds the position of p in 1990."),), ("x",)))
+    row = score_output(ds, ex, "<answer>['']</answer>")
+    assert (row["status"], row["parsed"]["answers"]) == ("unparsable", None)
+    assert score_output(ds, ex, "<answer>['', 'x']</answer>")["parsed"]["answers"] == ["x"]

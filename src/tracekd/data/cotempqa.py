@@ -4,10 +4,14 @@ Decomposition:
 - Classification: the temporal relation between the question's event and the answer's
   event, i.e. the subset (equal / overlap / during / mix), as in the paper.
 - Information Retrieval (`ir_rule="tracekd"`, default): the anchor fact (the event the question
-  is conditioned on, "While X was ...") plus the answer-bearing facts (the facts whose
-  object - or, for "who also ..." questions, subject - is an answer, preferring the ones that
-  co-occur with the anchor). `ir_rule="paper"`: the paper's rule, every fact that contains an
-  answer as a substring.
+  is conditioned on, "While X was ..."; when several facts match that clause, the one the answers
+  co-occur with in the labelled relation, see `resolve_anchor`) plus the answer-bearing facts
+  (the facts whose object - or, for "who also ..." questions, subject - is an answer, preferring
+  the ones that co-occur with the anchor). `ir_rule="paper"`: the paper's rule, every fact that
+  contains an answer as a substring.
+- Flags: `no_anchor`, `ambiguous_anchor`, `no_answer_fact`, `answer_not_in_evidence`, and
+  `label_contradicts_dates` when the subset's relation is not the one the dates as written give
+  (see `contradicts_dates`).
 """
 
 from __future__ import annotations
@@ -17,9 +21,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tracekd.data.base import Dataset, Retrieval, load_hub, register, resolve_source
+from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
-from tracekd.data.temporal import TIME, Interval, interval
+from tracekd.data.temporal import TIME, Interval, interval, relation
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 
@@ -120,6 +124,56 @@ def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[
     return co or found
 
 
+#: subsets whose label names one relation every answer must stand in to the anchor
+_SINGLE_RELATION = ("equal", "overlap", "during")
+
+
+def _relations(anchors: list[Fact], found: list[Fact]) -> set[str]:
+    return {relation(x.when, f.when) for x in anchors for f in found}
+
+
+def contradicts_dates(label: str, anchors: list[Fact], by_answer: list[list[Fact]]) -> bool:
+    """The gold label contradicts the dates as written: some answer has no answer-bearing fact
+    in the labelled relation to an anchor (e.g. labelled `overlap` while the answer's interval
+    lies inside the anchor's). `mix` is not checked: its answers stand in different relations."""
+    if label not in _SINGLE_RELATION or not anchors:
+        return False
+    return any(found and label not in _relations(anchors, found) for found in by_answer)
+
+
+def fits_label(label: str, anchor: Fact, by_answer: list[list[Fact]]) -> bool:
+    """The answers co-occur with `anchor` in the labelled relation: for `equal`, `overlap` and
+    `during` every answer has an answer-bearing fact in that relation to it; for `mix` every
+    answer has one that co-occurs with it and these facts stand in at least two relations."""
+    rels = [_relations([anchor], found) for found in by_answer]
+    if label not in _SINGLE_RELATION:
+        seen = set().union(*rels)
+        return all(rels) and "none" not in seen and len(seen) > 1
+    return all(label in r for r in rels)
+
+
+def resolve_anchor(question: str, label: str, answers: tuple[str, ...], facts: list[Fact]
+                   ) -> tuple[list[Fact], list[list[Fact]], bool]:
+    """The anchor(s), each answer's answer-bearing facts, and whether the anchor is ambiguous.
+
+    When several facts match the question's clause (same subject, relation and object, other
+    dates), each is tried alone as the anchor - the others then count as ordinary facts, which
+    may state an answer ("president" while holding the position of president) - and the one
+    candidate that `fits_label` is kept. When none or more than one fits, all are kept as
+    anchors (and none of them can state an answer) and the example is ambiguous."""
+    anchors = find_anchor(question, facts)
+    if len(anchors) > 1:
+        fitting = []
+        for c in anchors:
+            by_answer = [answer_bearing(question, a, [c], facts) for a in answers]
+            if fits_label(label, c, by_answer):
+                fitting.append((c, by_answer))
+        if len(fitting) == 1:
+            anchor, by_answer = fitting[0]
+            return [anchor], by_answer, False
+    return anchors, [answer_bearing(question, a, anchors, facts) for a in answers], len(anchors) > 1
+
+
 @register
 class CoTempQA(Dataset):
     name = "cotempqa"
@@ -127,16 +181,17 @@ class CoTempQA(Dataset):
     label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
     hub_id = "Warrieryes/CotempQA"
     accepts = frozenset({"subsets", "ir_rule"})
+    ir_rules = ("tracekd", "paper")
 
     def __init__(self, **options):
         super().__init__(**options)
-        self.ir_rule = options.get("ir_rule") or "tracekd"
-        if self.ir_rule not in ("tracekd", "paper"):
-            raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}")
+        self.ir_rule = options.get("ir_rule") or self.ir_rules[0]
+        if self.ir_rule not in self.ir_rules:
+            raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}", key="ir_rule")
         self.subsets = tuple(options.get("subsets") or SUBSETS)
         bad = [s for s in self.subsets if s not in SUBSETS]
         if bad:
-            raise InputError(f"unknown CoTempQA subset(s) {', '.join(bad)}; choose from {', '.join(SUBSETS)}")
+            raise InputError(f"unknown CoTempQA subset(s) {', '.join(map(str, bad))}; choose from {', '.join(SUBSETS)}", key="subsets")
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, source: str | None) -> list[Example]:
@@ -160,7 +215,7 @@ class CoTempQA(Dataset):
         out: list[Example] = []
         for subset, file in files:
             out += [self._example(rec, subset, file, lineno) for lineno, rec in read_jsonl(file)]
-        _check_unique(out, files[0][1] if len(files) == 1 else path)
+        check_unique_ids(out, files[0][1] if len(files) == 1 else path, "example id (repeated 'index')")
         return out
 
     def _read_hub(self, hub_id: str) -> list[Example]:
@@ -172,17 +227,17 @@ class CoTempQA(Dataset):
         return out
 
     def _example(self, rec: dict, subset: str, file, lineno: int) -> Example:
-        for key, typ in (("question", str), ("facts", list), ("answer", list)):
+        for key in ("question", "facts", "answer"):
             if key not in rec:
                 raise InputError(f"record has no {key!r} field", file, lineno)
-            if not isinstance(rec[key], typ):
-                raise InputError(f"field {key!r} must be a {typ.__name__}", file, lineno)
-        answers = tuple(clean_text(a) for a in rec["answer"] if isinstance(a, str) and a.strip())
-        if not answers:
-            raise InputError("record has an empty 'answer' list", file, lineno)
-        if not all(isinstance(f, str) for f in rec["facts"]):
-            raise InputError("field 'facts' must be a list of strings", file, lineno)
-        index = rec.get("index", lineno - 1)
+        if not isinstance(rec["question"], str) or not rec["question"].strip():
+            raise InputError("field 'question' must be a non-empty string", file, lineno)
+        string_list(rec["facts"], "facts", file, lineno, allow_empty=True)
+        answers = tuple(clean_text(a) for a in string_list(rec["answer"], "answer", file, lineno) if a.strip())
+        triple = rec.get("triple_element")
+        if triple is not None and not isinstance(triple, str):
+            raise InputError("field 'triple_element' must be a string", file, lineno)
+        index = record_id(rec.get("index", lineno - 1), "index", file, lineno)
         return Example(
             id=f"cotempqa/{subset}/{index}",
             dataset=self.name,
@@ -190,7 +245,7 @@ class CoTempQA(Dataset):
             question=clean_text(rec["question"]),
             context=tuple(ContextItem(f"f{i}", clean_text(t)) for i, t in enumerate(rec["facts"])),
             answers=answers,
-            meta={"triple_element": rec.get("triple_element"), "index": index},
+            meta={"triple_element": triple, "index": rec.get("index", lineno - 1)},
         )
 
     # -- decomposition ---------------------------------------------------------------------
@@ -198,30 +253,42 @@ class CoTempQA(Dataset):
         return ex.subset
 
     # -- scoring -----------------------------------------------------------------------------
+    def check_example(self, ex: Example, path) -> None:
+        if not isinstance(ex.meta.get("triple_element"), (str, type(None))):
+            raise InputError(f"example {ex.id!r}: meta.triple_element must be a string", path)
+        if "published" in ex.meta:  # only rescore sets it, in memory
+            raise InputError(f"example {ex.id!r}: meta.published is not part of a prepared record", path)
+
     def score_answer(self, answers, ex: Example, output: str) -> dict:
-        """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers."""
+        """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers. The
+        original read a published record's own strings: when rescoring one, `meta["published"]`
+        holds them (`gold`, `question`, `facts`, `triple_element`); otherwise the example's."""
         from tracekd.score.answers import cotempqa_upstream, set_scores
 
         scores = set_scores(answers, ex.answers)
-        scores["upstream"] = cotempqa_upstream(
-            output, ex.answers, ex.question, [c.text for c in ex.context], ex.meta.get("triple_element")
-        )
+        rec = ex.meta.get("published") or {
+            "gold": ex.answers, "question": ex.question, "facts": [c.text for c in ex.context],
+            "triple_element": ex.meta.get("triple_element"),
+        }
+        scores["upstream"] = cotempqa_upstream(output, rec["gold"], rec["question"], rec["facts"], rec["triple_element"])
         return scores
 
     def retrieve(self, ex: Example) -> Retrieval:
         facts = [f for f in (parse_fact(c) for c in ex.context) if f is not None]
-        anchors = find_anchor(ex.question, facts)
+        label = ex.subset  # the gold relation (`classify` of a synthetic example reads the retrieval)
+        anchors, by_answer, ambiguous = resolve_anchor(ex.question, label, ex.answers, facts)
         bearing: dict[str, None] = {}
         flags = []
         if not anchors:
             flags.append("no_anchor")
-        missing = False
-        for a in ex.answers:
-            found = answer_bearing(ex.question, a, anchors, facts)
-            missing |= not found
+        if ambiguous:
+            flags.append("ambiguous_anchor")
+        for found in by_answer:
             bearing.update((f.id, None) for f in found)
-        if missing:
+        if not all(by_answer):
             flags.append("no_answer_fact")
+        if contradicts_dates(label, anchors, by_answer):
+            flags.append("label_contradicts_dates")
         order = {c.id: i for i, c in enumerate(ex.context)}
         anchor_ids = tuple(sorted((f.id for f in anchors), key=order.__getitem__))
         answer_ids = tuple(sorted(bearing, key=order.__getitem__))
@@ -234,10 +301,3 @@ class CoTempQA(Dataset):
             flags.append("answer_not_in_evidence")
         return Retrieval(evidence, anchor_ids, answer_ids, tuple(flags))
 
-
-def _check_unique(examples: list[Example], where) -> None:
-    seen = set()
-    for ex in examples:
-        if ex.id in seen:
-            raise InputError(f"duplicate example id {ex.id!r} (repeated 'index')", where)
-        seen.add(ex.id)

@@ -9,13 +9,19 @@ Run folder (`--out`, default runs/<name>):
         train/                           adapter/, checkpoints/, train_summary.json
         predictions.jsonl                outputs, appended batch by batch
         scores.json, scores.examples.jsonl
+        lengths.json                     trace lengths in tokens (targets and outputs)
         cell.json                        written last: the cell is done
+    teacher/<dataset>/                   `tracekd teach` on the dataset (teacher conditions only)
     results.json, report.md, report.html, plots/
 
 Every file is written atomically (or appended line by line and resumed). Rerunning skips done
-cells; a cell killed during training resumes from its last checkpoint, one killed during
-generation from its last finished batch. The baseline (the untrained model) is one cell per
-dataset and model: greedy decoding does not depend on the seed.
+cells; a cell killed during training resumes from its last checkpoint (to the same weights), one
+killed during generation from its last finished batch. The baseline (the untrained model) is one
+cell per dataset and model: greedy decoding does not depend on the seed.
+
+One process at a time: the run folder is locked (`.tracekd.lock`, see tracekd.lock), and the run starts by removing
+the temporary files a killed process left. Every path a cell writes is checked to lie inside the
+run folder.
 """
 
 from __future__ import annotations
@@ -28,7 +34,8 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.experiment.config import BASELINE, DatasetConfig, ExperimentConfig, ModelConfig
-from tracekd.jsonio import write_json_atomic
+from tracekd.jsonio import JOURNAL, read_json, remove_stale_temps, write_json_atomic
+from tracekd.lock import folder_lock
 from tracekd.traces.teacher import RESTRICT, needs_teacher, split_condition
 
 
@@ -58,6 +65,13 @@ class Cell:
 
     def data_folder(self, run: Path) -> Path:
         return run / "data" / self.dataset.name / self.data_condition / f"seed-{self.seed}"
+
+
+def contained(run: Path, path: Path) -> Path:
+    """`path`, which must resolve inside the run folder."""
+    if not path.resolve().is_relative_to(run.resolve()):
+        raise InputError(f"would write outside the run folder {run}", path)
+    return path
 
 
 def plan(cfg: ExperimentConfig) -> list[Cell]:
@@ -92,7 +106,7 @@ def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
     path = run / "config.json"
     current = json.loads(cfg.model_dump_json())
     if path.is_file():
-        if json.loads(path.read_text()) != current:
+        if read_json(path) != current:
             raise InputError("this run folder was made with a different config; use another --out", run)
     else:
         write_json_atomic(path, current)
@@ -102,18 +116,11 @@ def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
     from tracekd.prepare import prepare
 
     out = cell.data_folder(run)
-    if (out / "manifest.json").is_file():
+    if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
         return out
     teacher = teacher_folder(cell.dataset, run) if needs_teacher(cell.data_condition) else None
-    prepare(data_options(cell.dataset), cell.data_condition, cfg.template, cell.seed, out, teacher)
+    prepare(cell.dataset.options(), cell.data_condition, cfg.template, cell.seed, out, teacher)
     return out
-
-
-def data_options(d: DatasetConfig):
-    from tracekd.prepare import DataOptions
-
-    return DataOptions(dataset=d.name, source=d.source, size=d.size, subsets=d.subsets, ir_rule=d.ir_rule,
-                       preset=d.preset, data_seed=d.data_seed, limit_train=d.limit_train, limit_test=d.limit_test)
 
 
 def teacher_folder(d: DatasetConfig, run: Path) -> Path:
@@ -129,8 +136,8 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
 
     folder = teacher_folder(d, run)
     data = folder / "data"
-    if not (data / "manifest.json").is_file():
-        prepare(data_options(d), "answer_only", cfg.template, 0, data)
+    if not (data / "manifest.json").is_file() or (data / JOURNAL).exists():
+        prepare(d.options(), "answer_only", cfg.template, 0, data)
     bases = {split_condition(c)[0] for c in cfg.conditions}
     opts = cfg.teacher.model_copy(update={"summary": cfg.teacher.summary or "teacher_summary" in bases,
                                           "posthoc": cfg.teacher.posthoc or "teacher_posthoc" in bases})
@@ -149,20 +156,9 @@ def _progress_callback(report):
     return StepProgress()
 
 
-def _release_memory() -> None:
-    """Between stages: collect the trainer's reference cycles and hand freed memory back to the OS."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dict[str, Any]:
     from tracekd.generate.run import generate
+    from tracekd.models.loading import release_memory
     from tracekd.score.evaluate import evaluate
     from tracekd.score.length import trace_lengths
     from tracekd.train.sft import train
@@ -181,14 +177,14 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
             cb = [_progress_callback(lambda s, n: progress("train", s, n))] if progress else None
             train(data, cell.model.model, tdir, opts, resume=True, callbacks=cb)
             timings["train_s"] = time.perf_counter() - t
-            _release_memory()
+            release_memory()
         adapter = tdir / ("model" if cfg.train.full else "adapter")
     t = time.perf_counter()
     model = str(adapter) if cfg.train.full and adapter is not None else cell.model.model
     generate(data, model, folder / "predictions.jsonl", None if cfg.train.full else adapter, cfg.generate,
              progress=(lambda done, total: progress("generate", done, total)) if progress else None)
     timings["generate_s"] = time.perf_counter() - t
-    _release_memory()
+    release_memory()
     summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
     write_json_atomic(folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained))
     write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
@@ -197,11 +193,15 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
 
 def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, console=None) -> dict[str, Any] | None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
     console = console or Console()
     cells = plan(cfg)
+    for c in cells:
+        contained(run, c.folder(run))
+        contained(run, c.data_folder(run))
+    for d in cfg.datasets:
+        contained(run, teacher_folder(d, run))
     if dry_run:
         t = Table(title=f"{cfg.name}: {len(cells)} cells -> {run}", header_style="bold")
         for col in ("dataset", "model", "condition", "seed", "state"):
@@ -210,6 +210,14 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
             t.add_row(c.dataset.name, c.model.name, c.condition, str(c.seed), stage_of(c, run))
         console.print(t)
         return None
+    with folder_lock(run, "tracekd run"):
+        remove_stale_temps(run, recursive=True)
+        return _run_locked(cfg, run, cells, console)
+
+
+def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     _check_run_folder(cfg, run)
     todo = [c for c in cells if not is_done(c, run)]
     console.print(f"[bold]{cfg.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already done -> {run}")

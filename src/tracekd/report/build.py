@@ -10,24 +10,24 @@ from typing import Any
 
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
-from tracekd.report.teacher import length_plot, length_table
-
-STEPS = ("label", "evidence", "trace")
-
-
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "—" if x is None else f"{100 * x:.{digits}f}"
+from tracekd.report.teacher import length_table
+from tracekd.score.tables import (
+    ASSOCIATION_NOTE,
+    CELLS,
+    association_rows,
+    pct,
+    regression_note,
+    regression_rows,
+    strata_rows,
+    strata_title,
+    with_ci,
+    without_rows,
+)
 
 
 def _rate(r: dict[str, Any]) -> str:
-    lo, hi = r["ci95"]
-    ci = "" if lo is None else f" [{_pct(lo)}, {_pct(hi)}]"
-    sd = f" ± {_pct(r['sd'])}" if r.get("n", 1) > 1 else ""
-    return f"{_pct(r['mean'])}{sd}{ci}"
-
-
-def _num(x: float | None, fmt: str = ".3g") -> str:
-    return "—" if x is None else format(x, fmt)
+    sd = f" (sd {pct(r['sd'])})" if r.get("sd") is not None else ""
+    return with_ci(r, "mean") + sd
 
 
 def _pairs(results) -> list[tuple[str, str]]:
@@ -47,42 +47,93 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(out)
 
 
-def tables(results: dict[str, Any]) -> dict[str, tuple[list[str], list[list[str]]]]:
-    """The report's tables, shared by the Markdown and HTML renderings."""
-    conds = results["conditions"]
-    headline = (["dataset", "model", *conds], [
-        [d, m, *[next((_rate(g["rates"]["answer_accuracy"]) for g in results["groups"]
-                       if (g["dataset"], g["model"], g["condition"]) == (d, m, c)), "—") for c in conds]]
-        for d, m in _pairs(results)])
-    steps = (["dataset", "model", "condition", "n", "parse rate", "label", "evidence exact", "evidence F1", "full trace", "answer"], [
-        [g["dataset"], g["model"], g["condition"], str(g["n"]), _pct(g["rates"]["parse_rate"]["mean"]),
-         _pct(g["rates"]["label_accuracy"]["mean"]), _pct(g["rates"]["evidence_exact"]["mean"]),
-         _pct(g["rates"]["evidence_f1"]["mean"]), _pct(g["rates"]["trace_accuracy"]["mean"]),
-         _pct(g["rates"]["answer_accuracy"]["mean"])] for g in results["groups"]])
-    assoc_rows = []
+GROUP = ["dataset", "model", "condition"]
+
+
+def _per_group(results: dict[str, Any], build) -> tuple[list[str], list[list[str]]] | None:
+    """One table over all groups: the group's columns, then `build(group)`'s (header, rows)."""
+    header, rows = None, []
     for g in results["groups"]:
-        for step in STEPS:
-            a = g["association"][step]
-            (x, y), (z, w) = a["table"]
-            pc, pw = a["p_answer_given_step_correct"], a["p_answer_given_step_wrong"]
-            assoc_rows.append([g["dataset"], g["model"], g["condition"], step, f"{x} / {y} / {z} / {w}",
-                               _num(a["chi2"], ".2f"), _num(a["chi2_yates"], ".2f"), _num(a["fisher_p"]), _num(a["phi"], ".3f"),
-                               _num(a["odds_ratio"], ".3g"), _pct(pc["p"]), _pct(pw["p"]), a["reading"]])
-    assoc = (["dataset", "model", "condition", "step", "a / b / c / d", "χ²", "χ² (Yates)", "Fisher p", "φ", "odds ratio",
-              "P(ans ✓ | step ✓) %", "P(ans ✓ | step ✗) %", "reading"], assoc_rows)
-    subset_rows = []
+        got = build(g)
+        if got is None:
+            continue
+        header = GROUP + got[0]
+        rows += [[g["dataset"], g["model"], g["condition"], *r] for r in got[1]]
+    return None if header is None else (header, rows)
+
+
+HEADLINE_NOTE = ("Pooled over seeds [95 % interval: bootstrap over test items, all seeds of an item together] "
+                 "(sd of the per-seed values).")
+LENGTH_NOTE = ("Mean tokens per training target (what the condition teaches: trace and answer) and per output "
+               "on the test split.")
+STRATA_NOTE = ("Each table's own statistics treat its outputs as independent; with several seeds the CMH columns "
+               "stratify within it.")
+
+
+def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    conds = results["conditions"]
+    by_key = {(g["dataset"], g["model"], g["condition"]): g for g in results["groups"]}
+    return ["dataset", "model", *conds], [
+        [d, m, *(_rate(by_key[(d, m, c)]["rates"]["answer_accuracy"]) if (d, m, c) in by_key else "—" for c in conds)]
+        for d, m in _pairs(results)]
+
+
+def _steps(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    groups = results["groups"]
+    steps = list(groups[0]["association"]) if groups else []
+    header = GROUP + ["seeds", "n", "parse rate", *steps, "evidence F1", "answer"]
+    rows = [[g["dataset"], g["model"], g["condition"], str(len(g["seeds"])), str(g["n"]),
+             *(with_ci(g["rates"][key], "mean") for key in ("parse_rate", *(f"{k}_accuracy" for k in steps), "evidence_f1", "answer_accuracy"))]
+            for g in groups]
+    return header, rows
+
+
+def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    rows, conds = [], []
     for d, m in _pairs(results):
         gs = [g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)]
+        conds = conds or [g["condition"] for g in gs]
         for sub in sorted({s for g in gs for s in g["by_subset"]}):
-            subset_rows.append([d, m, sub, *[_pct(g["by_subset"].get(sub, {}).get("answer_accuracy")) for g in gs]])
-    conds_present = [g["condition"] for g in results["groups"] if (g["dataset"], g["model"]) == _pairs(results)[0]]
-    subsets = (["dataset", "model", "subset", *conds_present], subset_rows)
-    return {"headline": headline, "steps": steps, "association": assoc, "subsets": subsets, "lengths": length_table(results)}
+            rows.append([d, m, sub, *[pct(g["by_subset"].get(sub, {}).get("answer_accuracy")) for g in gs]])
+    return ["dataset", "model", "subset", *conds], rows
+
+
+def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str], list[list[str]]]]]:
+    """The report's tables as (title, note, (header, rows)), shared by the Markdown and HTML renderings."""
+    groups = results["groups"]
+    first = groups[0] if groups else None
+    out: dict[str, Any] = {
+        "headline": ("Headline: answer accuracy (%)", HEADLINE_NOTE, _headline(results)),
+        "steps": ("Trace steps (%, tracekd definitions)", "Each rate [95 % bootstrap interval over test items].", _steps(results)),
+    }
+    if first is None:
+        return out
+    definitions = f"Definitions: tracekd = {first['definitions']}; paper = {first['paper']['definitions']}."
+    out["association"] = ("Does a right trace step go with a right answer?",
+                          f"{CELLS}. Strata: subset (one seed) or subset × seed. {ASSOCIATION_NOTE} {definitions}",
+                          _per_group(results, association_rows))
+    out["regression"] = ("Each step adjusted for the others", regression_note(first), _per_group(results, regression_rows))
+    for key in ("by_subset", "by_seed"):
+        t = _per_group(results, lambda g, key=key: strata_rows(g, key))
+        if t is not None:
+            out[key] = (strata_title(key), STRATA_NOTE, t)
+    for flag in sorted({f for g in groups for f in g.get("without_flagged", {})}):
+        def without(g, flag=flag):
+            w = g.get("without_flagged", {}).get(flag)
+            return None if w is None else without_rows(w)
+
+        out[f"without_{flag}"] = (f"Without examples flagged {flag}", "The same tests on the outputs of unflagged examples.",
+                                  _per_group(results, without))
+    out["subsets"] = ("Per subset: answer accuracy (%)", "", _subsets(results))
+    lengths = length_table(results)
+    if lengths[1]:
+        out["lengths"] = ("Trace length (tokens, the student's tokenizer)", LENGTH_NOTE, lengths)
+    return out
 
 
 def figures(results: dict[str, Any]) -> dict[str, bytes]:
     out = {"accuracy_by_condition.png": plots.accuracy_by_condition(results)}
-    lengths = length_plot(results)
+    lengths = plots.accuracy_by_length(results)
     if lengths is not None:
         out["accuracy_by_trace_length.png"] = lengths
     for d, m in _pairs(results):
@@ -93,17 +144,16 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
     return out
 
 
+def _findings(results: dict[str, Any]) -> list[str]:
+    return [f["text"] for f in results.get("findings", [])]
+
+
 def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:
-    t = tables(results)
-    parts = [f"# {results['name']}", "",
-             "Answer accuracy in %, mean ± sd over seeds [95 % interval: t over seeds, or Wilson for one seed].", "",
-             "## Headline: answer accuracy", "", _md_table(*t["headline"]), "",
-             "## Trace steps (%)", "", _md_table(*t["steps"]), "",
-             "## Does a correct trace step go with a correct answer?", "",
-             "2×2 tables pooled over seeds: a = step ✓ answer ✓, b = step ✓ answer ✗, c = step ✗ answer ✓, d = step ✗ answer ✗.", "",
-             _md_table(*t["association"]), "", "## Per subset: answer accuracy (%)", "", _md_table(*t["subsets"]), "",
-             *(["## Trace length (tokens, the student's tokenizer)", "", _md_table(*t["lengths"]), ""] if t["lengths"][1] else []),
-             "## Plots", ""]
+    parts = [f"# {results['name']}", "", "## Findings", ""]
+    parts += [f"- {text}" for text in _findings(results)] or ["(none)"]
+    for title, note, table in tables(results).values():
+        parts += ["", f"## {title}", ""] + ([note, ""] if note else []) + [_md_table(*table)]
+    parts += ["", "## Plots", ""]
     parts += [f"![{name}](plots/{name})" for name in figs]
     return "\n".join(parts) + "\n"
 
@@ -177,20 +227,15 @@ def _explorer(results: dict[str, Any], root: Path, limit: int) -> str:
 
 
 def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, limit: int) -> str:
-    t = tables(results)
     imgs = "".join(f'<p><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}"></p>'
                    for n, b in figs.items())
+    findings = "".join(f"<li>{html.escape(t)}</li>" for t in _findings(results)) or "<li>(none)</li>"
+    body = "".join(f"<h2>{html.escape(title)}</h2>" + (f"<p class='muted'>{html.escape(note)}</p>" if note else "")
+                   + _html_table(*table) for title, note, table in tables(results).values())
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>"
-        f"<h1>{html.escape(results['name'])}</h1>"
-        "<p class='muted'>Answer accuracy in %, mean ± sd over seeds [95 % interval: t over seeds, or Wilson for one seed].</p>"
-        f"<h2>Headline: answer accuracy</h2>{_html_table(*t['headline'])}"
-        f"<h2>Trace steps (%)</h2>{_html_table(*t['steps'])}"
-        "<h2>Does a correct trace step go with a correct answer?</h2>"
-        "<p class='muted'>2×2 tables pooled over seeds: a = step ✓ answer ✓, b = step ✓ answer ✗, c = step ✗ answer ✓, d = step ✗ answer ✗.</p>"
-        f"{_html_table(*t['association'])}<h2>Per subset: answer accuracy (%)</h2>{_html_table(*t['subsets'])}"
-        + (f"<h2>Trace length (tokens, the student's tokenizer)</h2>{_html_table(*t['lengths'])}" if t["lengths"][1] else "") +
+        f"<h1>{html.escape(results['name'])}</h1><h2>Findings</h2><ul>{findings}</ul>{body}"
         f"<h2>Plots</h2>{imgs}<h2>Examples</h2>{_explorer(results, root, limit)}"
         "</body></html>\n"
     )

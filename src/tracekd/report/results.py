@@ -1,124 +1,113 @@
-"""results.json: every cell's scores, aggregated per (dataset, model, condition) over seeds.
+"""results.json: every cell's per-example rows, aggregated per (dataset, model, condition).
 
-Per group: each rate's mean, standard deviation and 95 % interval over seeds (a t interval with
-two or more seeds; with one seed, the Wilson interval of that run's proportion), and the 2x2
-association statistics of the table pooled over seeds. Nothing here depends on timing, so an
-interrupted and resumed run gives the same file as an uninterrupted one.
+Each group is computed from the per-example rows of all its seeds (the cells'
+scores.examples.jsonl), keyed by example id, with `score.evaluate.statistics`: every rate with a
+95 % interval from a bootstrap over test items that keeps all seeds of an item together (the same
+method for every condition, the untrained baseline included; per-seed values and their sd beside
+it); per step the pooled 2x2 table (the paper's test), the Cochran-Mantel-Haenszel test stratified
+by subset x seed, per-subset and per-seed tables, the logistic regression, the same under the
+paper's definitions; and the findings in words, with the training-loss caveat from each cell's
+train_summary.json (`stats.loss_trend`). The findings of all groups are also listed at the top.
+Nothing here depends on timing, so an interrupted and resumed run gives the same file.
 """
 
 from __future__ import annotations
 
 import json
-import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
 from tracekd.report.teacher import BASELINE, cell_lengths, teacher_groups
-from tracekd.score.stats import aggregate_seeds, association, pooled, reading
-
-RATES = {
-    "answer_accuracy": lambda s: s["answer"]["accuracy"],
-    "label_accuracy": lambda s: s["steps"]["label_accuracy"],
-    "evidence_exact": lambda s: s["steps"]["evidence"]["exact"],
-    "evidence_f1": lambda s: s["steps"]["evidence"]["f1"],
-    "trace_accuracy": lambda s: s["steps"]["trace_accuracy"],
-    "parse_rate": lambda s: s["parsed"]["answers"] / s["n"],
-}
-STEPS = ("label", "evidence", "trace")
+from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
+from tracekd.score.findings import published_model, summary_findings
+from tracekd.score.stats import loss_trend
 
 
-def _interval(values: list[float], n_examples: int) -> list[float | None]:
-    from scipy import stats
+def _loss_caveats(training: dict[str, dict[str, Any]]) -> list[str]:
+    falling = {s: t for s, t in training.items() if t["falling"]}
+    unknown = {s: t for s, t in training.items() if t["falling"] is None}
+    out = []
+    if falling:
+        out.append("training loss still falling at the end ("
+                   + ", ".join(f"seed {s}: fitted drop {100 * t['relative_drop']:.0f} % over the last quarter of steps"
+                               for s, t in falling.items()) + ")")
+    if unknown:
+        out.append("training-loss trend unknown ("
+                   + ", ".join(f"seed {s}: {t['points']} logged losses in the last quarter" for s, t in unknown.items()) + ")")
+    return out
 
-    if len(values) >= 2:
-        m = sum(values) / len(values)
-        sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
-        half = stats.t.ppf(0.975, len(values) - 1) * sd / math.sqrt(len(values))
-        return [m - half, m + half]
-    if n_examples == 0:
-        return [None, None]
-    k = round(values[0] * n_examples)
-    ci = stats.binomtest(k, n_examples).proportion_ci(confidence_level=0.95, method="wilson")
-    return [float(ci.low), float(ci.high)]
 
-
-def group_results(dataset: str, model: str, condition: str, seeds: list[int], summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    per_seed = [{k: f(s) for k, f in RATES.items()} for s in summaries]
-    agg = aggregate_seeds(per_seed)
-    n = summaries[0]["n"]
-    rates = {}
-    for k in RATES:
-        vals = [r[k] for r in per_seed]
-        rates[k] = {**agg[k], "ci95": _interval(vals, n), "per_seed": vals}
-    assoc = {}
-    for step in STEPS:
-        table = pooled([s["association"][step]["table"] for s in summaries])
-        a = association(table)
-        a["reading"] = reading(a, step)
-        assoc[step] = a
-    subsets = sorted({k for s in summaries for k in s["by_subset"]})
-    by_subset = {
-        sub: {"n": summaries[0]["by_subset"].get(sub, {}).get("n", 0),
-              **{key: sum(s["by_subset"][sub][key] for s in summaries if sub in s["by_subset"]) / len(summaries)
-                 for key in ("answer_accuracy", "label_accuracy", "evidence_exact", "trace_accuracy")}}
-        for sub in subsets
+def group_results(dataset: str, model: str, condition: str, rows_by_seed: dict[Any, list[dict[str, Any]]],
+                  training: dict[str, dict[str, Any]] | None = None, stats: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One group from its per-example rows (one list per seed); `training`: seed -> `loss_trend`;
+    `stats`: `statistics(rows_by_seed)` when the caller already has it."""
+    rows = [r for rs in rows_by_seed.values() for r in rs]
+    stats = stats or statistics(rows_by_seed)
+    status = Counter(r["status"] for r in rows)
+    g: dict[str, Any] = {
+        "dataset": dataset, "model": model, "condition": condition, "seeds": list(rows_by_seed),
+        "n": len({r["id"] for r in rows}), "outputs": len(rows),
+        **{k: v for k, v in stats.items() if k != "seeds"},
+        "by_subset": subset_rates(rows),
+        "status": {k: status.get(k, 0) for k in ("ok", "empty", "unparsable", "missing")},
     }
-    extra = {}
-    if "upstream" in summaries[0]["answer"]:
-        extra["upstream_answer_accuracy"] = sum(s["answer"]["upstream"]["acc"] for s in summaries) / len(summaries)
-    return {
-        "dataset": dataset, "model": model, "condition": condition, "seeds": seeds, "n": n,
-        "rates": rates, "association": assoc, "by_subset": by_subset,
-        "status": {k: sum(s["status"].get(k, 0) for s in summaries) for k in ("ok", "empty", "unparsable", "missing")},
-        **extra,
-    }
+    if training is not None:
+        g["training"] = training
+    g["findings"] = summary_findings(g, f"{dataset} / {model} / {condition}", _loss_caveats(training or {}))
+    return g
+
+
+def _results(name: str, kind: str, config: dict[str, Any], conditions: list[str], groups: list[dict[str, Any]]) -> dict[str, Any]:
+    findings = [{"dataset": g["dataset"], "model": g["model"], "condition": g["condition"], **f}
+                for g in groups for f in g["findings"]]
+    return {"name": name, "kind": kind, "findings": findings, "config": config, "conditions": conditions, "groups": groups}
 
 
 def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
-    groups: dict[tuple, list] = {}
+    groups: dict[tuple, dict] = {}
     for c in cells:
-        summary = json.loads((c.folder(run) / "scores.json").read_text())
-        groups.setdefault((c.dataset.name, c.model.name, c.condition), []).append((c.seed, summary, c.folder(run)))
+        folder = c.folder(run)
+        g = groups.setdefault((c.dataset.name, c.model.name, c.condition), {"rows": {}, "training": {}, "examples": [], "folders": []})
+        path = folder / "scores.examples.jsonl"
+        g["rows"][c.seed] = [rec for _, rec in read_jsonl(path)]
+        g["examples"].append(str(path.relative_to(run)))
+        g["folders"].append(folder)
+        summary = folder / "train" / "train_summary.json"
+        if summary.is_file():
+            g["training"][str(c.seed)] = loss_trend(json.loads(summary.read_text()).get("log_history", []))
     out_groups = []
-    for (d, m, cond), items in groups.items():
-        g = group_results(d, m, cond, [s for s, _, _ in items], [x for _, x, _ in items])
-        g["examples"] = [str((f / "scores.examples.jsonl").relative_to(run)) for _, _, f in items]
-        g["lengths"] = cell_lengths([f for _, _, f in items])
-        out_groups.append(g)
+    for (d, m, cond), g in groups.items():
+        res = group_results(d, m, cond, g["rows"], g["training"] or None)
+        res["examples"] = g["examples"]
+        res["lengths"] = cell_lengths(g["folders"])
+        out_groups.append(res)
     teachers = teacher_groups(run)  # the teacher's own outputs, as an untrained model of its own
     conditions = list(cfg.conditions)
     if teachers and BASELINE not in conditions:
         conditions.insert(0, BASELINE)
-    results = {
-        "name": cfg.name,
-        "kind": "experiment",
-        "config": json.loads(cfg.model_dump_json()),
-        "conditions": conditions,
-        "groups": out_groups + teachers,
-    }
-    from tracekd.jsonio import write_json_atomic
-
+    results = _results(cfg.name, "experiment", json.loads(cfg.model_dump_json()), conditions, out_groups + teachers)
     write_json_atomic(run / "results.json", results)
     return results
 
 
 def results_from_rescore(rescore: dict[str, Any], rows_by_condition: dict[str, list[dict]], out: Path) -> dict[str, Any]:
     """The same schema for published outputs: one group per training condition (files pooled)."""
-    from tracekd.jsonio import write_json_atomic, write_jsonl_atomic
-
-    models = sorted({Path(p).name.split("-sft-adapter")[0] for p in rescore["files"]})
-    model = models[0] if len(models) == 1 else "+".join(models)
+    models = sorted({published_model(p) for p in rescore["files"]})
+    model = "+".join(models)
     groups = []
     order = [c for c in ("answer_only", "correct", "incorrect", "unknown") if c in rescore["by_condition"]]
     for cond in order:
-        g = group_results(rescore["dataset"], model, cond, [0], [rescore["by_condition"][cond]["summary"]])
+        summary = rescore["by_condition"][cond]["summary"]
+        stats = {k: summary[k] for k in STATISTICS_KEYS}
+        g = group_results(rescore["dataset"], model, cond, {0: rows_by_condition[cond]}, stats=stats)
         path = out / "examples" / f"{cond}.jsonl"
         write_jsonl_atomic(path, rows_by_condition[cond])
         g["examples"] = [str(path.relative_to(out))]
         groups.append(g)
-    results = {"name": f"rescore of {len(rescore['files'])} published files", "kind": "rescore",
-               "config": {"format": rescore["format"], "dataset": rescore["dataset"], "source": rescore["source"],
-                          "ir_rule": rescore.get("ir_rule"), "files": sorted(rescore["files"])},
-               "conditions": order, "groups": groups}
+    config = {"format": rescore["format"], "dataset": rescore["dataset"], "source": rescore["source"],
+              "ir_rule": rescore.get("ir_rule"), "files": sorted(rescore["files"])}
+    results = _results(f"rescore of {len(rescore['files'])} published files", "rescore", config, order, groups)
     write_json_atomic(out / "results.json", results)
     return results

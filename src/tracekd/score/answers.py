@@ -33,86 +33,114 @@ def set_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[str,
     return {"correct": bool(p) and p == g, "em": float(bool(p) and p == g), "p": prec, "r": rec, "f1": f1, "token_f1": tok}
 
 
-# -- CoTempQA: the original scorer, leniency included ------------------------------------------
-# Reproduces the numbers the paper's code reported (`evaluation_results`): the prediction is
-# lower-cased, cut after "<answer>" (the paper's SFT outputs) or after " answer ", and every
-# subject/object of a context fact (plus the golds) found as a substring counts as predicted.
-_UP_TEMPLATES = {
-    "P39": ("holds the position of",), "P102": ("is a member of the",), "P69": ("attended",),
-    "P108": ("works for",), "P54": ("plays for",), "P488": ("is the chair of",),
-    "P6": ("is the head of",), "P127": ("is owned by",),
+# -- CoTempQA: the original scorer, ported line by line ---------------------------------------
+# `evaluate_model` of the paper's code (sbhambr1/Trace_Check_QA, scripts/cotempqa_config.py in the
+# version that produced the published evaluation_results; kept in scripts/old_scripts/) with
+# mode="default". Every quirk below is deliberate: it is what makes the published numbers
+# reproduce. The one change: candidates of equal length are tried in alphabetical order, where
+# the original used set iteration order (which varies with PYTHONHASHSEED).
+_UP_EXTRACT = {  # EXTRACT_TEMPLATES: P39's "in" pattern is listed twice there, harmless
+    rel: tuple(re.compile(t.format(phrase)) for t in (
+        r"(.+?) {} (.+?) from (.+?) to (.+?)\.", r"(.+?) {} (.+?) in (.+?)\.", r"(.+?) {} (.+?) from (.+?)", r"(.+?) {} (.+?)\."))
+    for rel, phrase in (("P39", "holds the position of"), ("P102", "is a member of the"), ("P69", "attended"),
+                        ("P108", "works for"), ("P54", "plays for"), ("P488", "is the chair of"),
+                        ("P6", "is the head of"), ("P127", "is owned by"))
 }
-_UP_SEARCH = (
+_UP_REVERSE_SEARCH = (  # REVERSE_SEARCH, in its order
     (" the position of ", "P39"), (" a member of ", "P102"), (" the chair of ", "P488"),
     (" the head of ", "P6"), (" owned by ", "P127"), ("attend", "P69"), ("work", "P108"), ("play", "P54"),
 )
-
-
-@lru_cache(maxsize=None)
-def _up_patterns(rel: str) -> tuple[re.Pattern, ...]:
-    phrase = re.escape(_UP_TEMPLATES[rel][0])
-    return tuple(re.compile(p) for p in (
-        rf"(.+?) {phrase} (.+?) from (.+?) to (.+?)\.", rf"(.+?) {phrase} (.+?) in (.+?)\.",
-        rf"(.+?) {phrase} (.+?) from (.+?)", rf"(.+?) {phrase} (.+?)\.",
-    ))
-
-
-@lru_cache(maxsize=65536)
-def _up_candidate(fact: str, is_subject: bool) -> str | None:
-    """The subject (or object) the original scorer extracts from a fact as a candidate answer."""
-    for key, rel in _UP_SEARCH:
-        if key in fact:
-            fact = fact.replace(" was ", " is ").replace(" held ", " holds ").replace(" worked ", " works ").replace(" played ", " plays ")
-            m = next((m for m in (p.match(fact) for p in _up_patterns(rel)) if m), None)
-            if m:
-                return (m.group(1) if is_subject else m.group(2)).lower()
-    return None
-
-
-_UP_PUNCT = str.maketrans("", "", string.punctuation)
+_UP_PUNCT = frozenset(string.punctuation)
 
 
 def _up_normalize(s: str) -> str:
-    """The original scorer's normalisation: lower case, punctuation removed (articles kept)."""
-    return " ".join(s.lower().translate(_UP_PUNCT).split())
+    """The original `normalize_answer`: lower case, punctuation removed, whitespace collapsed
+    (articles are kept, unlike SQuAD's)."""
+    return " ".join("".join(ch for ch in s.lower() if ch not in _UP_PUNCT).split())
 
 
-def cotempqa_upstream(output: str, gold: tuple[str, ...], question: str, facts: list[str], triple_element: str | None) -> dict[str, Any]:
+@lru_cache(maxsize=65536)
+def _up_alternative(fact: str, is_subject: bool) -> str | None:
+    """The subject (or object) the original extracts from one fact as a candidate answer.
+
+    Quirks kept: the first keyword found rewrites the fact's tense (" was " -> " is ", ...) and
+    the rewrite stays for the later keywords tried when no template of the first one matches;
+    the keywords are plain substrings ("work" matches "network"); the patterns are `re.match`
+    (anchored at the start only)."""
+    for key, rel in _UP_REVERSE_SEARCH:
+        if key in fact:
+            fact = fact.replace(" was ", " is ").replace(" held ", " holds ").replace(" worked ", " works ").replace(" played ", " plays ")
+            for pattern in _UP_EXTRACT[rel]:
+                m = pattern.match(fact)
+                if m:
+                    return (m.group(1) if is_subject else m.group(2)).lower()
+    return None
+
+
+def _up_answer_span(prediction: str) -> str:
+    """What the original scores of the (lower-cased) prediction: one if/elif chain, then the words
+    "assistant" and "think" deleted anywhere (so a gold "assistant professor" never matches)."""
+    if "<answer>" in prediction:
+        prediction = prediction.split("<answer>")[1]
+        if "</answer>" in prediction:
+            prediction = prediction.split("</answer>")[0]
+    elif "answer the question based on" in prediction:
+        prediction = prediction.split("answer the question based on")[0]
+    elif " answer " in prediction:
+        prediction = prediction.split(" answer ")[1]  # the text up to the next " answer ", not to the end
+    elif "answer:" in prediction:
+        prediction = prediction.split("answer:")[1]
+    return prediction.replace("assistant", "").replace("think", "")
+
+
+def cotempqa_upstream(output: str, gold: tuple[str, ...] | list[str], question: str, facts: list[str],
+                      triple_element: str | None) -> dict[str, Any]:
+    """One record scored as the original `evaluate_model` scores it.
+
+    Give it the published record's own fields (`prediction`, `gold`, `question`, `facts`,
+    `triple_element`), not cleaned copies: the original saw the raw strings."""
     golds = [a.lower() for a in gold]
     is_subject = "S2_R1_O1" not in (triple_element or "")
-    pred = output.lower()
-    if pred.startswith("assistant"):
-        pred = pred[len("assistant"):]
-    if "<answer>" in pred:  # the paper's SFT outputs: score what follows the answer tag
-        pred = pred.split("<answer>")[1]
-    if "answer the question based on" in pred:
-        pred = pred.split("answer the question based on")[0]
-    elif " answer " in pred:
-        pred = pred.split(" answer ")[1]
+    prediction = _up_answer_span(output.lower())
     q = question.lower()
-    alternatives = [c for c in (_up_candidate(f, is_subject) for f in facts) if c is not None]
-    candidates = sorted(set(alternatives + golds), key=len, reverse=True)
+    alternatives = [c for c in (_up_alternative(f, is_subject) for f in facts) if c is not None] + golds
+    # longest first, as the original; equal lengths alphabetically (the original: set order)
+    candidates = sorted(set(alternatives), key=lambda a: (-len(a), a))
     shot = flag = False
-    predicted = []
-    for cand in candidates:
-        if cand in pred and cand in q and not flag:
-            pred = pred.replace(cand, "")
+    predict: list[str] = []
+    for ans in candidates:
+        if ans in prediction and ans in q and not flag:  # the first candidate also in the question is dropped
+            prediction = prediction.replace(ans, "")
             flag = True
             continue
-        if cand in pred:
-            predicted.append(cand)
-            pred = pred.replace(cand, "")
+        if ans in prediction:
+            predict.append(ans)
+            prediction = prediction.replace(ans, "")
             shot = True
     if not shot:
-        predicted = [pred]
-    p_norm = sorted(_up_normalize(x) for x in set(predicted))
+        predict = [prediction]  # no candidate found: the whole remaining text is the prediction
+    p_norm = sorted(_up_normalize(x) for x in set(predict))  # dedup before normalising, as the original
     g_norm = sorted(_up_normalize(x) for x in set(golds))
     em = p_norm == g_norm
     same = sum((Counter(p_norm) & Counter(g_norm)).values())
     if same == 0:
-        return {"correct": em, "acc": float(em), "f1": 0.0, "p": 0.0, "r": 0.0}
-    prec, rec = same / len(p_norm), same / len(g_norm)
-    return {"correct": em, "acc": float(em), "f1": 2 * prec * rec / (prec + rec), "p": prec, "r": rec}
+        prec = rec = f1 = 0.0
+    else:
+        prec, rec = same / len(p_norm), same / len(g_norm)
+        f1 = 2 * prec * rec / (prec + rec)
+    return {"correct": em, "acc": float(em), "f1": f1, "p": prec, "r": rec}
+
+
+def upstream_totals(scores: list[dict[str, Any]]) -> dict[str, float]:
+    """The five numbers `evaluate_model` reports for a file, summed in record order and rounded
+    as it rounds them."""
+    n = len(scores)
+    em = sum(s["correct"] for s in scores)
+    f1 = sum(s["f1"] for s in scores)
+    return {"acc": round(em * 100 / n, 1), "f1": round(f1 * 100 / n, 1),
+            "p": round(sum(s["p"] for s in scores) * 100 / n, 1),
+            "r": round(sum(s["r"] for s in scores) * 100 / n, 1),
+            "avg": round((em + f1) * 50 / n, 1)}
 
 
 # -- bAbI -----------------------------------------------------------------------------------
@@ -152,17 +180,30 @@ def _bleu1(pred: str, golds: list[str]) -> float:
 
 
 def msmarco_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[str, Any]:
-    """Normalised EM and token F1 (max over gold answers), ROUGE-L and BLEU-1 as in the MS MARCO
-    QnA evaluation; "No Answer Present." is its own case: right only when both sides say it."""
-    text = " ".join(pred or ()).strip()
+    """MS MARCO's gold answers are alternatives: a stated answer is right when it matches any of
+    them. `correct` (normalised exact match): every stated answer matches some gold answer (or
+    all of them joined do). Token F1 and ROUGE-L (max over gold answers) and BLEU-1 (all gold
+    answers as references), as in the MS MARCO QnA evaluation, are averaged over the stated
+    answers. "No Answer Present." is its own case: right only when both sides say it."""
+    items = [a for a in pred or () if a.strip()]
+    text = " ".join(items).strip()
     gold_nap = normalize_answer(NO_ANSWER) in {normalize_answer(a) for a in gold}
     pred_nap = normalize_answer(text) == normalize_answer(NO_ANSWER)
     if gold_nap or pred_nap:
         ok = float(gold_nap and pred_nap)
         return {"correct": bool(ok), "em": ok, "f1": ok, "rouge_l": ok, "bleu_1": ok, "no_answer": True}
-    if not text:
+    if not items:
         return {"correct": False, "em": 0.0, "f1": 0.0, "rouge_l": 0.0, "bleu_1": 0.0, "no_answer": False}
-    em = max(float(normalize_answer(text) == normalize_answer(g)) for g in gold)
-    f1 = max(token_f1(tokens(text), tokens(g)) for g in gold)
-    rl = max(_rouge_l(text, g) for g in gold)
-    return {"correct": bool(em), "em": em, "f1": f1, "rouge_l": rl, "bleu_1": _bleu1(text, list(gold)), "no_answer": False}
+    golds = {normalize_answer(g) for g in gold}
+    em = float(all(normalize_answer(a) in golds for a in items) or normalize_answer(text) in golds)
+
+    def per_item(metric) -> float:
+        return sum(metric(a) for a in items) / len(items)
+
+    return {
+        "correct": bool(em), "em": em,
+        "f1": per_item(lambda a: max(token_f1(tokens(a), tokens(g)) for g in gold)),
+        "rouge_l": per_item(lambda a: max(_rouge_l(a, g) for g in gold)),
+        "bleu_1": per_item(lambda a: _bleu1(a, list(gold))),
+        "no_answer": False,
+    }

@@ -1,6 +1,7 @@
 """Score model outputs against prepared test examples: answers, trace steps, association.
 
-`score_output` scores one output; `summarize` aggregates rows (overall, per subset and label);
+`score_output` scores one output (a row: answer scores, each step of `STEPS`, the example's
+flags); `summarize` aggregates rows (overall, per subset and label) with `statistics`;
 `evaluate` is the `tracekd evaluate` command: predictions JSONL (`id`, `output`) joined with
 `DIR/test.jsonl` by id.
 """
@@ -8,18 +9,38 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracekd.data import Dataset, Example, get_dataset
-from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
-from tracekd.score.freeform import freeform_trace
-from tracekd.score.stats import association, reading, table_2x2
-from tracekd.score.steps import paper_steps, score_steps
-from tracekd.traces.parse import parse
+import numpy as np
 
-STEPS = ("label", "evidence", "trace")
+from tracekd.data import Dataset, Example, get_dataset
+from tracekd.data.base import check_unique_ids
+from tracekd.errors import InputError
+from tracekd.jsonio import read_jsonl, staged
+from tracekd.score.freeform import freeform_trace
+from tracekd.score.stats import (
+    ItemBootstrap,
+    association,
+    regression,
+    stratified,
+    table_2x2,
+)
+from tracekd.score.steps import PAPER_STEPS, paper_steps, score_steps
+from tracekd.traces.parse import parse
+from tracekd.traces.render import Trace
+
+#: The trace steps, in order: the one place they are named. Each maps a score row to whether the
+#: output got that step right, or None where the step does not apply to the example (no anchor
+#: fact, no answer-bearing fact); statistics leave those rows out of that step's table and rate.
+STEPS: dict[str, Callable[[dict[str, Any]], bool | None]] = {
+    "label": lambda r: r["label_correct"],
+    "evidence": lambda r: r["evidence"]["exact"],
+    "anchor": lambda r: r["anchor_retrieved"],
+    "answer_fact": lambda r: r["answer_fact_retrieved"],
+    "trace": lambda r: r["trace_correct"],
+}
 
 
 def mean(values) -> float:
@@ -43,7 +64,9 @@ def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) 
         "subset": ex.subset,
         "label": ex.label,
         "question": ex.question,
-        "gold": {"label": ex.label, "evidence": ex.texts(ex.evidence), "answers": list(ex.answers)},
+        "gold": {"label": ex.label, "evidence": ex.texts(ex.evidence), "anchor": ex.texts(ex.anchor),
+                 "answer_facts": ex.texts(ex.answer_facts), "answers": list(ex.answers)},
+        "flags": list(ex.flags),
         "status": status,
         "parsed": {"label": parsed.label,
                    "evidence": None if parsed.evidence is None else list(parsed.evidence),
@@ -55,12 +78,39 @@ def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) 
     }
 
 
-def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool]]:
-    return {
-        "label": [r["label_correct"] for r in rows],
-        "evidence": [r["evidence"]["exact"] for r in rows],
-        "trace": [r["trace_correct"] for r in rows],
-    }
+def rejudge_steps(row: dict[str, Any], ex: Example) -> dict[str, Any]:
+    """The same output's row with its trace steps judged against another decomposition of its
+    example (another evidence rule); the answer scores are kept."""
+    p = row["parsed"]
+    parsed = Trace(p["label"], None if p["evidence"] is None else tuple(p["evidence"]),
+                   None if p["answers"] is None else tuple(p["answers"]))
+    gold = {**row["gold"], "label": ex.label, "evidence": ex.texts(ex.evidence)}
+    return {**row, "label": ex.label, "gold": gold, "flags": list(ex.flags), **score_steps(parsed, ex)}
+
+
+def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool | None]]:
+    """Per step, each row's flag (None: the step does not apply to that row's example)."""
+    return {step: [flag(r) for r in rows] for step, flag in STEPS.items()}
+
+
+def step_pairs(flags: list[bool | None], answer_ok: list[bool]) -> tuple[list[bool], list[bool]]:
+    """The (step, answer) pairs of the rows the step applies to."""
+    kept = [(f, a) for f, a in zip(flags, answer_ok) if f is not None]
+    return [f for f, _ in kept], [a for _, a in kept]
+
+
+# Steps left out of the regression, whose terms must be separate steps, each adjusted for the
+# others: the trace (label and evidence together) and the two parts of the evidence step (anchor,
+# answer-bearing facts), which the evidence step already combines and which do not apply to every
+# example. The regression is therefore answer ~ label + evidence (+ subset, seed).
+COMBINED_STEPS = ("trace", "anchor", "answer_fact")
+DEFINITIONS = {
+    "tracekd": "tracekd's definitions (docs/scoring.md): the normalised label equals the gold one; the cited "
+               "evidence is exactly the gold set; the trace is both; the answer is tracekd's strict scorer's",
+    "paper": "the paper's definitions: the gold label occurs in the trace's first sentence; any context fact "
+             "occurs verbatim in the trace; the trace is both; the answer is the upstream scorer's; outputs "
+             "without a <think> trace are not evaluated (not in the tables; in the denominator of shares)",
+}
 
 
 def _means(dicts: list[dict[str, Any]]) -> dict[str, Any]:
@@ -78,81 +128,198 @@ def _means(dicts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _compact(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    flags = _step_flags(rows)
     return {
         "n": len(rows),
         "answer_accuracy": mean(r["answer"]["correct"] for r in rows),
-        "label_accuracy": mean(r["label_correct"] for r in rows),
-        "evidence_exact": mean(r["evidence"]["exact"] for r in rows),
-        "trace_accuracy": mean(r["trace_correct"] for r in rows),
+        **{f"{step}_accuracy": applicable_mean(flags[step]) for step in flags},
     }
 
 
-def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
-    """Scores overall, per subset and per label, with the three 2x2 associations."""
-    if not rows:
-        raise InputError("nothing to score: no predictions")
-    answer_ok = [bool(r["answer"]["correct"]) for r in rows]
-    status = Counter(r["status"] for r in rows)
-    parsed = {k: sum(r["parsed"][k] is not None for r in rows) for k in ("label", "evidence", "answers")}
-    assoc = {}
-    for step, flags in _step_flags(rows).items():
-        a = association(table_2x2(flags, answer_ok))
-        a["reading"] = reading(a, step)
-        assoc[step] = a
+def applicable_mean(flags) -> float | None:
+    """The mean over the rows a step applies to (None where it applies to none)."""
+    kept = [f for f in flags if f is not None]
+    return mean(kept) if kept else None
+
+
+def subset_rates(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Answer and step accuracies per subset."""
     by_subset: dict[str, list] = defaultdict(list)
-    by_label: dict[str, list] = defaultdict(list)
     for r in rows:
         by_subset[r["subset"]].append(r)
+    return {k: _compact(v) for k, v in sorted(by_subset.items())}
+
+
+def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
+    """One run's scores overall, per subset and per label, with the statistics of `statistics`."""
+    if not rows:
+        raise InputError("nothing to score: no predictions")
+    status = Counter(r["status"] for r in rows)
+    parsed = {k: sum(r["parsed"][k] is not None for r in rows) for k in ("label", "evidence", "answers")}
+    by_label: dict[str, list] = defaultdict(list)
+    for r in rows:
         by_label[r["label"]].append(r)
-    subset_summary = {k: _compact(v) for k, v in sorted(by_subset.items())}
+    subset_summary = subset_rates(rows)
+    flags = _step_flags(rows)
     return {
         "n": len(rows),
         "status": {k: status.get(k, 0) for k in ("ok", "empty", "unparsable")},
         "parsed": parsed,
-        "answer": {"accuracy": mean(answer_ok), **_means([r["answer"] for r in rows])},
+        "answer": {"accuracy": mean(r["answer"]["correct"] for r in rows), **_means([r["answer"] for r in rows])},
         "steps": {
-            "label_accuracy": mean(r["label_correct"] for r in rows),
+            **{f"{step}_accuracy": applicable_mean(flags[step]) for step in flags},
             "evidence": _means([r["evidence"] for r in rows]),
             "evidence_tolerant": _means([r["evidence_tolerant"] for r in rows]),
-            "trace_accuracy": mean(r["trace_correct"] for r in rows),
         },
-        "association": assoc,
-        "paper": _paper_summary(rows),
+        "flags": dict(sorted(Counter(f for r in rows for f in r.get("flags", ())).items())),
+        **statistics({0: rows}),
         "by_subset": subset_summary,
         "by_label": {k: _compact(v) for k, v in sorted(by_label.items())},
         "dataset_summary": ds.answer_summary({k: v["answer_accuracy"] for k, v in subset_summary.items()}),
     }
 
 
-def _paper_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The paper's definitions: step accuracies over all outputs, 2x2 tables over the evaluated
-    ones, answer correctness as the upstream scorer's (when the dataset has one)."""
-    evaluated = [r for r in rows if r["paper"] is not None]
-    out: dict[str, Any] = {"evaluated": len(evaluated), "unevaluated": len(rows) - len(evaluated)}
-    for step in STEPS:
-        out[f"{step}_accuracy"] = sum(r["paper"][f"{step}_correct"] for r in evaluated) / len(rows)
-    answer = [bool(r["answer"].get("upstream", r["answer"])["correct"]) for r in evaluated]
-    out["association"] = {
-        step: association(table_2x2([r["paper"][f"{step}_correct"] for r in evaluated], answer)) for step in STEPS
+# -- statistics from per-example rows ----------------------------------------------------------------
+def _block(x: np.ndarray, y: np.ndarray, subset: np.ndarray, seed: np.ndarray, item: np.ndarray,
+           detail: bool = True) -> dict[str, Any]:
+    """One step's association: the pooled table with its textbook statistics (the paper's test),
+    the stratified test (by subset, and by subset x seed when there are several seeds) and, with
+    `detail`, the same per subset and per seed."""
+    multi = len(np.unique(seed)) > 1
+    strata = np.char.add(np.char.add(subset.astype(str), " | seed "), seed.astype(str)) if multi else subset
+    table = table_2x2(x, y)
+    out: dict[str, Any] = {
+        "table": table,
+        "pooled": {**association(table), "test": "Pearson chi-square on the table pooled over subsets and seeds (the paper's test)"},
+        "stratified": {**stratified(x, y, strata, item), "by": "subset x seed" if multi else "subset"},
     }
+    if detail and len(np.unique(subset)) > 1:
+        out["by_subset"] = {str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False)
+                            for s in np.unique(subset) for m in [subset == s]}
+    if detail and multi:
+        out["by_seed"] = {str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False)
+                          for s in np.unique(seed) for m in [seed == s]}
+    return out
+
+
+def _shares(prefix: str, x: np.ndarray, y: np.ndarray, evaluated: np.ndarray) -> dict[str, tuple]:
+    """The bootstrap ratios of one step: both right (share of all outputs: the paper's headline
+    quantity), P(answer right | step right) and P(answer right | step wrong) among evaluated outputs."""
+    ones = np.ones(len(x))
+    return {f"{prefix}both_right": (x & y & evaluated, ones),
+            f"{prefix}answer_given_step_right": (x & y & evaluated, x & evaluated),
+            f"{prefix}answer_given_step_wrong": (~x & y & evaluated, ~x & evaluated)}
+
+
+STATISTICS_KEYS = ("seeds", "definitions", "rates", "association", "regression", "paper", "without_flagged")
+
+
+def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Everything tracekd infers from per-example rows (one list per seed, rows keyed by example
+    id; the seeds of one example are the same test item): rates with item-bootstrap intervals,
+    per step the 2x2 tables and tests (pooled, stratified, per subset, per seed), the regression of
+    the answer on the steps, the same under the paper's definitions, and the association without
+    examples carrying each flag (`flags` of a row)."""
+    seeds = list(rows_by_seed)
+    rows = [r for s in seeds for r in rows_by_seed[s]]
+    seed = np.repeat(np.array([str(s) for s in seeds]), [len(rows_by_seed[s]) for s in seeds])
+    item = np.array([r["id"] for r in rows])
+    subset = np.array([r["subset"] for r in rows])
+    y = np.array([bool(r["answer"]["correct"]) for r in rows])
+    raw_steps = _step_flags(rows)
+    applies = {k: np.array([f is not None for f in v]) for k, v in raw_steps.items()}
+    steps = {k: np.array([bool(f) for f in v]) for k, v in raw_steps.items()}
+    evaluated = np.array([r["paper"] is not None for r in rows])
+    paper = {k: np.array([bool(r["paper"] and r["paper"][f"{k}_correct"]) for r in rows]) for k in PAPER_STEPS}
+    upstream = [r["answer"].get("upstream") for r in rows]
+    y_paper = np.array([bool((u or r["answer"])["correct"]) for u, r in zip(upstream, rows)])
+    everyone = np.ones(len(rows), dtype=bool)
+    ones = everyone.astype(float)
+
+    ratios: dict[str, tuple] = {"answer_accuracy": (y, ones),
+                                "parse_rate": ([r["parsed"]["answers"] is not None for r in rows], ones),
+                                "evidence_f1": ([r["evidence"]["f1"] for r in rows], ones)}
+    if all(u is not None for u in upstream):
+        ratios["upstream_answer_accuracy"] = (y_paper, ones)
+    for k, x in steps.items():
+        ratios[f"{k}_accuracy"] = (x & applies[k], applies[k].astype(float))
+        ratios.update(_shares(f"{k}:", x, y, applies[k]))
+    for k, x in paper.items():
+        ratios[f"paper:{k}_accuracy"] = (x, ones)
+        ratios.update(_shares(f"paper:{k}:", x, y_paper, evaluated))
+    ci = ItemBootstrap(item).intervals(ratios)
+    by_seed = [seed == str(s) for s in seeds]
+    rates = {}
+    for name, (num, den) in ratios.items():
+        if ":" in name:
+            continue
+        num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+        per_seed = [float(num[m].sum() / den[m].sum()) for m in by_seed]
+        rates[name] = {"mean": ci[name]["p"], "ci95": ci[name]["ci95"], "method": ci[name]["method"],
+                       "sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else None, "per_seed": per_seed}
+
+    def steps_block(flags: dict[str, np.ndarray], answer: np.ndarray, keep: np.ndarray, prefix: str,
+                    applicable: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+        out = {}
+        for k, x in flags.items():
+            m = keep & applicable[k] if applicable else keep
+            b = _block(x[m], answer[m], subset[m], seed[m], item[m])
+            for share in ("both_right", "answer_given_step_right", "answer_given_step_wrong"):
+                b[share] = ci[f"{prefix}{k}:{share}"]
+            out[k] = b
+        return out
+
+    def model(flags: dict[str, np.ndarray], answer: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
+        factors = {"subset": subset[keep], **({"seed": seed[keep]} if len(seeds) > 1 else {})}
+        terms = {k: x[keep] for k, x in flags.items() if k not in COMBINED_STEPS}
+        return regression(answer[keep], terms, factors, item[keep])
+
+    paper_block: dict[str, Any] = {"definitions": DEFINITIONS["paper"], "evaluated": int(evaluated.sum()),
+                                   "unevaluated": int((~evaluated).sum())}
+    paper_block.update({f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["p"] for k in PAPER_STEPS})
+    paper_block["association"] = steps_block(paper, y_paper, evaluated, "paper:")
+    paper_block["regression"] = model(paper, y_paper, evaluated)
+    return {
+        "seeds": seeds,
+        "definitions": DEFINITIONS["tracekd"],
+        "rates": rates,
+        "association": steps_block(steps, y, everyone, "", applies),
+        "regression": model(steps, y, everyone),
+        "paper": paper_block,
+        "without_flagged": _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item),
+    }
+
+
+def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item) -> dict[str, Any]:
+    """Per flag that some rows carry (e.g. `label_contradicts_dates`): the stratified association
+    of every step over the rows without it."""
+    out = {}
+    for flag in sorted({f for r in rows for f in r.get("flags", ())}):
+        clean = np.array([flag not in r.get("flags", ()) for r in rows])
+        out[flag] = {
+            "left_out_outputs": int((~clean).sum()), "left_out_items": len(set(item[~clean])),
+            "association": {k: _block(x[m], y[m], subset[m], seed[m], item[m], False)
+                            for k, x in steps.items() for m in [clean & applies[k]]},
+            "paper": {k: _block(x[clean & evaluated], y_paper[clean & evaluated], subset[clean & evaluated],
+                                seed[clean & evaluated], item[clean & evaluated], False) for k, x in paper.items()},
+        }
     return out
 
 
 # -- tracekd evaluate --------------------------------------------------------------------------------
 def load_test_set(data_dir: str | Path) -> tuple[list[Example], Dataset]:
     path = Path(data_dir) / "test.jsonl"
-    examples = []
-    for lineno, rec in read_jsonl(path):
-        try:
-            examples.append(Example.from_record(rec))
-        except KeyError as e:
-            raise InputError(f"test record has no {e.args[0]!r} field (is this a folder written by `tracekd prepare`?)", path, lineno) from None
+    examples = [Example.from_record(rec, path, lineno) for lineno, rec in read_jsonl(path)]
     if not examples:
         raise InputError("test set is empty", path)
     names = {ex.dataset for ex in examples}
     if len(names) != 1:
         raise InputError(f"test set mixes datasets {sorted(names)}", path)
-    return examples, get_dataset(names.pop())
+    check_unique_ids(examples, path)
+    ds = get_dataset(names.pop())
+    for ex in examples:
+        ds.check_example(ex, path)
+    return examples, ds
 
 
 def read_predictions(path: str | Path, known: dict[str, Example]) -> dict[str, str]:
@@ -213,6 +380,7 @@ def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
     summary["predictions"] = str(predictions)
     out = Path(out)
     examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
-    write_jsonl_atomic(examples_out, rows)
-    write_json_atomic(out, summary)
+    with staged() as stage:  # both files or neither
+        stage.jsonl(examples_out, rows)
+        stage.json(out, summary)
     return summary

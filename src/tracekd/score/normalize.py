@@ -5,6 +5,10 @@ from __future__ import annotations
 import re
 import string
 
+from tracekd.data.schema import normalize_item
+
+__all__ = ["normalize_answer", "normalize_item", "normalize_label", "token_f1", "tokens"]
+
 _PUNCT = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
@@ -17,11 +21,6 @@ def normalize_answer(s: str) -> str:
 
 def tokens(s: str) -> list[str]:
     return normalize_answer(s).split()
-
-
-def normalize_item(s: str) -> str:
-    """For matching evidence items: case and whitespace folded, final period dropped."""
-    return " ".join(s.casefold().split()).rstrip(".").strip()
 
 
 def normalize_label(s: str) -> str:

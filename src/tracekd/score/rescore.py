@@ -3,6 +3,12 @@
 Format `trace-check-qa` (the paper's published CoTempQA outputs): JSON Lines with `input.text`,
 `prediction`, `gold`, `triple_element`, `question`, `facts`. Each record is joined to exactly one
 dataset example by its question and facts (never by answer substrings).
+
+The evidence step is judged under every gold-evidence rule the dataset has, each named: by
+default the rule the published models were trained to cite (`paper` for this format) is the
+primary one (`summary`), and the others stand beside it (`evidence_rules`). The `upstream`
+answer scores use the record's own strings, as the original scorer did, and are summed and
+rounded as it reported them, beside the published numbers.
 """
 
 from __future__ import annotations
@@ -13,13 +19,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tracekd.data import get_dataset
+from tracekd.data import REGISTRY, get_dataset
 from tracekd.data.schema import Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
-from tracekd.score.evaluate import score_output, summarize
+from tracekd.score.answers import upstream_totals
+from tracekd.score.evaluate import rejudge_steps, score_output, summarize
+from tracekd.score.findings import rescore_findings
 
 FORMATS = ("trace-check-qa",)
+#: the evidence rule each format's models were trained to cite (the primary rule by default)
+TRAINED_RULE = {"trace-check-qa": "paper"}
+_PUBLISHED_FIELDS = ("gold", "question", "facts", "triple_element")
 _CONDITION = (
     (re.compile(r"-sft-adapter-reasoning-facts-perturbed(?:_|\.|$)"), "incorrect"),
     (re.compile(r"-sft-adapter-reasoning-facts(?:_|\.|$)"), "correct"),
@@ -44,7 +55,8 @@ def _clean(text: str) -> str:
     return clean_text(text)
 
 
-def read_trace_check_qa(path: Path, index: dict[tuple, Example]) -> list[tuple[Example, str]]:
+def read_trace_check_qa(path: Path, index: dict[tuple, Example]) -> list[tuple[Example, dict[str, Any]]]:
+    """Each record with the example it answers."""
     out = []
     for lineno, rec in read_jsonl(path):
         for key, typ in (("prediction", str), ("question", str), ("facts", list), ("gold", list)):
@@ -55,7 +67,7 @@ def read_trace_check_qa(path: Path, index: dict[tuple, Example]) -> list[tuple[E
             raise InputError("no dataset example has this record's question and facts", path, lineno)
         if sorted(clean_text(g) for g in rec["gold"]) != sorted(ex.answers):
             raise InputError(f"the record's gold answers differ from example {ex.id}'s", path, lineno)
-        out.append((ex, rec["prediction"]))
+        out.append((ex, rec))
     if not out:
         raise InputError("file has no records", path)
     return out
@@ -74,49 +86,85 @@ def _published(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def evidence_rules(fmt: str, dataset: str, ir_rule: str | None) -> list[str | None]:
+    """The rules to judge evidence under, the primary one first ([None]: the dataset has one)."""
+    cls = REGISTRY.get(dataset)
+    offered = cls.ir_rules if cls is not None else ()
+    if not offered:
+        if ir_rule is not None:
+            raise InputError(f"dataset {dataset!r} has one evidence rule; drop --ir-rule")
+        return [None]
+    primary = ir_rule or (TRAINED_RULE[fmt] if TRAINED_RULE[fmt] in offered else offered[0])
+    if primary not in offered:
+        raise InputError(f"ir_rule must be one of {', '.join(offered)}, not {primary!r}")
+    return [primary] + [r for r in offered if r != primary]
+
+
+def _rule_view(summary: dict[str, Any]) -> dict[str, Any]:
+    """What an evidence rule changes: the step scores and their associations."""
+    return {"steps": summary["steps"], "association": summary["association"]}
+
+
 def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str | None = None,
             rows_out: dict[str, list] | None = None) -> dict[str, Any]:
-    """Scores per file and per condition (files pooled). `rows_out`, if given, receives the
-    per-example rows of each condition (for the report's explorer)."""
+    """Scores per file and per condition (files pooled), under each evidence rule. `rows_out`, if
+    given, receives the per-example rows of each condition under the primary rule (for the
+    report's explorer)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not files:
         raise InputError("give at least one output file to rescore")
-    ds = get_dataset(dataset, ir_rule=ir_rule)
+    rules = evidence_rules(fmt, dataset, ir_rule)
+    datasets = {rule: get_dataset(dataset, ir_rule=rule) for rule in rules}
     index: dict[tuple, Example] = {}
-    for ex in ds.read(source):  # decomposed below, only the examples the files refer to
+    for ex in datasets[rules[0]].read(source):  # decomposed below, only the examples the files refer to
         k = _key(ex.question, [c.text for c in ex.context])
         if k in index:
             raise InputError(f"examples {index[k].id} and {ex.id} have the same question and facts", source)
         index[k] = ex
-    results: dict[str, Any] = {"format": fmt, "dataset": dataset, "source": str(source), "ir_rule": ir_rule or "tracekd",
-                               "files": {}, "by_condition": {}}
-    rows_by_condition: dict[str, list] = {}
-    cache: dict[str, Example] = {}
+    results: dict[str, Any] = {"format": fmt, "dataset": dataset, "source": str(source), "ir_rule": rules[0] or "tracekd",
+                               "evidence_rules": [r for r in rules if r is not None], "files": {}, "by_condition": {}}
+    rows_by_condition: dict[str, dict[str | None, list]] = {}
+    cache: dict[tuple[str | None, str], Example] = {}
 
-    def decomposed(ex: Example) -> Example:
-        if ex.id not in cache:
-            cache[ex.id] = ds.decompose(ex)
-        return cache[ex.id]
+    def decomposed(rule: str | None, ex: Example) -> Example:
+        if (rule, ex.id) not in cache:
+            cache[rule, ex.id] = datasets[rule].decompose(ex)
+        return cache[rule, ex.id]
 
     for f in files:
         path = Path(f)
         pairs = read_trace_check_qa(path, index)
-        rows = [score_output(ds, decomposed(ex), pred) for ex, pred in pairs]
         cond = condition_from_name(path.name)
-        subsets = sorted({r["subset"] for r in rows})
-        summary = summarize(rows, ds)
+        primary = []
+        for ex, rec in pairs:
+            ex = decomposed(rules[0], ex)
+            published = {k: rec.get(k, ex.meta.get(k)) for k in _PUBLISHED_FIELDS}
+            primary.append(score_output(datasets[rules[0]], ex.with_(meta={**ex.meta, "published": published}), rec["prediction"]))
+        summaries = {}
+        for rule in rules:
+            rows = primary if rule == rules[0] else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]
+            summaries[rule] = summarize(rows, datasets[rule])
+            rows_by_condition.setdefault(cond, {}).setdefault(rule, []).extend(rows)
+        upstream = upstream_totals([r["answer"]["upstream"] for r in primary]) if "upstream" in primary[0]["answer"] else None
+        subsets = sorted({r["subset"] for r in primary})
         results["files"][str(path)] = {
             "condition": cond,
             "subset": subsets[0] if len(subsets) == 1 else subsets,
             "published": _published(path),
-            "summary": summary,
+            "upstream": upstream,
+            "summary": summaries[rules[0]],
+            "evidence_rules": {rule: _rule_view(s) for rule, s in summaries.items() if rule is not None},
         }
-        rows_by_condition.setdefault(cond, []).extend(rows)
     if rows_out is not None:
-        rows_out.update(rows_by_condition)
-    for cond, rows in rows_by_condition.items():
-        ids = [r["id"] for r in rows]
-        results["by_condition"][cond] = {"files": sum(v["condition"] == cond for v in results["files"].values()),
-                                         "unique_examples": len(set(ids)), "summary": summarize(rows, ds)}
-    return results
+        rows_out.update({cond: by_rule[rules[0]] for cond, by_rule in rows_by_condition.items()})
+    for cond, by_rule in rows_by_condition.items():
+        summaries = {rule: summarize(rows, datasets[rule]) for rule, rows in by_rule.items()}
+        ids = [r["id"] for r in by_rule[rules[0]]]
+        results["by_condition"][cond] = {
+            "files": sum(v["condition"] == cond for v in results["files"].values()),
+            "unique_examples": len(set(ids)),
+            "summary": summaries[rules[0]],
+            "evidence_rules": {rule: _rule_view(s) for rule, s in summaries.items() if rule is not None},
+        }
+    return {"findings": rescore_findings(results), **results}

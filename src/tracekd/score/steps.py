@@ -6,6 +6,10 @@ tracekd's definitions:
 - evidence: each predicted item is matched to context items by normalised exact text; precision,
   recall, F1 and exact-set match against the gold evidence ids; a tolerant match (token F1 >= 0.9
   against a context item) is reported beside it;
+- anchor retrieved / answer-bearing fact retrieved: every anchor (answer-bearing) item of the
+  decomposition is among the items matched; None when the example has none. Both are judged
+  the same way under either evidence rule, so they separate "found the fact the question is
+  conditioned on" from "copied the fact that states the answer";
 - full trace correct: label correct and evidence exact set.
 
 The paper's looser definitions (`paper_steps`) are kept under that name: label correct if the
@@ -46,7 +50,8 @@ class EvidenceScore:
 
 
 def _match(item: str, ex: Example, gold: set[str], index: dict[str, list[str]], tolerant: bool) -> str | None:
-    """The context id an evidence item refers to (a gold one when several texts are equal)."""
+    """The context id an evidence item refers to (a gold, anchor or answer-bearing one when
+    several texts are equal)."""
     ids = index.get(normalize_item(item))
     if ids:
         return next((i for i in ids if i in gold), ids[0])
@@ -77,7 +82,8 @@ def evidence_score(pred: tuple[str, ...] | None, ex: Example, tolerant: bool = F
     if pred is None:
         return EvidenceScore(0.0, 0.0, 0.0, False, (), 0)
     index = _index(ex.context)
-    matched = [_match(p, ex, gold, index, tolerant) for p in pred]
+    preferred = gold | set(ex.anchor) | set(ex.answer_facts)
+    matched = [_match(p, ex, preferred, index, tolerant) for p in pred]
     hits = [m for m in matched if m is not None]
     unmatched = len(matched) - len(hits)
     hit_set = set(hits)
@@ -88,6 +94,11 @@ def evidence_score(pred: tuple[str, ...] | None, ex: Example, tolerant: bool = F
     return EvidenceScore(precision, recall, f1, exact, tuple(dict.fromkeys(hits)), unmatched)
 
 
+def retrieved(ev: EvidenceScore, ids: tuple[str, ...]) -> bool | None:
+    """Every one of `ids` was cited (None when there are none to cite)."""
+    return set(ids) <= set(ev.matched) if ids else None
+
+
 def score_steps(parsed: Trace, ex: Example) -> dict[str, Any]:
     lab = label_correct(parsed.label, ex.label)
     ev = evidence_score(parsed.evidence, ex)
@@ -96,8 +107,14 @@ def score_steps(parsed: Trace, ex: Example) -> dict[str, Any]:
         "label_correct": lab,
         "evidence": ev.as_dict(),
         "evidence_tolerant": tol.as_dict(),
+        "anchor_retrieved": retrieved(ev, ex.anchor),
+        "answer_fact_retrieved": retrieved(ev, ex.answer_facts),
         "trace_correct": lab and ev.exact,
     }
+
+
+#: the steps the paper defined (it did not split the evidence step)
+PAPER_STEPS = ("label", "evidence", "trace")
 
 
 def paper_steps(output: str, ex: Example) -> dict[str, Any] | None:

@@ -1,4 +1,10 @@
-"""Terminal tables (rich) for evaluate and rescore."""
+"""Tables of scores and statistics: rows as text (shared with the report's Markdown and HTML) and
+their terminal rendering (rich) for evaluate and rescore.
+
+`*_rows(summary)` return (header, rows); `statistics_group(summary)` renders the statistics of one
+summary (stratified tests, per-subset and per-seed tables, the regression, the tables without
+flagged examples) and `findings_panel(findings)` the findings in words, for any layout to place.
+"""
 
 from __future__ import annotations
 
@@ -8,76 +14,262 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
+from tracekd.score.evaluate import COMBINED_STEPS
 
-def _pct(x: float | None) -> str:
+#: the steps an evidence rule changes (the others are judged the same under every rule)
+RULE_STEPS = ("evidence", "trace")
+UPSTREAM_KEYS = ("acc", "f1", "p", "r", "avg")
+
+Rows = tuple[list[str], list[list[str]]]
+
+CELLS = "a: step right, answer right · b: step right, answer wrong · c: step wrong, answer right · d: both wrong"
+ASSOCIATION_NOTE = (
+    "χ² pool: Pearson χ² of the table pooled over subsets and seeds (the paper's test; it treats every output as "
+    "independent). CMH: Cochran-Mantel-Haenszel χ² and p, stratified as stated, corrected for seeds of one item "
+    "(design effect); MH OR: Mantel-Haenszel common odds ratio; BD: Breslow-Day test of one common odds ratio. "
+    "both✓: % of all outputs with the step and the answer right (the paper's headline quantity); P(a|s✓) and "
+    "P(a|s✗): % of outputs with the step right / wrong whose answer is right. Intervals: bootstrap over test items.")
+
+
+def pct(x: float | None) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def _num(x: float | None, fmt: str = ".3g") -> str:
+def num(x: float | None, fmt: str = ".3g") -> str:
     return "—" if x is None else format(x, fmt)
 
 
-def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None) -> Table:
+def _named(step: str, rule: str | None) -> str:
+    return step if rule is None else f"{step} ({rule} rule)"
+
+
+def with_ci(r: dict[str, Any], key: str = "p") -> str:
+    """A proportion in % with its 95 % interval."""
+    lo, hi = r.get("ci95", [None, None])
+    return pct(r.get(key)) + ("" if lo is None else f" [{pct(lo)}, {pct(hi)}]")
+
+
+def odds(x: dict[str, Any]) -> str:
+    lo, hi = x.get("odds_ratio_ci95", [None, None])
+    return num(x.get("odds_ratio"), ".2f") + ("" if lo is None else f" [{lo:.2f}, {hi:.2f}]")
+
+
+def cells(table: list[list[int]]) -> str:
+    (a, b), (c, d) = table
+    return f"{a}/{b}/{c}/{d}"
+
+
+def _definitions(s: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(name, steps) for tracekd's definitions and, when it evaluated anything, the paper's."""
+    out = [("tracekd", s["association"])]
+    if s["paper"]["evaluated"]:
+        out.append(("paper", s["paper"]["association"]))
+    return out
+
+
+def _tracekd_steps(s: dict[str, Any], rules: dict[str, Any] | None) -> list[tuple[str, dict[str, Any]]]:
+    """(name, association) per step under tracekd's definitions; with `rules` (evidence rule ->
+    its view), the steps an evidence rule changes once per rule, named."""
+    out = []
+    for step, a in s["association"].items():
+        if rules and step in RULE_STEPS:
+            out += [(_named(step, rule), view["association"][step]) for rule, view in rules.items()]
+        else:
+            out.append((step, a))
+    return out
+
+
+def association_rows(s: dict[str, Any], intervals: bool = True, rules: dict[str, Any] | None = None) -> Rows:
+    """Per step and definitions: the pooled table and its χ² (the paper's test), the stratified
+    test (the headline), and the paper's headline quantity (both right) beside P(answer | step)."""
+    share = with_ci if intervals else (lambda r: pct(r["p"]))
+    header = ["step", "defs", "a/b/c/d", "χ² pool", "CMH χ²", "CMH p", "MH OR [95 % CI]", "BD p", "both✓", "P(a|s✓)", "P(a|s✗)"]
+    rows = []
+    for defs, steps in _definitions(s):
+        named = _tracekd_steps(s, rules) if defs == "tracekd" else list(steps.items())
+        for step, a in named:
+            st = a["stratified"]
+            rows.append([step, defs, cells(a["table"]), num(a["pooled"]["chi2"], ".2f"), num(st["chi2"], ".2f"), num(st["p"]),
+                         odds(st), num((st.get("breslow_day") or {}).get("p")), share(a["both_right"]),
+                         share(a["answer_given_step_right"]), share(a["answer_given_step_wrong"])])
+    return header, rows
+
+
+def strata_rows(s: dict[str, Any], key: str) -> Rows | None:
+    """The per-subset (`by_subset`) or per-seed (`by_seed`) 2x2 tables of every step (tracekd's
+    definitions): each table's own statistics and, where it has several strata (a subset's seeds,
+    a seed's subsets), the stratified test within it."""
+    found = [(step, name, b) for step, a in s["association"].items() for name, b in a.get(key, {}).items()]
+    if not found:
+        return None
+    within = key == "by_seed" or len(s.get("seeds", [0])) > 1
+    header = ["step", "subset" if key == "by_subset" else "seed", "a/b/c/d", "χ²", "Fisher p", "φ", "OR"]
+    header += ["CMH χ²", "CMH p", "MH OR [95 % CI]"] if within else []
+    rows = []
+    for step, name, b in found:
+        p, st = b["pooled"], b["stratified"]
+        rows.append([step, name, cells(b["table"]), num(p["chi2"], ".2f"), num(p["fisher_p"]), num(p["phi"], ".3f"),
+                     num(p["odds_ratio"], ".2f"), *((num(st["chi2"], ".2f"), num(st["p"]), odds(st)) if within else ())])
+    return header, rows
+
+
+def regression_rows(s: dict[str, Any]) -> Rows:
+    header = ["step", "defs", "adjusted OR [95 % CI]", "p", "note"]
+    rows = []
+    for defs, _ in _definitions(s):
+        reg = s["regression"] if defs == "tracekd" else s["paper"]["regression"]
+        for step, term in reg["terms"].items():
+            if term.get("estimable"):
+                rows.append([step, defs, odds(term), num(term["p"]), ""])
+            else:
+                rows.append([step, defs, "not estimable", "—", term.get("note") or ""])
+        for factor, levels in reg["dropped_levels"].items():
+            rows.append(["", defs, "", "", f"{factor} {', '.join(levels)} left out: every answer there is the same"])
+    return header, rows
+
+
+def regression_note(s: dict[str, Any]) -> str:
+    steps = ", ".join(k for k in s["association"] if k not in COMBINED_STEPS)
+    return (f"Logistic regression of answer correctness on the steps ({steps}) together, with "
+            f"{' and '.join(s['regression']['covariates'])} as covariates; standard errors clustered by test item. "
+            "Each odds ratio is that step's association with the answer, the other steps held fixed.")
+
+
+def without_rows(w: dict[str, Any]) -> Rows:
+    header = ["step", "defs", "a/b/c/d", "χ² pool", "CMH χ²", "CMH p", "MH OR [95 % CI]"]
+    rows = []
+    for defs, steps in (("tracekd", w["association"]), ("paper", w["paper"])):
+        for step, b in steps.items():
+            st = b["stratified"]
+            rows.append([step, defs, cells(b["table"]), num(b["pooled"]["chi2"], ".2f"), num(st["chi2"], ".2f"), num(st["p"]), odds(st)])
+    return header, rows
+
+
+def strata_title(key: str) -> str:
+    return f"Per {'subset' if key == 'by_subset' else 'seed'} (tracekd definitions)"
+
+
+def without_title(flag: str, w: dict[str, Any]) -> str:
+    return f"Without the {w['left_out_outputs']} outputs ({w['left_out_items']} items) flagged {flag}"
+
+
+# -- terminal ------------------------------------------------------------------------------------------
+def _rich(rows: Rows, caption: str | None = None, title: str | None = None, wrap_last: bool = False) -> Table:
+    header, body = rows
+    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False, caption=caption, title=title, title_justify="left")
+    for i, col in enumerate(header):
+        last = wrap_last and i == len(header) - 1
+        t.add_column(col, justify="left" if i < 2 or last else "right", no_wrap=not last)
+    for r in body:
+        t.add_row(*r)
+    return t
+
+
+def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None,
+                  upstream: dict[str, float] | None = None, rules: dict[str, Any] | None = None) -> Table:
+    """`upstream`: the original scorer's totals for a file (compared with `published`); `rules`:
+    the steps under each evidence rule, by rule name."""
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     t.add_column("metric")
-    t.add_column("value", justify="right")
+    t.add_column("value [95 % CI]", justify="right")
     if published:
         t.add_column("published", justify="right")
 
     def row(name: str, value: str, pub: str = "") -> None:
         t.add_row(name, value, pub) if published else t.add_row(name, value)
 
+    r = s["rates"]
     a = s["answer"]
-    row("answer accuracy (tracekd, strict)", _pct(a["accuracy"]))
+    row("answer accuracy (tracekd, strict)", with_ci(r["answer_accuracy"], "mean"))
     for key in ("f1", "token_f1", "rouge_l", "bleu_1"):
         if key in a:
-            row(f"answer {key}", _pct(a[key]))
-    if "upstream" in a:
-        up = a["upstream"]
-        for key in ("acc", "f1"):
+            row(f"answer {key}", pct(a[key]))
+    if upstream:
+        for key in UPSTREAM_KEYS:
             pub = published.get(key) if published else None
-            diff = f" ({100 * up[key] - pub:+.1f})" if pub is not None else ""
-            row(f"answer {key} (upstream scorer)", _pct(up[key]) + diff, "" if pub is None else f"{pub:.1f}")
-    st = s["steps"]
-    ev = st["evidence"]
-    row("label accuracy", _pct(st["label_accuracy"]))
-    row("evidence P / R / F1", f"{_pct(ev['precision'])} / {_pct(ev['recall'])} / {_pct(ev['f1'])}")
-    row("evidence exact set (tolerant)", f"{_pct(ev['exact'])} ({_pct(st['evidence_tolerant']['exact'])})")
-    row("full trace accuracy", _pct(st["trace_accuracy"]))
+            diff = f" ({upstream[key] - pub:+.1f})" if pub is not None else ""
+            row(f"answer {key} (upstream scorer)", f"{upstream[key]:.1f}{diff}", "" if pub is None else f"{pub:.1f}")
+    elif "upstream" in a:
+        row("answer acc / f1 (upstream scorer)", f"{pct(a['upstream']['acc'])} / {pct(a['upstream']['f1'])}")
+    for step in s["association"]:
+        if rules and step in RULE_STEPS:
+            for rule, view in rules.items():
+                row(f"{_named(step, rule)} right (tracekd)", pct(view["steps"][f"{step}_accuracy"]))
+        else:
+            row(f"{step} step right (tracekd)", with_ci(r[f"{step}_accuracy"], "mean"))
+    for rule, view in (rules or {None: {"steps": s["steps"]}}).items():
+        ev, tol = view["steps"]["evidence"], view["steps"]["evidence_tolerant"]
+        row(_named("evidence P / R / F1", rule), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}")
+        row(_named("evidence exact set, tolerant match", rule), pct(tol["exact"]))
     p = s["paper"]
-    row("paper: label / fact / trace acc", f"{_pct(p['label_accuracy'])} / {_pct(p['evidence_accuracy'])} / {_pct(p['trace_accuracy'])}")
+    row("paper: " + " / ".join(p["association"]) + " right", " / ".join(pct(p[f"{k}_accuracy"]) for k in p["association"]))
     row("outputs ok / empty / unparsable", f"{s['status']['ok']} / {s['status']['empty']} / {s['status']['unparsable']}")
+    if s.get("flags"):
+        row("examples flagged", ", ".join(f"{k} {v}" for k, v in s["flags"].items()))
     return t
 
 
-def association_table(s: dict[str, Any]) -> Table:
-    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False,
-              caption="a: step right, answer right · b: step right, answer wrong · c: step wrong, answer right · d: both wrong")
-    for col in ("step", "a", "b", "c", "d", "χ²", "χ² Yates", "Fisher p", "φ", "P(ans✓|✓)", "P(ans✓|✗)"):
-        t.add_column(col, justify="right" if col != "step" else "left", no_wrap=True)
-    for step, a in s["association"].items():
-        (x, y), (z, w) = a["table"]
-        t.add_row(step, str(x), str(y), str(z), str(w), _num(a["chi2"], ".2f"), _num(a["chi2_yates"], ".2f"),
-                  _num(a["fisher_p"]), _num(a["phi"], ".3f"),
-                  _pct(a["p_answer_given_step_correct"]["p"]), _pct(a["p_answer_given_step_wrong"]["p"]))
-    return t
+def association_table(s: dict[str, Any], caption: bool = True, rules: dict[str, Any] | None = None) -> Table:
+    by = next(iter(s["association"].values()))["stratified"]["by"]
+    note = (f"{CELLS}. Steps that do not apply to an example leave it out. CMH stratified by {by}. {ASSOCIATION_NOTE}"
+            if caption else None)
+    return _rich(association_rows(s, intervals=False, rules=rules), caption=note)
 
 
-def print_summary(console: Console, title: str, s: dict[str, Any], published: dict[str, Any] | None = None) -> None:
-    console.print(Panel(Group(metrics_table(s, published), "", association_table(s)), title=title, expand=False))
+def statistics_group(s: dict[str, Any], rules: dict[str, Any] | None = None) -> Group:
+    parts: list[Any] = [association_table(s, rules=rules)]
+    for key in ("by_subset", "by_seed"):
+        rows = strata_rows(s, key)
+        if rows is not None:
+            parts += ["", _rich(rows, title=strata_title(key))]
+    parts += ["", _rich(regression_rows(s), caption=regression_note(s), wrap_last=True)]
+    for flag, w in s.get("without_flagged", {}).items():
+        parts += ["", _rich(without_rows(w), title=without_title(flag, w))]
+    return Group(*parts)
+
+
+def findings_panel(findings: list[dict[str, Any]], title: str = "Findings") -> Panel:
+    return Panel("\n".join(f"• {f['text']}" for f in findings) or "(none)", title=title, expand=False)
+
+
+def print_summary(console: Console, title: str, s: dict[str, Any], published: dict[str, Any] | None = None,
+                  full: bool = True, upstream: dict[str, float] | None = None, rules: dict[str, Any] | None = None) -> None:
+    """One summary's metrics and association; `full` adds the per-subset/seed tables, the regression
+    and the legend (without it, the legend is left to a fuller table printed with it)."""
+    body = statistics_group(s, rules) if full else association_table(s, caption=False, rules=rules)
+    console.print(Panel(Group(metrics_table(s, published, upstream, rules), "", body), title=title, expand=False))
 
 
 def print_rescore(console: Console, results: dict[str, Any]) -> None:
+    """Findings first; then per file and per condition every step, the evidence steps under each
+    rule side by side (the primary rule - the one the models were trained to cite - first)."""
+    console.print(findings_panel(results["findings"], "Findings (per training condition, files pooled)"))
     for path, r in results["files"].items():
         title = f"{path.rsplit('/', 2)[-2] if '/' in path else ''}/{path.rsplit('/', 1)[-1]}  [{r['condition']}, n={r['summary']['n']}]"
-        print_summary(console, title, r["summary"], r["published"])
-    t = Table(title="by condition (all files pooled; accuracies in %)", header_style="bold")
-    for col in ("condition", "files", "n", "answer", "upstream", "label", "evidence", "trace", "φ label", "φ evid.", "φ trace"):
+        print_summary(console, title, r["summary"], r["published"], full=False, upstream=r.get("upstream"),
+                      rules=r.get("evidence_rules"))
+    for cond, r in results["by_condition"].items():
+        console.print(Panel(statistics_group(r["summary"], r.get("evidence_rules")),
+                            title=f"{cond}: all files pooled (n={r['summary']['n']})", expand=False))
+    rules = results.get("evidence_rules") or [None]
+    first = next(iter(results["by_condition"].values()))["summary"]
+    steps = [k for k in first["association"] if k not in RULE_STEPS]
+    short = {"paper": "P", "tracekd": "T", None: ""}
+    legend = ("accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence rule; "
+              "both✓ and P(a|t): trace and answer both right, and P(answer right | trace right), paper's definitions")
+    t = Table(title="by condition (all files pooled)", caption=legend, header_style="bold")
+    cols = ["condition", "files", "n", "answer", "upstr.", *(k.replace("answer_fact", "ans.fact") for k in steps)]
+    cols += [f"{step[:2]} {short[rule]}".strip() for rule in rules for step in RULE_STEPS]
+    cols += ["both✓", "P(a|t)"]
+    for col in cols:
         t.add_column(col, justify="right" if col != "condition" else "left", no_wrap=True)
     for cond, r in results["by_condition"].items():
         s = r["summary"]
+        views = r.get("evidence_rules") or {None: {"steps": s["steps"]}}
         up = s["answer"].get("upstream", {}).get("acc")
-        t.add_row(cond, str(r["files"]), str(r["unique_examples"]), _pct(s["answer"]["accuracy"]), _pct(up),
-                  _pct(s["steps"]["label_accuracy"]), _pct(s["steps"]["evidence"]["exact"]), _pct(s["steps"]["trace_accuracy"]),
-                  *(_num(s["association"][k]["phi"], ".3f") for k in ("label", "evidence", "trace")))
+        tr = s["paper"]["association"]["trace"]
+        t.add_row(cond, str(r["files"]), str(r["unique_examples"]), pct(s["answer"]["accuracy"]), pct(up),
+                  *(pct(s["rates"][f"{k}_accuracy"]["mean"]) for k in steps),
+                  *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in RULE_STEPS),
+                  pct(tr["both_right"]["p"]), pct(tr["answer_given_step_right"]["p"]))
     console.print(t)

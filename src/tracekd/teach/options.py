@@ -96,6 +96,14 @@ class TeacherOptions(BaseModel):
             raise ValueError("summary_prompt must contain {trace}")
         if self.serve and (self.backend != "openai" or self.base_url is not None):
             raise ValueError("serve starts a local server: it needs backend openai and no base_url")
+        if self.serve or self.backend == "local":  # then `model` is a tracekd model: a preset or a folder
+            from tracekd.errors import InputError
+            from tracekd.models import resolve
+
+            try:
+                resolve(self.model)
+            except InputError as e:
+                raise ValueError(f"{'serve' if self.serve else 'the local backend'} needs a tracekd model (a preset or a folder): {e}") from None
         return self
 
     def endpoint(self) -> Endpoint:

@@ -10,8 +10,9 @@ Output folder:
     teacher_scores.json the teacher's first samples on the test split, scored like a model's outputs
                         (answers, free-form trace steps, 2x2 tables; per example in .examples.jsonl)
 
-teacher.jsonl and teach_summary.json are rebuilt from the cache in example order, so a resumed
-run writes the same bytes as an uninterrupted one.
+The four derived files are rebuilt from the cache in example order, so a resumed run writes the
+same bytes as an uninterrupted one, and published together (all or none). The folder is locked
+while `teach` works in it (tracekd.lock).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
+from tracekd.jsonio import read_jsonl, remove_stale_temps, staged
+from tracekd.lock import folder_lock
 from tracekd.teach.cache import ResponseCache, request_key
 from tracekd.teach.client import Request, make_backend
 from tracekd.teach.options import Endpoint, TeacherOptions
@@ -35,6 +37,7 @@ from tracekd.traces.teacher import (
 )
 
 Progress = Callable[[str, int, int], None]
+DERIVED = (TEACHER_FILE, SUMMARY_FILE, TEACHER_SCORES, TEACHER_SCORES_EXAMPLES)  # rebuilt from the cache
 
 
 @dataclass(frozen=True)
@@ -177,20 +180,29 @@ def _ask_all(items: list[Item], ds: Dataset, opts: TeacherOptions, asker: Asker)
 
 
 def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progress: Progress | None = None) -> dict[str, Any]:
+    """Teach every example of `data_dir` into `out_dir` (locked while this runs)."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output path exists and is not a folder", out_dir)
     items, ds = load_items(data_dir, opts)
-    asker = Asker(ResponseCache(out_dir / RESPONSES_FILE), out_dir, progress)
-    try:
-        kept, first, tried, posthoc, summary = _ask_all(items, ds, opts, asker)
-    finally:
-        asker.close()
-    rows = [teacher_row(it, kept.get(it.ex.id), first[it.ex.id], tried[it.ex.id], summary, posthoc) for it in items]
-    write_jsonl_atomic(out_dir / TEACHER_FILE, rows)
-    result = summarize_teaching(rows, opts, data_dir)
-    result["scores"] = score_teacher(items, rows, ds, out_dir)
-    write_json_atomic(out_dir / SUMMARY_FILE, result)
+    judge(ds, items[0].ex, {"content": "", "reasoning": None}, opts.accept)  # a bad `accept` fails before any request
+    with folder_lock(out_dir, "tracekd teach"):
+        remove_stale_temps(out_dir, DERIVED)
+        asker = Asker(ResponseCache(out_dir / RESPONSES_FILE), out_dir, progress)
+        try:
+            kept, first, tried, posthoc, summary = _ask_all(items, ds, opts, asker)
+        finally:
+            asker.close()
+        rows = [teacher_row(it, kept.get(it.ex.id), first[it.ex.id], tried[it.ex.id], summary, posthoc) for it in items]
+        result = summarize_teaching(rows, opts, data_dir)
+        scored, scores = score_teacher(items, rows, ds)
+        result["scores"] = {"split": scores["split"], "n": scores["n"], "answer_accuracy": scores["answer"]["accuracy"],
+                            **{k: v for k, v in scores["steps"].items() if k.endswith("_accuracy")}}
+        with staged() as stage:  # the derived files together, or none of them
+            stage.jsonl(out_dir / TEACHER_FILE, rows)
+            stage.jsonl(out_dir / TEACHER_SCORES_EXAMPLES, scored)
+            stage.json(out_dir / TEACHER_SCORES, scores)
+            stage.json(out_dir / SUMMARY_FILE, result)
     return {**result, "requests": {"sent": dict(asker.sent), "cached": dict(asker.cached)}}
 
 
@@ -209,18 +221,13 @@ def teacher_row(it: Item, kept: dict[str, Any] | None, first: dict[str, Any], tr
     }
 
 
-def score_teacher(items: list[Item], rows: list[dict[str, Any]], ds: Dataset, out_dir: Path) -> dict[str, Any]:
+def score_teacher(items: list[Item], rows: list[dict[str, Any]], ds: Dataset) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The teacher's own first samples scored like any model's outputs (free-form steps): on the
-    test split (on everything when no test split was taught). Written to teacher_scores.json."""
+    test split (on everything when no test split was taught). Per-example rows and their summary."""
     split = "test" if any(it.split == "test" for it in items) else None
     scored = [score_output(ds, it.ex, row["first"]["output"], freeform=True)
               for it, row in zip(items, rows) if split is None or it.split == split]
-    summary = {**summarize(scored, ds), "split": split or "all", "trace_style": "freeform"}
-    write_jsonl_atomic(out_dir / TEACHER_SCORES_EXAMPLES, scored)
-    write_json_atomic(out_dir / TEACHER_SCORES, summary)
-    return {"split": summary["split"], "n": summary["n"], "answer_accuracy": summary["answer"]["accuracy"],
-            "label_accuracy": summary["steps"]["label_accuracy"], "evidence_exact": summary["steps"]["evidence"]["exact"],
-            "trace_accuracy": summary["steps"]["trace_accuracy"]}
+    return scored, {**summarize(scored, ds), "split": split or "all", "trace_style": "freeform"}
 
 
 def _rate(rows: list[dict[str, Any]]) -> dict[str, Any]:

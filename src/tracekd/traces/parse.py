@@ -1,7 +1,10 @@
 """The one trace parser: label, evidence list and answer list from any model output.
 
 It reads both templates (and mixtures), tolerates junk - a leading `assistant`, missing closing
-tags, Python-list or line lists, extra text - and never raises: a step it cannot find is None.
+tags, Python-list or line lists, text after a list (`['X'].`, `['X'] (note)`), the label and
+evidence sentences run together on one line, a paraphrased label sentence ("The time interval
+is: equal.") - and never raises: a step it cannot find is None. Blank list items are dropped, so
+`<answer>['']</answer>` gives no answer.
 """
 
 from __future__ import annotations
@@ -40,18 +43,42 @@ def label_regex() -> re.Pattern:
     return _label_re(tuple(sorted({cls.label_sentence for cls in REGISTRY.values()})))
 
 
+#: a paraphrased label sentence: the first sentence of the trace, "The <anything> is: X"
+_PARAPHRASE_RE = re.compile(r"\A\s*The\b[^\n:<.]*?\bis[ \t]*:[ \t]*([^\n<]*)", re.IGNORECASE)
+#: where a label value ends: a full stop before a space or the end, or the evidence sentence
+_LABEL_END_RE = re.compile(r"\.(?=\s|$)|" + re.escape(" ".join(EVIDENCE_SENTENCE.split()[:2])) + r"\b", re.IGNORECASE)
+
+
+def _label_value(raw: str) -> str | None:
+    """The label as written: up to the sentence's full stop, without quotes."""
+    m = _LABEL_END_RE.search(raw)
+    value = raw[: m.start()] if m else raw
+    return value.strip().rstrip(".").strip().strip("'\"").strip() or None
+
+
 def parse_list(text: str) -> tuple[str, ...]:
-    """A list written as a Python list, as lines, or as a single item."""
+    """A list written as a Python list (text after its closing bracket ignored), as lines, or as
+    a single item."""
     s = text.strip()
     if not s:
         return ()
     if s.startswith("["):
-        value = _safe_literal(s)
-        if isinstance(value, (list, tuple)):
-            return tuple(v if isinstance(v, str) else repr(v) for v in value)
-        return _broken_list(s)
+        return _bracket_list(s)
     lines = [_BULLET_RE.sub("", ln.strip()) for ln in s.splitlines()]
     return tuple(ln for ln in lines if ln)
+
+
+def _bracket_list(s: str) -> tuple[str, ...]:
+    """The longest prefix ending at a `]` that is a list literal (`['X'].`, `['X'] (note)`);
+    failing that, the text up to the last `]` read as a broken list."""
+    cut = len(s)
+    while cut > 0:
+        value = _safe_literal(s[:cut])
+        if isinstance(value, (list, tuple)):
+            return _said(v if isinstance(v, str) else repr(v) for v in value)
+        cut = s.rfind("]", 0, cut - 1) + 1  # the previous "]" (0 when there is none)
+    last = s.rfind("]")
+    return _broken_list(s[: last + 1] if last > 0 else s)
 
 
 _SEPARATOR_RE = re.compile(r"""['"]\s*,\s*['"]""")
@@ -97,8 +124,13 @@ def _literal_list(s: str) -> tuple[str, ...] | None:
         return None
     value = _safe_literal(s)
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
+        return _said(value)
     return None
+
+
+def _said(items) -> tuple[str, ...]:
+    """The items that say something: a blank one (`['']`, `['  ']`) is no answer and cites no fact."""
+    return tuple(x for x in items if x.strip())
 
 
 def _unescape(s: str) -> str:
@@ -123,9 +155,11 @@ def parse(text: str) -> Trace:
     label_re = label_regex()
     m = label_re.search(scope) or label_re.search(t)
     if m:
-        label = m.group(1).strip().rstrip(".").strip().strip("'\"") or None
+        label = _label_value(m.group(1))
     elif tags["label"]:
         label = tags["label"][0].strip() or None
+    elif think_m and (m := _PARAPHRASE_RE.search(scope)):
+        label = _label_value(m.group(1))
 
     evidence = None
     m = _EVIDENCE_RE.search(t)
@@ -135,7 +169,7 @@ def parse(text: str) -> Trace:
         vals = tags["evidence"]
         evidence = _literal_list(vals[0]) if len(vals) == 1 else None
         if evidence is None:
-            evidence = tuple(v for v in vals if v)
+            evidence = _said(vals)
 
     answers = None
     m = _ANSWER_RE.search(t)
@@ -145,7 +179,7 @@ def parse(text: str) -> Trace:
         vals = tags["answer"]
         answers = _literal_list(vals[0]) if len(vals) == 1 else None
         if answers is None:
-            answers = tuple(v for v in vals if v)
+            answers = _said(vals)
         answers = answers or None
     else:
         bare = None

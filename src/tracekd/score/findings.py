@@ -1,0 +1,136 @@
+"""Findings in words: one sentence per model x condition x step x definitions, with the stratified
+test's verdict, the effect size with its interval, and the caveats that apply.
+
+The input is anything with the keys `score.evaluate.statistics` returns (a scores.json summary, a
+results.json group). Caveat rules (docs/scoring.md):
+- left out: outputs in strata where the step or the answer never varies (they carry no information);
+- few items: fewer than 50 test items in the informative strata, or fewer than 10 outputs per seed
+  in the smallest margin (step right, step wrong, answer right, answer wrong) of those strata;
+- parse rate below 90 % (outputs in which an answer was found);
+- the odds ratio differs between strata (Breslow-Day p < 0.05);
+- outputs the paper's definitions do not evaluate (no `<think>` trace);
+- training loss still falling (`stats.loss_trend`, passed in by the caller that has the logs).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+ALPHA = 0.05
+FEW_ITEMS = 50
+FEW_OUTPUTS_PER_SEED = 10
+LOW_PARSE_RATE = 0.90
+
+
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f} %"
+
+
+def _g(x: float | None, fmt: str = ".3g") -> str:
+    return "—" if x is None else format(x, fmt)
+
+
+def published_model(path: str) -> str:
+    """The model name in a published (trace-check-qa) output file name."""
+    return Path(path).name.split("-sft-adapter")[0]
+
+
+def _not_estimable_reason(block: dict[str, Any]) -> str:
+    (a, b), (c, d) = block["table"]
+    if a + b + c + d == 0:
+        return "no outputs were evaluated"
+    if a + b == 0 or c + d == 0:
+        return f"the step is {'never' if a + b == 0 else 'always'} right"
+    if a + c == 0 or b + d == 0:
+        return f"the answer is {'never' if a + c == 0 else 'always'} right"
+    return "no stratum has both the step and the answer varying"
+
+
+def caveats(block: dict[str, Any], seeds: int, parse_rate: float | None) -> list[str]:
+    """The caveats of one step's stratified test (see the module docstring for the rules)."""
+    out = []
+    st = block["stratified"]
+    if st["estimable"] and st["left_out_outputs"]:
+        names = list(st["left_out"])
+        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        out.append(f"{st['left_out_outputs']} outputs left out, in strata where the step or the answer never varies ({shown})")
+    if st["estimable"]:
+        name, smallest = min(st["margins"].items(), key=lambda kv: kv[1])
+        per_seed = smallest / max(seeds, 1)
+        if st["items"] < FEW_ITEMS or per_seed < FEW_OUTPUTS_PER_SEED:
+            out.append(f"few items ({st['items']} test items; smallest margin: {smallest} output{'s' * (smallest != 1)} with the "
+                       f"{name.replace('_', ' ')}" + (f", {per_seed:.0f} per seed" if seeds > 1 else "") + ")")
+    if parse_rate is not None and parse_rate < LOW_PARSE_RATE:
+        out.append(f"parse rate {_pct(parse_rate)} (below {LOW_PARSE_RATE:.0%})")
+    bd = st.get("breslow_day")
+    if bd and bd["p"] is not None and bd["p"] < ALPHA:
+        out.append(f"the odds ratio differs between strata (Breslow-Day p = {bd['p']:.3g}), so one common odds ratio summarises unlike strata")
+    return out
+
+
+def sentence(subject: str, step: str, definitions: str, block: dict[str, Any], notes: list[str],
+             without: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(verdict, sentence) for one step."""
+    st, pooled = block["stratified"], block["pooled"]
+    head = f"{subject} — {step} step ({definitions} definitions): "
+    if not st["estimable"]:
+        verdict = "not estimable"
+        body = f"association not estimable: {_not_estimable_reason(block)}"
+    else:
+        positive = st["odds_ratio"] is not None and st["odds_ratio"] > 1
+        if st["p"] < ALPHA:
+            verdict = "positive" if positive else "negative"
+            what = "a right step goes with a right answer" if positive else "a right step goes with a wrong answer"
+        else:
+            verdict = "none"
+            what = "no significant association between a right step and a right answer"
+        lo, hi = st["odds_ratio_ci95"]
+        ci = f" [95 % CI {_g(lo, '.2f')}, {_g(hi, '.2f')}]" if lo is not None else " (no interval)"
+        adj = f", design effect {st['design_effect']:.2f}" if st["design_effect"] > 1 else ""
+        body = (f"{what} (CMH χ² = {st['chi2']:.2f}, p = {st['p']:.3g}, stratified by {st['by']}{adj}); "
+                f"Mantel-Haenszel odds ratio {_g(st['odds_ratio'], '.2f')}{ci}")
+    both, given = block.get("both_right", {}), block.get("answer_given_step_right", {})
+    if both.get("p") is not None:
+        body += f"; both right in {_pct(both['p'])} of outputs"
+    if given.get("p") is not None:
+        body += f", P(answer right | step right) = {_pct(given['p'])}"
+    if pooled["chi2"] is not None:
+        body += f"; pooled χ² (the paper's test) {pooled['chi2']:.1f}"
+    for flag, w in (without or {}).items():
+        ws = w["stratified"]
+        if ws["estimable"]:
+            lo, hi = ws["odds_ratio_ci95"]
+            body += (f"; without the {w['left_out_outputs']} outputs flagged {flag}: odds ratio {_g(ws['odds_ratio'], '.2f')}"
+                     + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None else "") + f", p = {ws['p']:.3g}")
+    return verdict, head + body + ". Caveats: " + ("; ".join(notes) if notes else "none") + "."
+
+
+def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The sentences for every step of a summary (tracekd's definitions, then the paper's)."""
+    seeds = len(s.get("seeds", [0]))
+    parse_rate = s["rates"]["parse_rate"]["mean"]
+    out = []
+    for defs, steps, unevaluated, without_key in (("tracekd", s["association"], 0, "association"),
+                                                   ("paper", s["paper"]["association"], s["paper"]["unevaluated"], "paper")):
+        for step, block in steps.items():
+            notes = caveats(block, seeds, parse_rate)
+            if unevaluated:
+                notes.append(f"{unevaluated} outputs without a <think> trace are not evaluated")
+            notes += list(extra)
+            without = {flag: {**w[without_key][step], "left_out_outputs": w["left_out_outputs"]}
+                       for flag, w in s.get("without_flagged", {}).items()}
+            verdict, text = sentence(subject, step, defs, block, notes, without)
+            out.append({"step": step, "definitions": defs, "verdict": verdict, "text": text})
+    return out
+
+
+def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Findings for `tracekd rescore`: one set per training condition (files pooled)."""
+    models = sorted({published_model(p) for p in results["files"]})
+    model = "+".join(models)
+    out = []
+    for cond, r in results["by_condition"].items():
+        for f in summary_findings(r["summary"], f"{model} / {cond}"):
+            out.append({"model": model, "condition": cond, **f})
+    return out

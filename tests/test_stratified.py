@@ -1,0 +1,242 @@
+"""Stratified association, the regression, the item bootstrap and the loss-curve rule, against
+closed-form hand computations (written here, without statsmodels), and the reproductions of
+issue 8: pooled tables manufacture significance that the stratified test does not."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from tracekd.score.stats import (
+    ItemBootstrap,
+    loss_trend,
+    regression,
+    stratified,
+    wilson,
+)
+
+Z = 1.959963984540054
+
+# the label step on the paper's correct-trace outputs, per subset (tracekd's parse on the shared files)
+PUBLISHED_LABEL = {"during": [[209, 251], [64, 95]], "equal": [[47, 22], [6, 12]],
+                   "mix": [[0, 4], [5, 104]], "overlap": [[0, 0], [47, 84]]}
+
+
+def expand(tables: dict[str, list[list[int]]], prefix: str = "i"):
+    """Per-output arrays (step, answer, stratum, item id) from 2x2 tables, one item per output."""
+    x, y, s, items = [], [], [], []
+    for name, ((a, b), (c, d)) in tables.items():
+        for step, ans, k in ((1, 1, a), (1, 0, b), (0, 1, c), (0, 0, d)):
+            x += [step] * k
+            y += [ans] * k
+            s += [name] * k
+    items = [f"{prefix}{i}" for i in range(len(x))]
+    return np.array(x, bool), np.array(y, bool), np.array(s), np.array(items)
+
+
+def hand_cmh(tables):
+    """Cochran-Mantel-Haenszel chi2 (no continuity correction), the Mantel-Haenszel odds ratio,
+    the Robins-Breslow-Greenland variance of its log, and the Breslow-Day statistic, by the
+    textbook formulas; strata with a zero margin are skipped (they contribute nothing)."""
+    num = var = r = s = 0.0
+    used = []
+    for (a, b), (c, d) in tables:
+        n1, n2, m1, m2, n = a + b, c + d, a + c, b + d, a + b + c + d
+        if 0 in (n1, n2, m1, m2):
+            continue
+        used.append(((a, b), (c, d)))
+        num += a - n1 * m1 / n
+        var += n1 * n2 * m1 * m2 / (n * n * (n - 1))
+        r += a * d / n
+        s += b * c / n
+    chi2 = num**2 / var
+    orr = r / s
+    # Robins, Breslow & Greenland (1986)
+    pr = sum((a + d) / (a + b + c + d) * a * d / (a + b + c + d) for (a, b), (c, d) in used)
+    ps_qr = sum(((a + d) * b * c + (b + c) * a * d) / (a + b + c + d) ** 2 for (a, b), (c, d) in used)
+    qs = sum((b + c) / (a + b + c + d) * b * c / (a + b + c + d) for (a, b), (c, d) in used)
+    var_log = pr / (2 * r * r) + ps_qr / (2 * r * s) + qs / (2 * s * s)
+    bd = 0.0
+    for (a, b), (c, d) in used:
+        n1, m1, n = a + b, a + c, a + b + c + d
+        # expected a under the common odds ratio: (1 - OR) e^2 + (OR (n1 + m1) + n - n1 - m1) e - OR n1 m1 = 0
+        qa, qb, qc = 1 - orr, orr * (n1 + m1) + n - n1 - m1, -orr * n1 * m1
+        roots = [(-qb + sg * math.sqrt(qb * qb - 4 * qa * qc)) / (2 * qa) for sg in (1, -1)]
+        e = next(t for t in roots if max(0, n1 + m1 - n) <= t <= min(n1, m1))
+        v = 1 / (1 / e + 1 / (n1 - e) + 1 / (m1 - e) + 1 / (n - n1 - m1 + e))
+        bd += (a - e) ** 2 / v
+    return chi2, orr, var_log, bd, len(used)
+
+
+def test_cmh_equals_hand_computation():
+    tables = {"s1": [[12, 5], [9, 14]], "s2": [[30, 10], [15, 45]], "s3": [[6, 9], [4, 11]], "dead": [[0, 0], [7, 5]]}
+    x, y, s, items = expand(tables)
+    r = stratified(x, y, s, items)
+    chi2, orr, var_log, bd, k = hand_cmh(tables.values())
+    assert r["estimable"] and r["strata"] == 4 and r["informative_strata"] == 3 == k
+    assert r["left_out"] == {"dead": [[0, 0], [7, 5]]} and r["left_out_outputs"] == 12
+    assert r["design_effect"] == 1.0 and r["chi2"] == pytest.approx(chi2, rel=1e-12) == r["chi2_unadjusted"]
+    assert r["p"] == pytest.approx(math.erfc(math.sqrt(chi2 / 2)), rel=1e-9)  # chi-square, 1 df
+    assert r["odds_ratio"] == pytest.approx(orr, rel=1e-12)
+    half = Z * math.sqrt(var_log)
+    assert r["odds_ratio_ci95"] == pytest.approx([orr * math.exp(-half), orr * math.exp(half)], rel=1e-9)
+    assert r["breslow_day"]["chi2"] == pytest.approx(bd, rel=1e-9) and r["breslow_day"]["df"] == 2
+    assert r["breslow_day"]["p"] == pytest.approx(math.exp(-bd / 2), rel=1e-9)  # chi-square, 2 df
+    assert r["items"] == 170 and r["margins"] == {"step_right": 72, "step_wrong": 98, "answer_right": 76, "answer_wrong": 94}
+
+
+def test_published_label_tables_pooled_vs_stratified():
+    """Issue 8: pooled chi2 34.4 (phi 0.19) while CMH over the 4 subsets gives 3.63 (p 0.057)."""
+    from tracekd.score.stats import association, table_2x2
+
+    x, y, s, items = expand(PUBLISHED_LABEL)
+    pooled = association(table_2x2(x, y))
+    assert pooled["chi2"] == pytest.approx(34.418, abs=1e-3) and pooled["phi"] == pytest.approx(0.19, abs=0.005)
+    r = stratified(x, y, s, items)
+    chi2, orr, _, _, _ = hand_cmh(PUBLISHED_LABEL.values())
+    assert r["chi2"] == pytest.approx(chi2) == pytest.approx(3.633, abs=1e-3)
+    assert r["p"] == pytest.approx(0.0566, abs=1e-4) and r["odds_ratio"] == pytest.approx(orr)
+    assert list(r["left_out"]) == ["overlap"]
+
+
+def test_breslow_day_at_a_common_odds_ratio_of_one():
+    """statsmodels divides by (1 - OR) for the expected cell: at OR = 1 the expected cell is the CMH one."""
+    tables = {"a": [[40, 10], [40, 10]], "b": [[2, 8], [18, 72]]}
+    x, y, s, items = expand(tables)
+    r = stratified(x, y, s, items)
+    assert r["odds_ratio"] == pytest.approx(1.0) and r["chi2"] == pytest.approx(0.0, abs=1e-12)
+    assert r["breslow_day"]["chi2"] == pytest.approx(0.0, abs=1e-12) and r["breslow_day"]["p"] == pytest.approx(1.0)
+
+
+def test_not_estimable_and_infinite_odds_ratio():
+    x, y, s, items = expand({"a": [[0, 0], [5, 9]], "b": [[0, 0], [3, 3]]})
+    r = stratified(x, y, s, items)
+    assert not r["estimable"] and r["chi2"] is None and r["informative_strata"] == 0 and r["left_out_outputs"] == 20
+    x, y, s, items = expand({"a": [[5, 0], [3, 7]], "b": [[4, 0], [2, 2]]})
+    r = stratified(x, y, s, items)
+    assert r["estimable"] and r["odds_ratio"] == math.inf and r["odds_ratio_ci95"] == [None, None] and "b*c = 0" in r["note"]
+
+
+def test_copies_of_a_seed_do_not_change_the_stratified_test():
+    """Issue 8: 1, 2, 3 copies of one seed pooled give chi2 7.25 -> 14.5 -> 21.8; the stratified
+    test, its interval and the homogeneity test stay the same (design effect = number of copies)."""
+    x, y, s, items = expand({"during": [[20, 30], [10, 40]], "equal": [[47, 22], [6, 12]]})
+    one = stratified(x, y, s, items)
+    for k in (2, 3):
+        seeds = np.repeat(np.arange(k), len(x)).astype(str)
+        strata = np.char.add(np.tile(s, k), seeds)
+        r = stratified(np.tile(x, k), np.tile(y, k), strata, np.tile(items, k))
+        assert r["design_effect"] == pytest.approx(k)
+        assert r["chi2_unadjusted"] == pytest.approx(k * one["chi2"])
+        assert r["chi2"] == pytest.approx(one["chi2"]) and r["p"] == pytest.approx(one["p"])
+        assert r["odds_ratio"] == pytest.approx(one["odds_ratio"])
+        assert r["odds_ratio_ci95"] == pytest.approx(one["odds_ratio_ci95"])
+
+
+# -- bootstrap -------------------------------------------------------------------------------------------
+def test_bootstrap_one_seed_is_close_to_wilson_and_reproducible():
+    y = np.array([1] * 60 + [0] * 140, float)
+    items = np.arange(200)
+    a = ItemBootstrap(items).intervals({"acc": (y, np.ones(200))})["acc"]
+    b = ItemBootstrap(items[::-1]).intervals({"acc": (y[::-1], np.ones(200))})["acc"]
+    assert a == b and a["method"] == "bootstrap" and a["p"] == pytest.approx(0.3)
+    w = wilson(60, 200)["ci95"]
+    assert a["ci95"][0] == pytest.approx(w[0], abs=0.01) and a["ci95"][1] == pytest.approx(w[1], abs=0.01)
+
+
+def test_bootstrap_identical_seeds_give_the_interval_of_one():
+    rng = np.random.default_rng(3)
+    y = rng.random(150) < 0.4
+    items = np.array([f"x{i}" for i in range(150)])
+    one = ItemBootstrap(items).intervals({"acc": (y, np.ones(150)), "cond": (y[:75].tolist() + [0] * 75, np.r_[np.ones(75), np.zeros(75)])})
+    two = ItemBootstrap(np.tile(items, 2)).intervals({"acc": (np.tile(y, 2), np.ones(300)),
+                                                      "cond": (np.tile(y[:75].tolist() + [0] * 75, 2), np.tile(np.r_[np.ones(75), np.zeros(75)], 2))})
+    assert one == two
+
+
+def test_bootstrap_disagreeing_seeds_stay_inside_zero_one():
+    """Seeds at 0.8 and 0.2 on the same 50 items: a t interval over the 2 seeds is 0.5 +- 3.8."""
+    items = np.tile(np.arange(50), 2)
+    y = np.r_[np.arange(50) < 40, np.arange(50) < 10].astype(float)
+    r = ItemBootstrap(items).intervals({"acc": (y, np.ones(100))})["acc"]
+    assert r["p"] == pytest.approx(0.5) and 0 <= r["ci95"][0] < 0.5 < r["ci95"][1] <= 1
+
+
+def test_bootstrap_without_variation_falls_back_to_wilson():
+    r = ItemBootstrap(np.arange(40)).intervals({"acc": (np.zeros(40), np.ones(40)), "none": (np.zeros(40), np.zeros(40))})
+    assert r["acc"]["method"] == "wilson" and r["acc"]["ci95"] == pytest.approx(wilson(0, 40)["ci95"])
+    assert r["none"]["p"] is None
+
+
+# -- regression ----------------------------------------------------------------------------------------
+def _newton_logit(X, y):
+    beta = np.zeros(X.shape[1])
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-X @ beta))
+        step = np.linalg.solve(X.T @ (X * (p * (1 - p))[:, None]), X.T @ (y - p))
+        beta += step
+        if np.abs(step).max() < 1e-12:
+            break
+    return beta
+
+
+def test_regression_equals_newton_fit_with_cluster_sandwich():
+    """Label drives the answer; evidence only goes with the label. Adjusted, evidence has no effect."""
+    rng = np.random.default_rng(0)
+    n_items, seeds = 300, 2
+    subset = np.tile(np.where(np.arange(n_items) % 3 == 0, "a", "b"), seeds)
+    item = np.tile(np.arange(n_items), seeds)
+    seed = np.repeat(np.arange(seeds), n_items).astype(str)
+    label = rng.random(n_items * seeds) < 0.5
+    evidence = np.where(rng.random(n_items * seeds) < 0.8, label, ~label)
+    y = rng.random(n_items * seeds) < np.where(label, 0.7, 0.3) + np.where(subset == "a", 0.1, 0)
+    r = regression(y, {"label": label, "evidence": evidence}, {"subset": subset, "seed": seed}, item)
+    X = np.column_stack([np.ones(len(y)), subset == "b", seed == "1", label, evidence]).astype(float)
+    beta = _newton_logit(X, y.astype(float))
+    p = 1 / (1 + np.exp(-X @ beta))
+    bread = np.linalg.inv(X.T @ (X * (p * (1 - p))[:, None]))
+    scores = X * (y - p)[:, None]
+    meat = sum(np.outer(g, g) for g in (scores[item == i].sum(0) for i in range(n_items)))
+    n, k, g = len(y), X.shape[1], n_items
+    cov = bread @ meat @ bread * g / (g - 1) * (n - 1) / (n - k)  # statsmodels' small-sample correction
+    for j, name in ((3, "label"), (4, "evidence")):
+        t = r["terms"][name]
+        assert t["estimable"] and t["coef"] == pytest.approx(beta[j], rel=1e-6)
+        assert t["se"] == pytest.approx(math.sqrt(cov[j, j]), rel=1e-6)
+        assert t["odds_ratio_ci95"] == pytest.approx([math.exp(beta[j] - Z * t["se"]), math.exp(beta[j] + Z * t["se"])])
+    assert r["terms"]["label"]["p"] < 1e-6 and r["terms"]["evidence"]["p"] > 0.05
+    assert r["clusters"] == n_items and r["n"] == n_items * seeds and r["covariates"] == ["subset", "seed"]
+
+
+def test_regression_reports_what_it_cannot_estimate():
+    rng = np.random.default_rng(1)
+    n = 200
+    y = rng.random(n) < 0.5
+    label = rng.random(n) < 0.5
+    subset = np.where(np.arange(n) < 150, "a", "b")
+    # evidence right only where the answer is right: quasi-separation; trace constant; copy collinear
+    r = regression(y, {"label": label, "evidence": label & y, "never": np.zeros(n, bool), "copy": label},
+                   {"subset": subset}, np.arange(n))
+    assert r["terms"]["label"]["estimable"]
+    assert not r["terms"]["evidence"]["estimable"] and "quasi-separation" in r["terms"]["evidence"]["note"]
+    assert not r["terms"]["never"]["estimable"] and "wrong in every output" in r["terms"]["never"]["note"]
+    assert not r["terms"]["copy"]["estimable"] and "collinear" in r["terms"]["copy"]["note"]
+    # a subset whose answers are all wrong is left out, not fitted to infinity
+    y2 = y & (subset == "a")
+    r = regression(y2, {"label": label}, {"subset": subset}, np.arange(n))
+    assert r["dropped_levels"] == {"subset": ["b"]} and r["n"] == 150 and r["terms"]["label"]["estimable"]
+    r = regression(np.zeros(n, bool), {"label": label}, {"subset": subset}, np.arange(n))
+    assert not r["estimable"] and not r["terms"]["label"]["estimable"]
+
+
+# -- training loss -------------------------------------------------------------------------------------
+def test_loss_trend_rule():
+    falling = [{"step": s, "loss": 2.0 - 0.01 * s} for s in range(10, 101, 10)]  # last quarter: 1.2 -> 1.0
+    t = loss_trend(falling + [{"step": 100, "train_loss": 1.5}])
+    assert t["falling"] is True and t["points"] == 3 and t["relative_drop"] == pytest.approx(0.2 / 1.1)
+    flat = [{"step": s, "loss": 1.0 + 0.01 * (-1) ** s} for s in range(1, 101)]
+    assert loss_trend(flat)["falling"] is False
+    assert loss_trend([{"step": 1, "loss": 3.0}, {"step": 2, "loss": 1.0}])["falling"] is None
+    assert loss_trend([])["falling"] is None
