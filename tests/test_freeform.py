@@ -7,14 +7,11 @@ import random
 
 import pytest
 
+from freeform_measure import agreement, fixture_examples, hand_labelled, rendered
 from tracekd.data import get_dataset
 from tracekd.data.schema import ContextItem, Example
-from tracekd.score.evaluate import score_output
+from tracekd.score.evaluate import STEPS, score_output
 from tracekd.score.freeform import cited, freeform_trace, sentences, stated_labels, trace_and_answer
-from tracekd.score.steps import score_steps
-from tracekd.traces.conditions import make_targets
-from tracekd.traces.parse import parse
-from tracekd.traces.render import render
 
 
 def _ex(dataset, question, facts, label="", evidence=(), answers=("x",)):
@@ -110,54 +107,29 @@ def test_score_output_freeform_gives_the_usual_steps():
     assert not score_output(ds, ex, out)["label_correct"]  # the parser finds no label sentence in free text
 
 
-def _agreement(examples, ds, conditions=("correct", "incorrect", "wrong_label", "wrong_evidence", "swapped")):
-    labels = ds.label_space(examples)
-    n = agree_label = agree_exact = agree_set = 0
-    for condition in conditions:
-        for template in ("paper", "tagged"):
-            for ex, (trace, _) in zip(examples, make_targets(examples, condition, 0, labels)):
-                text = render(trace, template, ds.label_sentence)
-                truth, ours = score_steps(parse(text), ex), score_steps(freeform_trace(text, ex), ex)
-                n += 1
-                agree_label += truth["label_correct"] == ours["label_correct"]
-                agree_exact += truth["evidence"]["exact"] == ours["evidence"]["exact"]
-                agree_set += set(truth["evidence"]["matched"]) == set(ours["evidence"]["matched"])
-    return agree_label / n, agree_exact / n, agree_set / n
-
-
 @pytest.mark.parametrize("name, source", [("cotempqa", "cotempqa"), ("babi", "babi/en")])
 def test_agrees_with_the_parser_on_rule_based_traces(shared_data, name, source):
-    """Rule-based traces of every condition and template, 150 examples: label, evidence exact set
-    and the cited set agree with the parser on at least 98 % of traces (docs/scoring.md has the
-    full measurement)."""
+    """Rule-based traces of every condition and template, 150 examples: every step and the cited
+    set agree with the parser on at least 98 % of traces (docs/scoring.md has the full
+    measurement, bench/freeform_agreement.py)."""
     from tracekd.prepare import assign_splits
 
     ds = get_dataset(name)
     examples = random.Random(0).sample(assign_splits(ds.load(str(shared_data / source)), 42, 0.2), 150)
-    label, exact, same_set = _agreement(examples, ds)
-    assert label >= 0.98 and exact >= 0.98 and same_set >= 0.98, (label, exact, same_set)
+    got = agreement(rendered(ds, examples))
+    assert got["traces"] == 150 * 5 * 2
+    assert all(got[f"{step}_agreement"] >= 0.98 for step in STEPS) and got["cited_set_agreement"] >= 0.98, got
 
 
 def test_hand_labelled_traces(shared_data):
     """70 real SmolLM2-135M traces labelled by hand (tests/fixtures/freeform/labels.jsonl): the
     counts behind the precision and recall in docs/scoring.md."""
-    import json
-    from pathlib import Path
-
-    here = Path(__file__).parent / "fixtures" / "freeform"
-    examples = {**{e.id: e for e in get_dataset("cotempqa").load(str(shared_data / "cotempqa"))},
-                **{e.id: e for e in get_dataset("babi").load(str(shared_data / "babi" / "en"))}}
-    traces = {(r["set"], r["id"]): r["trace"] for r in map(json.loads, (here / "traces.jsonl").read_text().splitlines())}
-    counts = {}
-    for lab in map(json.loads, (here / "labels.jsonl").read_text().splitlines()):
-        ex = examples[lab["id"]]
-        trace = trace_and_answer(traces[(lab["set"], lab["id"])])[0]
-        got, want = set(cited(trace, ex)), set(lab["cited"])
-        said = ex.label in stated_labels(trace, ex)
-        c = counts.setdefault(lab["part"], [0, 0, 0, 0, 0, 0, 0])
-        for i, v in enumerate((len(got & want), len(got - want), len(want - got),
-                               said and lab["label_stated"], said and not lab["label_stated"],
-                               lab["label_stated"] and not said, not said and not lab["label_stated"])):
-            c[i] += v
-    # [cited: tp, fp, fn; states the gold label: tp, fp, fn, tn]
-    assert counts == {"dev": [27, 1, 0, 0, 0, 0, 20], "held-out": [55, 3, 3, 4, 0, 0, 46]}
+    got = hand_labelled(fixture_examples(shared_data))
+    # items cited: tp, fp, fn
+    assert [got[p]["items"][k] for p in ("dev", "held-out") for k in ("tp", "fp", "fn")] == [27, 1, 0, 55, 3, 3]
+    # per step on the held-out traces: tp, fp, fn, tn of "the step is right"
+    steps = got["held-out"]["steps"]
+    assert {s: [steps[s][k] for k in ("tp", "fp", "fn", "tn")] for s in steps} == {
+        "label": [4, 0, 0, 46], "evidence": [1, 0, 1, 48], "anchor": [4, 1, 0, 34],
+        "answer_fact": [7, 1, 1, 36], "trace": [0, 0, 0, 50]}
+    assert [got["dev"]["label_stated"][k] for k in ("tp", "fp", "fn", "tn")] == [0, 0, 0, 20]

@@ -4,6 +4,8 @@ local backend (tracekd's own generator)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from pydantic import ValidationError
@@ -82,6 +84,22 @@ def test_options_validate():
     two = TeacherOptions(model="teacher", base_url="http://a/v1", summary_model="small", summary_base_url="http://b/v1")
     assert (two.summary_endpoint().model, two.summary_endpoint().base_url) == ("small", "http://b/v1")
     assert two.summary_sampling() == {"temperature": 0.0, "max_tokens": 200}
+
+
+@pytest.mark.parametrize("args, needle", [
+    # checks of several options together (no single option in the error) used to end in a traceback
+    (["--model", "tiny-random", "--backend", "local", "--samples", "2"], "error: the local backend decodes greedily"),
+    (["--model", "nosuch", "--serve"], "error: serve needs a tracekd model (a preset or a folder): unknown model 'nosuch'"),
+    (["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--samples", "0"], "error: --samples: Input should be greater than or equal to 1"),
+    (["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--accept", "upstream"],
+     "error: accept: 'upstream' is not a score of dataset 'synthetic-babi'"),
+])
+def test_bad_options_are_one_line(tmp_path, args, needle):
+    prepare(DataOptions("synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
+    r = subprocess.run([sys.executable, "-m", "tracekd", "teach", "--data", str(tmp_path / "data"),
+                        "--out", str(tmp_path / "teach"), *args], capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "teach").exists()  # nothing asked, nothing written
 
 
 def test_teacher_messages_drop_the_system_turn_unless_asked():
