@@ -4,6 +4,7 @@ local backend (tracekd's own generator)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -134,3 +135,17 @@ def test_local_backend_teaches_and_resumes(tmp_path):
     assert all("<think>" not in r["first"]["output"] for r in rows)  # no reasoning block: the reply is all
     again = teach(tmp_path / "data", tmp_path / "t", opts)
     assert again["requests"] == {"sent": {}, "cached": {"trace": 4}}
+
+
+def test_a_second_teach_on_the_same_folder_is_refused(tmp_path):
+    """The output folder is locked while `tracekd teach` works in it: another process (here: this
+    test holding the lock) makes a second teach stop with one line, touching nothing."""
+    from tracekd.lock import folder_lock
+
+    prepare(DataOptions("synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
+    with folder_lock(tmp_path / "teach", "test"):
+        r = subprocess.run([sys.executable, "-m", "tracekd", "teach", "--data", str(tmp_path / "data"), "--out",
+                            str(tmp_path / "teach"), "--model", "m", "--base-url", "http://127.0.0.1:9/v1"],
+                           capture_output=True, text=True, check=False)
+    assert r.returncode == 2 and f"another tracekd process (pid {os.getpid()}) is working in this folder" in r.stderr
+    assert sorted(p.name for p in (tmp_path / "teach").iterdir()) == [".tracekd.lock"]

@@ -4,7 +4,6 @@ samples on the test split, untrained: the `baseline` column), and the trace leng
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from tracekd.jsonio import read_json, read_jsonl
 
 def cell_lengths(folders: list[Path]) -> dict[str, Any] | None:
     """Mean over seeds of each cell's lengths.json (target and output tokens)."""
-    found = [json.loads((f / "lengths.json").read_text()) for f in folders if (f / "lengths.json").is_file()]
+    found = [read_json(f / "lengths.json") for f in folders if (f / "lengths.json").is_file()]
     if not found:
         return None
     out: dict[str, Any] = {}

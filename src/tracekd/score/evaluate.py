@@ -340,17 +340,17 @@ TRACE_STYLES = ("auto", "rule", "freeform")
 
 
 def freeform_folder(data_dir: str | Path) -> bool:
-    """Whether a prepared folder's condition trains on free-form (teacher) traces."""
-    import json
-
+    """Whether a prepared folder's condition trains on free-form (teacher) traces (no manifest:
+    a test file made by hand, read by the parser)."""
+    from tracekd.jsonio import read_json
     from tracekd.traces.teacher import is_teacher_condition
 
     path = Path(data_dir) / "manifest.json"
-    try:
-        condition = json.loads(path.read_text())["options"]["condition"]
-    except (OSError, ValueError, KeyError, TypeError):
+    if not path.is_file():
         return False
-    return is_teacher_condition(condition)
+    options = read_json(path).get("options")
+    condition = options.get("condition") if isinstance(options, dict) else None
+    return isinstance(condition, str) and is_teacher_condition(condition)
 
 
 def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,11 @@ def trace_lengths(data_dir: str | Path, predictions: str | Path, model: str, tra
     """Mean tokens per training target (None for an untrained baseline) and per output."""
     from tracekd.models.loading import load_tokenizer
     from tracekd.models.presets import resolve
+    from tracekd.jsonio import read_jsonl
     from tracekd.prepare import read_sft_records
 
     tok = load_tokenizer(resolve(model))
     targets = [r["completion"][0]["content"] for r in read_sft_records(Path(data_dir), "train")] if trained else []
-    with open(predictions, encoding="utf-8") as f:
-        outputs = [json.loads(line)["output"] for line in f if line.strip()]
+    outputs = [rec["output"] for _, rec in read_jsonl(predictions)]
     return {"target_tokens": mean_tokens(tok, targets), "output_tokens": mean_tokens(tok, outputs),
             "targets": len(targets), "outputs": len(outputs)}

@@ -25,8 +25,9 @@ from typing import Any
 
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, remove_stale_temps, staged
+from tracekd.jsonio import remove_stale_temps, staged
 from tracekd.lock import folder_lock
+from tracekd.prepare import read_sft_records
 from tracekd.teach.cache import ResponseCache, request_key
 from tracekd.teach.client import Request, make_backend
 from tracekd.teach.options import Endpoint, TeacherOptions
@@ -50,20 +51,8 @@ class Item:
 
 
 def load_items(data_dir: Path, opts: TeacherOptions) -> tuple[list[Item], Dataset]:
-    items: list[Item] = []
-    for split in opts.splits:
-        path = data_dir / f"{split}.jsonl"
-        if not path.is_file():
-            raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
-        for lineno, rec in read_jsonl(path):
-            try:
-                ex = Example.from_record(rec)
-                prompt = rec["prompt"]
-            except (KeyError, TypeError) as e:
-                raise InputError(f"not a prepared record (missing {e})", path, lineno) from None
-            items.append(Item(split, ex, teacher_messages(prompt, opts)))
-    if not items:
-        raise InputError("no examples in the data folder", data_dir)
+    items = [Item(split, Example.from_record(rec, data_dir / f"{split}.jsonl"), teacher_messages(rec["prompt"], opts))
+             for split in opts.splits for rec in read_sft_records(data_dir, split)]
     names = {it.ex.dataset for it in items}
     if len(names) != 1:
         raise InputError(f"the data folder mixes datasets {sorted(names)}", data_dir)

@@ -18,7 +18,6 @@ the selection of problems.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from pathlib import Path
@@ -26,7 +25,7 @@ from typing import Any
 
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl
+from tracekd.jsonio import read_json, read_jsonl
 from tracekd.traces.conditions import CONDITIONS, make_targets
 from tracekd.traces.render import Trace
 
@@ -92,10 +91,8 @@ def read_teacher(folder: str | Path) -> dict[str, dict[str, Any]]:
 
 def teacher_summary(folder: str | Path) -> dict[str, Any]:
     """teach_summary.json (the teacher and its acceptance), for manifests and reports."""
-    try:
-        return json.loads((Path(folder) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+    path = Path(folder) / SUMMARY_FILE
+    return read_json(path) if path.is_file() else {}
 
 
 def derangement(n: int, rng: random.Random) -> list[int]:
