@@ -201,3 +201,18 @@ def test_teacher_block_dry_run_lists_the_cells(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "baseline@teacher_correct" in r.stdout and "teacher" in r.stdout and "3 cells" in r.stdout
     assert not (tmp_path / "run").exists()
+
+
+def test_subset_table_puts_the_teachers_row_under_its_condition():
+    """The teacher's own row has only `baseline`: its per-subset values used to fill the first
+    columns whatever their condition."""
+    from tracekd.report.build import _subsets
+
+    def g(model, cond, acc):
+        return {"dataset": "d", "model": model, "condition": cond, "by_subset": {"s": {"answer_accuracy": acc}}}
+
+    results = {"conditions": ["baseline", "correct", "teacher"],
+               "groups": [g("m", "correct", 0.5), g("m", "teacher", 0.25), g("teacher (big)", "baseline", 0.75)]}
+    header, rows = _subsets(results)
+    assert header == ["dataset", "model", "subset", "baseline", "correct", "teacher"]
+    assert rows == [["d", "m", "s", "—", "50.0", "25.0"], ["d", "teacher (big)", "s", "75.0", "—", "—"]]

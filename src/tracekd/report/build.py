@@ -89,12 +89,13 @@ def _steps(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    rows, conds = [], []
+    """One column per condition (a pair without it, e.g. the teacher's own row, gets "—")."""
+    rows, conds = [], results["conditions"]
     for d, m in _pairs(results):
-        gs = [g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)]
-        conds = conds or [g["condition"] for g in gs]
-        for sub in sorted({s for g in gs for s in g["by_subset"]}):
-            rows.append([d, m, sub, *[pct(g["by_subset"].get(sub, {}).get("answer_accuracy")) for g in gs]])
+        by_cond = {g["condition"]: g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)}
+        for sub in sorted({s for g in by_cond.values() for s in g["by_subset"]}):
+            rows.append([d, m, sub, *[pct(by_cond[c]["by_subset"].get(sub, {}).get("answer_accuracy")) if c in by_cond else "—"
+                                      for c in conds]])
     return ["dataset", "model", "subset", *conds], rows
 
 
