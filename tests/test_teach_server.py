@@ -315,16 +315,22 @@ def test_run_with_teacher_conditions(server, tiny_folder, tmp_path):
 
 
 def test_serve_starts_and_stops_its_own_server(tmp_path):
-    """`--serve`: tracekd starts `transformers serve` for a tracekd model, teaches, and stops it."""
+    """`--serve`: tracekd starts `transformers serve` for a tracekd model, teaches, and stops it.
+    With a temperature its samples differ: transformers serve alone keeps the model's greedy
+    `do_sample` (every sample of a prompt used to be the same reply)."""
     import re
     import urllib.request
 
     _prepare(tmp_path / "data", 20, 2, 1)
     r = _cli("teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", "tiny-random", "--serve",
-             "--max-tokens", 8)
+             "--max-tokens", 8, "--temperature", 1.0, "--samples", 2)
     assert r.returncode == 0, r.stderr
     log = (tmp_path / "teach" / "server.log").read_text()
-    assert log.count('"POST /v1/chat/completions HTTP/1.1" 200') == 3
+    assert log.count('"POST /v1/chat/completions HTTP/1.1" 200') == 6  # a random model is never right: 2 samples each
+    replies: dict[str, dict[int, str]] = {}
+    for x in _lines(tmp_path / "teach" / "responses.jsonl"):
+        replies.setdefault(x["id"], {})[x["sample"]] = x["reply"]["content"]
+    assert len(replies) == 3 and all(len(set(v.values())) == 2 for v in replies.values())
     port = re.search(r"http://127\.0\.0\.1:(\d+)", log).group(1)
     with pytest.raises(OSError):
         urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)

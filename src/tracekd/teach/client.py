@@ -76,6 +76,7 @@ class ServerBackend:
 
         self.endpoint = endpoint
         self.server = None
+        self.sampling_body: dict[str, Any] = {}
         base_url, self.model = endpoint.base_url, endpoint.model
         if endpoint.serve:
             from tracekd.models.loading import model_path
@@ -85,6 +86,7 @@ class ServerBackend:
             folder = model_path(resolve(endpoint.model))
             self.server = LocalServer(folder, workdir / "server.log").start()
             base_url, self.model = self.server.url, folder
+            self.sampling_body = sampling_body(Path(folder))
         self.url = base_url or endpoint.where
         key = os.environ.get(endpoint.api_key_env) or "none"  # local servers take any key
         self.client = openai.OpenAI(base_url=base_url, api_key=key, max_retries=0, timeout=endpoint.timeout)
@@ -110,7 +112,8 @@ class ServerBackend:
         last: Exception | None = None
         for attempt in range(self.endpoint.max_retries + 1):
             try:
-                resp = self.client.chat.completions.create(model=self.model, messages=req.messages, **req.params)
+                extra = self.sampling_body if req.params.get("temperature", 0) > 0 else None
+                resp = self.client.chat.completions.create(model=self.model, messages=req.messages, extra_body=extra, **req.params)
                 return _reply(resp)
             except openai.APIStatusError as e:
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
@@ -153,6 +156,18 @@ class ServerBackend:
                         running[pool.submit(self.ask, nxt)] = nxt
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def sampling_body(folder: Path) -> dict[str, Any]:
+    """What makes `transformers serve` sample: it takes `temperature` but keeps the model's
+    `do_sample` (false for most models, SmolLM2 included), so every sample of a prompt would be
+    the same greedy reply. Its request field `generation_config` (a JSON string) replaces the
+    model's generation config: the folder's own, with `do_sample` on (and transformers serve's
+    1024-token default, which it applies only without that field)."""
+    path = folder / "generation_config.json"
+    config = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    config = {k: v for k, v in config.items() if not k.startswith("_") and k != "transformers_version"}
+    return {"generation_config": json.dumps({"max_new_tokens": 1024, **config, "do_sample": True})}
 
 
 def _short(e: Exception | None) -> str:
