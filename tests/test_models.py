@@ -15,9 +15,10 @@ from tracekd.models.loading import config_fingerprint, load_model, load_tokenize
 
 def test_presets_and_resolution(tmp_path):
     assert {"smollm2-135m", "llama-3.2-1b-instruct", "qwen3-1.7b", "tiny-random", "tiny-random-qwen3"} <= set(PRESETS)
-    assert PRESETS["llama-3.2-1b-instruct"].qlora and PRESETS["qwen3-1.7b"].chat_template_kwargs == {"enable_thinking": False}
+    assert PRESETS["llama-3.2-1b-instruct"].qlora and PRESETS["qwen3-1.7b"].chat_template_kwargs == {"enable_thinking": False, "date_string": "26 Jul 2024"}
     assert resolve("meta-llama/Llama-3.2-3B-Instruct").source == "meta-llama/Llama-3.2-3B-Instruct"
-    assert resolve("Qwen/Qwen3-4B").chat_template_kwargs == {"enable_thinking": False}
+    assert resolve("Qwen/Qwen3-4B").chat_template_kwargs == {"enable_thinking": False, "date_string": "26 Jul 2024"}
+    assert resolve("meta-llama/Llama-3.2-3B-Instruct").chat_template_kwargs == {"date_string": "26 Jul 2024"}
     with pytest.raises(InputError, match="unknown model 'gpt-17'"):
         resolve("gpt-17")
     with pytest.raises(InputError, match="no config.json"):

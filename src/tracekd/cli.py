@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Optional
 
+# tracekd makes no network call unless a hub id is asked for: no usage pings from the HF
+# libraries (read when huggingface_hub is first imported, so set before any of them is)
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
 import typer
 from rich.console import Console
+from rich.markup import escape as rich_escape
 
 from tracekd.errors import InputError
 
@@ -21,6 +28,13 @@ app = typer.Typer(
 err = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 120)  # wide tables when piped to a file
 
+#: what an interrupted command kept and how to resume it (set by the command, printed on Ctrl-C)
+_on_interrupt: list[Callable[[], str]] = []
+_CLI_NAMES = {"subsets": "subset"}  # option fields whose command-line name differs
+
+
+def _flag(key: str) -> str:
+    return "--" + _CLI_NAMES.get(key, key).replace("_", "-")
 
 
 def _options(cls, **values):
@@ -31,7 +45,18 @@ def _options(cls, **values):
         return cls(**values)
     except ValidationError as e:
         first = e.errors()[0]
-        raise InputError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+        raise InputError(f"{_flag(str(first['loc'][0]))}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _command_line(*extra: str) -> str:
+    args = list(sys.argv[1:])
+    return shlex.join(["tracekd", *args, *([] if extra and extra[0] in args else extra)])
+
+
+def _when_interrupted(kept: Callable[[], str], *extra: str) -> None:
+    """On Ctrl-C, print `kept()` and the command line that resumes: this one, plus the option
+    `extra` (e.g. `--resume`, or `--out DIR`) unless it was given."""
+    _on_interrupt.append(lambda: f"{kept()}; resume with: {_command_line(*extra)}")
 
 
 @app.callback()
@@ -62,11 +87,17 @@ def prepare(
     from tracekd.prepare import DataOptions
     from tracekd.prepare import prepare as run_prepare
 
-    opts = DataOptions(
-        dataset=dataset, source=source, size=size, subsets=subset or None, ir_rule=ir_rule,
+    opts = _options(
+        DataOptions, dataset=dataset, source=source, size=size, subsets=subset or None, ir_rule=ir_rule,
         preset=preset, data_seed=data_seed, limit_train=limit_train, limit_test=limit_test,
     )
-    manifests = run_prepare(opts, condition, template, seed, out_dir)
+    _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
+    try:
+        manifests = run_prepare(opts, condition, template, seed, out_dir)
+    except InputError as e:
+        if e.key is not None:
+            e.key = _flag(e.key)
+        raise
     for cond, manifest in manifests.items():
         c = manifest["counts"]
         where = out_dir if len(manifests) == 1 else out_dir / cond
@@ -143,6 +174,7 @@ def train(
     full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")] = False,
     qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit QLoRA (default: as the preset says, on CUDA).")] = None,
     bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 (default: where supported).")] = None,
+    activation_checkpointing: Annotated[Optional[bool], typer.Option("--activation-checkpointing/--no-activation-checkpointing", help="Recompute activations in the backward pass (default: on for the paper's presets on CUDA cards below 40 GB).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch examples of similar length.")] = True,
     save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
@@ -158,13 +190,27 @@ def train(
     opts = _options(
         TrainOptions, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, full=full,
-        qlora=qlora, bf16=bf16, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
+        qlora=qlora, bf16=bf16, activation_checkpointing=activation_checkpointing, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
         logging_steps=logging_steps, report_to=report_to, use_cpu=use_cpu,
     )
+    _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
     summary = run_train(data, model, out_dir, opts, resume=resume)
     if summary:
         out.print(f"trained {summary['model']} on {summary['examples']} examples ({summary['steps']} steps, "
                   f"loss {summary['train_loss']:.4f}, {summary['truncated']} truncated) -> {summary['output']}")
+
+
+def _checkpoints_kept(out_dir: Path) -> str:
+    ckpts = sorted((p for p in (out_dir / "checkpoints").glob("checkpoint-*") if p.name[11:].isdigit()),
+                   key=lambda p: int(p.name[11:]))
+    if not ckpts:
+        return f"no checkpoint was saved yet in {out_dir / 'checkpoints'}"
+    return f"{len(ckpts)} checkpoint(s) kept in {out_dir / 'checkpoints'} (newest: {ckpts[-1].name})"
+
+
+def _lines_kept(path: Path) -> str:
+    n = path.read_bytes().count(b"\n") if path.is_file() else 0
+    return f"{n} prediction(s) kept in {path}"
 
 
 @app.command()
@@ -184,6 +230,7 @@ def generate(
     from tracekd.generate.run import generate as run_generate
 
     opts = _options(GenerateOptions, max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge, limit=limit)
+    _when_interrupted(lambda: _lines_kept(out_file))
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
 
@@ -199,7 +246,15 @@ def run(
     from tracekd.experiment.runner import run_experiment
 
     cfg = load_config(config)
-    run_experiment(cfg, out_dir or Path("runs") / cfg.name, dry_run=dry_run, console=out)
+    run_dir = out_dir or Path("runs") / cfg.name
+    _when_interrupted(lambda: _cells_kept(run_dir), *([] if out_dir else ["--out", str(run_dir)]))
+    run_experiment(cfg, run_dir, dry_run=dry_run, console=out)
+
+
+def _cells_kept(run_dir: Path) -> str:
+    done = len(list((run_dir / "cells").glob("*/*/*/*/cell.json")))
+    return (f"{done} finished cell(s) kept in {run_dir} (an unfinished cell resumes from its last "
+            "checkpoint or its last generated batch)")
 
 
 @app.command()
@@ -207,28 +262,58 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a rescore report folder) with results.json.")],
 ) -> None:
     """Rebuild report.md, report.html and the plots from a folder's results.json."""
-    import json
-
+    from tracekd.jsonio import read_json
     from tracekd.report.build import write_report
 
     path = run_dir / "results.json"
     if not path.is_file():
         raise InputError("no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir)
+    results = read_json(path)
+    _check_results(results, path)
     try:
-        results = json.loads(path.read_text())
-    except ValueError as e:
-        raise InputError(f"results.json is not valid JSON ({e})", path) from None
-    paths = write_report(results, run_dir)
+        paths = write_report(results, run_dir)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise InputError(f"not the results.json tracekd writes ({type(e).__name__}: {e})", path) from None
     out.print(f"report -> {paths['html']}")
 
 
-def _shutdown_distributed() -> bool:
-    """End a torch.distributed run cleanly (gloo can abort at interpreter exit otherwise)."""
+def _check_results(results, path: Path) -> None:
+    """The top of a results.json; its per-example files must lie inside its folder."""
+    ok = (isinstance(results, dict) and isinstance(results.get("name"), str)
+          and isinstance(results.get("conditions"), list) and isinstance(results.get("groups"), list)
+          and results["groups"] and all(isinstance(g, dict) for g in results["groups"]))
+    if not ok:
+        raise InputError("not the results.json tracekd writes: expected an object with a name, "
+                         "conditions and at least one group", path)
+    root = path.parent.resolve()
+    for g in results["groups"]:
+        for f in g.get("examples") or []:
+            if not isinstance(f, str) or not (root / f).resolve().is_relative_to(root):
+                raise InputError(f"examples file {f!r} is not a path inside {root}", path)
+
+
+def _shutdown_distributed() -> None:
+    """End a torch.distributed run cleanly before the interpreter exits."""
     dist = sys.modules.get("torch.distributed")
-    if dist is None or not dist.is_available() or not dist.is_initialized():
-        return False
-    dist.destroy_process_group()
-    return True
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _say(kind: str, message: str) -> None:
+    err.print(f"[red]{kind}:[/] {rich_escape(message)}", highlight=False, markup=True, soft_wrap=True)
+
+
+def _caused_by_ctrl_c(e: BaseException | None) -> bool:
+    while e is not None:
+        if isinstance(e, KeyboardInterrupt):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def _interrupted() -> int:
+    _say("interrupted", _on_interrupt[-1]() if _on_interrupt else "stopped")
+    return 130
 
 
 def main() -> None:
@@ -236,15 +321,20 @@ def main() -> None:
     try:
         app()
     except InputError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+        _say("error", str(e))
         code = InputError.exit_code
-    except SystemExit as e:
+    except OSError as e:  # a folder that cannot be written, a full disk...: one line naming the file
+        where = f"{e.filename}: " if e.filename is not None else ""
+        _say("error", f"{where}{e.strerror or e}")
+        code = InputError.exit_code
+    except KeyboardInterrupt:
+        code = _interrupted()
+    except SystemExit as e:  # typer turns Ctrl-C into exit code 130
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    if _shutdown_distributed():
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+        if _caused_by_ctrl_c(e):
+            code = _interrupted()
+    _shutdown_distributed()
+    sys.exit(code)  # a normal exit: atexit handlers run (a wandb run is closed)
 
 
 if __name__ == "__main__":

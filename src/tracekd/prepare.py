@@ -2,43 +2,53 @@
 
 Writes DIR/train.jsonl and DIR/test.jsonl in TRL's conversational prompt-completion form, with
 the example's gold decomposition beside it, and DIR/manifest.json (counts, options, sha256).
-Everything is built in memory first, so bad input writes nothing; files are written atomically.
+Every condition asked for is built in memory first, so bad input writes nothing; then all files
+are published together (staged beside their targets, renamed into place under a journal that the
+next prepare rolls forward after a kill): a previous result is replaced whole or not at all.
+The output folder is locked while this happens.
 """
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import Field
+from pydantic.dataclasses import dataclass as checked_dataclass
 
 import tracekd
 from tracekd.data import Dataset, Example, get_dataset
-from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
+from tracekd.errors import InputError
+from tracekd.jsonio import JOURNAL, read_jsonl, recover, remove_stale_temps, staged
+from tracekd.lock import folder_lock
 from tracekd.traces.conditions import CONDITIONS, make_targets, perturbation_counts
 from tracekd.traces.prompt import prompt_messages
 from tracekd.traces.render import TEMPLATES, Trace, render
-from tracekd.errors import InputError
 
 SPLITS = ("train", "test")
+FILES = ("train.jsonl", "test.jsonl", "manifest.json")
+SEED_MAX = 2**32 - 1  # numpy's RandomState takes seeds 0 .. 2**32 - 1
 
 
-@dataclass
+@checked_dataclass
 class DataOptions:
-    """What selects the examples (independent of condition, template and seed)."""
+    """What selects the examples (independent of condition, template and seed). Checked when
+    made: a bad value is a pydantic ValidationError naming the field."""
 
     dataset: str
     source: str | None = None
-    size: int | None = None
+    size: int | None = Field(None, ge=1)
     subsets: list[str] | None = None
     ir_rule: str | None = None
     preset: str | None = None
-    data_seed: int = 42
-    test_fraction: float = 0.2
-    limit_train: int | None = None
-    limit_test: int | None = None
+    data_seed: int = Field(42, ge=0, le=SEED_MAX)
+    test_fraction: float = Field(0.2, ge=0, le=1)
+    limit_train: int | None = Field(None, ge=1)
+    limit_test: int | None = Field(None, ge=1)
 
     def dataset_options(self) -> dict[str, Any]:
         opts = {"subsets": self.subsets, "ir_rule": self.ir_rule, "preset": self.preset, "size": self.size}
@@ -83,8 +93,7 @@ def _limit(examples: list[Example], limit: int | None, seed: int) -> list[Exampl
 
 def load(options: DataOptions) -> Loaded:
     ds = get_dataset(options.dataset, **options.dataset_options())
-    if ds.synthetic and options.source:
-        raise InputError(f"dataset {options.dataset!r} is generated; use --size, not --source")
+    ds.check_readable(options.source)
     examples = assign_splits(ds.load(options.source), options.data_seed, options.test_fraction)
     by_split = {s: [ex for ex in examples if ex.split == s] for s in SPLITS}
     by_split["train"] = _limit(by_split["train"], options.limit_train, options.data_seed)
@@ -94,12 +103,16 @@ def load(options: DataOptions) -> Loaded:
     return Loaded(options, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
 
 
-def _check(conditions: list[str], template: str) -> None:
+def _check(conditions: list[str], template: str, seed: int) -> None:
     for c in conditions:
         if c not in CONDITIONS:
             raise InputError(f"unknown condition {c!r}; choose one of {', '.join(CONDITIONS)} (or all)")
+    if len(set(conditions)) != len(conditions):
+        raise InputError("a condition is given twice")
     if template not in TEMPLATES:
         raise InputError(f"unknown template {template!r}; choose one of {', '.join(TEMPLATES)}")
+    if not 0 <= seed <= SEED_MAX:
+        raise InputError(f"the seed must be from 0 to {SEED_MAX}, not {seed}")
 
 
 def records(loaded: Loaded, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
@@ -129,17 +142,9 @@ def _trace_record(t: Trace) -> dict[str, Any]:
     }
 
 
-def write(loaded: Loaded, condition: str, template: str, seed: int, out: str | Path) -> dict[str, Any]:
-    """Build and write one condition; returns the manifest."""
-    out = Path(out)
-    _check([condition], template)
+def build(loaded: Loaded, condition: str, template: str, seed: int) -> tuple[dict[str, list], dict[str, Any]]:
+    """One condition's records per split and its manifest (without the file digests), in memory."""
     built = {s: records(loaded, s, condition, template, seed) for s in SPLITS}
-    if out.exists() and not out.is_dir():
-        raise InputError("output path exists and is not a folder", out)
-    files = {}
-    for split in SPLITS:
-        sha = write_jsonl_atomic(out / f"{split}.jsonl", built[split])
-        files[f"{split}.jsonl"] = {"records": len(built[split]), "sha256": sha}
     all_examples = loaded.examples["train"] + loaded.examples["test"]
     manifest = {
         "tracekd_version": tracekd.__version__,
@@ -153,10 +158,32 @@ def write(loaded: Loaded, condition: str, template: str, seed: int, out: str | P
             "flags": loaded.dataset.decomposition_report(all_examples),
         },
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
-        "files": files,
     }
-    write_json_atomic(out / "manifest.json", manifest)
-    return manifest
+    return built, manifest
+
+
+def publish(loaded: Loaded, targets: dict[str, Path], template: str, seed: int) -> dict[str, dict[str, Any]]:
+    """Build every condition (condition -> its folder), then write them all or none."""
+    built = {c: build(loaded, c, template, seed) for c in targets}
+    for folder in targets.values():
+        if folder.exists() and not folder.is_dir():
+            raise InputError("output path exists and is not a folder", folder)
+    root = Path(os.path.commonpath([str(p) for p in targets.values()]))
+    with folder_lock(root, "prepare"):
+        recover(root / JOURNAL)
+        remove_stale_temps(root, [JOURNAL])
+        for folder in targets.values():
+            remove_stale_temps(folder, FILES)
+        with staged(root / JOURNAL) as stage:
+            for cond, (records_by_split, manifest) in built.items():
+                folder = targets[cond]
+                manifest["files"] = {
+                    f"{split}.jsonl": {"records": len(records_by_split[split]),
+                                       "sha256": stage.jsonl(folder / f"{split}.jsonl", records_by_split[split])}
+                    for split in SPLITS
+                }
+                stage.json(folder / "manifest.json", manifest)
+    return {c: manifest for c, (_, manifest) in built.items()}
 
 
 def _counts(examples: list[Example]) -> dict[str, Any]:
@@ -176,12 +203,12 @@ def prepare(
         conditions = [conditions]
     if conditions == ["all"]:
         conditions = list(CONDITIONS)
-    _check(conditions, template)  # before loading: a typo costs nothing
+    _check(conditions, template, seed)  # before loading: a typo costs nothing
     loaded = load(options)
     out = Path(out)
     if len(conditions) == 1:
-        return {conditions[0]: write(loaded, conditions[0], template, seed, out)}
-    return {c: write(loaded, c, template, seed, out / c) for c in conditions}
+        return publish(loaded, {conditions[0]: out}, template, seed)
+    return publish(loaded, {c: out / c for c in conditions}, template, seed)
 
 
 def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:
@@ -190,10 +217,22 @@ def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any
     if not path.is_file():
         raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
     out = []
+    seen: set[str] = set()
     for lineno, rec in read_jsonl(path):
-        if not isinstance(rec.get("prompt"), list) or not isinstance(rec.get("completion"), list):
-            raise InputError("record needs 'prompt' and 'completion' message lists", path, lineno)
+        if not isinstance(rec.get("id"), str):
+            raise InputError("record needs a string 'id'", path, lineno)
+        if rec["id"] in seen:
+            raise InputError(f"duplicate id {rec['id']!r}", path, lineno)
+        seen.add(rec["id"])
+        for key in ("prompt", "completion"):
+            if not _messages(rec.get(key)):
+                raise InputError(f"record needs {key!r}: a non-empty list of {{role, content}} string messages", path, lineno)
         out.append(rec)
     if not out:
         raise InputError(f"{split}.jsonl is empty", path)
     return out
+
+
+def _messages(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)

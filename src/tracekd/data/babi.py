@@ -11,9 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tracekd.data.base import Dataset, Retrieval, load_hub, register, resolve_source
+from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, register, resolve_source
 from tracekd.data.schema import ContextItem, Example, clean_text, states_answer
 from tracekd.errors import InputError
+from tracekd.jsonio import read_lines
 
 TASKS = {
     1: "single-supporting-fact", 2: "two-supporting-facts", 3: "three-supporting-facts",
@@ -55,7 +56,14 @@ def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: st
         if len(parts) < 3 or not parts[1].strip():
             raise InputError("bAbI question line needs 'question<TAB>answer<TAB>supporting ids'", file, lineno)
         question, answer, support = parts[0], parts[1], parts[2]
+        answers = tuple(a.strip() for a in answer.split(",") if a.strip())
         ids = tuple(support.split())
+        if not clean_text(question):
+            raise InputError("bAbI question is empty", file, lineno)
+        if not answers:
+            raise InputError(f"bAbI answer {answer!r} names no answer", file, lineno)
+        if not ids:
+            raise InputError("bAbI question has no supporting sentence ids", file, lineno)
         known = {c.id for c in story}
         bad = [i for i in ids if i not in known]
         if bad:
@@ -68,7 +76,7 @@ def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: st
                 split=split,
                 question=clean_text(question),
                 context=tuple(story),
-                answers=tuple(a.strip() for a in answer.split(",") if a.strip()),
+                answers=answers,
                 meta={"task": task, "supporting": ids},
             ))
         qno += 1
@@ -87,18 +95,18 @@ class Babi(Dataset):
         super().__init__(**options)
         preset = options.get("preset") or "all"
         if preset not in ("all", "paper"):
-            raise InputError(f"bAbI preset must be 'all' or 'paper', not {preset!r}")
+            raise InputError(f"bAbI preset must be 'all' or 'paper', not {preset!r}", key="preset")
         self.first_only = preset == "paper"
         tasks = options.get("subsets")
         if tasks:
             try:
                 self.tasks = tuple(int(str(t).removeprefix("qa")) for t in tasks)
             except ValueError:
-                raise InputError(f"bAbI tasks are numbers 1-20 or qa1-qa20, got {list(tasks)}") from None
+                raise InputError(f"bAbI tasks are numbers 1-20 or qa1-qa20, got {list(tasks)}", key="subsets") from None
         else:
             self.tasks = PAPER_TASKS if preset == "paper" else tuple(TASKS)
         if any(t not in TASKS for t in self.tasks):
-            raise InputError(f"bAbI tasks are 1-20, got {list(self.tasks)}")
+            raise InputError(f"bAbI tasks are 1-20 (qa1-qa20), got {list(tasks)}", key="subsets")
 
     def read(self, source: str | None) -> list[Example]:
         kind, where = resolve_source(source, self.name)
@@ -109,7 +117,7 @@ class Babi(Dataset):
         if path.is_dir() and not files and (path / "en").is_dir():
             files = sorted((path / "en").glob("*.txt"))
         out: list[Example] = []
-        found = set()
+        found: dict[tuple[int, str], Path] = {}
         for f in files:
             m = _FILE_RE.match(f.name)
             if not m:
@@ -119,13 +127,15 @@ class Babi(Dataset):
             task, split = int(m.group(1)), m.group(2)
             if task not in self.tasks:
                 continue
-            found.add(task)
-            with f.open(encoding="utf-8") as fh:
-                out += parse_babi(fh, f, task, split, self.first_only)
-        missing = [t for t in self.tasks if t not in found]
+            if (task, split) in found:
+                raise InputError(f"two files for bAbI task {task} ({split}): {found[task, split].name} and {f.name}", path)
+            found[task, split] = f
+            out += parse_babi((line for _, line in read_lines(f)), f, task, split, self.first_only)
+        missing = [t for t in self.tasks if t not in {task for task, _ in found}]
         if path.is_dir() and missing:
             raise InputError(f"no files for bAbI task(s) {', '.join(map(str, missing))}", path)
         out.sort(key=lambda e: (e.meta["task"], e.split != "train"))
+        check_unique_ids(out, path)
         return out
 
     def _read_hub(self, hub_id: str) -> list[Example]:
@@ -152,6 +162,10 @@ class Babi(Dataset):
         ids = tuple(ex.meta["supporting"])
         bearing = tuple(i for i in ids if states_answer(ex.item_text(i), ex.answers))
         return Retrieval(ids, anchor=tuple(i for i in ids if i not in bearing), answer_facts=bearing)
+
+    def check_example(self, ex: Example, path) -> None:
+        if not re.fullmatch(r"qa([1-9]|1[0-9]|20)", ex.subset):
+            raise InputError(f"example {ex.id!r}: subset {ex.subset!r} is not a bAbI task (qa1-qa20)", path)
 
     def score_answer(self, answers, ex: Example, output: str) -> dict:
         from tracekd.score.answers import babi_scores

@@ -51,9 +51,9 @@ class Dataset(ABC):
 
     def __init__(self, **options: Any):
         given = {k for k, v in options.items() if v is not None}
-        unknown = given - self.accepts
+        unknown = sorted(given - self.accepts)
         if unknown:
-            raise InputError(f"dataset {self.name!r} does not take option(s) {', '.join(sorted(unknown))}")
+            raise InputError(f"dataset {self.name!r} does not take this option", key=unknown[0])
         self.options = options
 
     # -- the interface -------------------------------------------------------------------
@@ -68,6 +68,13 @@ class Dataset(ABC):
     @abstractmethod
     def retrieve(self, ex: Example) -> Retrieval:
         """The gold evidence of the Information Retrieval step."""
+
+    def check_readable(self, source: str | None) -> None:
+        """Refuse, before anything is read, a source (or options) `read` could not use."""
+        resolve_source(source, self.name)
+
+    def check_example(self, ex: Example, path) -> None:
+        """Refuse a prepared example (read back from `path`) this dataset cannot score."""
 
     def label_space(self, examples: list[Example]) -> tuple[str, ...]:
         """Labels a wrong-label perturbation may choose from."""
@@ -132,15 +139,48 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def resolve_source(source: str | None, dataset: str) -> tuple[str, Path | str]:
-    """('path', Path) for an existing file or folder, ('hub', id) for a hub id."""
+    """('path', Path) for an existing file or folder, ('hub', id) for a hub id; otherwise an
+    InputError with key `source`."""
     if source is None or source == "":
-        raise InputError(f"dataset {dataset!r} needs --source (a file, a folder or a hub id)")
+        raise InputError(f"dataset {dataset!r} needs a source (a file, a folder or a hub id)", key="source")
     p = Path(source)
     if p.exists():
         return "path", p
     if _HUB_ID.match(source) and not source.startswith((".", "/")) and not p.suffix:
         return "hub", source
-    raise InputError("file not found", p)
+    raise InputError("file not found", p, key="source")
+
+
+def check_unique_ids(examples: list[Example], where, what: str = "example id") -> None:
+    """Two examples with one id would be scored against each other's gold: refuse."""
+    seen = set()
+    for ex in examples:
+        if ex.id in seen:
+            raise InputError(f"duplicate {what} {ex.id!r}", where)
+        seen.add(ex.id)
+
+
+def string_list(value: Any, key: str, path, line: int | None, allow_empty: bool = False) -> list[str]:
+    """A JSON field that must be a list of non-empty strings."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InputError(f"field {key!r} must be a list of strings", path, line)
+    if not allow_empty and not any(v.strip() for v in value):
+        raise InputError(f"field {key!r} has no non-empty string", path, line)
+    return value
+
+
+def record_id(value: Any, key: str, path, line: int | None) -> str:
+    """An id field: a non-negative integer or a non-empty string without line breaks."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.strip() and value == " ".join(value.split()):
+        return value
+    raise InputError(f"field {key!r} must be a non-negative integer or a one-line string, not {json_type(value)}", path, line)
+
+
+def json_type(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
 
 
 def load_hub(hub_id: str, *args: Any, **kwargs: Any) -> Any:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from tracekd.data.base import Dataset, Retrieval, load_hub, register, resolve_source
+from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
 from tracekd.data.temporal import TIME, Interval, interval, relation
 from tracekd.errors import InputError
@@ -187,11 +187,11 @@ class CoTempQA(Dataset):
         super().__init__(**options)
         self.ir_rule = options.get("ir_rule") or self.ir_rules[0]
         if self.ir_rule not in self.ir_rules:
-            raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}")
+            raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}", key="ir_rule")
         self.subsets = tuple(options.get("subsets") or SUBSETS)
         bad = [s for s in self.subsets if s not in SUBSETS]
         if bad:
-            raise InputError(f"unknown CoTempQA subset(s) {', '.join(bad)}; choose from {', '.join(SUBSETS)}")
+            raise InputError(f"unknown CoTempQA subset(s) {', '.join(map(str, bad))}; choose from {', '.join(SUBSETS)}", key="subsets")
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, source: str | None) -> list[Example]:
@@ -215,7 +215,7 @@ class CoTempQA(Dataset):
         out: list[Example] = []
         for subset, file in files:
             out += [self._example(rec, subset, file, lineno) for lineno, rec in read_jsonl(file)]
-        _check_unique(out, files[0][1] if len(files) == 1 else path)
+        check_unique_ids(out, files[0][1] if len(files) == 1 else path, "example id (repeated 'index')")
         return out
 
     def _read_hub(self, hub_id: str) -> list[Example]:
@@ -227,17 +227,17 @@ class CoTempQA(Dataset):
         return out
 
     def _example(self, rec: dict, subset: str, file, lineno: int) -> Example:
-        for key, typ in (("question", str), ("facts", list), ("answer", list)):
+        for key in ("question", "facts", "answer"):
             if key not in rec:
                 raise InputError(f"record has no {key!r} field", file, lineno)
-            if not isinstance(rec[key], typ):
-                raise InputError(f"field {key!r} must be a {typ.__name__}", file, lineno)
-        answers = tuple(clean_text(a) for a in rec["answer"] if isinstance(a, str) and a.strip())
-        if not answers:
-            raise InputError("record has an empty 'answer' list", file, lineno)
-        if not all(isinstance(f, str) for f in rec["facts"]):
-            raise InputError("field 'facts' must be a list of strings", file, lineno)
-        index = rec.get("index", lineno - 1)
+        if not isinstance(rec["question"], str) or not rec["question"].strip():
+            raise InputError("field 'question' must be a non-empty string", file, lineno)
+        string_list(rec["facts"], "facts", file, lineno, allow_empty=True)
+        answers = tuple(clean_text(a) for a in string_list(rec["answer"], "answer", file, lineno) if a.strip())
+        triple = rec.get("triple_element")
+        if triple is not None and not isinstance(triple, str):
+            raise InputError("field 'triple_element' must be a string", file, lineno)
+        index = record_id(rec.get("index", lineno - 1), "index", file, lineno)
         return Example(
             id=f"cotempqa/{subset}/{index}",
             dataset=self.name,
@@ -245,7 +245,7 @@ class CoTempQA(Dataset):
             question=clean_text(rec["question"]),
             context=tuple(ContextItem(f"f{i}", clean_text(t)) for i, t in enumerate(rec["facts"])),
             answers=answers,
-            meta={"triple_element": rec.get("triple_element"), "index": index},
+            meta={"triple_element": triple, "index": rec.get("index", lineno - 1)},
         )
 
     # -- decomposition ---------------------------------------------------------------------
@@ -253,6 +253,12 @@ class CoTempQA(Dataset):
         return ex.subset
 
     # -- scoring -----------------------------------------------------------------------------
+    def check_example(self, ex: Example, path) -> None:
+        if not isinstance(ex.meta.get("triple_element"), (str, type(None))):
+            raise InputError(f"example {ex.id!r}: meta.triple_element must be a string", path)
+        if "published" in ex.meta:  # only rescore sets it, in memory
+            raise InputError(f"example {ex.id!r}: meta.published is not part of a prepared record", path)
+
     def score_answer(self, answers, ex: Example, output: str) -> dict:
         """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers. The
         original read a published record's own strings: when rescoring one, `meta["published"]`
@@ -295,10 +301,3 @@ class CoTempQA(Dataset):
             flags.append("answer_not_in_evidence")
         return Retrieval(evidence, anchor_ids, answer_ids, tuple(flags))
 
-
-def _check_unique(examples: list[Example], where) -> None:
-    seen = set()
-    for ex in examples:
-        if ex.id in seen:
-            raise InputError(f"duplicate example id {ex.id!r} (repeated 'index')", where)
-        seen.add(ex.id)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracekd.data.base import Dataset, Retrieval, load_hub, register, resolve_source
+from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_json_records
@@ -28,6 +28,12 @@ class MsMarco(Dataset):
     hub_id = "microsoft/ms_marco"
     accepts = frozenset({"subsets"})
     answers_are_alternatives = True
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        bad = [s for s in options.get("subsets") or () if s not in QUERY_TYPES]
+        if bad:
+            raise InputError(f"unknown MS MARCO query type(s) {', '.join(map(str, bad))}; choose from {', '.join(QUERY_TYPES)}", key="subsets")
 
     def read(self, source: str | None) -> list[Example]:
         kind, where = resolve_source(source, self.name)
@@ -46,11 +52,7 @@ class MsMarco(Dataset):
         else:
             files = [path]
         out = [self._example(rec, f, lineno, "") for f in files for lineno, rec in read_json_records(f)]
-        seen = set()
-        for ex in out:
-            if ex.id in seen:
-                raise InputError(f"duplicate query_id {ex.id.rsplit('/', 1)[1]}", path)
-            seen.add(ex.id)
+        check_unique_ids(out, path, "query_id")
         subsets = self.options.get("subsets")
         if subsets:
             out = [ex for ex in out if ex.subset in subsets]
@@ -63,23 +65,27 @@ class MsMarco(Dataset):
         p = rec["passages"]
         if not isinstance(p, dict) or not isinstance(p.get("passage_text"), list) or not isinstance(p.get("is_selected"), list):
             raise InputError("'passages' must have lists 'passage_text' and 'is_selected'", file, lineno)
+        string_list(p["passage_text"], "passages.passage_text", file, lineno, allow_empty=True)
+        if not all(s in (0, 1) and not isinstance(s, float) for s in p["is_selected"]):
+            raise InputError("field 'passages.is_selected' must be a list of 0 and 1", file, lineno)
         if len(p["passage_text"]) != len(p["is_selected"]):
             raise InputError("'passages.passage_text' and 'passages.is_selected' differ in length", file, lineno)
-        if not isinstance(rec["answers"], list):
-            raise InputError("field 'answers' must be a list", file, lineno)
-        qtype = str(rec["query_type"]).strip().lower()
+        qid = record_id(rec["query_id"], "query_id", file, lineno)
+        if not isinstance(rec["query"], str) or not rec["query"].strip():
+            raise InputError("field 'query' must be a non-empty string", file, lineno)
+        qtype = rec["query_type"].strip().lower() if isinstance(rec["query_type"], str) else None
         if qtype not in QUERY_TYPES:
-            raise InputError(f"unknown query_type {rec['query_type']!r}", file, lineno)
-        answers = tuple(clean_text(a) for a in rec["answers"] if isinstance(a, str) and a.strip())
+            raise InputError(f"unknown query_type {rec['query_type']!r}; expected one of {', '.join(QUERY_TYPES)}", file, lineno)
+        answers = tuple(clean_text(a) for a in string_list(rec["answers"], "answers", file, lineno, allow_empty=True) if a.strip())
         flags: tuple[str, ...] = ()
         if not answers or NO_ANSWER in answers:
             answers, flags = (NO_ANSWER,), ("no_answer_present",)
         return Example(
-            id=f"msmarco/{rec['query_id']}",
+            id=f"msmarco/{qid}",
             dataset=self.name,
             subset=qtype,
             split=split,
-            question=clean_text(str(rec["query"])),
+            question=clean_text(rec["query"]),
             context=tuple(ContextItem(f"p{i}", clean_text(t)) for i, t in enumerate(p["passage_text"]) if t.strip()),
             answers=answers,
             flags=flags,

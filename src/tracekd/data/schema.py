@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
+from tracekd.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class ContextItem:
@@ -73,22 +75,44 @@ class Example:
         }
 
     @classmethod
-    def from_record(cls, rec: dict[str, Any]) -> Example:
-        return cls(
-            id=rec["id"],
-            dataset=rec["dataset"],
-            subset=rec["subset"],
-            split=rec.get("split", ""),
-            question=rec["question"],
-            context=tuple(ContextItem(c["id"], c["text"]) for c in rec["context"]),
-            answers=tuple(rec["answers"]),
-            label=rec.get("label", ""),
-            evidence=tuple(rec.get("evidence", ())),
-            anchor=tuple(rec.get("anchor", ())),
-            answer_facts=tuple(rec.get("answer_facts", ())),
-            flags=tuple(rec.get("flags", ())),
-            meta=dict(rec.get("meta") or {}),
+    def from_record(cls, rec: dict[str, Any], path=None, line: int | None = None) -> Example:
+        """The example of a prepared record; a missing field or a wrong type is an InputError."""
+        def get(key: str, typ: type, default: Any = None) -> Any:
+            value = rec.get(key, default)
+            if value is None:
+                raise InputError(f"prepared record has no {key!r} field (is this a file written by `tracekd prepare`?)", path, line)
+            if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)):
+                raise InputError(f"prepared record: field {key!r} must be {_TYPE_NAMES[typ]}", path, line)
+            return value
+
+        context = rec.get("context")
+        if not isinstance(context, list) or not all(
+                isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("text"), str) for c in context):
+            raise InputError("prepared record: field 'context' must be a list of {id, text} strings", path, line)
+        ex = cls(
+            id=get("id", str),
+            dataset=get("dataset", str),
+            subset=get("subset", str),
+            split=get("split", str, ""),
+            question=get("question", str),
+            context=tuple(ContextItem(c["id"], c["text"]) for c in context),
+            answers=tuple(get("answers", list)),
+            label=get("label", str, ""),
+            evidence=tuple(get("evidence", list, [])),
+            anchor=tuple(get("anchor", list, [])),
+            answer_facts=tuple(get("answer_facts", list, [])),
+            flags=tuple(get("flags", list, [])),
+            meta=dict(get("meta", dict, {})),
         )
+        ids = {c.id for c in ex.context}
+        for key in ("evidence", "anchor", "answer_facts"):
+            unknown = [i for i in getattr(ex, key) if i not in ids]
+            if unknown:
+                raise InputError(f"prepared record: {key} id {unknown[0]!r} is not a context id", path, line)
+        return ex
+
+
+_TYPE_NAMES = {str: "a string", list: "a list of strings", dict: "an object"}
 
 
 def _jsonable(value: Any) -> Any:

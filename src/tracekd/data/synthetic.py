@@ -118,11 +118,18 @@ def generate_temporal(i: int, seed: int) -> Example:
 
 
 class _Sized:
+    """A generated dataset: `size` examples from `seed`, no source."""
+
+    def check_readable(self, source: str | None) -> None:
+        if source:
+            raise InputError(f"dataset {self.name!r} is generated; give its size, not a source", key="source")
+        self._size()
+
     def _size(self) -> tuple[int, int]:
         size = self.options.get("size")
-        if size is None or int(size) < 1:
-            raise InputError(f"dataset {self.name!r} needs --size N (N >= 1)")
-        return int(size), int(self.options.get("seed") or 0)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise InputError(f"dataset {self.name!r} needs a size (a number of examples, at least 1)", key="size")
+        return size, self.options.get("seed") or 0
 
 
 @register

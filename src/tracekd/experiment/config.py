@@ -1,23 +1,44 @@
 """Experiment config: YAML validated with pydantic. Errors name the key (or the path).
 
+Everything a run could only find out later is checked here, before anything is written, so
+`--dry-run` catches it: each dataset is built with its options (a synthetic dataset needs `size`,
+bAbI tasks are qa1-qa20, options a dataset does not take are refused) and its source must exist
+(or be a hub id); seeds are distinct numbers from 0 to 2**32 - 1; the training scheduler,
+`report_to` and `lora_targets` must exist; duplicate YAML keys are refused. Names that become
+folder names (the run's and the models') are letters, digits, `.`, `_` and `-`.
+
 Relative data paths are resolved against the config file's folder.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tracekd.errors import InputError
 from tracekd.generate.options import GenerateOptions
+from tracekd.prepare import SEED_MAX, DataOptions
 from tracekd.train.options import TrainOptions
 from tracekd.traces.conditions import CONDITIONS
 from tracekd.traces.render import TEMPLATES
 
 BASELINE = "baseline"  # the untrained model, prompted the same way
+_SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _safe_name(v: str) -> str:
+    if not _SAFE.fullmatch(v):
+        raise ValueError(f"{v!r} is not a safe name (it becomes a folder name): use letters, digits, "
+                         "'.', '_' and '-', start with a letter or digit, at most 100 characters")
+    return v
+
+
+SafeName = Annotated[str, AfterValidator(_safe_name)]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 
 
 class DatasetConfig(BaseModel):
@@ -29,9 +50,14 @@ class DatasetConfig(BaseModel):
     subsets: list[str] | None = None
     ir_rule: str | None = None
     preset: str | None = None
-    data_seed: int = 42
+    data_seed: Seed = 42
     limit_train: int | None = Field(None, ge=1)
     limit_test: int | None = Field(None, ge=1)
+
+    def options(self) -> DataOptions:
+        return DataOptions(dataset=self.name, source=self.source, size=self.size, subsets=self.subsets,
+                           ir_rule=self.ir_rule, preset=self.preset, data_seed=self.data_seed,
+                           limit_train=self.limit_train, limit_test=self.limit_test)
 
     @field_validator("name")
     @classmethod
@@ -46,7 +72,7 @@ class DatasetConfig(BaseModel):
 class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str  # short name used in the run folder and the report
+    name: SafeName  # short name used in the run folder and the report
     model: str  # preset, folder or hub id
 
     @field_validator("model")
@@ -64,11 +90,11 @@ class ModelConfig(BaseModel):
 class ExperimentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: SafeName
     datasets: list[DatasetConfig] = Field(min_length=1)
     models: list[ModelConfig] = Field(min_length=1)
     conditions: list[str] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     template: str = "paper"
     train: TrainOptions = Field(default_factory=TrainOptions)
     generate: GenerateOptions = Field(default_factory=GenerateOptions)
@@ -77,9 +103,16 @@ class ExperimentConfig(BaseModel):
     @field_validator("models", mode="before")
     @classmethod
     def _short_models(cls, v: Any) -> Any:
-        # a bare string is a preset / path; its name is itself
+        # a bare string is a preset, a folder or a hub id; its name is its last part
         if isinstance(v, list):
-            return [{"name": m, "model": m} if isinstance(m, str) else m for m in v]
+            return [{"name": m.rstrip("/").rsplit("/", 1)[-1], "model": m} if isinstance(m, str) else m for m in v]
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("a seed is listed twice")
         return v
 
     @field_validator("conditions")
@@ -114,15 +147,36 @@ def _where(loc: tuple) -> str:
     return out
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load, but a key given twice in one mapping is an error (not silently the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def load_config(path: str | Path) -> ExperimentConfig:
+    from tracekd.jsonio import read_text
+
     path = Path(path)
     if not path.is_file():
         raise InputError("config file not found", path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(read_text(path), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise InputError(f"not valid YAML ({getattr(e, 'problem', e)})", path, None if line is None else line + 1) from None
+    except RecursionError:
+        raise InputError("YAML nested too deeply", path) from None
     if not isinstance(raw, dict):
         raise InputError("the config must be a YAML mapping", path)
     try:
@@ -135,12 +189,56 @@ def load_config(path: str | Path) -> ExperimentConfig:
             msg = "unknown key"
         raise InputError(f"{key}: {msg}", path) from None
     for i, d in enumerate(cfg.datasets):
-        if d.source is None:
-            continue
-        p = Path(d.source)
-        resolved = p if p.is_absolute() else (path.parent / p)
-        if resolved.exists():
-            d.source = str(resolved.resolve())
-        elif "/" in d.source and (d.source.startswith((".", "/")) or p.suffix):
-            raise InputError(f"datasets[{i}].source: path not found: {resolved}", path)
+        _check_dataset(d, path.parent, f"datasets[{i}]", path)
+    _check_lora_targets(cfg, path)
     return cfg
+
+
+def _check_dataset(d: DatasetConfig, base: Path, where: str, config: Path) -> None:
+    """Build the dataset with its options and find its source (made absolute against `base`)."""
+    from tracekd.data import get_dataset
+
+    try:
+        ds = get_dataset(d.name, **d.options().dataset_options())
+        if d.source and (base / d.source).exists():  # base / an absolute path is that path
+            d.source = str((base / d.source).resolve())
+        ds.check_readable(d.source)
+    except InputError as e:
+        if e.key == "source" and e.path is not None:
+            raise InputError(f"path not found: {base / d.source}", config, key=f"{where}.source") from None
+        raise InputError(e.message, config, key=f"{where}.{e.key}" if e.key else where) from None
+
+
+def _check_lora_targets(cfg: ExperimentConfig, config: Path) -> None:
+    """Each LoRA target must name a module of each model (checked when the model's config is at
+    hand: a preset, a folder, a hub id in the local cache)."""
+    targets = cfg.train.lora_targets
+    if targets == "all-linear" or cfg.train.full:
+        return
+    for i, m in enumerate(cfg.models):
+        names = _module_names(m.model)
+        if names is None:
+            continue
+        if isinstance(targets, str):
+            missing = [] if any(re.fullmatch(targets, n) for n in names) else [targets]
+        else:  # peft: a name matches a module whose name is it or ends with "." + it
+            missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+        if missing:
+            raise InputError(f"model {m.model!r} (models[{i}]) has no module matching {missing[0]!r}", config, key="train.lora_targets")
+
+
+def _module_names(model: str) -> list[str] | None:
+    """Names of the modules of `model`, from its config alone (built on the meta device)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tracekd.models import resolve
+    from tracekd.models.loading import model_path
+
+    try:
+        config = AutoConfig.from_pretrained(model_path(resolve(model)), local_files_only=True)
+    except (OSError, ValueError):
+        return None  # a hub id not in the cache: peft checks the targets when the run loads it
+    with torch.device("meta"):
+        net = AutoModelForCausalLM.from_config(config)
+    return [name for name, _ in net.named_modules() if name]

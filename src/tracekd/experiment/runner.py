@@ -13,9 +13,13 @@ Run folder (`--out`, default runs/<name>):
     results.json, report.md, report.html, plots/
 
 Every file is written atomically (or appended line by line and resumed). Rerunning skips done
-cells; a cell killed during training resumes from its last checkpoint, one killed during
-generation from its last finished batch. The baseline (the untrained model) is one cell per
-dataset and model: greedy decoding does not depend on the seed.
+cells; a cell killed during training resumes from its last checkpoint (to the same weights), one
+killed during generation from its last finished batch. The baseline (the untrained model) is one
+cell per dataset and model: greedy decoding does not depend on the seed.
+
+One process at a time: the run folder is locked (`.tracekd.lock`, see tracekd.lock), and the run starts by removing
+the temporary files a killed process left. Every path a cell writes is checked to lie inside the
+run folder.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.experiment.config import BASELINE, DatasetConfig, ExperimentConfig, ModelConfig
-from tracekd.jsonio import write_json_atomic
+from tracekd.jsonio import JOURNAL, read_json, remove_stale_temps, write_json_atomic
+from tracekd.lock import folder_lock
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,13 @@ class Cell:
 
     def data_folder(self, run: Path) -> Path:
         return run / "data" / self.dataset.name / self.data_condition / f"seed-{self.seed}"
+
+
+def contained(run: Path, path: Path) -> Path:
+    """`path`, which must resolve inside the run folder."""
+    if not path.resolve().is_relative_to(run.resolve()):
+        raise InputError(f"would write outside the run folder {run}", path)
+    return path
 
 
 def plan(cfg: ExperimentConfig) -> list[Cell]:
@@ -86,22 +98,19 @@ def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
     path = run / "config.json"
     current = json.loads(cfg.model_dump_json())
     if path.is_file():
-        if json.loads(path.read_text()) != current:
+        if read_json(path) != current:
             raise InputError("this run folder was made with a different config; use another --out", run)
     else:
         write_json_atomic(path, current)
 
 
 def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
-    from tracekd.prepare import DataOptions, prepare
+    from tracekd.prepare import prepare
 
     out = cell.data_folder(run)
-    if (out / "manifest.json").is_file():
+    if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
         return out
-    d = cell.dataset
-    opts = DataOptions(dataset=d.name, source=d.source, size=d.size, subsets=d.subsets, ir_rule=d.ir_rule,
-                       preset=d.preset, data_seed=d.data_seed, limit_train=d.limit_train, limit_test=d.limit_test)
-    prepare(opts, cell.data_condition, cfg.template, cell.seed, out)
+    prepare(cell.dataset.options(), cell.data_condition, cfg.template, cell.seed, out)
     return out
 
 
@@ -116,20 +125,9 @@ def _progress_callback(report):
     return StepProgress()
 
 
-def _release_memory() -> None:
-    """Between stages: collect the trainer's reference cycles and hand freed memory back to the OS."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dict[str, Any]:
     from tracekd.generate.run import generate
+    from tracekd.models.loading import release_memory
     from tracekd.score.evaluate import evaluate
     from tracekd.train.sft import train
 
@@ -147,14 +145,14 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
             cb = [_progress_callback(lambda s, n: progress("train", s, n))] if progress else None
             train(data, cell.model.model, tdir, opts, resume=True, callbacks=cb)
             timings["train_s"] = time.perf_counter() - t
-            _release_memory()
+            release_memory()
         adapter = tdir / ("model" if cfg.train.full else "adapter")
     t = time.perf_counter()
     model = str(adapter) if cfg.train.full and adapter is not None else cell.model.model
     generate(data, model, folder / "predictions.jsonl", None if cfg.train.full else adapter, cfg.generate,
              progress=(lambda done, total: progress("generate", done, total)) if progress else None)
     timings["generate_s"] = time.perf_counter() - t
-    _release_memory()
+    release_memory()
     summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
     write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
     return summary
@@ -162,11 +160,13 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
 
 def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, console=None) -> dict[str, Any] | None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
     from rich.table import Table
 
     console = console or Console()
     cells = plan(cfg)
+    for c in cells:
+        contained(run, c.folder(run))
+        contained(run, c.data_folder(run))
     if dry_run:
         t = Table(title=f"{cfg.name}: {len(cells)} cells -> {run}", header_style="bold")
         for col in ("dataset", "model", "condition", "seed", "state"):
@@ -175,6 +175,14 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
             t.add_row(c.dataset.name, c.model.name, c.condition, str(c.seed), stage_of(c, run))
         console.print(t)
         return None
+    with folder_lock(run, "tracekd run"):
+        remove_stale_temps(run, recursive=True)
+        return _run_locked(cfg, run, cells, console)
+
+
+def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) -> dict[str, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     _check_run_folder(cfg, run)
     todo = [c for c in cells if not is_done(c, run)]
     console.print(f"[bold]{cfg.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already done -> {run}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tracekd.errors import InputError
-from tracekd.generate.prompts import prompt_ids
-from tracekd.models.loading import check_adapter, load_model, load_tokenizer
+from tracekd.generate.prompts import prompt_ids, stop_ids
+from tracekd.models.loading import load_adapted, load_tokenizer
 from tracekd.models.presets import ModelSpec
 
 
@@ -21,27 +20,10 @@ class HFGenerator:
 
         self.spec = spec
         self.tok = load_tokenizer(spec)
-        model = load_model(spec, qlora=False, bf16=bf16)
-        if adapter is not None:
-            from peft import PeftModel
-
-            adapter = Path(adapter)
-            check_adapter(adapter, spec, model.config)
-            try:
-                model = PeftModel.from_pretrained(model, str(adapter))
-            except RuntimeError as e:  # shape mismatch: another base model
-                raise InputError(f"adapter does not fit model {spec.name!r}: {str(e).splitlines()[0]}", adapter) from None
-            if merge:
-                model = model.merge_and_unload()
-        self.model = model.eval()
+        self.model = load_adapted(spec, adapter, merge, bf16).eval()
         if torch.cuda.is_available():
             self.model.to("cuda")
-        eos = self.tok.eos_token_id
-        self.eos_ids = sorted({eos, *self._as_list(getattr(self.model.generation_config, "eos_token_id", None))} - {None})
-
-    @staticmethod
-    def _as_list(x):
-        return x if isinstance(x, list) else [x]
+        self.eos_ids = stop_ids(self.tok, self.model.generation_config)
 
     def generate(self, prompts: list[tuple[str, list[dict]]], max_new_tokens: int, batch_size: int,
                  on_batch: Callable[[int], None] | None = None, min_new_tokens: int | None = None) -> Iterator[list[tuple[str, str]]]:

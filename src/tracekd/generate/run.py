@@ -1,7 +1,8 @@
 """`tracekd generate`: decode the prepared test prompts and write JSONL (`id`, `output`) as it goes.
 
 Each finished batch is appended and flushed, so an interrupted run continues where it stopped:
-ids already in the output file are skipped (a torn last line is dropped first).
+ids already in the output file are skipped (a torn last line is dropped first). One process at a
+time writes an output file: it is locked (`.<name>.lock` beside it) while generating.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.generate.options import GenerateOptions
-from tracekd.jsonio import dumps_line
+from tracekd.jsonio import dumps_line, naming
+from tracekd.lock import folder_lock
 from tracekd.models.presets import resolve
 from tracekd.prepare import read_sft_records
 
@@ -64,15 +66,21 @@ def generate(data_dir: str | Path, model: str, out_file: str | Path, adapter: st
         records = records[: opts.limit]
     if adapter is not None and not Path(adapter).is_dir():
         raise InputError("adapter folder not found", adapter)
+    if out_file.is_dir():
+        raise InputError("is a folder; name the predictions file", out_file)
+    with folder_lock(out_file.parent, "tracekd generate", lock_name=f".{out_file.name}.lock"):
+        return _generate(records, spec, out_file, adapter, opts, progress)
+
+
+def _generate(records, spec, out_file: Path, adapter, opts: GenerateOptions, progress) -> dict[str, Any]:
     done = done_ids(out_file)
     todo = [(r["id"], r["prompt"]) for r in records if r["id"] not in done]
     summary = {"total": len(records), "already_done": len(done), "generated": 0, "output": str(out_file)}
     if not todo:
         return summary
     gen = make_generator(spec, adapter, opts)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
     finished = len(records) - len(todo)
-    with open(out_file, "a", encoding="utf-8") as f:
+    with naming(out_file), open(out_file, "a", encoding="utf-8") as f:
         for batch in gen.generate(todo, opts.max_new_tokens, opts.batch_size):
             f.write("".join(dumps_line({"id": pid, "output": text}) for pid, text in batch))
             f.flush()

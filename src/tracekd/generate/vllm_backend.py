@@ -1,15 +1,38 @@
-"""vLLM backend (optional: `pip install tracekd[vllm]`, needs a GPU). Same interface as HFGenerator:
-greedy decoding (temperature 0), the prompt rendered by the same chat template, LoRA via
-LoRARequest."""
+"""vLLM backend (optional, needs a GPU; the install is in docs/training.md). Same interface as
+HFGenerator:
+
+- greedy decoding (temperature 0) of the very token ids training used (`prompt_ids`): vLLM never
+  tokenizes the prompt text itself, which would add a second BOS to templates that start with one
+  (Llama 3);
+- it stops at the same EOS ids as the `hf` backend;
+- a LoRA adapter goes through `LoRARequest`, with `max_lora_rank` the smallest of vLLM's allowed
+  ranks that holds the adapter's `r`; with `merge` the adapter is merged into the base first
+  (peft) and vLLM serves the merged weights without LoRA;
+- memory left by a model trained in the same process is released before vLLM measures the card.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tracekd.generate.prompts import prompt_text
-from tracekd.models.loading import check_adapter, load_tokenizer, model_path
+from tracekd.errors import InputError
+from tracekd.generate.prompts import prompt_ids, stop_ids
+from tracekd.models.loading import (
+    adapter_rank,
+    bf16_supported,
+    check_adapter,
+    load_adapted,
+    load_tokenizer,
+    model_path,
+    release_memory,
+)
 from tracekd.models.presets import ModelSpec
+
+# vllm.config.lora.MaxLoRARanks (vLLM 0.33.0): the only values max_lora_rank accepts
+MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
 def available() -> bool:
@@ -21,33 +44,73 @@ def available() -> bool:
     return torch.cuda.is_available()
 
 
+def max_lora_rank(r: int, adapter: Path | None = None) -> int:
+    """The smallest rank vLLM allows that holds an adapter of rank r."""
+    for allowed in MAX_LORA_RANKS:
+        if allowed >= r:
+            return allowed
+    raise InputError(f"LoRA rank {r} is above vLLM's largest max_lora_rank ({MAX_LORA_RANKS[-1]}); "
+                     "generate with --merge or --backend hf", adapter)
+
+
+def _generation_config(path: str):
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(path)
+    except OSError:
+        return None
+
+
 class VLLMGenerator:
     def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool | None = None):
-        from transformers import AutoConfig
         from vllm import LLM
 
         self.spec = spec
         self.tok = load_tokenizer(spec)
+        use_bf16 = bf16_supported() if bf16 is None else bf16
         path = model_path(spec)
         self.adapter = None
+        lora: dict = {}
+        merged_dir = None
         if adapter is not None:
-            check_adapter(Path(adapter), spec, AutoConfig.from_pretrained(path))
-            from vllm.lora.request import LoRARequest
+            adapter = Path(adapter)
+            check_adapter(adapter, spec)
+            if merge:
+                merged_dir = tempfile.mkdtemp(prefix="tracekd-merged-")
+                path = self._write_merged(spec, adapter, use_bf16, merged_dir)
+            else:
+                from vllm.lora.request import LoRARequest
 
-            self.adapter = LoRARequest("tracekd", 1, str(adapter))
-        self.llm = LLM(model=path, enable_lora=adapter is not None, max_lora_rank=64, seed=0,
-                       dtype="bfloat16" if bf16 is not False else "float32")
+                self.adapter = LoRARequest("tracekd", 1, str(adapter))
+                lora = {"enable_lora": True, "max_lora_rank": max_lora_rank(adapter_rank(adapter), adapter)}
+        self.eos_ids = stop_ids(self.tok, _generation_config(path))
+        release_memory()  # vLLM sizes its cache from the free memory on the card
+        try:
+            self.llm = LLM(model=path, seed=0, dtype="bfloat16" if use_bf16 else "float32", **lora)
+        finally:
+            if merged_dir is not None:  # the weights are on the card now
+                shutil.rmtree(merged_dir, ignore_errors=True)
+
+    def _write_merged(self, spec: ModelSpec, adapter: Path, bf16: bool, out: str) -> str:
+        model = load_adapted(spec, adapter, merge=True, bf16=bf16)
+        model.save_pretrained(out)
+        self.tok.save_pretrained(out)
+        del model
+        release_memory()
+        return out
 
     def generate(self, prompts: list[tuple[str, list[dict]]], max_new_tokens: int, batch_size: int,
                  on_batch: Callable[[int], None] | None = None) -> Iterator[list[tuple[str, str]]]:
         from vllm import SamplingParams
 
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True)
+        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True,
+                                stop_token_ids=self.eos_ids)
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
             part = prompts[i:i + chunk]
-            texts = [prompt_text(self.tok, msgs, self.spec) for _, msgs in part]
-            outs = self.llm.generate(texts, params, lora_request=self.adapter, use_tqdm=False)
+            inputs = [{"prompt_token_ids": prompt_ids(self.tok, msgs, self.spec)} for _, msgs in part]
+            outs = self.llm.generate(inputs, params, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]
             if on_batch:
                 on_batch(len(part))

@@ -1,4 +1,5 @@
-"""Loading a preset's tokenizer and model for training or inference (one path for both)."""
+"""Loading a preset's tokenizer and model for training or inference (one path for both), the
+base-model record written beside an adapter, and releasing memory between stages."""
 
 from __future__ import annotations
 
@@ -38,6 +39,15 @@ def bf16_supported() -> bool:
     return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
+def cuda_memory_gib() -> float | None:
+    """Total memory of the first CUDA card, None without CUDA."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / 2**30
+
+
 def qlora_available() -> bool:
     if not cuda_available():
         return False
@@ -64,8 +74,9 @@ def load_tokenizer(spec: ModelSpec):
 
 
 def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None = None):
-    """The base model: QLoRA (4-bit NF4, double quantisation, bf16 compute) when the preset asks for
-    it and CUDA + bitsandbytes are present; bf16 where the hardware supports it; else float32."""
+    """The base model: QLoRA (4-bit NF4, double quantisation) when the preset asks for it and CUDA +
+    bitsandbytes are present; bf16 where the hardware supports it, else float32 (the 4-bit compute
+    dtype follows the same choice)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -75,13 +86,14 @@ def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None 
     if use_qlora and not qlora_available():
         raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
     use_bf16 = bf16_supported() if bf16 is None else bf16
-    kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if use_bf16 else torch.float32}
+    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    kwargs: dict[str, Any] = {"dtype": dtype}
     if use_qlora:
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_compute_dtype=dtype,
         )
         from accelerate import PartialState
 
@@ -94,6 +106,23 @@ def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None 
     return model
 
 
+def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool | None = None):
+    """The base model (not quantised) with a LoRA adapter from `tracekd train` applied, merged into
+    the weights when `merge`. The adapter must have been trained on this base."""
+    model = load_model(spec, qlora=False, bf16=bf16)
+    if adapter is None:
+        return model
+    from peft import PeftModel
+
+    adapter = Path(adapter)
+    check_adapter(adapter, spec)
+    try:
+        model = PeftModel.from_pretrained(model, str(adapter))
+    except RuntimeError as e:  # shape mismatch: another base model
+        raise InputError(f"adapter does not fit model {spec.name!r}: {str(e).splitlines()[0]}", adapter) from None
+    return model.merge_and_unload() if merge else model
+
+
 def config_fingerprint(config) -> str:
     d = config.to_dict()
     for k in ("_name_or_path", "architectures", "transformers_version", "torch_dtype", "dtype", "quantization_config", "use_cache"):
@@ -101,13 +130,22 @@ def config_fingerprint(config) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def write_base_record(folder: Path, spec: ModelSpec, config) -> None:
+def base_fingerprint(spec: ModelSpec) -> str:
+    """The fingerprint of the base model's config as it is stored, read afresh: independent of what
+    loading or training does to a model object (SFTTrainer sets `pad_token_id` on the config of
+    models that have none, as the hub's Llama and Qwen3 configs do)."""
+    from transformers import AutoConfig
+
+    return config_fingerprint(AutoConfig.from_pretrained(model_path(spec)))
+
+
+def write_base_record(folder: Path, spec: ModelSpec) -> None:
     from tracekd.jsonio import write_json_atomic
 
-    write_json_atomic(folder / BASE_FILE, {"model": spec.name, "config_fingerprint": config_fingerprint(config)})
+    write_json_atomic(folder / BASE_FILE, {"model": spec.name, "config_fingerprint": base_fingerprint(spec)})
 
 
-def check_adapter(adapter: Path, spec: ModelSpec, config) -> None:
+def check_adapter(adapter: Path, spec: ModelSpec) -> None:
     """An adapter must have been trained on this base model."""
     if not (adapter / "adapter_config.json").is_file():
         raise InputError("not a LoRA adapter folder (no adapter_config.json)", adapter)
@@ -115,5 +153,29 @@ def check_adapter(adapter: Path, spec: ModelSpec, config) -> None:
     if not rec_path.is_file():
         return  # an adapter trained elsewhere: peft checks the shapes
     rec = json.loads(rec_path.read_text())
-    if rec.get("config_fingerprint") != config_fingerprint(config):
+    if rec.get("config_fingerprint") != base_fingerprint(spec):
         raise InputError(f"adapter was trained on base model {rec.get('model')!r}, not on {spec.name!r}", adapter)
+
+
+def adapter_rank(adapter: Path) -> int:
+    """The LoRA rank `r` of an adapter folder."""
+    try:
+        return int(json.loads((adapter / "adapter_config.json").read_text())["r"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise InputError("adapter_config.json has no LoRA rank `r`", adapter) from None
+
+
+def release_memory() -> None:
+    """Between stages: collect reference cycles (a trainer holds many), hand freed host memory back
+    to the OS and cached CUDA blocks back to the driver (vLLM wants most of the card free)."""
+    import ctypes
+    import gc
+
+    import torch
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    torch.cuda.empty_cache()  # a no-op where CUDA was never initialised

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from tracekd.data import Dataset, Example, get_dataset
+from tracekd.data.base import check_unique_ids
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
+from tracekd.jsonio import read_jsonl, staged
 from tracekd.score.stats import (
     ItemBootstrap,
     association,
@@ -306,18 +307,17 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
 # -- tracekd evaluate --------------------------------------------------------------------------------
 def load_test_set(data_dir: str | Path) -> tuple[list[Example], Dataset]:
     path = Path(data_dir) / "test.jsonl"
-    examples = []
-    for lineno, rec in read_jsonl(path):
-        try:
-            examples.append(Example.from_record(rec))
-        except KeyError as e:
-            raise InputError(f"test record has no {e.args[0]!r} field (is this a folder written by `tracekd prepare`?)", path, lineno) from None
+    examples = [Example.from_record(rec, path, lineno) for lineno, rec in read_jsonl(path)]
     if not examples:
         raise InputError("test set is empty", path)
     names = {ex.dataset for ex in examples}
     if len(names) != 1:
         raise InputError(f"test set mixes datasets {sorted(names)}", path)
-    return examples, get_dataset(names.pop())
+    check_unique_ids(examples, path)
+    ds = get_dataset(names.pop())
+    for ex in examples:
+        ds.check_example(ex, path)
+    return examples, ds
 
 
 def read_predictions(path: str | Path, known: dict[str, Example]) -> dict[str, str]:
@@ -354,6 +354,7 @@ def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
     summary["predictions"] = str(predictions)
     out = Path(out)
     examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
-    write_jsonl_atomic(examples_out, rows)
-    write_json_atomic(out, summary)
+    with staged() as stage:  # both files or neither
+        stage.jsonl(examples_out, rows)
+        stage.json(out, summary)
     return summary

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class TrainOptions(BaseModel):
@@ -24,10 +25,53 @@ class TrainOptions(BaseModel):
     lora_targets: str | list[str] = "all-linear"
     qlora: bool | None = None  # None: as the preset says, when CUDA and bitsandbytes are present
     bf16: bool | None = None  # None: where the hardware supports it
-    seed: int = 0
+    activation_checkpointing: bool | None = None  # None: on for the paper's presets on CUDA cards below 40 GB
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     group_by_length: bool = True
     completion_only_loss: bool = True  # False: loss on the prompt too (the paper's code; for comparison)
     save_steps: int = Field(50, ge=1)
     logging_steps: int = Field(10, ge=1)
     report_to: str = "none"
     use_cpu: bool = False  # force CPU (also what `accelerate launch` on CPUs needs)
+
+    # values the Trainer would only refuse when training starts (the defaults need no import)
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str) -> str:
+        if v != "cosine":
+            from transformers.trainer_utils import SchedulerType
+
+            names = [s.value for s in SchedulerType]
+            if v not in names:
+                raise ValueError(f"unknown scheduler {v!r}; choose one of {', '.join(names)}")
+        return v
+
+    @field_validator("report_to")
+    @classmethod
+    def _report_to(cls, v: str) -> str:
+        if v != "none":
+            from transformers.integrations.integration_utils import (
+                INTEGRATION_TO_CALLBACK,
+                get_available_reporting_integrations,
+            )
+
+            for name in v.split(","):
+                name = name.strip()
+                if name != "all" and name not in INTEGRATION_TO_CALLBACK:
+                    raise ValueError(f"unknown report_to {name!r}; choose none, all or one of {', '.join(INTEGRATION_TO_CALLBACK)}")
+                if name != "all" and name not in get_available_reporting_integrations():
+                    raise ValueError(f"report_to {name!r} needs its package installed (pip install {name})")
+        return v
+
+    @field_validator("lora_targets")
+    @classmethod
+    def _lora_targets(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, str):  # 'all-linear' or a regular expression over module names (peft's rule)
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"lora_targets is 'all-linear', a regular expression or a list of module names ({e})") from None
+            return v
+        if not v or not all(t.strip() for t in v) or len(set(v)) != len(v):
+            raise ValueError("lora_targets must be a non-empty list of distinct module names")
+        return v

@@ -6,8 +6,13 @@
   then EOS; the labels mask the prompt, so the loss is on the completion and its EOS only;
 - an explicit max length; examples longer than it are counted and reported;
 - LoRA with the paper's defaults (r 16, alpha 32, dropout 0.05, all linear layers, lr 2e-4 cosine,
-  warm-up 0.1, 3 epochs, effective batch 16), QLoRA for the paper's presets on CUDA, or full
-  fine-tuning; batches grouped by length; checkpoints and `--resume`.
+  warm-up 0.1, 3 epochs, effective batch 16), QLoRA for the paper's presets on CUDA (not with
+  `--full`), or full fine-tuning; batches grouped by length; checkpoints and `--resume`;
+  activation checkpointing as asked, by default for the paper's presets on CUDA cards below 40 GB;
+- the final save runs on every process (FSDP and ZeRO-3 gather the sharded weights for it); only
+  tracekd's own files (tokenizer, base-model record, summary) are written by the main process;
+- at the end the trainer and model are dropped and their memory released (CUDA included), so a
+  generation stage in the same process finds the card free.
 
 Output: OUT/adapter (or OUT/model when full), OUT/checkpoints/, OUT/train_summary.json.
 """
@@ -22,7 +27,15 @@ from typing import Any
 from tracekd.errors import InputError
 from tracekd.generate.prompts import prompt_ids
 from tracekd.jsonio import write_json_atomic
-from tracekd.models.loading import load_model, load_tokenizer, write_base_record
+from tracekd.models.loading import (
+    bf16_supported,
+    cuda_memory_gib,
+    load_model,
+    load_tokenizer,
+    qlora_available,
+    release_memory,
+    write_base_record,
+)
 from tracekd.models.presets import ModelSpec, resolve
 from tracekd.prepare import read_sft_records
 from tracekd.train.options import TrainOptions
@@ -45,7 +58,26 @@ def sft_dataset(records: list[dict[str, Any]], tok, spec: ModelSpec, completion_
     return Dataset.from_list([tokenize_example(r, tok, spec, completion_only) for r in records])
 
 
-def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool):
+def use_qlora(spec: ModelSpec, opts: TrainOptions) -> bool:
+    """QLoRA as asked; by default where the preset asks for it and CUDA + bitsandbytes are present,
+    and never with full fine-tuning (`--full` on a paper preset trains the unquantised model)."""
+    if opts.qlora is None:
+        return spec.qlora and not opts.full and qlora_available()
+    if opts.qlora and opts.full:
+        raise InputError("QLoRA trains adapters; it cannot be combined with full fine-tuning")
+    return opts.qlora
+
+
+def use_activation_checkpointing(spec: ModelSpec, opts: TrainOptions) -> bool:
+    """As asked; by default on for presets that ask for it (the paper's) on CUDA cards with less
+    memory than their threshold (Qwen3-1.7B at 4 x 2048 tokens: ~30 GB of activations without it)."""
+    if opts.activation_checkpointing is not None:
+        return opts.activation_checkpointing
+    memory = None if opts.use_cpu else cuda_memory_gib()
+    return memory is not None and memory < spec.checkpointing_below_gib
+
+
+def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: bool = False):
     from trl import SFTConfig
 
     return SFTConfig(
@@ -63,7 +95,8 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool):
         data_seed=opts.seed,
         bf16=bf16,
         use_cpu=opts.use_cpu,
-        activation_checkpointing=False,
+        **_checkpointing_args(checkpointing),
+        ddp_find_unused_parameters=False,  # every LoRA (or full) parameter gets a gradient
         train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
         save_strategy="steps",
         save_steps=opts.save_steps,
@@ -74,6 +107,16 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool):
         dataloader_num_workers=0,
         dataloader_pin_memory=not opts.use_cpu and _cuda(),
     )
+
+
+def _checkpointing_args(on: bool) -> dict[str, Any]:
+    """Non-reentrant activation checkpointing. transformers 5.24 (the CPU set) calls it
+    `activation_checkpointing`; 5.20 (the GPU set, for vLLM) only knows `gradient_checkpointing`."""
+    from transformers import TrainingArguments
+
+    fields = TrainingArguments.__dataclass_fields__
+    name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    return {name: on, f"{name}_kwargs": {"use_reentrant": False} if on else None}
 
 
 def _cuda() -> bool:
@@ -111,13 +154,23 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
 
 def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
+    """Train with OUT locked (one process per output folder), after removing what a killed run
+    left half-written there. Bad input is refused before OUT is made."""
+    from tracekd.train.reproducible import locked_output
+
+    resolve(model)
+    read_sft_records(Path(data_dir))
+    with locked_output(Path(out_dir)):
+        return _train(data_dir, model, out_dir, opts, resume, callbacks)
+
+
+def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
+           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
     import datasets
-    import torch
-    from trl import SFTTrainer
+
+    from tracekd.train.reproducible import ReproducibleTrainer
 
     datasets.disable_progress_bars()
-
-    from tracekd.models.loading import bf16_supported, qlora_available
 
     opts = opts or TrainOptions()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -128,12 +181,11 @@ def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpti
     lengths = [len(x) for x in dataset["input_ids"]]
     truncated = sum(n > opts.max_length for n in lengths)
     use_bf16 = bf16_supported() if opts.bf16 is None else opts.bf16
-    use_qlora = (spec.qlora and qlora_available()) if opts.qlora is None else opts.qlora
-    if use_qlora and opts.full:
-        raise InputError("QLoRA trains adapters; it cannot be combined with full fine-tuning")
-    base = load_model(spec, qlora=use_qlora, bf16=use_bf16)
-    args = sft_config(opts, out_dir, use_bf16)
-    trainer = SFTTrainer(
+    qlora = use_qlora(spec, opts)
+    checkpointing = use_activation_checkpointing(spec, opts)
+    base = load_model(spec, qlora=qlora, bf16=use_bf16)
+    args = sft_config(opts, out_dir, use_bf16, checkpointing)
+    trainer = ReproducibleTrainer(
         model=base, args=args, train_dataset=dataset, processing_class=tok,
         peft_config=None if opts.full else lora_config(opts), callbacks=callbacks,
     )
@@ -148,37 +200,51 @@ def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpti
     result = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - start
     final = out_dir / ("model" if opts.full else "adapter")
+    trainer.save_model(str(final))  # on every process: FSDP / ZeRO-3 gather the sharded weights here
     summary: dict[str, Any] = {}
     if trainer.is_world_process_zero():
-        trainer.save_model(str(final))
         tok.save_pretrained(str(final))
-        write_base_record(final, spec, base.config)
-        steps = trainer.state.global_step
-        world = trainer.args.world_size
-        seen = steps * opts.batch_size * opts.grad_accum * world
-        mean_len = sum(min(n, opts.max_length) for n in lengths) / len(lengths)
-        summary = {
-            "model": spec.name,
-            "data": str(data_dir),
-            "output": str(final),
-            "options": opts.model_dump(),
-            "examples": len(records),
-            "truncated": truncated,
-            "max_length": opts.max_length,
-            "steps": steps,
-            "epochs": trainer.state.epoch,
-            "train_loss": result.training_loss,
-            "log_history": trainer.state.log_history,
-            "resumed_from": checkpoint,
-            "world_size": world,
-            "device": str(trainer.args.device),
-            "dtype": "bfloat16" if use_bf16 else "float32",
-            "qlora": bool(use_qlora),
-            "full_finetune": opts.full,
-            "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
-            "runtime_s": runtime,
-            "tokens_per_s": seen * mean_len / runtime if runtime > 0 else None,
-            "torch_threads": torch.get_num_threads(),
-        }
+        write_base_record(final, spec)
+        run = {"result": result, "runtime": runtime, "checkpoint": checkpoint, "qlora": qlora, "bf16": use_bf16,
+               "checkpointing": checkpointing, "lengths": lengths, "truncated": truncated}
+        summary = _summary(trainer, spec, opts, data_dir, final, len(records), run)
         write_json_atomic(out_dir / "train_summary.json", json.loads(json.dumps(summary, default=str)))
+    del trainer, base
+    release_memory()
     return summary
+
+
+def _summary(trainer, spec: ModelSpec, opts: TrainOptions, data_dir: Path, final: Path, examples: int,
+             run: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    steps = trainer.state.global_step
+    world = trainer.args.world_size
+    seen = steps * opts.batch_size * opts.grad_accum * world
+    lengths, runtime = run["lengths"], run["runtime"]
+    mean_len = sum(min(n, opts.max_length) for n in lengths) / len(lengths)
+    return {
+        "model": spec.name,
+        "data": str(data_dir),
+        "output": str(final),
+        "options": opts.model_dump(),
+        "examples": examples,
+        "truncated": run["truncated"],
+        "max_length": opts.max_length,
+        "steps": steps,
+        "epochs": trainer.state.epoch,
+        "train_loss": run["result"].training_loss,
+        "log_history": trainer.state.log_history,
+        "resumed_from": run["checkpoint"],
+        "world_size": world,
+        "device": str(trainer.args.device),
+        "dtype": "bfloat16" if run["bf16"] else "float32",
+        "qlora": bool(run["qlora"]),
+        "full_finetune": opts.full,
+        "activation_checkpointing": run["checkpointing"],
+        "chat_template_kwargs": spec.chat_template_kwargs,  # e.g. the fixed date of Llama 3's template
+        "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        "runtime_s": runtime,
+        "tokens_per_s": seen * mean_len / runtime if runtime > 0 else None,
+        "torch_threads": torch.get_num_threads(),
+    }

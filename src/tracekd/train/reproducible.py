@@ -1,0 +1,107 @@
+"""Reproducible training: exact resume, and the same bytes from the same run.
+
+Exact resume: the order of the training examples is a pure function of (seed, epoch).
+
+The Trainer's own samplers draw each epoch's order from the global torch RNG when the epoch's
+iterator starts (`RandomSampler` without a generator; `LengthGroupedSampler` without one). In an
+uninterrupted run that RNG has been advanced by every earlier step (dropout); a run resumed in
+epoch 2 or later restores the RNG only after its first batches are drawn (transformers'
+`_run_epoch`: `skip_first_batches`, then `_load_rng_state`), so it draws a different order and
+the weights diverge from the first resumed step. `EpochSampler` uses its own generator seeded
+from (seed, epoch) alone: the Trainer's `set_epoch(epoch)` (which reaches the sampler through
+accelerate's `DataLoaderShard` and `SkipBatchSampler`) is all it needs, so a resumed epoch sees
+the same order as the uninterrupted one, with or without length grouping.
+
+One writer: `locked_output` holds the output folder's lock (tracekd.lock) and removes the
+temporary files a killed run left there.
+
+Same bytes: peft keeps `target_modules` (and other module lists) as sets and writes them to
+adapter_config.json in hash order, which changes from process to process; they are sorted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Sampler
+from transformers.trainer_pt_utils import get_length_grouped_indices
+from trl import SFTTrainer
+
+from tracekd.jsonio import remove_stale_temps
+from tracekd.lock import folder_lock
+from tracekd.models.loading import BASE_FILE
+
+
+@contextmanager
+def locked_output(out_dir: Path) -> Iterator[None]:
+    with folder_lock(out_dir, "tracekd train"):
+        remove_stale_temps(out_dir, ["train_summary.json"])
+        for final in ("adapter", "model"):
+            remove_stale_temps(out_dir / final, [BASE_FILE])
+        yield
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """A torch generator that depends on (seed, epoch) only."""
+    state = np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class EpochSampler(Sampler[int]):
+    """A shuffled order per epoch (length-grouped when `lengths` is given), the same in every
+    process and every resumed run."""
+
+    def __init__(self, n: int, seed: int, lengths: list[int] | None = None, group_size: int = 1):
+        self.n, self.seed, self.lengths, self.group_size = n, seed, lengths, group_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n
+
+    def order(self, epoch: int) -> list[int]:
+        g = epoch_generator(self.seed, epoch)
+        if self.lengths is not None:
+            return get_length_grouped_indices(self.lengths, self.group_size, generator=g)
+        return torch.randperm(self.n, generator=g).tolist()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order(self.epoch))
+
+
+def sort_peft_sets(model) -> None:
+    """Turn the set-valued fields of the model's peft configs into sorted lists."""
+    for cfg in getattr(model, "peft_config", {}).values():
+        for name, value in vars(cfg).items():
+            if isinstance(value, set):
+                setattr(cfg, name, sorted(value))
+
+
+class ReproducibleTrainer(SFTTrainer):
+    """SFTTrainer whose training order is `EpochSampler`'s (random or grouped by length, as
+    `train_sampling_strategy` says; any other strategy is the Trainer's own) and whose adapter
+    config lists its modules in sorted order."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        sort_peft_sets(self.model)
+
+    def _send_telemetry(self) -> None:
+        """tracekd makes no network call unless a hub id is asked for: no usage ping."""
+
+    def _get_train_sampler(self, train_dataset=None):
+        ds = self.train_dataset if train_dataset is None else train_dataset
+        strategy = self.args.train_sampling_strategy
+        if ds is None or strategy not in ("random", "group_by_length"):
+            return super()._get_train_sampler(train_dataset)
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        if strategy == "random":
+            return EpochSampler(len(ds), seed)
+        lengths = [len(x) for x in ds["input_ids"]]
+        return EpochSampler(len(ds), seed, lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps)
