@@ -213,7 +213,9 @@ def _cell_files(run: Path, names: tuple[str, ...]) -> dict[str, bytes]:
 
 def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     """A run killed (SIGKILL) after its first checkpoint and run again gives byte for byte the
-    adapter weights, predictions and scores of a run never interrupted, and the same results.json.
+    adapter weights, predictions and scores of a run never interrupted, and the same results.json,
+    whose values are also recounted from the rows (not only compared with the same code's output);
+    a mark added to the checkpoint shows the second run resumed from it rather than restarting.
     Not compared: train_summary.json (its first logged loss averages the steps since the last
     log, which the resumed run only partly saw), adapter_config.json (peft writes target_modules
     in set order, which changes between processes) and training_args.bin (it names the folder)."""
@@ -235,10 +237,18 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     proc.wait()
     done_before = {p.parent.name for p in (tmp_path / "run" / "cells").glob("*/*/*/*/cell.json")}
     assert any(ckpt.glob("checkpoint-*")) and not (ckpt.parent / "train_summary.json").exists()
+    # Mark the newest checkpoint's logged history: a run that restarted from step 0 (ignoring the
+    # checkpoint) would give the same bytes below, but not carry the mark into its summary.
+    state_file = max(ckpt.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[1]))
+    state = json.loads(state_file.read_text())
+    state["log_history"].append({"step": state["global_step"], "killed_here": True})
+    state_file.write_text(json.dumps(state))
     r = _run("run", tmp_path / "c.yaml", "--out", tmp_path / "run")
     assert r.returncode == 0, r.stderr[-2000:]
     summary = json.loads((ckpt.parent / "train_summary.json").read_text())
-    assert summary["resumed_from"] is not None
+    assert Path(summary["resumed_from"]) == state_file.parent and summary["steps"] == 60
+    assert {"step": state["global_step"], "killed_here": True} in summary["log_history"]
+    assert 0 < state["global_step"] < 60
     assert done_before <= {p.parent.name for p in (tmp_path / "run" / "cells").glob("*/*/*/*/cell.json")}
     # the cells' outputs and scores, not only the aggregate: the same bytes as the uninterrupted run
     names = ("train/adapter/adapter_model.safetensors", "predictions.jsonl", "scores.examples.jsonl", "scores.json")
@@ -247,6 +257,7 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     for path, data in uninterrupted.items():
         assert resumed[path] == data, path
     assert json.loads((tmp_path / "run" / "results.json").read_text()) == json.loads((tmp_path / "ref" / "results.json").read_text())
+    _check_values(tmp_path / "run")  # and its numbers are those of its cells' rows, counted here
 
 
 @pytest.mark.parametrize("change,needle", [

@@ -36,14 +36,14 @@ seeds: [0, 1]
 SUBSET = {"a1": "A", "a2": "A", "a3": "A", "a4": "A", "b1": "B", "b2": "B"}
 ITEMS = list(SUBSET)
 # Per output: label right, evidence exact set, evidence F1, anchor retrieved (None: the example has
-# no anchor), answer-bearing fact retrieved, answer right. Seed 0's b2 has no parsable answer;
+# no anchor: b2, and B in the baseline), answer-bearing fact retrieved, answer right. Seed 0's b2 has no parsable answer;
 # the two a4 outputs have no <think> trace (the paper's definitions do not evaluate them).
 #            L  E  F1   anchor AF Y
 CORRECT = {
     0: {"a1": (1, 1, 1.0, 1, 1, 1), "a2": (1, 0, 0.5, 1, 0, 1), "a3": (0, 1, 1.0, 1, 1, 1),
-        "a4": (0, 0, 0.0, 0, 0, 0), "b1": (1, 1, 1.0, None, 1, 1), "b2": (0, 0, 0.0, None, 0, 0)},
+        "a4": (0, 0, 0.0, 0, 0, 0), "b1": (1, 1, 1.0, 1, 1, 1), "b2": (0, 0, 0.0, None, 0, 0)},
     1: {"a1": (1, 1, 1.0, 1, 1, 1), "a2": (1, 1, 1.0, 0, 1, 0), "a3": (0, 0, 0.5, 1, 0, 1),
-        "a4": (0, 0, 0.0, 0, 0, 0), "b1": (1, 0, 0.5, None, 1, 0), "b2": (1, 1, 1.0, None, 1, 1)},
+        "a4": (0, 0, 0.0, 0, 0, 0), "b1": (1, 0, 0.5, 1, 1, 0), "b2": (1, 1, 1.0, None, 1, 1)},
 }
 # The baseline: no label ever right, no evidence, answers right for a1 and b1 only.
 BASELINE = {i: (0, 0, 0.0, None if SUBSET[i] == "B" else 0, 0, int(i in ("a1", "b1"))) for i in ITEMS}
@@ -157,7 +157,7 @@ def test_group_counts(groups):
     assert g["examples"] == [f"cells/synthetic-babi/tiny-random/correct/seed-{s}/scores.examples.jsonl" for s in (0, 1)]
 
 
-# pooled over both seeds (12 outputs), and per seed (6 each); the anchor applies to the 4 A items only
+# pooled over both seeds (12 outputs), and per seed (6 each); the anchor applies to the 4 A items and b1
 RATES = {
     # answer right: seed 0 a1 a2 a3 b1 (4/6), seed 1 a1 a3 b2 (3/6)
     "answer_accuracy": (F(7, 12), [F(4, 6), F(3, 6)]),
@@ -167,8 +167,8 @@ RATES = {
     "evidence_accuracy": (F(6, 12), [F(3, 6), F(3, 6)]),
     # trace = label and evidence: seed 0 a1 b1, seed 1 a1 a2 b2
     "trace_accuracy": (F(5, 12), [F(2, 6), F(3, 6)]),
-    # anchor, over A's outputs: seed 0 a1 a2 a3 (3/4), seed 1 a1 a3 (2/4)
-    "anchor_accuracy": (F(5, 8), [F(3, 4), F(2, 4)]),
+    # anchor, over the outputs of A and b1: seed 0 a1 a2 a3 b1 (4/5), seed 1 a1 a3 b1 (3/5)
+    "anchor_accuracy": (F(7, 10), [F(4, 5), F(3, 5)]),
     # answer-bearing fact: seed 0 a1 a3 b1 (3/6), seed 1 a1 a2 b1 b2 (4/6)
     "answer_fact_accuracy": (F(7, 12), [F(3, 6), F(4, 6)]),
     # evidence F1: seed 0 (1 + .5 + 1 + 0 + 1 + 0) / 6 = 3.5/6, seed 1 (1 + 1 + .5 + 0 + .5 + 1) / 6 = 4/6
@@ -194,9 +194,9 @@ def test_rate_intervals(groups):
     right = {"a1": 2, "a2": 1, "a3": 2, "a4": 0, "b1": 1, "b2": 1}
     assert r["answer_accuracy"]["method"] == "bootstrap"
     assert r["answer_accuracy"]["ci95"] == pytest.approx(item_bootstrap(right, dict.fromkeys(right, 2)), rel=1e-6)
-    # the anchor applies to A only: B's items have denominator 0
-    anchor = {"a1": 2, "a2": 1, "a3": 2, "a4": 0, "b1": 0, "b2": 0}
-    den = {i: 2 * (SUBSET[i] == "A") for i in ITEMS}
+    # the anchor applies to A and b1 only: b2 has denominator 0
+    anchor = {"a1": 2, "a2": 1, "a3": 2, "a4": 0, "b1": 2, "b2": 0}
+    den = {i: 2 * (i != "b2") for i in ITEMS}
     assert r["anchor_accuracy"]["ci95"] == pytest.approx(item_bootstrap(anchor, den), rel=1e-6)
     base = groups["baseline"]["rates"]
     # the baseline's label is never right and every answer parses: no resample differs, so the
@@ -216,9 +216,11 @@ BY_SUBSET = {
         "A": {"n": 8, "answer_accuracy": F(5, 8), "label_accuracy": F(4, 8), "evidence_accuracy": F(4, 8),
               "anchor_accuracy": F(5, 8), "trace_accuracy": F(3, 8)},
         "B": {"n": 4, "answer_accuracy": F(2, 4), "label_accuracy": F(3, 4), "evidence_accuracy": F(2, 4),
-              "anchor_accuracy": None, "trace_accuracy": F(2, 4)},
+              # the anchor applies to b1 only (2 of B's 4 outputs), retrieved in both seeds
+              "anchor_accuracy": F(2, 2), "trace_accuracy": F(2, 4)},
     },
-    "baseline": {"A": {"n": 4, "answer_accuracy": F(1, 4)}, "B": {"n": 2, "answer_accuracy": F(1, 2)}},
+    "baseline": {"A": {"n": 4, "answer_accuracy": F(1, 4), "anchor_accuracy": F(0, 4)},
+                 "B": {"n": 2, "answer_accuracy": F(1, 2), "anchor_accuracy": None}},
 }
 
 
@@ -250,7 +252,7 @@ def test_label_tables(groups):
     # the other steps' pooled tables (step, answer)
     tables = {k: v["table"] for k, v in groups["correct"]["association"].items()}
     assert tables == {"label": POOLED, "evidence": [[5, 1], [2, 4]], "trace": [[4, 1], [3, 4]],
-                      "anchor": [[5, 0], [0, 3]], "answer_fact": [[5, 2], [2, 3]]}
+                      "anchor": [[6, 1], [0, 3]], "answer_fact": [[5, 2], [2, 3]]}
 
 
 def test_label_pooled_statistics(groups):
@@ -333,9 +335,9 @@ def test_shares(groups):
     assert a["label"]["both_right"]["p"] == pytest.approx(5 / 12)
     assert a["label"]["answer_given_step_right"]["p"] == pytest.approx(5 / 7)
     assert a["label"]["answer_given_step_wrong"]["p"] == pytest.approx(2 / 5)
-    # the anchor: both right is a share of all 12 outputs, the conditionals of A's 8
-    assert a["anchor"]["both_right"]["p"] == pytest.approx(5 / 12)
-    assert a["anchor"]["answer_given_step_right"]["p"] == pytest.approx(1.0)
+    # the anchor: both right is a share of all 12 outputs, the conditionals of the 10 of A and b1
+    assert a["anchor"]["both_right"]["p"] == pytest.approx(6 / 12)
+    assert a["anchor"]["answer_given_step_right"]["p"] == pytest.approx(6 / 7)
     assert a["anchor"]["answer_given_step_wrong"]["p"] == pytest.approx(0.0)
 
 
@@ -408,7 +410,7 @@ def test_report_association(md):
     assert r["both✓"].startswith(pct(F(5, 12)) + " [") and r["P(a|s✓)"].startswith(pct(F(5, 7)) + " [")
     assert r["P(a|s✗)"].startswith(pct(F(2, 5)) + " [")
     assert rows[("correct", "label", "paper")]["a/b/c/d"] == "5/2/2/1"
-    assert rows[("correct", "anchor", "tracekd")]["a/b/c/d"] == "5/0/0/3"
+    assert rows[("correct", "anchor", "tracekd")]["a/b/c/d"] == "6/1/0/3"
 
 
 def test_report_strata(md):
