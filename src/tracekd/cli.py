@@ -45,7 +45,8 @@ def _options(cls, **values):
         return cls(**values)
     except ValidationError as e:
         first = e.errors()[0]
-        raise InputError(f"{_flag(str(first['loc'][0]))}: {first['msg'].removeprefix('Value error, ')}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"{_flag(str(first['loc'][0]))}: {msg}" if first["loc"] else msg) from None  # loc (): a check of several options
 
 
 def _command_line(*extra: str) -> str:
@@ -73,7 +74,7 @@ def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     source: Annotated[Optional[str], typer.Option(help="A file, a folder or a hub id.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Number of examples (synthetic datasets).")] = None,
-    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all (repeatable; several go to OUT/<condition>/).")] = ["correct"],
+    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     subset: Annotated[Optional[list[str]], typer.Option(help="Subset / task to keep (repeatable).")] = None,
@@ -82,6 +83,7 @@ def prepare(
     data_seed: Annotated[int, typer.Option(help="Seed of the train/test split and of synthetic data.")] = 42,
     limit_train: Annotated[Optional[int], typer.Option(help="Keep at most N train examples.")] = None,
     limit_test: Annotated[Optional[int], typer.Option(help="Keep at most N test examples.")] = None,
+    teacher: Annotated[Optional[Path], typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
 ) -> None:
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
     from tracekd.prepare import DataOptions
@@ -93,7 +95,7 @@ def prepare(
     )
     _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
     try:
-        manifests = run_prepare(opts, condition, template, seed, out_dir)
+        manifests = run_prepare(opts, condition, template, seed, out_dir, teacher)
     except InputError as e:
         if e.key is not None:
             e.key = _flag(e.key)
@@ -117,12 +119,13 @@ def evaluate(
     out_file: Annotated[Path, typer.Option("--out", help="Scores JSON.")],
     examples: Annotated[Optional[Path], typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Count test examples without a prediction as wrong.")] = False,
+    trace_style: Annotated[str, typer.Option(help="How trace steps are read: rule (the parser), freeform (teacher-style free text), or auto (freeform for a teacher condition's folder).")] = "auto",
 ) -> None:
     """Score predictions: answers, trace steps and their association."""
     from tracekd.score.evaluate import evaluate as run_evaluate
     from tracekd.score.tables import print_summary
 
-    summary = run_evaluate(data, predictions, out_file, examples, allow_missing)
+    summary = run_evaluate(data, predictions, out_file, examples, allow_missing, trace_style)
     print_summary(out, str(predictions), summary)
     out.print(f"scores -> {out_file}")
 
@@ -208,9 +211,9 @@ def _checkpoints_kept(out_dir: Path) -> str:
     return f"{len(ckpts)} checkpoint(s) kept in {out_dir / 'checkpoints'} (newest: {ckpts[-1].name})"
 
 
-def _lines_kept(path: Path) -> str:
+def _lines_kept(path: Path, what: str = "prediction(s)") -> str:
     n = path.read_bytes().count(b"\n") if path.is_file() else 0
-    return f"{n} prediction(s) kept in {path}"
+    return f"{n} {what} kept in {path}"
 
 
 @app.command()
@@ -235,6 +238,56 @@ def generate(
     _when_interrupted(lambda: _lines_kept(out_file))
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
+
+
+@app.command()
+def teach(
+    data: Annotated[Path, typer.Option(help="Prepared folder (its train.jsonl and test.jsonl prompts are asked).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (responses.jsonl cache, teacher.jsonl, teach_summary.json); resumed if present.")],
+    model: Annotated[str, typer.Option(help="The teacher: the model name the server knows, or a tracekd model (--backend local).")],
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")] = None,
+    backend: Annotated[str, typer.Option(help="openai (a server) or local (tracekd's generator, greedy).")] = "openai",
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (never pass the key itself).")] = "OPENAI_API_KEY",
+    serve: Annotated[bool, typer.Option("--serve", help="Start `transformers serve` for MODEL (a tracekd preset or folder) on 127.0.0.1 while teaching.")] = False,
+    samples: Annotated[int, typer.Option(help="Rejection sampling: ask up to K times until the answer scores correct.")] = 1,
+    accept: Annotated[str, typer.Option(help="Answer score that decides acceptance: correct, or upstream (CoTempQA's original scorer, the paper's).")] = "correct",
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default: the server's).")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling (default: the server's).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per reply.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of sample 0 (sample k uses seed + k).")] = 0,
+    system: Annotated[bool, typer.Option("--system/--no-system", help="Also send the students' system message.")] = False,
+    instruction: Annotated[str, typer.Option(help="Text appended to the user turn.")] = "",
+    summary: Annotated[bool, typer.Option("--summary", help="Also ask for a summary of each kept trace (the paper's prompt).")] = False,
+    summary_model: Annotated[Optional[str], typer.Option(help="Summarise with a second model (default: the teacher).")] = None,
+    summary_base_url: Annotated[Optional[str], typer.Option(help="Server of the second model.")] = None,
+    posthoc: Annotated[bool, typer.Option("--posthoc", help="Also ask for a post-hoc explanation of each kept answer (the paper's second turn).")] = False,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 600.0,
+    max_retries: Annotated[int, typer.Option(help="Retries on 429 / 5xx / timeouts / connection errors / malformed replies.")] = 5,
+    retry_delay: Annotated[float, typer.Option(help="First backoff in seconds (doubles each retry).")] = 0.5,
+    split: Annotated[list[str], typer.Option(help="Splits to teach (repeatable).")] = ["train", "test"],
+) -> None:
+    """Ask a teacher model for reasoning traces (cached, resumable, rejection-sampled)."""
+    from tracekd.teach.options import TeacherOptions
+    from tracekd.teach.run import teach as run_teach
+    from tracekd.traces.teacher import RESPONSES_FILE
+
+    opts = _options(
+        TeacherOptions, backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, serve=serve, samples=samples,
+        accept=accept, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, system=system,
+        instruction=instruction, summary=summary, summary_model=summary_model, summary_base_url=summary_base_url,
+        posthoc=posthoc, concurrency=concurrency, timeout=timeout, max_retries=max_retries, retry_delay=retry_delay,
+        splits=split,
+    )
+    _when_interrupted(lambda: _lines_kept(out_dir / RESPONSES_FILE, "teacher response(s)") + " (never asked again)")
+    s = run_teach(data, out_dir, opts)
+    a = s["acceptance"]["overall"]
+    out.print(f"{a['accepted']} of {a['examples']} examples kept ({100 * a['rate']:.1f} %, {a['samples']} samples; "
+              f"first-sample accuracy {100 * a['first_sample_accuracy']:.1f} %) -> {out_dir}")
+    for sub, r in s["acceptance"]["by_subset"].items():
+        out.print(f"  {sub}: {r['accepted']} / {r['examples']} ({100 * r['rate']:.1f} %)")
+    sent, cached = s["requests"]["sent"], s["requests"]["cached"]
+    out.print("requests: " + ", ".join(f"{k} {sent.get(k, 0)} sent / {cached.get(k, 0)} cached" for k in sorted(set(sent) | set(cached))))
 
 
 @app.command()
