@@ -176,7 +176,7 @@ def train(
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.05,
     full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")] = False,
     qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit QLoRA (default: as the preset says, on CUDA).")] = None,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 (default: where supported).")] = None,
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 (auto: bf16 where supported and faster: CUDA, CPUs with AMX / AVX512-BF16).")] = "auto",
     activation_checkpointing: Annotated[Optional[bool], typer.Option("--activation-checkpointing/--no-activation-checkpointing", help="Recompute activations in the backward pass (default: on for the paper's presets on CUDA cards below 40 GB).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch examples of similar length.")] = True,
@@ -193,7 +193,7 @@ def train(
     opts = _options(
         TrainOptions, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, full=full,
-        qlora=qlora, bf16=bf16, activation_checkpointing=activation_checkpointing, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
+        qlora=qlora, precision=precision, activation_checkpointing=activation_checkpointing, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
         logging_steps=logging_steps, report_to=report_to, use_cpu=use_cpu,
     )
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
@@ -226,13 +226,15 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="Prompts per batch.")] = 16,
     backend: Annotated[str, typer.Option(help="auto, hf or vllm.")] = "auto",
     merge: Annotated[bool, typer.Option("--merge", help="Merge the adapter into the base first.")] = False,
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 weights (auto: bf16 where supported and faster).")] = "auto",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N test examples.")] = None,
 ) -> None:
     """Greedy, batched generation for the prepared test prompts."""
     from tracekd.generate.options import GenerateOptions
     from tracekd.generate.run import generate as run_generate
 
-    opts = _options(GenerateOptions, max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge, limit=limit)
+    opts = _options(GenerateOptions, max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge,
+                    precision=precision, limit=limit)
     _when_interrupted(lambda: _lines_kept(out_file))
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
