@@ -216,8 +216,8 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     adapter weights, predictions and scores of a run never interrupted, and the same results.json,
     whose values are also recounted from the rows (not only compared with the same code's output);
     a mark added to the checkpoint shows the second run resumed from it rather than restarting.
-    Not compared: train_summary.json (its first logged loss averages the steps since the last
-    log, which the resumed run only partly saw), adapter_config.json (peft writes target_modules
+    Not compared byte for byte: train_summary.json (it names the checkpoint resumed from and
+    counts tokens since the process started; its logged losses are compared), adapter_config.json (peft writes target_modules
     in set order, which changes between processes) and training_args.bin (it names the folder)."""
     import yaml
 
@@ -248,6 +248,10 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     summary = json.loads((ckpt.parent / "train_summary.json").read_text())
     assert Path(summary["resumed_from"]) == state_file.parent and summary["steps"] == 60
     assert {"step": state["global_step"], "killed_here": True} in summary["log_history"]
+    # the logged losses too (logging steps divide save steps, so no log straddles the kill)
+    ref_summary = json.loads((tmp_path / "ref" / ckpt.relative_to(tmp_path / "run").parent / "train_summary.json").read_text())
+    losses = lambda s: [(e["step"], e["loss"]) for e in s["log_history"] if "loss" in e]  # noqa: E731
+    assert losses(summary) == losses(ref_summary) and len(losses(ref_summary)) == 12
     assert 0 < state["global_step"] < 60
     assert done_before <= {p.parent.name for p in (tmp_path / "run" / "cells").glob("*/*/*/*/cell.json")}
     # the cells' outputs and scores, not only the aggregate: the same bytes as the uninterrupted run

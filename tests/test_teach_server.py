@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from serving import FaultProxy
+from tracekd.lock import LOCK_NAME
 from tracekd.prepare import DataOptions, prepare
 from tracekd.teach.options import POSTHOC_PROMPT, SUMMARY_PROMPT
 from tracekd.teach.serve import LocalServer, free_port
@@ -134,11 +135,13 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
             assert (got["examples"], got["accepted"]) == (len(members), len([i for i in members if i in accepted]))
         assert summary["acceptance"]["overall"]["rate"] == len(accepted) / len(ids)
         # rerun: everything is cached, nothing is asked, the same bytes are written
-        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        # (the folder's lock file holds the pid of the last process that took it, nothing else)
+        outputs = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.name != LOCK_NAME}  # noqa: E731
+        before = outputs()
         r = _cli(*args, "--base-url", proxy.url, env={"TRACEKD_TEST_KEY": secret})
         assert r.returncode == 0, r.stderr
         assert len(proxy.chat()) == len(first_requests)
-        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        assert outputs() == before and (out / LOCK_NAME).exists()
     assert all(secret.encode() not in p.read_bytes() for p in out.rglob("*") if p.is_file())
 
 

@@ -181,7 +181,7 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch examples of similar length.")] = True,
     save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
-    logging_steps: Annotated[int, typer.Option(help="Log every N steps.")] = 10,
+    logging_steps: Annotated[int, typer.Option(help="Log the loss every N steps (made a divisor of --save-steps, so a resumed run logs the same curve).")] = 10,
     report_to: Annotated[str, typer.Option(help="Trainer report_to (none, wandb, tensorboard, ...).")] = "none",
     use_cpu: Annotated[bool, typer.Option("--use-cpu", help="Train on CPU (with accelerate launch on CPUs).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,

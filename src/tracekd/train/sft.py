@@ -20,6 +20,7 @@ Output: OUT/adapter (or OUT/model when full), OUT/checkpoints/, OUT/train_summar
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,9 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
         save_strategy="steps",
         save_steps=opts.save_steps,
         save_total_limit=2,
-        logging_steps=opts.logging_steps,
+        # a divisor of save_steps: every checkpoint is a log step, so a resumed run logs the same
+        # losses (the trainer's first log after a resume averages only the steps since it)
+        logging_steps=math.gcd(opts.logging_steps, opts.save_steps),
         report_to=opts.report_to,
         disable_tqdm=True,
         dataloader_num_workers=0,
