@@ -325,14 +325,15 @@ RULE = ("least-squares slope of the logged training loss over the last 25% of st
 
 
 def test_loss_trend_values(monkeypatch):
-    assert loss_trend([]) == {"falling": None, "points": 0, "relative_drop": None, "rule": RULE}
-    assert loss_trend([{"step": 10, "loss": 1.0}, {"step": 100, "loss": 0.5}, {"epoch": 1}]) == {
-        "falling": None, "points": 1, "relative_drop": None, "rule": RULE}
+    assert loss_trend([]) == {"falling": None, "points": 0, "relative_drop": None, "rule": RULE, "curve": []}
+    # the curve: every logged (step, loss), in step order; only the last quarter is fitted
+    assert loss_trend([{"step": 100, "loss": 0.5}, {"step": 10, "loss": 1.0}, {"epoch": 1}]) == {
+        "falling": None, "points": 1, "relative_drop": None, "rule": RULE, "curve": [[10.0, 1.0], [100.0, 0.5]]}
     # steps 75..100 are the last quarter of 100 (75 included): 3 points on a line falling 0.01 per
     # step, a drop of 0.25 over the 25 steps, relative to their mean loss (0.85 + 0.70 + 0.60) / 3
     log = [{"step": s, "loss": v} for s, v in ((50, 2.0), (74, 2.0), (75, 0.85), (90, 0.7), (100, 0.6))]
     t = loss_trend(log)
-    assert t["points"] == 3 and t["falling"] is True and t["rule"] == RULE
+    assert t["points"] == 3 and t["falling"] is True and t["rule"] == RULE and len(t["curve"]) == 5
     assert t["relative_drop"] == pytest.approx(0.25 / (2.15 / 3), rel=1e-9)
     # small losses (mean below 1) still have a relative drop
     small = loss_trend([{"step": s, "loss": 0.5 - 0.01 * (s - 80)} for s in (80, 90, 100)])
@@ -345,7 +346,7 @@ def test_loss_trend_values(monkeypatch):
     monkeypatch.undo()
     # a loss of zero: no relative drop, not falling
     assert loss_trend([{"step": s, "loss": 0.0} for s in (80, 90, 100)]) == {
-        "falling": False, "points": 3, "relative_drop": 0.0, "rule": RULE}
+        "falling": False, "points": 3, "relative_drop": 0.0, "rule": RULE, "curve": [[80.0, 0.0], [90.0, 0.0], [100.0, 0.0]]}
 
 
 MODEL = "logistic regression (GLM binomial, logit link), item-clustered standard errors"

@@ -45,7 +45,8 @@ def _options(cls, **values):
         return cls(**values)
     except ValidationError as e:
         first = e.errors()[0]
-        raise InputError(f"{_flag(str(first['loc'][0]))}: {first['msg'].removeprefix('Value error, ')}") from None
+        msg = first["msg"].removeprefix("Value error, ")
+        raise InputError(f"{_flag(str(first['loc'][0]))}: {msg}" if first["loc"] else msg) from None  # loc (): a check of several options
 
 
 def _command_line(*extra: str) -> str:
@@ -73,7 +74,7 @@ def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     source: Annotated[Optional[str], typer.Option(help="A file, a folder or a hub id.")] = None,
     size: Annotated[Optional[int], typer.Option(help="Number of examples (synthetic datasets).")] = None,
-    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all (repeatable; several go to OUT/<condition>/).")] = ["correct"],
+    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     subset: Annotated[Optional[list[str]], typer.Option(help="Subset / task to keep (repeatable).")] = None,
@@ -82,6 +83,7 @@ def prepare(
     data_seed: Annotated[int, typer.Option(help="Seed of the train/test split and of synthetic data.")] = 42,
     limit_train: Annotated[Optional[int], typer.Option(help="Keep at most N train examples.")] = None,
     limit_test: Annotated[Optional[int], typer.Option(help="Keep at most N test examples.")] = None,
+    teacher: Annotated[Optional[Path], typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
 ) -> None:
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
     from tracekd.prepare import DataOptions
@@ -93,7 +95,7 @@ def prepare(
     )
     _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
     try:
-        manifests = run_prepare(opts, condition, template, seed, out_dir)
+        manifests = run_prepare(opts, condition, template, seed, out_dir, teacher)
     except InputError as e:
         if e.key is not None:
             e.key = _flag(e.key)
@@ -117,12 +119,13 @@ def evaluate(
     out_file: Annotated[Path, typer.Option("--out", help="Scores JSON.")],
     examples: Annotated[Optional[Path], typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Count test examples without a prediction as wrong.")] = False,
+    trace_style: Annotated[str, typer.Option(help="How trace steps are read: rule (the parser), freeform (teacher-style free text), or auto (freeform for a teacher condition's folder).")] = "auto",
 ) -> None:
     """Score predictions: answers, trace steps and their association."""
     from tracekd.score.evaluate import evaluate as run_evaluate
     from tracekd.score.tables import print_summary
 
-    summary = run_evaluate(data, predictions, out_file, examples, allow_missing)
+    summary = run_evaluate(data, predictions, out_file, examples, allow_missing, trace_style)
     print_summary(out, str(predictions), summary)
     out.print(f"scores -> {out_file}")
 
@@ -173,7 +176,7 @@ def train(
     lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.05,
     full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")] = False,
     qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit QLoRA (default: as the preset says, on CUDA).")] = None,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 (default: where supported).")] = None,
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 (auto: bf16 where supported and faster: CUDA, CPUs with AMX / AVX512-BF16).")] = "auto",
     activation_checkpointing: Annotated[Optional[bool], typer.Option("--activation-checkpointing/--no-activation-checkpointing", help="Recompute activations in the backward pass (default: on for the paper's presets on CUDA cards below 40 GB).")] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch examples of similar length.")] = True,
@@ -190,7 +193,7 @@ def train(
     opts = _options(
         TrainOptions, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
         max_length=max_length, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, full=full,
-        qlora=qlora, bf16=bf16, activation_checkpointing=activation_checkpointing, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
+        qlora=qlora, precision=precision, activation_checkpointing=activation_checkpointing, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
         logging_steps=logging_steps, report_to=report_to, use_cpu=use_cpu,
     )
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
@@ -208,9 +211,9 @@ def _checkpoints_kept(out_dir: Path) -> str:
     return f"{len(ckpts)} checkpoint(s) kept in {out_dir / 'checkpoints'} (newest: {ckpts[-1].name})"
 
 
-def _lines_kept(path: Path) -> str:
+def _lines_kept(path: Path, what: str = "prediction(s)") -> str:
     n = path.read_bytes().count(b"\n") if path.is_file() else 0
-    return f"{n} prediction(s) kept in {path}"
+    return f"{n} {what} kept in {path}"
 
 
 @app.command()
@@ -223,16 +226,68 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="Prompts per batch.")] = 16,
     backend: Annotated[str, typer.Option(help="auto, hf or vllm.")] = "auto",
     merge: Annotated[bool, typer.Option("--merge", help="Merge the adapter into the base first.")] = False,
+    precision: Annotated[str, typer.Option(help="auto, fp32 or bf16 weights (auto: bf16 where supported and faster).")] = "auto",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N test examples.")] = None,
 ) -> None:
     """Greedy, batched generation for the prepared test prompts."""
     from tracekd.generate.options import GenerateOptions
     from tracekd.generate.run import generate as run_generate
 
-    opts = _options(GenerateOptions, max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge, limit=limit)
+    opts = _options(GenerateOptions, max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge,
+                    precision=precision, limit=limit)
     _when_interrupted(lambda: _lines_kept(out_file))
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
+
+
+@app.command()
+def teach(
+    data: Annotated[Path, typer.Option(help="Prepared folder (its train.jsonl and test.jsonl prompts are asked).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (responses.jsonl cache, teacher.jsonl, teach_summary.json); resumed if present.")],
+    model: Annotated[str, typer.Option(help="The teacher: the model name the server knows, or a tracekd model (--backend local).")],
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1.")] = None,
+    backend: Annotated[str, typer.Option(help="openai (a server) or local (tracekd's generator, greedy).")] = "openai",
+    api_key_env: Annotated[str, typer.Option(help="Environment variable holding the API key (never pass the key itself).")] = "OPENAI_API_KEY",
+    serve: Annotated[bool, typer.Option("--serve", help="Start `transformers serve` for MODEL (a tracekd preset or folder) on 127.0.0.1 while teaching.")] = False,
+    samples: Annotated[int, typer.Option(help="Rejection sampling: ask up to K times until the answer scores correct.")] = 1,
+    accept: Annotated[str, typer.Option(help="Answer score that decides acceptance: correct, or upstream (CoTempQA's original scorer, the paper's).")] = "correct",
+    temperature: Annotated[Optional[float], typer.Option(help="Sampling temperature (default: the server's).")] = None,
+    top_p: Annotated[Optional[float], typer.Option(help="Nucleus sampling (default: the server's).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(help="Max new tokens per reply.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Seed of sample 0 (sample k uses seed + k).")] = 0,
+    system: Annotated[bool, typer.Option("--system/--no-system", help="Also send the students' system message.")] = False,
+    instruction: Annotated[str, typer.Option(help="Text appended to the user turn.")] = "",
+    summary: Annotated[bool, typer.Option("--summary", help="Also ask for a summary of each kept trace (the paper's prompt).")] = False,
+    summary_model: Annotated[Optional[str], typer.Option(help="Summarise with a second model (default: the teacher).")] = None,
+    summary_base_url: Annotated[Optional[str], typer.Option(help="Server of the second model.")] = None,
+    posthoc: Annotated[bool, typer.Option("--posthoc", help="Also ask for a post-hoc explanation of each kept answer (the paper's second turn).")] = False,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 4,
+    timeout: Annotated[float, typer.Option(help="Seconds per request.")] = 600.0,
+    max_retries: Annotated[int, typer.Option(help="Retries on 429 / 5xx / timeouts / connection errors / malformed replies.")] = 5,
+    retry_delay: Annotated[float, typer.Option(help="First backoff in seconds (doubles each retry).")] = 0.5,
+    split: Annotated[list[str], typer.Option(help="Splits to teach (repeatable).")] = ["train", "test"],
+) -> None:
+    """Ask a teacher model for reasoning traces (cached, resumable, rejection-sampled)."""
+    from tracekd.teach.options import TeacherOptions
+    from tracekd.teach.run import teach as run_teach
+    from tracekd.traces.teacher import RESPONSES_FILE
+
+    opts = _options(
+        TeacherOptions, backend=backend, model=model, base_url=base_url, api_key_env=api_key_env, serve=serve, samples=samples,
+        accept=accept, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed, system=system,
+        instruction=instruction, summary=summary, summary_model=summary_model, summary_base_url=summary_base_url,
+        posthoc=posthoc, concurrency=concurrency, timeout=timeout, max_retries=max_retries, retry_delay=retry_delay,
+        splits=split,
+    )
+    _when_interrupted(lambda: _lines_kept(out_dir / RESPONSES_FILE, "teacher response(s)") + " (never asked again)")
+    s = run_teach(data, out_dir, opts)
+    a = s["acceptance"]["overall"]
+    out.print(f"{a['accepted']} of {a['examples']} examples kept ({100 * a['rate']:.1f} %, {a['samples']} samples; "
+              f"first-sample accuracy {100 * a['first_sample_accuracy']:.1f} %) -> {out_dir}")
+    for sub, r in s["acceptance"]["by_subset"].items():
+        out.print(f"  {sub}: {r['accepted']} / {r['examples']} ({100 * r['rate']:.1f} %)")
+    sent, cached = s["requests"]["sent"], s["requests"]["cached"]
+    out.print("requests: " + ", ".join(f"{k} {sent.get(k, 0)} sent / {cached.get(k, 0)} cached" for k in sorted(set(sent) | set(cached))))
 
 
 @app.command()

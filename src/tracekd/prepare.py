@@ -25,8 +25,9 @@ from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
 from tracekd.jsonio import JOURNAL, read_jsonl, recover, remove_stale_temps, staged
 from tracekd.lock import folder_lock
-from tracekd.traces.conditions import CONDITIONS, make_targets, perturbation_counts
+from tracekd.traces.conditions import CONDITIONS, perturbation_counts
 from tracekd.traces.prompt import prompt_messages
+from tracekd.traces.teacher import check_condition, condition_targets, needs_teacher, read_teacher, teacher_summary
 from tracekd.traces.render import TEMPLATES, Trace, render
 
 SPLITS = ("train", "test")
@@ -103,10 +104,11 @@ def load(options: DataOptions) -> Loaded:
     return Loaded(options, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
 
 
-def _check(conditions: list[str], template: str, seed: int) -> None:
+def _check(conditions: list[str], template: str, seed: int, teacher: str | Path | None = None) -> None:
     for c in conditions:
-        if c not in CONDITIONS:
-            raise InputError(f"unknown condition {c!r}; choose one of {', '.join(CONDITIONS)} (or all)")
+        check_condition(c)
+        if needs_teacher(c) and teacher is None:
+            raise InputError(f"condition {c!r} needs teacher traces: --teacher DIR (a folder `tracekd teach` wrote)")
     if len(set(conditions)) != len(conditions):
         raise InputError("a condition is given twice")
     if template not in TEMPLATES:
@@ -115,11 +117,12 @@ def _check(conditions: list[str], template: str, seed: int) -> None:
         raise InputError(f"the seed must be from 0 to {SEED_MAX}, not {seed}")
 
 
-def records(loaded: Loaded, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
-    examples = loaded.examples[split]
+def records(loaded: Loaded, split: str, condition: str, template: str, seed: int,
+            teacher: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     sentence = loaded.dataset.label_sentence
     out = []
-    for ex, (trace, pert) in zip(examples, make_targets(examples, condition, seed, loaded.labels)):
+    examples, targets = condition_targets(loaded.examples[split], condition, seed, loaded.labels, teacher)
+    for ex, (trace, pert) in zip(examples, targets):
         rec = {
             "id": ex.id,
             "prompt": prompt_messages(ex),
@@ -135,16 +138,25 @@ def records(loaded: Loaded, split: str, condition: str, template: str, seed: int
 
 
 def _trace_record(t: Trace) -> dict[str, Any]:
-    return {
+    rec = {
         "label": t.label,
         "evidence": None if t.evidence is None else list(t.evidence),
         "answers": None if t.answers is None else list(t.answers),
     }
+    if t.reasoning is not None:
+        rec["reasoning"] = t.reasoning
+    return rec
 
 
-def build(loaded: Loaded, condition: str, template: str, seed: int) -> tuple[dict[str, list], dict[str, Any]]:
-    """One condition's records per split and its manifest (without the file digests), in memory."""
-    built = {s: records(loaded, s, condition, template, seed) for s in SPLITS}
+def build(loaded: Loaded, condition: str, template: str, seed: int, teacher: str | Path | None = None,
+          teacher_rows: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, list], dict[str, Any]]:
+    """One condition's records per split and its manifest (without the file digests), in memory.
+    `teacher`: a `tracekd teach` folder (for teacher conditions and `@teacher_correct` ones) and
+    `teacher_rows` its records."""
+    rows = teacher_rows if needs_teacher(condition) else None
+    built = {s: records(loaded, s, condition, template, seed, rows) for s in SPLITS}
+    if needs_teacher(condition):
+        _check_kept(built, condition, teacher)
     all_examples = loaded.examples["train"] + loaded.examples["test"]
     manifest = {
         "tracekd_version": tracekd.__version__,
@@ -152,19 +164,25 @@ def build(loaded: Loaded, condition: str, template: str, seed: int) -> tuple[dic
         "options": {**asdict(loaded.options), "condition": condition, "template": template, "seed": seed},
         "label_space": list(loaded.labels),
         "label_sentence": loaded.dataset.label_sentence,
-        "counts": {s: _counts(loaded.examples[s]) for s in SPLITS},
+        "counts": {s: _counts(built[s]) for s in SPLITS},  # what was written (a teacher condition keeps fewer)
         "decomposition": {
             "examples": len(all_examples),
             "flags": loaded.dataset.decomposition_report(all_examples),
         },
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
+    if needs_teacher(condition):
+        manifest["teacher"] = {"folder": str(teacher), "teacher": teacher_summary(teacher).get("teacher"),
+                               "kept": {s: len(built[s]) for s in SPLITS},
+                               "of": {s: len(loaded.examples[s]) for s in SPLITS}}
     return built, manifest
 
 
-def publish(loaded: Loaded, targets: dict[str, Path], template: str, seed: int) -> dict[str, dict[str, Any]]:
+def publish(loaded: Loaded, targets: dict[str, Path], template: str, seed: int,
+            teacher: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Build every condition (condition -> its folder), then write them all or none."""
-    built = {c: build(loaded, c, template, seed) for c in targets}
+    rows = read_teacher(teacher) if any(map(needs_teacher, targets)) else None
+    built = {c: build(loaded, c, template, seed, teacher, rows) for c in targets}
     for folder in targets.values():
         if folder.exists() and not folder.is_dir():
             raise InputError("output path exists and is not a folder", folder)
@@ -186,29 +204,39 @@ def publish(loaded: Loaded, targets: dict[str, Path], template: str, seed: int) 
     return {c: manifest for c, (_, manifest) in built.items()}
 
 
-def _counts(examples: list[Example]) -> dict[str, Any]:
+def _check_kept(built: dict[str, list], condition: str, teacher: str | Path | None) -> None:
+    """A teacher-restricted condition needs a kept example in each split (nothing to train or test on otherwise)."""
+    for split in SPLITS:
+        if not built[split]:
+            raise InputError(f"condition {condition!r}: the teacher kept no {split} example, so there is nothing to "
+                             f"{'train' if split == 'train' else 'test'} on (see teach_summary.json)", teacher)
+
+
+def _counts(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "total": len(examples),
-        "subset": dict(sorted(Counter(ex.subset for ex in examples).items())),
-        "label": dict(sorted(Counter(ex.label for ex in examples).items())),
+        "total": len(records),
+        "subset": dict(sorted(Counter(r["subset"] for r in records).items())),
+        "label": dict(sorted(Counter(r["label"] for r in records).items())),
     }
 
 
 def prepare(
-    options: DataOptions, conditions: str | list[str], template: str, seed: int, out: str | Path
+    options: DataOptions, conditions: str | list[str], template: str, seed: int, out: str | Path,
+    teacher: str | Path | None = None,
 ) -> dict[str, Any]:
     """Load once and write each condition. One condition goes to `out`, several (or `all`)
-    to `out/<condition>/`. Returns the manifest of each condition."""
+    to `out/<condition>/`. Returns the manifest of each condition. `teacher`: the folder of
+    `tracekd teach` for teacher conditions and `@teacher_correct` restrictions."""
     if isinstance(conditions, str):
         conditions = [conditions]
     if conditions == ["all"]:
         conditions = list(CONDITIONS)
-    _check(conditions, template, seed)  # before loading: a typo costs nothing
+    _check(conditions, template, seed, teacher)  # before loading: a typo costs nothing
     loaded = load(options)
     out = Path(out)
     if len(conditions) == 1:
-        return publish(loaded, {conditions[0]: out}, template, seed)
-    return publish(loaded, {c: out / c for c in conditions}, template, seed)
+        return publish(loaded, {conditions[0]: out}, template, seed, teacher)
+    return publish(loaded, {c: out / c for c in conditions}, template, seed, teacher)
 
 
 def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:

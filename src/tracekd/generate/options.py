@@ -14,5 +14,5 @@ class GenerateOptions(BaseModel):
     batch_size: int = Field(16, ge=1)
     backend: Literal["auto", "hf", "vllm"] = "auto"  # auto: vLLM when installed and a GPU is present
     merge: bool = False  # merge the LoRA adapter into the base before decoding
-    bf16: bool | None = None
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 weights where supported and faster
     limit: int | None = Field(None, ge=1)  # only the first N test examples

@@ -22,12 +22,12 @@ from tracekd.errors import InputError
 from tracekd.generate.prompts import prompt_ids, stop_ids
 from tracekd.models.loading import (
     adapter_rank,
-    bf16_supported,
     check_adapter,
     load_adapted,
     load_tokenizer,
     model_path,
     release_memory,
+    use_bf16,
 )
 from tracekd.models.presets import ModelSpec
 
@@ -63,12 +63,12 @@ def _generation_config(path: str):
 
 
 class VLLMGenerator:
-    def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool | None = None):
+    def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"):
         from vllm import LLM
 
         self.spec = spec
         self.tok = load_tokenizer(spec)
-        use_bf16 = bf16_supported() if bf16 is None else bf16
+        bf16 = use_bf16(precision)
         path = model_path(spec)
         self.adapter = None
         lora: dict = {}
@@ -78,7 +78,7 @@ class VLLMGenerator:
             check_adapter(adapter, spec)
             if merge:
                 merged_dir = tempfile.mkdtemp(prefix="tracekd-merged-")
-                path = self._write_merged(spec, adapter, use_bf16, merged_dir)
+                path = self._write_merged(spec, adapter, bf16, merged_dir)
             else:
                 from vllm.lora.request import LoRARequest
 
@@ -87,7 +87,7 @@ class VLLMGenerator:
         self.eos_ids = stop_ids(self.tok, _generation_config(path))
         release_memory()  # vLLM sizes its cache from the free memory on the card
         try:
-            self.llm = LLM(model=path, seed=0, dtype="bfloat16" if use_bf16 else "float32", **lora)
+            self.llm = LLM(model=path, seed=0, dtype="bfloat16" if bf16 else "float32", **lora)
         finally:
             if merged_dir is not None:  # the weights are on the card now
                 shutil.rmtree(merged_dir, ignore_errors=True)

@@ -33,10 +33,34 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def bf16_supported() -> bool:
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def cpu_bf16_supported() -> bool:
+    """The CPU multiplies bf16 matrices natively (AMX or AVX512-BF16): about four times its fp32
+    rate on the development machines. Elsewhere bf16 is emulated and slower than fp32."""
     import torch
 
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # a torch without these probes
+        return False
+
+
+def bf16_supported(on_cpu: bool = False) -> bool:
+    """bf16 is supported and faster than fp32 where the work runs: the CUDA card, else the CPU."""
+    import torch
+
+    if torch.cuda.is_available() and not on_cpu:
+        return torch.cuda.is_bf16_supported()
+    return cpu_bf16_supported()
+
+
+def use_bf16(precision: str = "auto", on_cpu: bool = False) -> bool:
+    """`--precision`: fp32, bf16, or auto (bf16 where supported and faster, else fp32)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and bf16_supported(on_cpu))
 
 
 def cuda_memory_gib() -> float | None:
@@ -73,10 +97,10 @@ def load_tokenizer(spec: ModelSpec):
     return tok
 
 
-def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None = None):
+def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool = False):
     """The base model: QLoRA (4-bit NF4, double quantisation) when the preset asks for it and CUDA +
-    bitsandbytes are present; bf16 where the hardware supports it, else float32 (the 4-bit compute
-    dtype follows the same choice)."""
+    bitsandbytes are present; bf16 weights when `bf16` (see `use_bf16`), else float32 (the 4-bit
+    compute dtype follows the same choice)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -85,8 +109,7 @@ def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None 
     use_qlora = spec.qlora and qlora_available() if qlora is None else qlora
     if use_qlora and not qlora_available():
         raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
-    use_bf16 = bf16_supported() if bf16 is None else bf16
-    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    dtype = torch.bfloat16 if bf16 else torch.float32
     kwargs: dict[str, Any] = {"dtype": dtype}
     if use_qlora:
         from transformers import BitsAndBytesConfig
@@ -106,9 +129,13 @@ def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None 
     return model
 
 
-def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool | None = None):
-    """The base model (not quantised) with a LoRA adapter from `tracekd train` applied, merged into
-    the weights when `merge`. The adapter must have been trained on this base."""
+def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool = False):
+    """The base model (not quantised) for inference, with a LoRA adapter from `tracekd train`
+    applied, merged into the weights when `merge`. The adapter must have been trained on this base.
+    With `bf16` every weight is bf16, the adapter's too (peft would keep it fp32 and run its
+    products in fp32)."""
+    import torch
+
     model = load_model(spec, qlora=False, bf16=bf16)
     if adapter is None:
         return model
@@ -120,7 +147,9 @@ def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool
         model = PeftModel.from_pretrained(model, str(adapter))
     except RuntimeError as e:  # shape mismatch: another base model
         raise InputError(f"adapter does not fit model {spec.name!r}: {str(e).splitlines()[0]}", adapter) from None
-    return model.merge_and_unload() if merge else model
+    if merge:
+        return model.merge_and_unload()
+    return model.to(torch.bfloat16) if bf16 else model
 
 
 def config_fingerprint(config) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
+from tracekd.report.teacher import length_table
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
     CELLS,
@@ -63,6 +64,8 @@ def _per_group(results: dict[str, Any], build) -> tuple[list[str], list[list[str
 
 HEADLINE_NOTE = ("Pooled over seeds [95 % interval: bootstrap over test items, all seeds of an item together] "
                  "(sd of the per-seed values).")
+LENGTH_NOTE = ("Mean tokens per training target (what the condition teaches: trace and answer) and per output "
+               "on the test split.")
 STRATA_NOTE = ("Each table's own statistics treat its outputs as independent; with several seeds the CMH columns "
                "stratify within it.")
 
@@ -86,13 +89,31 @@ def _steps(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    rows, conds = [], []
+    """One column per condition (a pair without it, e.g. the teacher's own row, gets "—")."""
+    rows, conds = [], results["conditions"]
     for d, m in _pairs(results):
-        gs = [g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)]
-        conds = conds or [g["condition"] for g in gs]
-        for sub in sorted({s for g in gs for s in g["by_subset"]}):
-            rows.append([d, m, sub, *[pct(g["by_subset"].get(sub, {}).get("answer_accuracy")) for g in gs]])
+        by_cond = {g["condition"]: g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)}
+        for sub in sorted({s for g in by_cond.values() for s in g["by_subset"]}):
+            rows.append([d, m, sub, *[pct(by_cond[c]["by_subset"].get(sub, {}).get("answer_accuracy")) if c in by_cond else "—"
+                                      for c in conds]])
     return ["dataset", "model", "subset", *conds], rows
+
+
+TRAINING_NOTE = ("Each trained cell's logged training loss; still falling: a least-squares line through the losses of "
+                 "the last quarter of the steps drops by more than 5 % of their mean (the findings' caveat).")
+
+
+def _training(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    rows = []
+    for g in results["groups"]:
+        for seed, t in (g.get("training") or {}).items():
+            curve = t.get("curve") or []
+            trend = {True: "still falling", False: "flat", None: "unknown"}[t["falling"]]
+            drop = "—" if t["relative_drop"] is None else f"{100 * t['relative_drop']:.1f} %"
+            rows.append([g["dataset"], g["model"], g["condition"], str(seed), f"{curve[-1][0]:g}" if curve else "—",
+                         f"{curve[0][1]:.3f}" if curve else "—", f"{curve[-1][1]:.3f}" if curve else "—", drop, trend])
+    header = GROUP + ["seed", "steps", "first loss", "last loss", "fitted drop, last quarter", "loss"]
+    return (header, rows) if rows else None
 
 
 def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str], list[list[str]]]]]:
@@ -105,6 +126,9 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     }
     if first is None:
         return out
+    training = _training(results)
+    if training is not None:
+        out["training"] = ("Training loss", TRAINING_NOTE, training)
     definitions = f"Definitions: tracekd = {first['definitions']}; paper = {first['paper']['definitions']}."
     out["association"] = ("Does a right trace step go with a right answer?",
                           f"{CELLS}. Strata: subset (one seed) or subset × seed. {ASSOCIATION_NOTE} {definitions}",
@@ -122,14 +146,21 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
         out[f"without_{flag}"] = (f"Without examples flagged {flag}", "The same tests on the outputs of unflagged examples.",
                                   _per_group(results, without))
     out["subsets"] = ("Per subset: answer accuracy (%)", "", _subsets(results))
+    lengths = length_table(results)
+    if lengths[1]:
+        out["lengths"] = ("Trace length (tokens, the student's tokenizer)", LENGTH_NOTE, lengths)
     return out
 
 
 def figures(results: dict[str, Any]) -> dict[str, bytes]:
     out = {"accuracy_by_condition.png": plots.accuracy_by_condition(results)}
+    lengths = plots.accuracy_by_length(results)
+    if lengths is not None:
+        out["accuracy_by_trace_length.png"] = lengths
     for d, m in _pairs(results):
         for name, png in ((f"heatmap_{d}_{m}.png", plots.heatmaps(results, d, m, "trace")),
-                          (f"subsets_{d}_{m}.png", plots.by_subset(results, d, m))):
+                          (f"subsets_{d}_{m}.png", plots.by_subset(results, d, m)),
+                          (f"loss_{d}_{m}.png", plots.loss_curves(results, d, m))):
             if png is not None:
                 out[name.replace("/", "_")] = png
     return out

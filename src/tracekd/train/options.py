@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -24,7 +25,7 @@ class TrainOptions(BaseModel):
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     lora_targets: str | list[str] = "all-linear"
     qlora: bool | None = None  # None: as the preset says, when CUDA and bitsandbytes are present
-    bf16: bool | None = None  # None: where the hardware supports it
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where supported and faster (CUDA, AMX CPUs)
     activation_checkpointing: bool | None = None  # None: on for the paper's presets on CUDA cards below 40 GB
     seed: int = Field(0, ge=0, le=2**32 - 1)
     group_by_length: bool = True

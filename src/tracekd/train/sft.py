@@ -28,12 +28,12 @@ from tracekd.errors import InputError
 from tracekd.generate.prompts import prompt_ids
 from tracekd.jsonio import write_json_atomic
 from tracekd.models.loading import (
-    bf16_supported,
     cuda_memory_gib,
     load_model,
     load_tokenizer,
     qlora_available,
     release_memory,
+    use_bf16,
     write_base_record,
 )
 from tracekd.models.presets import ModelSpec, resolve
@@ -77,6 +77,17 @@ def use_activation_checkpointing(spec: ModelSpec, opts: TrainOptions) -> bool:
     return memory is not None and memory < spec.checkpointing_below_gib
 
 
+def precision_plan(opts: TrainOptions, qlora: bool) -> tuple[bool, bool]:
+    """(autocast in bf16, base weights in bf16) for `--precision`. bf16 training is mixed
+    precision: the Trainer's bf16 autocast, with the LoRA weights and the optimiser state in fp32
+    (peft keeps adapters in fp32). The frozen base weights are bf16 too (autocast would otherwise
+    cast every fp32 weight to bf16 again at each step, about a tenth of a CPU step); full
+    fine-tuning on a CPU keeps its trained weights fp32 (on CUDA, as before, the model is bf16)."""
+    on_cpu = opts.use_cpu or not _cuda()
+    bf16 = use_bf16(opts.precision, on_cpu=on_cpu)
+    return bf16, bf16 and (qlora or not (on_cpu and opts.full))
+
+
 def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: bool = False):
     from trl import SFTConfig
 
@@ -94,7 +105,7 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
         seed=opts.seed,
         data_seed=opts.seed,
         bf16=bf16,
-        use_cpu=opts.use_cpu,
+        use_cpu=opts.use_cpu or not _cuda(),  # also what bf16 autocast on a CPU needs
         **_checkpointing_args(checkpointing),
         ddp_find_unused_parameters=False,  # every LoRA (or full) parameter gets a gradient
         train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
@@ -180,11 +191,11 @@ def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpt
     dataset = sft_dataset(records, tok, spec, opts.completion_only_loss)
     lengths = [len(x) for x in dataset["input_ids"]]
     truncated = sum(n > opts.max_length for n in lengths)
-    use_bf16 = bf16_supported() if opts.bf16 is None else opts.bf16
     qlora = use_qlora(spec, opts)
+    autocast_bf16, weights_bf16 = precision_plan(opts, qlora)
     checkpointing = use_activation_checkpointing(spec, opts)
-    base = load_model(spec, qlora=qlora, bf16=use_bf16)
-    args = sft_config(opts, out_dir, use_bf16, checkpointing)
+    base = load_model(spec, qlora=qlora, bf16=weights_bf16)
+    args = sft_config(opts, out_dir, autocast_bf16, checkpointing)
     trainer = ReproducibleTrainer(
         model=base, args=args, train_dataset=dataset, processing_class=tok,
         peft_config=None if opts.full else lora_config(opts), callbacks=callbacks,
@@ -205,7 +216,7 @@ def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpt
     if trainer.is_world_process_zero():
         tok.save_pretrained(str(final))
         write_base_record(final, spec)
-        run = {"result": result, "runtime": runtime, "checkpoint": checkpoint, "qlora": qlora, "bf16": use_bf16,
+        run = {"result": result, "runtime": runtime, "checkpoint": checkpoint, "qlora": qlora, "bf16": autocast_bf16, "weights_bf16": weights_bf16,
                "checkpointing": checkpointing, "lengths": lengths, "truncated": truncated}
         summary = _summary(trainer, spec, opts, data_dir, final, len(records), run)
         write_json_atomic(out_dir / "train_summary.json", json.loads(json.dumps(summary, default=str)))
@@ -238,7 +249,8 @@ def _summary(trainer, spec: ModelSpec, opts: TrainOptions, data_dir: Path, final
         "resumed_from": run["checkpoint"],
         "world_size": world,
         "device": str(trainer.args.device),
-        "dtype": "bfloat16" if run["bf16"] else "float32",
+        "precision": "bf16" if run["bf16"] else "fp32",  # bf16: autocast (mixed precision)
+        "base_weights_dtype": "bfloat16" if run["weights_bf16"] else "float32",
         "qlora": bool(run["qlora"]),
         "full_finetune": opts.full,
         "activation_checkpointing": run["checkpointing"],
