@@ -459,7 +459,7 @@ def test_swapped_with_a_single_partner():
 def _seven() -> list[Example]:
     sizes, labels = (4, 4, 4, 4, 4, 1, 1), ("before", "after", "during", "before", "after", "during", "before")
     return [_story(i, [f"Fact {j} of example {i}." for j in range(n)], label=lab, answers=(f"answer{i}",))
-            for i, (n, lab) in enumerate(zip(sizes, labels))]
+            for i, (n, lab) in enumerate(zip(sizes, labels, strict=True))]
 
 
 PINNED = {
@@ -477,7 +477,7 @@ def test_targets_of_a_seed_are_pinned(condition, seed):
     examples = _seven()
     by_id = {ex.id: ex for ex in examples}
     got = []
-    for ex, (trace, pert) in zip(examples, make_targets(examples, condition, seed, ("after", "before", "during"))):
+    for ex, (trace, pert) in zip(examples, make_targets(examples, condition, seed, ("after", "before", "during")), strict=True):
         if condition == "wrong_label":
             assert pert == {"label": trace.label} and trace.evidence == (ex.context[0].text,)
             got.append(trace.label)
