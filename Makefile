@@ -30,14 +30,10 @@ bench: setup
 	$(BIN)/python bench/sft_speed.py
 	$(BIN)/python bench/precision_quality.py
 
-# Mutation testing of the scoring core (docs/testing.md): slow, not part of `make test` or CI.
-# mutmut runs in mutants/ ([tool.mutmut] in pyproject.toml); one module at a time, then the
-# score of each module.
-MUTATION_MODULES := score.stats score.steps score.answers traces.parse traces.conditions
+# Mutation testing of the scoring core (docs/testing.md): slow (about an hour on 2 cores), not part
+# of `make test` or CI. The modules and the tests it runs are [tool.mutmut] in pyproject.toml;
+# tests/mutation.py runs mutmut one module at a time and prints each module's score.
 MUTATION_CHILDREN ?= 2
 
 mutation: setup
-	for m in $(MUTATION_MODULES); do \
-		HYPOTHESIS_PROFILE=mutation $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) "tracekd.$$m.*" || exit 1; \
-	done
-	$(BIN)/python tests/mutation_score.py
+	$(BIN)/python tests/mutation.py --children $(MUTATION_CHILDREN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
 
@@ -42,6 +43,22 @@ def per_test_under_mutmut(fixture_name, config) -> str:
     would leave the others out, and mutants of what it computes would be run against that test
     only. Use as `@pytest.fixture(scope=per_test_under_mutmut)`."""
     return "function" if "MUTANT_UNDER_TEST" in os.environ else "module"
+
+
+@pytest.fixture(autouse=True)
+def _empty_caches_under_mutmut():
+    """Under mutmut: every test starts with the lru caches of the mutated modules empty. mutmut
+    runs a mutant against the tests that called its function in an unmutated run; a function
+    behind a cache (the bootstrap's resample counts) is called only by the first test that
+    fills the cache, and would be credited to that test alone."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        from mutation import modules
+
+        for name in modules():
+            for value in vars(importlib.import_module(name)).values():
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+    yield
 
 
 @pytest.fixture(scope="session")

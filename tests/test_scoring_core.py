@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
 from recompute import wilson as wilson_formula
 
 from tracekd.data import ContextItem, Example
+from tracekd.errors import InputError
 from tracekd.score import stats
-from tracekd.score.answers import cotempqa_upstream, upstream_totals
+from tracekd.score.answers import babi_scores, cotempqa_upstream, msmarco_scores, set_scores, upstream_totals
 from tracekd.score.stats import (
     ItemBootstrap,
     _f,
@@ -32,6 +35,8 @@ from tracekd.score.steps import (
     retrieved,
     score_steps,
 )
+from tracekd.traces.conditions import distractors, make_targets, perturbation_counts, wrong_evidence, wrong_label
+from tracekd.traces.parse import parse, parse_list
 from tracekd.traces.render import Trace
 
 
@@ -173,6 +178,9 @@ def test_json_safe_float():
 
 def test_table_of_integer_flags():
     assert table_2x2([1, 1, 0, 0, 1], [1, 0, 1, 0, 1]) == [[2, 1], [1, 1]]
+    # 0/1 floats (a regression design column) and booleans mixed
+    assert table_2x2(np.array([1.0, 1, 0, 0, 1]), [True, False, True, False, True]) == [[2, 1], [1, 1]]
+    assert table_2x2([True, True, False], np.array([0.0, 1, 0])) == [[1, 1], [0, 1]]
 
 
 def test_wilson_values():
@@ -189,6 +197,7 @@ def test_wilson_values():
 def test_association_of_tables_with_a_zero_cell(table, odds):
     a = association(table)
     assert a["odds_ratio"] == odds and a["odds_ratio_ci95"] == [None, None] and a["table"] == table
+    assert odds is None or type(a["odds_ratio"]) is float  # 0.0 in results.json, not 0
     degenerate = 0 in (sum(table[0]), sum(table[1]), table[0][0] + table[1][0], table[0][1] + table[1][1])
     if degenerate:
         assert {k: a[k] for k in ("chi2", "chi2_p", "chi2_yates", "chi2_yates_p", "phi")} == dict.fromkeys(
@@ -260,8 +269,12 @@ def test_stratified_at_an_odds_ratio_of_one():
     ({"A": [[2, 0], [1, 3]], "B": [[1, 0], [2, 2]]}, math.inf, "b*c"),
 ])
 def test_stratified_without_an_interval(tables, odds, zero):
+    """An odds ratio of 0 or infinity (a zero sum of a*d/n or of b*c/n): said in a note, without
+    a warning on the console."""
     x, y, s = _outputs(tables)
-    st = stratified(x, y, s, range(len(x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        st = stratified(x, y, s, range(len(x)))
     assert st["odds_ratio"] == odds and st["odds_ratio_ci95"] == [None, None] and st["breslow_day"] is None
     assert st["note"] == f"every informative stratum has {zero} = 0: the odds ratio is {odds}, without an interval"
 
@@ -280,6 +293,15 @@ def test_bootstrap_of_a_ratio_without_denominator():
     assert set(half) == {"p", "ci95", "method", "items"} and (half["p"], half["method"], half["items"]) == (0.5, "bootstrap", 4)
 
 
+def test_bootstrap_of_a_rate_that_applies_to_few_items():
+    """A ratio whose denominator is 0 for most items (the anchor step): resamples without those
+    items have no value and are left out, without a warning on the console."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = ItemBootstrap(["a", "b", "c", "d"]).intervals({"r": ([1, 0, 0, 0], [1, 1, 0, 0])})["r"]
+    assert out == {"p": 0.5, "ci95": [0.0, 1.0], "method": "bootstrap", "items": 2}
+
+
 def test_bootstrap_beyond_the_cached_size(monkeypatch):
     """More items than the cache holds (items x resamples > 8e6): the resamples are drawn in chunks
     without the cache, and they are the same resamples as the cached path's."""
@@ -291,26 +313,37 @@ def test_bootstrap_beyond_the_cached_size(monkeypatch):
     cached = ItemBootstrap(items).intervals(ratios)["r"]
     assert uncached == cached and uncached["method"] == "bootstrap"
     assert uncached["p"] == pytest.approx(1334 / 4001) and uncached["ci95"][0] < uncached["p"] < uncached["ci95"][1]
+    # the same interval by plain indexing: 2,000 resamples of the 4,001 items (seed 0), each
+    # resample's rate, the 2.5 and 97.5 percentiles (the implementation draws them in chunks)
+    draws = np.random.default_rng(0).integers(0, k, size=(2000, k))
+    plain = np.percentile(ratios["r"][0][draws].mean(1), [2.5, 97.5])
+    assert uncached["ci95"] == pytest.approx(plain.tolist(), rel=1e-6)
 
 
 RULE = ("least-squares slope of the logged training loss over the last 25% of steps; "
         "falling when the fitted drop across them exceeds 5% of their mean loss")
 
 
-def test_loss_trend_values():
+def test_loss_trend_values(monkeypatch):
     assert loss_trend([]) == {"falling": None, "points": 0, "relative_drop": None, "rule": RULE, "curve": []}
-    # the curve: every logged (step, loss), sorted by step; entries without a loss are not points
+    # the curve: every logged (step, loss), in step order; only the last quarter is fitted
     assert loss_trend([{"step": 100, "loss": 0.5}, {"step": 10, "loss": 1.0}, {"epoch": 1}]) == {
         "falling": None, "points": 1, "relative_drop": None, "rule": RULE, "curve": [[10.0, 1.0], [100.0, 0.5]]}
     # steps 75..100 are the last quarter of 100 (75 included): 3 points on a line falling 0.01 per
     # step, a drop of 0.25 over the 25 steps, relative to their mean loss (0.85 + 0.70 + 0.60) / 3
     log = [{"step": s, "loss": v} for s, v in ((50, 2.0), (74, 2.0), (75, 0.85), (90, 0.7), (100, 0.6))]
     t = loss_trend(log)
-    assert t["points"] == 3 and t["falling"] is True and t["rule"] == RULE
+    assert t["points"] == 3 and t["falling"] is True and t["rule"] == RULE and len(t["curve"]) == 5
     assert t["relative_drop"] == pytest.approx(0.25 / (2.15 / 3), rel=1e-9)
     # small losses (mean below 1) still have a relative drop
     small = loss_trend([{"step": s, "loss": 0.5 - 0.01 * (s - 80)} for s in (80, 90, 100)])
     assert small["falling"] is True and small["relative_drop"] == pytest.approx(0.2 / 0.4, rel=1e-9)
+    # "more than 5 %": a drop of exactly the threshold is not falling, one just above it is
+    monkeypatch.setattr(stats, "LOSS_FALLING", t["relative_drop"])
+    assert loss_trend(log)["falling"] is False
+    monkeypatch.setattr(stats, "LOSS_FALLING", math.nextafter(t["relative_drop"], 0))
+    assert loss_trend(log)["falling"] is True
+    monkeypatch.undo()
     # a loss of zero: no relative drop, not falling
     assert loss_trend([{"step": s, "loss": 0.0} for s in (80, 90, 100)]) == {
         "falling": False, "points": 3, "relative_drop": 0.0, "rule": RULE, "curve": [[80.0, 0.0], [90.0, 0.0], [100.0, 0.0]]}
@@ -353,6 +386,20 @@ def test_regression_quasi_separation_notes(x, y, note):
     assert regression(y, {"label": x}, {}, range(6))["terms"]["label"] == {"estimable": False, "note": "quasi-separation: " + note}
 
 
+def test_regression_terms_collinear_with_a_covariate():
+    # the step is exactly subset B's dummy: nothing left to estimate once the subset is in
+    y = [1, 0, 1, 0, 1, 0, 0, 1]
+    got = regression(y, {"label": [0, 0, 0, 0, 1, 1, 1, 1]}, {"subset": ["A"] * 4 + ["B"] * 4}, range(8))
+    assert got["terms"] == {"label": {"estimable": False, "note": "collinear with the covariates or the other steps"}}
+    assert got["estimable"] is False and got["n"] == 8
+
+
+def test_regression_quasi_separation_by_a_single_output():
+    note = "quasi-separation: every output with the step right (1) has the answer right"
+    assert regression([1, 1, 0, 1, 0], {"label": [1, 0, 0, 0, 0]}, {}, range(5))["terms"]["label"] == {
+        "estimable": False, "note": note}
+
+
 def test_regression_drops_levels_of_every_factor_one_after_the_other():
     # subset A: every answer right (dropped); then seed 2 (outside A): every answer wrong (dropped)
     y = [1, 1, 1, 1, 1, 0, 1, 0, 0, 1, 1, 0, 0, 0]
@@ -376,3 +423,240 @@ def test_regression_fit_that_runs_off_to_infinity():
     terms = {name: [t[j] for t in combos] for j, name in enumerate(("a", "b", "c"))}
     got = regression(y, terms, {}, range(16))
     assert got["terms"] == {"a": off, "b": off, "c": off} and got["estimable"] is True
+
+
+# -- traces/conditions.py -------------------------------------------------------------------------
+def _story(i, texts, gold=("c0",), label="before", answers=("Paris",)) -> Example:
+    return Example(f"g/{i}", "synthetic-temporal", "s", f"Question {i}?",
+                   tuple(ContextItem(f"c{j}", t) for j, t in enumerate(texts)), answers, label=label, evidence=gold)
+
+
+def test_condition_errors_say_what_is_missing():
+    ex = _story(0, ["Ann lives in Rome."])
+    with pytest.raises(InputError) as e:
+        wrong_label(ex, ("before",), 0)
+    assert str(e.value) == "a wrong label needs at least two labels; the label space is ['before']"
+    with pytest.raises(InputError) as e:
+        make_targets([ex], "magic", 0, ("before", "after"))
+    assert str(e.value) == ("unknown condition 'magic'; choose one of "
+                            "answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped")
+    with pytest.raises(InputError) as e:
+        make_targets([ex, _story(1, ["Bob runs."])], "swapped", 0, ("before", "after"))
+    assert str(e.value) == "the swapped condition needs examples with at least two different labels"
+
+
+def test_swapped_with_a_single_partner():
+    a, b = _story(0, ["Ann lives in Rome."]), _story(1, ["Bob runs.", "Cy sits."], gold=("c1",), label="after")
+    (ta, pa), (tb, pb) = make_targets([a, b], "swapped", 0, ("after", "before"))
+    assert pa == {"swapped_with": "g/1", "label": "after", "evidence": ["c1"]} and ta.evidence == ("Cy sits.",)
+    assert pb == {"swapped_with": "g/0", "label": "before", "evidence": ["c0"]} and tb.label == "before"
+
+
+# Seven hand-made examples with three labels; the last two have no distractor of their own (their
+# one fact is gold) and borrow one. The targets of each seed are pinned: prepared data (and so
+# the models trained on it) do not change from one version to the next for the same seed, and
+# each kind of choice (label, evidence, donor, partner) has its own generator.
+def _seven() -> list[Example]:
+    sizes, labels = (4, 4, 4, 4, 4, 1, 1), ("before", "after", "during", "before", "after", "during", "before")
+    return [_story(i, [f"Fact {j} of example {i}." for j in range(n)], label=lab, answers=(f"answer{i}",))
+            for i, (n, lab) in enumerate(zip(sizes, labels, strict=True))]
+
+
+PINNED = {
+    ("wrong_label", 0): "after before before during during after during",
+    ("wrong_label", 1): "after during after after before after during",
+    ("wrong_evidence", 0): "c3 c3 c1 c1 c2 c0<g/6 c0<g/2",
+    ("wrong_evidence", 1): "c1 c2 c1 c1 c1 c3<g/3 c3<g/4",
+    ("swapped", 0): "g/5 g/2 g/6 g/5 g/6 g/6 g/4",
+    ("swapped", 1): "g/5 g/3 g/1 g/1 g/0 g/6 g/2",
+}
+
+
+@pytest.mark.parametrize("condition,seed", list(PINNED))
+def test_targets_of_a_seed_are_pinned(condition, seed):
+    examples = _seven()
+    by_id = {ex.id: ex for ex in examples}
+    got = []
+    for ex, (trace, pert) in zip(examples, make_targets(examples, condition, seed, ("after", "before", "during")), strict=True):
+        if condition == "wrong_label":
+            assert pert == {"label": trace.label} and trace.evidence == (ex.context[0].text,)
+            got.append(trace.label)
+        elif condition == "wrong_evidence":
+            source = by_id[pert.get("evidence_from", ex.id)]
+            assert set(pert) <= {"evidence", "evidence_from"} and trace.label == ex.label
+            assert trace.evidence == tuple(source.texts(pert["evidence"]))
+            got.append(" ".join(pert["evidence"]) + (f"<{source.id}" if source is not ex else ""))
+        else:
+            other = by_id[pert["swapped_with"]]
+            assert pert == {"swapped_with": other.id, "label": other.label, "evidence": list(other.evidence)}
+            got.append(other.id)
+    assert " ".join(got) == PINNED[condition, seed]
+
+
+def test_donor_search_goes_forward_in_id_order():
+    """Donors a..d in id order, b and c without a distractor for the example (b's fact states its
+    answer, c's repeats its gold fact): from a seeded start, the first donor at or after it that
+    has one. Starting at a gives a, at b, c or d gives d: d three times out of four."""
+    tiny = _story("t", ["Ann lives in Rome."])
+    donors = [_story("a", ["Bob went home.", "Cy ate."], gold=()), _story("b", ["Ann moved to Paris."], gold=()),
+              _story("c", ["Ann lives in Rome", "Paris is big."], gold=()), _story("d", ["Dan slept.", "Eve ran."], gold=())]
+    sources = Counter(wrong_evidence(tiny, seed, donors).source for seed in range(16))
+    assert sources == {"g/d": 13, "g/a": 3}
+
+
+def test_distractors_of_a_donor():
+    """A donor's items are judged against the example: not the text of the example's gold item,
+    not stating its answer, each text once; the donor's own gold items may serve (the example's
+    gold ids mean nothing in the donor's context)."""
+    ex = _story(0, ["Ann lives in Rome.", "Ann is a baker."], gold=("c0", "c1"), answers=("Paris",))
+    donor = _story(1, ["Ann lives in Rome.", "Bob went to Paris.", "Cy ate.", "Cy ate", "Dan slept."], gold=("c4",))
+    assert [c.id for c in distractors(ex, donor)] == ["c2", "c4"]
+    wrong = wrong_evidence(ex.with_(context=ex.context[:1], evidence=("c0",) * 3), 0, [donor])
+    assert (wrong.source, [c.id for c in wrong.items]) == ("g/1", ["c2", "c4"])
+    # in the example's own context: gold, repeated and answer-stating items are left out
+    own = _story(2, ["Ann lives in Rome.", "Ann lives in Rome", "Dan slept.", "dan slept", "Paris!"], gold=("c0",))
+    assert [c.id for c in distractors(own)] == ["c2"]
+
+
+def test_perturbation_counts():
+    perts = [None, {"label": "after"}, {"evidence": ["c1"]}, {"evidence": ["c3"]}, {"label": "after", "evidence": []},
+             {"evidence": ["c2"], "evidence_from": "g/3"}, {"evidence": [], "evidence_from": "g/4"},
+             {"swapped_with": "g/5", "label": "after", "evidence": []}]
+    assert perturbation_counts(perts) == {"evidence_from_other_example": 2, "evidence_empty": 2}
+    assert perturbation_counts([]) == {"evidence_from_other_example": 0, "evidence_empty": 0}
+
+
+# -- score/answers.py -----------------------------------------------------------------------------
+def test_set_scores_every_field():
+    assert set_scores(None, ("x",)) == {"correct": False, "em": 0.0, "p": 0.0, "r": 0.0, "f1": 0.0, "token_f1": 0.0}
+    assert set_scores(None, ()) == {"correct": False, "em": 0.0, "p": 0.0, "r": 0.0, "f1": 0.0, "token_f1": 0.0}
+    # answers that normalise to nothing ("the", ".") are dropped on both sides
+    assert set_scores(("Paris", "."), ("paris", "the")) == {"correct": True, "em": 1.0, "p": 1.0, "r": 1.0, "f1": 1.0,
+                                                            "token_f1": 1.0}
+    assert set_scores(("x",), ("the",))["r"] == 0.0  # no gold answer left: recall 0, not 1
+    # p = 1/2, r = 1: F1 = 2/3; tokens: 1 common of 2 predicted and 1 gold
+    s = set_scores(("a1", "b2"), ("a1",))
+    assert s == {"correct": False, "em": 0.0, "p": 0.5, "r": 1.0, "f1": pytest.approx(2 / 3), "token_f1": pytest.approx(2 / 3)}
+
+
+def test_babi_scores_every_field():
+    assert babi_scores(("garden.",), ("Garden",), 1) == {"correct": True, "em": 1.0}
+    assert babi_scores(("garden",), ("kitchen",), 1) == {"correct": False, "em": 0.0}
+    assert babi_scores(None, (), 1) == {"correct": False, "em": 0.0}  # nothing stated is never right
+    assert babi_scores(("Graß",), ("grass",), 1)["correct"] is False  # case folded by lower(): "ß" is not "ss"
+
+
+def test_msmarco_scores_every_field():
+    zero = {"correct": False, "em": 0.0, "f1": 0.0, "rouge_l": 0.0, "bleu_1": 0.0}
+    assert msmarco_scores(None, ("Paris",)) == {**zero, "no_answer": False}
+    assert msmarco_scores(("  ",), ("Paris",)) == {**zero, "no_answer": False}
+    # one side says "No Answer Present.": scored as that case, wrong
+    assert msmarco_scores(("Paris",), ("No Answer Present.",)) == {**zero, "no_answer": True}
+    assert msmarco_scores(("No Answer Present.",), ("Paris",)) == {**zero, "no_answer": True}
+    assert msmarco_scores(("no answer present",), ("No Answer Present.",)) == {
+        "correct": True, "em": 1.0, "f1": 1.0, "rouge_l": 1.0, "bleu_1": 1.0, "no_answer": True}
+    # the stated answers joined match a gold answer; alone they do not
+    s = msmarco_scores(("New", "York"), ("New York",))
+    assert s["correct"] and s["em"] == 1.0 and s["no_answer"] is False
+    # punctuation only: no tokens, BLEU 0
+    assert msmarco_scores(("!!!",), ("yes",)) == {**zero, "no_answer": False}
+    # BLEU-1 = brevity penalty (1: equal lengths) x unigram precision 2/3
+    s = msmarco_scores(("x1 y2 q9",), ("x1 y2 z3",))
+    assert s == {"correct": False, "em": 0.0, "f1": pytest.approx(2 / 3), "rouge_l": pytest.approx(2 / 3),
+                 "bleu_1": pytest.approx(2 / 3), "no_answer": False}
+
+
+def _upstream(prediction: str, gold: tuple[str, ...], question: str = "Which one?", facts=()) -> bool:
+    return cotempqa_upstream(prediction, gold, question, list(facts), "S1_R1_O2")["correct"]
+
+
+def test_upstream_answer_span_branches():
+    # the text before "answer the question based on"
+    assert _upstream("the capital paris answer the question based on the facts", ("Paris",))
+    # the text after "answer:" (without spaces around "answer")
+    assert _upstream("x answer: the paris", ("Paris",))
+    assert not _upstream("x answer: rome", ("Paris",))
+    # "think" is deleted everywhere before candidates are searched: "thinkyork" reads "york"
+    assert _upstream("<answer>new thinkyork</answer>", ("New York",))
+    assert not _upstream("<answer>think tank</answer>", ("think tank",))
+    # lower case, not upper case, as the original: "ß" and "ss" differ
+    assert not _upstream("<answer>Strasse</answer>", ("Straße",))
+    assert _upstream("<answer>Straße</answer>", ("straße",))
+
+
+def test_upstream_removes_found_candidates_without_a_trace():
+    """A found candidate is deleted from the prediction (replaced by nothing), so a shorter one can
+    appear in what is left: "roparisme" less "paris" is "rome"."""
+    assert cotempqa_upstream("roparisme", ("Paris", "Rome"), "Which one?", [], "S1_R1_O2")["correct"]
+    # the first candidate also in the question is dropped, and deleted in the same way
+    assert cotempqa_upstream("roparisme", ("Rome", "Paris"), "Was it Paris?", [], "S1_R1_O2")["p"] == 1.0
+
+
+# -- traces/parse.py ------------------------------------------------------------------------------
+def _label(value: str) -> str | None:
+    return parse(f"<think>The category of the question asked is: {value}</think>").label
+
+
+def test_label_value_keeps_its_own_letters():
+    assert _label("during...") == "during"  # trailing full stops go, leading ones would stay
+    assert _label("XMAX.") == "XMAX" and _label("'XMAX'.") == "XMAX" and _label('"X".') == "X"
+    assert _label("'' .") is None
+
+
+def test_broken_lists():
+    """Lists that are not Python literals: split on quote-comma-quote, the outer quotes and
+    brackets removed, escapes undone, a truncated last item dropped."""
+    assert parse_list("[Paris, Lyon]") == ("Paris, Lyon",)  # no quotes: one item, every letter kept
+    assert parse_list("['People's Party' ]") == ("People's Party",)
+    assert parse_list("['People's Party']") == ("People's Party",)
+    assert parse_list('["People"s Party", "Bob"]') == ('People"s Party', "Bob")
+    assert parse_list("['Bob's', 'Ann's']") == ("Bob's", "Ann's")
+    assert parse_list(r"""['Ann\'s', 'say \"hi\"', 'back\\slash', 'Bob's']""") == (
+        "Ann's", 'say "hi"', "back\\slash", "Bob's")
+    assert parse_list("['Bob's', 'Ly") == ("Bob's",)  # truncated: the unterminated item is dropped
+    assert parse_list("['Bob's', ''Ann']") == ("Bob's", "'Ann")  # only the list's own quotes go
+
+
+def test_tag_line_values_that_are_not_list_literals():
+    """A tag-line value is read as a list only when it is exactly a list literal of strings;
+    anything else is kept as written."""
+    assert parse("answer: ['a', 'b']").answers == ("a", "b")
+    assert parse("answer: [1, 2]").answers == ("[1, 2]",)
+    assert parse("answer: [oops]").answers == ("[oops]",)
+    assert parse("answer: ['a'] # note").answers == ("['a'] # note",)
+    assert parse("answer: 'a']").answers == ("'a']",)
+
+
+def test_bracket_lists_read_as_literals_up_to_the_right_bracket():
+    """The longest prefix that is a list literal wins (non-strings written with repr); only when
+    none is does the broken-list reading apply, up to the last `]`."""
+    assert parse_list("[1, 'x'].") == ("1", "x")
+    assert parse_list("[None, 'x'] (note)") == ("None", "x")
+    assert parse_list("['a', 'b'] and [c]") == ("a", "b")
+    assert parse_list("['a]', 1] x") == ("a]", "1")
+    assert parse_list("['a']]") == ("a",)
+    assert parse_list("['a]b', 'c's']") == ("a]b", "c's")
+    assert parse_list("['Bob's', 'Ann's'] (note)") == ("Bob's", "Ann's")
+    assert parse_list("['Bob's', 'Ann's'].") == ("Bob's", "Ann's")
+
+
+CATEGORY_SENTENCE = "The category of the question asked is: "
+
+
+def test_parse_where_the_steps_are():
+    assert parse(None) == Trace(None, None, None) and parse(12) == Trace(None, None, None)
+    # a closing tag glued to a tag-line value is dropped
+    assert parse("answer: x</answer>").answers == ("x",) and parse("answer: </think>").answers == ("</think>",)
+    # the label sentence without <think>, and after it
+    assert parse(CATEGORY_SENTENCE + "counting.\nAnswer: x").label == "counting"
+    assert parse("<think>nothing here</think> " + CATEGORY_SENTENCE + "counting.").label == "counting"
+    # inside <think> first, even when another label sentence comes before it
+    assert parse(CATEGORY_SENTENCE + "a. <think>" + CATEGORY_SENTENCE + "b.</think>").label == "b"
+    # a label sentence alone is no answer
+    assert parse(CATEGORY_SENTENCE + "counting.") == Trace("counting", None, None)
+    # several tag lines: each line an item, even when the first looks like a list
+    assert parse("evidence: ['a']\nevidence: b").evidence == ("['a']", "b")
+    assert parse("answer: ['a']\nanswer: b").answers == ("['a']", "b")
+    # the answer is what follows the first </think>, also at the very start
+    assert parse("<think>x</think> y </think> z").answers == ("y </think> z",)
+    assert parse("</think>Paris<think>").answers == ("Paris<think>",)
