@@ -20,6 +20,7 @@ demo: setup
 	$(BIN)/tracekd run configs/demo.yaml --out runs/demo
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 bench: setup

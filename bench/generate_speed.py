@@ -25,7 +25,7 @@ from pathlib import Path
 def worker(data: str, model: str, batch_size: int, n: int, max_new_tokens: int, out: str, fixed: bool) -> None:
     from tracekd.generate.hf import HFGenerator
     from tracekd.models import resolve
-    from tracekd.prepare import read_sft_records
+    from tracekd.traces.records import read_sft_records
 
     recs = read_sft_records(Path(data), "test")[:n]
     gen = HFGenerator(resolve(model))

@@ -19,10 +19,11 @@ import pytest
 import torch
 
 from tracekd.errors import InputError
-from tracekd.generate.prompts import prompt_ids
+from tracekd.models.prompts import prompt_ids
 from tracekd.models import PRESETS, loading, resolve
 from tracekd.models.loading import BASE_FILE, load_tokenizer, model_path
-from tracekd.prepare import DataOptions, prepare, read_sft_records
+from tracekd.prepare import DataOptions, prepare
+from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
 from tracekd.train.sft import train
 

@@ -9,10 +9,11 @@ import sys
 
 import pytest
 
-from tracekd.generate.prompts import prompt_ids
+from tracekd.models.prompts import prompt_ids
 from tracekd.models import resolve
 from tracekd.models.loading import load_model, load_tokenizer
-from tracekd.prepare import DataOptions, prepare, read_sft_records
+from tracekd.prepare import DataOptions, prepare
+from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
 from tracekd.train.sft import lora_config, sft_config, sft_dataset, train
 

@@ -47,7 +47,7 @@ def test_exact_evidence_needs_every_cited_item_to_match_the_context():
         s = evidence_score(invented, ex, tolerant=tolerant)
         assert not s.exact and s.recall == 1 and s.precision == 2 / 3 and s.unmatched == 1
     out = render(Trace("during", invented, ("senator",)), "paper", TEMPORAL)
-    steps = score_steps(parse(out), ex)
+    steps = score_steps(parse(out, TEMPORAL), ex)
     assert steps["label_correct"] and not steps["evidence"]["exact"] and not steps["trace_correct"]
 
 
@@ -103,7 +103,8 @@ def test_train_masks_the_prompt_by_default(tmp_path):
 
     from tracekd.models import resolve
     from tracekd.models.loading import load_tokenizer
-    from tracekd.prepare import DataOptions, prepare, read_sft_records
+    from tracekd.prepare import DataOptions, prepare
+    from tracekd.traces.records import read_sft_records
     from tracekd.train.options import TrainOptions
     from tracekd.train.sft import train
 

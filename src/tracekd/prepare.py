@@ -23,11 +23,11 @@ from pydantic.dataclasses import dataclass as checked_dataclass
 import tracekd
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
-from tracekd.jsonio import JOURNAL, read_jsonl, recover, remove_stale_temps, staged
+from tracekd.jsonio import JOURNAL, recover, remove_stale_temps, staged
 from tracekd.lock import folder_lock
 from tracekd.traces.conditions import CONDITIONS, make_targets, perturbation_counts
-from tracekd.traces.prompt import prompt_messages
-from tracekd.traces.render import TEMPLATES, Trace, render
+from tracekd.traces.records import sft_record
+from tracekd.traces.render import TEMPLATES
 
 SPLITS = ("train", "test")
 FILES = ("train.jsonl", "test.jsonl", "manifest.json")
@@ -117,29 +117,9 @@ def _check(conditions: list[str], template: str, seed: int) -> None:
 
 def records(loaded: Loaded, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
     examples = loaded.examples[split]
-    sentence = loaded.dataset.label_sentence
-    out = []
-    for ex, (trace, pert) in zip(examples, make_targets(examples, condition, seed, loaded.labels)):
-        rec = {
-            "id": ex.id,
-            "prompt": prompt_messages(ex),
-            "completion": [{"role": "assistant", "content": render(trace, template, sentence)}],
-            "condition": condition,
-            "template": template,
-            "target": _trace_record(trace),
-            "perturbation": pert,
-        }
-        rec.update(ex.to_record())
-        out.append(rec)
-    return out
-
-
-def _trace_record(t: Trace) -> dict[str, Any]:
-    return {
-        "label": t.label,
-        "evidence": None if t.evidence is None else list(t.evidence),
-        "answers": None if t.answers is None else list(t.answers),
-    }
+    targets = make_targets(examples, condition, seed, loaded.labels)
+    return [sft_record(ex, trace, pert, condition, template, loaded.dataset.label_sentence)
+            for ex, (trace, pert) in zip(examples, targets)]
 
 
 def build(loaded: Loaded, condition: str, template: str, seed: int) -> tuple[dict[str, list], dict[str, Any]]:
@@ -209,30 +189,3 @@ def prepare(
     if len(conditions) == 1:
         return publish(loaded, {conditions[0]: out}, template, seed)
     return publish(loaded, {c: out / c for c in conditions}, template, seed)
-
-
-def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:
-    """Read back a prepared split (for training and generation)."""
-    path = data_dir / f"{split}.jsonl"
-    if not path.is_file():
-        raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
-    out = []
-    seen: set[str] = set()
-    for lineno, rec in read_jsonl(path):
-        if not isinstance(rec.get("id"), str):
-            raise InputError("record needs a string 'id'", path, lineno)
-        if rec["id"] in seen:
-            raise InputError(f"duplicate id {rec['id']!r}", path, lineno)
-        seen.add(rec["id"])
-        for key in ("prompt", "completion"):
-            if not _messages(rec.get(key)):
-                raise InputError(f"record needs {key!r}: a non-empty list of {{role, content}} string messages", path, lineno)
-        out.append(rec)
-    if not out:
-        raise InputError(f"{split}.jsonl is empty", path)
-    return out
-
-
-def _messages(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)

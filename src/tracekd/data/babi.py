@@ -89,6 +89,7 @@ class Babi(Dataset):
     name = "babi"
     labels = tuple(TASKS.values())
     hub_id = "facebook/babi_qa"
+    answer_scorer = "babi"
     accepts = frozenset({"subsets", "preset"})
 
     def __init__(self, **options):
@@ -166,11 +167,6 @@ class Babi(Dataset):
     def check_example(self, ex: Example, path) -> None:
         if not re.fullmatch(r"qa([1-9]|1[0-9]|20)", ex.subset):
             raise InputError(f"example {ex.id!r}: subset {ex.subset!r} is not a bAbI task (qa1-qa20)", path)
-
-    def score_answer(self, answers, ex: Example, output: str) -> dict:
-        from tracekd.score.answers import babi_scores
-
-        return babi_scores(answers, ex.answers, int(ex.subset.removeprefix("qa")))
 
     def answer_summary(self, accuracy_by_subset: dict[str, float]) -> dict:
         """bAbI's usual headline: how many tasks reach 95 % accuracy."""

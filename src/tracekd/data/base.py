@@ -48,6 +48,9 @@ class Dataset(ABC):
     answers_are_alternatives: ClassVar[bool] = False
     #: the gold-evidence rules the dataset offers (option `ir_rule`), its default first
     ir_rules: ClassVar[tuple[str, ...]] = ()
+    #: the answer scorer of `tracekd.score.answers` that scores this dataset's answers (by name:
+    #: data does not import score). `set`: strict set-level exact match and F1.
+    answer_scorer: ClassVar[str] = "set"
 
     def __init__(self, **options: Any):
         given = {k for k, v in options.items() if v is not None}
@@ -79,14 +82,6 @@ class Dataset(ABC):
     def label_space(self, examples: list[Example]) -> tuple[str, ...]:
         """Labels a wrong-label perturbation may choose from."""
         return self.labels
-
-    def score_answer(self, answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
-        """Score a predicted answer list; `correct` is the binary answer correctness.
-
-        Default: strict set-level exact match and F1 over normalised answers."""
-        from tracekd.score.answers import set_scores
-
-        return set_scores(answers, ex.answers)
 
     def answer_summary(self, accuracy_by_subset: dict[str, float]) -> dict[str, Any]:
         """Dataset-specific headline numbers computed from per-subset answer accuracy."""

@@ -180,6 +180,7 @@ class CoTempQA(Dataset):
     labels = SUBSETS
     label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
     hub_id = "Warrieryes/CotempQA"
+    answer_scorer = "cotempqa"
     accepts = frozenset({"subsets", "ir_rule"})
     ir_rules = ("tracekd", "paper")
 
@@ -258,20 +259,6 @@ class CoTempQA(Dataset):
             raise InputError(f"example {ex.id!r}: meta.triple_element must be a string", path)
         if "published" in ex.meta:  # only rescore sets it, in memory
             raise InputError(f"example {ex.id!r}: meta.published is not part of a prepared record", path)
-
-    def score_answer(self, answers, ex: Example, output: str) -> dict:
-        """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers. The
-        original read a published record's own strings: when rescoring one, `meta["published"]`
-        holds them (`gold`, `question`, `facts`, `triple_element`); otherwise the example's."""
-        from tracekd.score.answers import cotempqa_upstream, set_scores
-
-        scores = set_scores(answers, ex.answers)
-        rec = ex.meta.get("published") or {
-            "gold": ex.answers, "question": ex.question, "facts": [c.text for c in ex.context],
-            "triple_element": ex.meta.get("triple_element"),
-        }
-        scores["upstream"] = cotempqa_upstream(output, rec["gold"], rec["question"], rec["facts"], rec["triple_element"])
-        return scores
 
     def retrieve(self, ex: Example) -> Retrieval:
         facts = [f for f in (parse_fact(c) for c in ex.context) if f is not None]

@@ -28,6 +28,7 @@ class MsMarco(Dataset):
     hub_id = "microsoft/ms_marco"
     accepts = frozenset({"subsets"})
     answers_are_alternatives = True
+    answer_scorer = "msmarco"
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -94,11 +95,6 @@ class MsMarco(Dataset):
 
     def classify(self, ex: Example) -> str:
         return ex.subset
-
-    def score_answer(self, answers, ex: Example, output: str) -> dict:
-        from tracekd.score.answers import msmarco_scores
-
-        return msmarco_scores(answers, ex.answers)
 
     def retrieve(self, ex: Example) -> Retrieval:
         sel = ex.meta["is_selected"]

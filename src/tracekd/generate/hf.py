@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tracekd.generate.prompts import prompt_ids, stop_ids
+from tracekd.models.prompts import prompt_ids, stop_ids
 from tracekd.models.loading import load_adapted, load_tokenizer
 from tracekd.models.presets import ModelSpec
 

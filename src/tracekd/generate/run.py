@@ -18,7 +18,7 @@ from tracekd.generate.options import GenerateOptions
 from tracekd.jsonio import dumps_line, naming
 from tracekd.lock import folder_lock
 from tracekd.models.presets import resolve
-from tracekd.prepare import read_sft_records
+from tracekd.traces.records import read_sft_records
 
 
 def done_ids(out_file: Path) -> set[str]:

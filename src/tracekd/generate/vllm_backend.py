@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tracekd.errors import InputError
-from tracekd.generate.prompts import prompt_ids, stop_ids
+from tracekd.models.prompts import prompt_ids, stop_ids
 from tracekd.models.loading import (
     adapter_rank,
     bf16_supported,

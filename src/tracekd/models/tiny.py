@@ -36,7 +36,6 @@ def _trl_template(name: str) -> str:
 def _corpus() -> list[str]:
     """Text like what the tiny models will see: tracekd prompts and traces of synthetic data."""
     from tracekd.data import get_dataset
-    from tracekd.prepare import assign_splits
     from tracekd.traces.conditions import make_targets
     from tracekd.traces.prompt import prompt_messages
     from tracekd.traces.render import render
@@ -44,7 +43,7 @@ def _corpus() -> list[str]:
     out = []
     for name in ("synthetic-babi", "synthetic-temporal"):
         ds = get_dataset(name, size=60, seed=12345)
-        exs = assign_splits(ds.load(None), 0, 0.0)
+        exs = ds.load(None)
         for template in ("paper", "tagged"):
             for trace, _ in make_targets(exs, "correct", 0, ds.labels):
                 out.append(render(trace, template, ds.label_sentence))

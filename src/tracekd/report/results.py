@@ -20,7 +20,8 @@ from typing import Any
 
 from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
 from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
-from tracekd.score.findings import published_model, summary_findings
+from tracekd.score.findings import summary_findings
+from tracekd.score.rescore import CONDITION_ORDER, published_model
 from tracekd.score.stats import loss_trend
 
 
@@ -87,10 +88,9 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
 
 def results_from_rescore(rescore: dict[str, Any], rows_by_condition: dict[str, list[dict]], out: Path) -> dict[str, Any]:
     """The same schema for published outputs: one group per training condition (files pooled)."""
-    models = sorted({published_model(p) for p in rescore["files"]})
-    model = "+".join(models)
+    model = published_model(rescore["files"])
     groups = []
-    order = [c for c in ("answer_only", "correct", "incorrect", "unknown") if c in rescore["by_condition"]]
+    order = [c for c in CONDITION_ORDER if c in rescore["by_condition"]]
     for cond in order:
         summary = rescore["by_condition"][cond]["summary"]
         stats = {k: summary[k] for k in STATISTICS_KEYS}

@@ -19,6 +19,7 @@ from tracekd.data import Dataset, Example, get_dataset
 from tracekd.data.base import check_unique_ids
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl, staged
+from tracekd.score.answers import score_answer
 from tracekd.score.stats import (
     ItemBootstrap,
     association,
@@ -49,7 +50,7 @@ def mean(values) -> float:
 
 def score_output(ds: Dataset, ex: Example, output: str) -> dict[str, Any]:
     """Everything tracekd measures about one output."""
-    parsed = parse(output)
+    parsed = parse(output, ds.label_sentence)
     if not output.strip():
         status = "empty"
     elif parsed.answers is None:
@@ -69,7 +70,7 @@ def score_output(ds: Dataset, ex: Example, output: str) -> dict[str, Any]:
         "parsed": {"label": parsed.label,
                    "evidence": None if parsed.evidence is None else list(parsed.evidence),
                    "answers": None if parsed.answers is None else list(parsed.answers)},
-        "answer": ds.score_answer(parsed.answers, ex, output),
+        "answer": score_answer(ds, parsed.answers, ex, output),
         **steps,
         "paper": paper_steps(output, ex),
         "output": output,

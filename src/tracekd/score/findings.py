@@ -14,7 +14,6 @@ results.json group). Caveat rules (docs/scoring.md):
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 ALPHA = 0.05
@@ -29,11 +28,6 @@ def _pct(x: float | None) -> str:
 
 def _g(x: float | None, fmt: str = ".3g") -> str:
     return "—" if x is None else format(x, fmt)
-
-
-def published_model(path: str) -> str:
-    """The model name in a published (trace-check-qa) output file name."""
-    return Path(path).name.split("-sft-adapter")[0]
 
 
 def _not_estimable_reason(block: dict[str, Any]) -> str:
@@ -122,15 +116,4 @@ def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[s
                        for flag, w in s.get("without_flagged", {}).items()}
             verdict, text = sentence(subject, step, defs, block, notes, without)
             out.append({"step": step, "definitions": defs, "verdict": verdict, "text": text})
-    return out
-
-
-def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Findings for `tracekd rescore`: one set per training condition (files pooled)."""
-    models = sorted({published_model(p) for p in results["files"]})
-    model = "+".join(models)
-    out = []
-    for cond, r in results["by_condition"].items():
-        for f in summary_findings(r["summary"], f"{model} / {cond}"):
-            out.append({"model": model, "condition": cond, **f})
     return out

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
-from tracekd.generate.prompts import prompt_ids
+from tracekd.models.prompts import prompt_ids
 from tracekd.jsonio import write_json_atomic
 from tracekd.models.loading import (
     bf16_supported,
@@ -37,7 +37,7 @@ from tracekd.models.loading import (
     write_base_record,
 )
 from tracekd.models.presets import ModelSpec, resolve
-from tracekd.prepare import read_sft_records
+from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
 
 
