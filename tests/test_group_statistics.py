@@ -11,7 +11,7 @@ import pytest
 
 from tracekd.data import get_dataset
 from tracekd.report.results import group_results
-from tracekd.score import evaluate
+from tracekd.score import metrics
 from tracekd.score.evaluate import score_output, statistics
 from tracekd.score.stats import loss_trend
 from tracekd.traces.render import Trace, render
@@ -134,14 +134,10 @@ def test_not_estimable_finding(make_rows):
 
 
 def test_statistics_follow_the_step_list(make_rows, monkeypatch):
-    """A step added to `_step_flags` gets its tables, tests, rates and a regression term."""
-    original = evaluate._step_flags
-
-    def more(rows):
-        return {**original(rows), "copy_of_answer": [bool(r["answer"]["correct"]) for r in rows]}
-
-    monkeypatch.setattr(evaluate, "_step_flags", more)
+    """A step added to the metric table gets its tables, tests, rates and a regression term."""
+    copy = metrics.step("copy_of_answer", "copy of the answer", lambda r: bool(r["answer"]["correct"]))
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, copy])
     s = statistics({0: make_rows({"s": [[20, 10], [10, 20]]})})
     assert s["association"]["copy_of_answer"]["table"] == [[30, 0], [0, 30]]
-    assert "copy_of_answer_accuracy" in s["rates"]
+    assert s["rates"]["copy_of_answer_accuracy"]["mean"] == 0.5
     assert "quasi-separation" in s["regression"]["terms"]["copy_of_answer"]["note"]

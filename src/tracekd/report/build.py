@@ -10,11 +10,12 @@ from typing import Any
 
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
+from tracekd.score.metrics import pct, table_columns
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
     CELLS,
     association_rows,
-    pct,
+    rate_text,
     regression_note,
     regression_rows,
     strata_rows,
@@ -75,13 +76,13 @@ def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for d, m in _pairs(results)]
 
 
-def _steps(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    groups = results["groups"]
-    steps = list(groups[0]["association"]) if groups else []
-    header = GROUP + ["seeds", "n", "parse rate", *steps, "evidence F1", "answer"]
+def _rates(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Every metric of tracekd's definitions (the metric table), per group."""
+    columns = table_columns("tracekd")
+    header = GROUP + ["seeds", "n", *(m.column for m in columns)]
     rows = [[g["dataset"], g["model"], g["condition"], str(len(g["seeds"])), str(g["n"]),
-             *(with_ci(g["rates"][key], "mean") for key in ("parse_rate", *(f"{k}_accuracy" for k in steps), "evidence_f1", "answer_accuracy"))]
-            for g in groups]
+             *(rate_text(m, g["rates"].get(m.name, {})) for m in columns)]
+            for g in results["groups"]]
     return header, rows
 
 
@@ -101,7 +102,7 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     first = groups[0] if groups else None
     out: dict[str, Any] = {
         "headline": ("Headline: answer accuracy (%)", HEADLINE_NOTE, _headline(results)),
-        "steps": ("Trace steps (%, tracekd definitions)", "Each rate [95 % bootstrap interval over test items].", _steps(results)),
+        "steps": ("Trace steps (%, tracekd definitions)", "Each rate [95 % bootstrap interval over test items].", _rates(results)),
     }
     if first is None:
         return out
