@@ -119,9 +119,10 @@ def test_random_babi_lines(tokens):
 
 
 def _prepared(d: Path) -> list[dict]:
-    from tracekd.prepare import DataOptions, prepare
+    from tracekd.data.config import DatasetConfig
+    from tracekd.prepare import prepare
 
-    prepare(DataOptions("synthetic-babi", size=25), "correct", "tagged", 0, d)
+    prepare(DatasetConfig(name="synthetic-babi", size=25), "correct", "tagged", 0, d)
     return [json.loads(x) for x in (d / "test.jsonl").read_text().splitlines()]
 
 

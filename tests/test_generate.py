@@ -10,13 +10,14 @@ from tracekd.generate.hf import HFGenerator
 from tracekd.generate.options import GenerateOptions
 from tracekd.generate.run import generate
 from tracekd.models import resolve
-from tracekd.prepare import DataOptions, prepare
+from tracekd.data.config import DatasetConfig
+from tracekd.prepare import prepare
 
 
 @pytest.fixture(scope="module")
 def sixteen(tmp_path_factory):
     d = tmp_path_factory.mktemp("gen") / "data"
-    prepare(DataOptions("synthetic-temporal", size=80), "correct", "paper", 0, d)
+    prepare(DatasetConfig(name="synthetic-temporal", size=80), "correct", "paper", 0, d)
     recs = [json.loads(x) for x in (d / "test.jsonl").open()][:16]
     return d, [(r["id"], r["prompt"]) for r in recs]
 

@@ -22,7 +22,8 @@ from tracekd.errors import InputError
 from tracekd.models.prompts import prompt_ids
 from tracekd.models import PRESETS, loading, resolve
 from tracekd.models.loading import BASE_FILE, load_tokenizer, model_path
-from tracekd.prepare import DataOptions, prepare
+from tracekd.data.config import DatasetConfig
+from tracekd.prepare import prepare
 from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
 from tracekd.train.sft import train
@@ -34,7 +35,7 @@ VLLM_MAX_LORA_RANKS = {1, 8, 16, 32, 64, 128, 256, 320, 512}  # vllm/config/lora
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("paper") / "data"
-    prepare(DataOptions("synthetic-babi", size=30, limit_train=8, limit_test=4), "correct", "tagged", 0, d)
+    prepare(DatasetConfig(name="synthetic-babi", size=30, limit_train=8, limit_test=4), "correct", "tagged", 0, d)
     return d
 
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tracekd.data import get_dataset
 from tracekd.data.schema import clean_text
-from tracekd.prepare import DataOptions, assign_splits
+from tracekd.prepare import assign_splits
 from tracekd.score.normalize import normalize_label
 from tracekd.traces.conditions import CONDITIONS, make_targets
 from tracekd.traces.parse import _literal_list, parse

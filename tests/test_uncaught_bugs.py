@@ -103,7 +103,8 @@ def test_train_masks_the_prompt_by_default(tmp_path):
 
     from tracekd.models import resolve
     from tracekd.models.loading import load_tokenizer
-    from tracekd.prepare import DataOptions, prepare
+    from tracekd.data.config import DatasetConfig
+    from tracekd.prepare import prepare
     from tracekd.traces.records import read_sft_records
     from tracekd.train.options import TrainOptions
     from tracekd.train.sft import train
@@ -114,7 +115,7 @@ def test_train_masks_the_prompt_by_default(tmp_path):
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
             FirstBatch.batch = next(iter(train_dataloader))
 
-    prepare(DataOptions("synthetic-babi", size=10, limit_train=4), "correct", "tagged", 0, tmp_path / "data")
+    prepare(DatasetConfig(name="synthetic-babi", size=10, limit_train=4), "correct", "tagged", 0, tmp_path / "data")
     opts = TrainOptions(max_steps=1, batch_size=4, grad_accum=1, warmup=0, save_steps=1000)
     train(tmp_path / "data", "tiny-random", tmp_path / "run", opts, callbacks=[FirstBatch()])
     tok = load_tokenizer(resolve("tiny-random"))

@@ -17,7 +17,10 @@ import typer
 from rich.console import Console
 from rich.markup import escape as rich_escape
 
+from tracekd.data import REGISTRY
+from tracekd.data.config import DatasetConfig, option_fields
 from tracekd.errors import InputError
+from tracekd.flags import Flags, with_flags
 
 app = typer.Typer(
     add_completion=False,
@@ -30,22 +33,6 @@ out = Console(width=None if sys.stdout.isatty() else 120)  # wide tables when pi
 
 #: what an interrupted command kept and how to resume it (set by the command, printed on Ctrl-C)
 _on_interrupt: list[Callable[[], str]] = []
-_CLI_NAMES = {"subsets": "subset"}  # option fields whose command-line name differs
-
-
-def _flag(key: str) -> str:
-    return "--" + _CLI_NAMES.get(key, key).replace("_", "-")
-
-
-def _options(cls, **values):
-    """Build a pydantic options object; a bad value is an InputError naming the option."""
-    from pydantic import ValidationError
-
-    try:
-        return cls(**values)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise InputError(f"{_flag(str(first['loc'][0]))}: {first['msg'].removeprefix('Value error, ')}") from None
 
 
 def _command_line(*extra: str) -> str:
@@ -59,55 +46,63 @@ def _when_interrupted(kept: Callable[[], str], *extra: str) -> None:
     _on_interrupt.append(lambda: f"{kept()}; resume with: {_command_line(*extra)}")
 
 
+def _options(cls, **values):
+    """Build a pydantic options object; a bad value is an InputError naming the flag."""
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as e:
+        raise Flags.of(cls).error(e) from None
+
+
 @app.callback()
 def _root() -> None:
     """Trace-based knowledge distillation with verifiable traces."""
 
 
-DATASETS = ("cotempqa", "babi", "msmarco", "synthetic-temporal", "synthetic-babi")
+# prepare's flags: the dataset config's and every registered dataset's options
+_DATA_FLAGS = Flags.of(DatasetConfig, help={"name": f"One of: {', '.join(REGISTRY)}."})
+_DATASET_OPTION_FLAGS = Flags(option_fields())
 
 
 @app.command()
+@with_flags(data=_DATA_FLAGS, options=_DATASET_OPTION_FLAGS)
 def prepare(
-    dataset: Annotated[str, typer.Option(help=f"One of: {', '.join(DATASETS)}.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    source: Annotated[Optional[str], typer.Option(help="A file, a folder or a hub id.")] = None,
-    size: Annotated[Optional[int], typer.Option(help="Number of examples (synthetic datasets).")] = None,
     condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all (repeatable; several go to OUT/<condition>/).")] = ["correct"],
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
-    subset: Annotated[Optional[list[str]], typer.Option(help="Subset / task to keep (repeatable).")] = None,
-    ir_rule: Annotated[Optional[str], typer.Option(help="CoTempQA evidence rule: tracekd or paper.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="bAbI preset: all or paper.")] = None,
-    data_seed: Annotated[int, typer.Option(help="Seed of the train/test split and of synthetic data.")] = 42,
-    limit_train: Annotated[Optional[int], typer.Option(help="Keep at most N train examples.")] = None,
-    limit_test: Annotated[Optional[int], typer.Option(help="Keep at most N test examples.")] = None,
+    data: dict | None = None,
+    options: dict | None = None,
 ) -> None:
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
-    from tracekd.prepare import DataOptions
+    from pydantic import ValidationError
+
     from tracekd.prepare import prepare as run_prepare
 
-    opts = _options(
-        DataOptions, dataset=dataset, source=source, size=size, subsets=subset or None, ir_rule=ir_rule,
-        preset=preset, data_seed=data_seed, limit_train=limit_train, limit_test=limit_test,
-    )
+    flags = Flags({**_DATA_FLAGS.fields, **_DATASET_OPTION_FLAGS.fields})
+    try:
+        config = DatasetConfig(**data, **options)
+    except ValidationError as e:
+        raise flags.error(e) from None
     _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
     try:
-        manifests = run_prepare(opts, condition, template, seed, out_dir)
+        manifests = run_prepare(config, condition, template, seed, out_dir)
     except InputError as e:
         if e.key is not None:
-            e.key = _flag(e.key)
+            e.key = flags.flag(e.key)
         raise
     for cond, manifest in manifests.items():
         c = manifest["counts"]
         where = out_dir if len(manifests) == 1 else out_dir / cond
         out.print(
-            f"[bold]{dataset}[/] / {cond} / {template}: "
+            f"[bold]{config.name}[/] / {cond} / {template}: "
             f"{c['train']['total']} train, {c['test']['total']} test -> {where}"
         )
-    flags = manifest["decomposition"]["flags"]
-    if flags:
-        out.print("decomposition flags: " + ", ".join(f"{k}={v}" for k, v in flags.items()))
+    decomposition = manifest["decomposition"]["flags"]
+    if decomposition:
+        out.print("decomposition flags: " + ", ".join(f"{k}={v}" for k, v in decomposition.items()))
 
 
 @app.command()
@@ -131,7 +126,7 @@ def evaluate(
 def rescore(
     files: Annotated[list[Path], typer.Argument(help="Published output files.")],
     fmt: Annotated[str, typer.Option("--format", help="Output format: trace-check-qa.")] = "trace-check-qa",
-    dataset: Annotated[str, typer.Option(help="Dataset the outputs answer.")] = "cotempqa",
+    dataset: Annotated[str, typer.Option(help=f"Dataset the outputs answer, one of: {', '.join(REGISTRY)}.")] = "cotempqa",
     source: Annotated[Optional[str], typer.Option(help="The dataset's file, folder or hub id.")] = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
     ir_rule: Annotated[Optional[str], typer.Option(help="Primary gold evidence rule: paper (default: what the paper's models were trained to cite) or tracekd; both are shown.")] = None,

@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
-from pydantic.dataclasses import dataclass as checked_dataclass
 
 import tracekd
-from tracekd.data import Dataset, Example, get_dataset
+from tracekd.data import Dataset, Example
+from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError
 from tracekd.jsonio import JOURNAL, recover, remove_stale_temps, staged
 from tracekd.lock import folder_lock
@@ -31,35 +30,14 @@ from tracekd.traces.render import TEMPLATES
 
 SPLITS = ("train", "test")
 FILES = ("train.jsonl", "test.jsonl", "manifest.json")
-SEED_MAX = 2**32 - 1  # numpy's RandomState takes seeds 0 .. 2**32 - 1
-
-
-@checked_dataclass
-class DataOptions:
-    """What selects the examples (independent of condition, template and seed). Checked when
-    made: a bad value is a pydantic ValidationError naming the field."""
-
-    dataset: str
-    source: str | None = None
-    size: int | None = Field(None, ge=1)
-    subsets: list[str] | None = None
-    ir_rule: str | None = None
-    preset: str | None = None
-    data_seed: int = Field(42, ge=0, le=SEED_MAX)
-    test_fraction: float = Field(0.2, ge=0, le=1)
-    limit_train: int | None = Field(None, ge=1)
-    limit_test: int | None = Field(None, ge=1)
-
-    def dataset_options(self) -> dict[str, Any]:
-        opts = {"subsets": self.subsets, "ir_rule": self.ir_rule, "preset": self.preset, "size": self.size}
-        if self.size is not None:
-            opts["seed"] = self.data_seed
-        return opts
 
 
 @dataclass
-class Loaded:
-    options: DataOptions
+class SelectedExamples:
+    """A dataset's examples as a config selects them, per split, with the labels a wrong-label
+    perturbation may choose from."""
+
+    config: DatasetConfig
     dataset: Dataset
     examples: dict[str, list[Example]] = field(default_factory=dict)  # split -> examples
     labels: tuple[str, ...] = ()
@@ -91,16 +69,16 @@ def _limit(examples: list[Example], limit: int | None, seed: int) -> list[Exampl
     return [ex for i, ex in enumerate(examples) if i in keep]
 
 
-def load(options: DataOptions) -> Loaded:
-    ds = get_dataset(options.dataset, **options.dataset_options())
-    ds.check_readable(options.source)
-    examples = assign_splits(ds.load(options.source), options.data_seed, options.test_fraction)
+def load(config: DatasetConfig) -> SelectedExamples:
+    ds = config.dataset()
+    ds.check_readable(config.source)
+    examples = assign_splits(ds.load(config.source), config.data_seed, config.test_fraction)
     by_split = {s: [ex for ex in examples if ex.split == s] for s in SPLITS}
-    by_split["train"] = _limit(by_split["train"], options.limit_train, options.data_seed)
-    by_split["test"] = _limit(by_split["test"], options.limit_test, options.data_seed)
+    by_split["train"] = _limit(by_split["train"], config.limit_train, config.data_seed)
+    by_split["test"] = _limit(by_split["test"], config.limit_test, config.data_seed)
     if not by_split["train"] and not by_split["test"]:
-        raise InputError(f"no examples selected from {options.source or options.dataset}")
-    return Loaded(options, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
+        raise InputError(f"no examples selected from {config.source or config.name}")
+    return SelectedExamples(config, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
 
 
 def _check(conditions: list[str], template: str, seed: int) -> None:
@@ -115,36 +93,36 @@ def _check(conditions: list[str], template: str, seed: int) -> None:
         raise InputError(f"the seed must be from 0 to {SEED_MAX}, not {seed}")
 
 
-def records(loaded: Loaded, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
-    examples = loaded.examples[split]
-    targets = make_targets(examples, condition, seed, loaded.labels)
-    return [sft_record(ex, trace, pert, condition, template, loaded.dataset.label_sentence)
+def records(selected: SelectedExamples, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
+    examples = selected.examples[split]
+    targets = make_targets(examples, condition, seed, selected.labels)
+    return [sft_record(ex, trace, pert, condition, template, selected.dataset.label_sentence)
             for ex, (trace, pert) in zip(examples, targets)]
 
 
-def build(loaded: Loaded, condition: str, template: str, seed: int) -> tuple[dict[str, list], dict[str, Any]]:
+def build(selected: SelectedExamples, condition: str, template: str, seed: int) -> tuple[dict[str, list], dict[str, Any]]:
     """One condition's records per split and its manifest (without the file digests), in memory."""
-    built = {s: records(loaded, s, condition, template, seed) for s in SPLITS}
-    all_examples = loaded.examples["train"] + loaded.examples["test"]
+    built = {s: records(selected, s, condition, template, seed) for s in SPLITS}
+    all_examples = selected.examples["train"] + selected.examples["test"]
     manifest = {
         "tracekd_version": tracekd.__version__,
-        "dataset": loaded.options.dataset,
-        "options": {**asdict(loaded.options), "condition": condition, "template": template, "seed": seed},
-        "label_space": list(loaded.labels),
-        "label_sentence": loaded.dataset.label_sentence,
-        "counts": {s: _counts(loaded.examples[s]) for s in SPLITS},
+        "dataset": selected.config.name,
+        "options": {**selected.config.model_dump(), "condition": condition, "template": template, "seed": seed},
+        "label_space": list(selected.labels),
+        "label_sentence": selected.dataset.label_sentence,
+        "counts": {s: _counts(selected.examples[s]) for s in SPLITS},
         "decomposition": {
             "examples": len(all_examples),
-            "flags": loaded.dataset.decomposition_report(all_examples),
+            "flags": selected.dataset.decomposition_report(all_examples),
         },
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
     return built, manifest
 
 
-def publish(loaded: Loaded, targets: dict[str, Path], template: str, seed: int) -> dict[str, dict[str, Any]]:
+def publish(selected: SelectedExamples, targets: dict[str, Path], template: str, seed: int) -> dict[str, dict[str, Any]]:
     """Build every condition (condition -> its folder), then write them all or none."""
-    built = {c: build(loaded, c, template, seed) for c in targets}
+    built = {c: build(selected, c, template, seed) for c in targets}
     for folder in targets.values():
         if folder.exists() and not folder.is_dir():
             raise InputError("output path exists and is not a folder", folder)
@@ -175,7 +153,7 @@ def _counts(examples: list[Example]) -> dict[str, Any]:
 
 
 def prepare(
-    options: DataOptions, conditions: str | list[str], template: str, seed: int, out: str | Path
+    config: DatasetConfig, conditions: str | list[str], template: str, seed: int, out: str | Path
 ) -> dict[str, Any]:
     """Load once and write each condition. One condition goes to `out`, several (or `all`)
     to `out/<condition>/`. Returns the manifest of each condition."""
@@ -184,8 +162,8 @@ def prepare(
     if conditions == ["all"]:
         conditions = list(CONDITIONS)
     _check(conditions, template, seed)  # before loading: a typo costs nothing
-    loaded = load(options)
+    selected = load(config)
     out = Path(out)
     if len(conditions) == 1:
-        return publish(loaded, {conditions[0]: out}, template, seed)
-    return publish(loaded, {c: out / c for c in conditions}, template, seed)
+        return publish(selected, {conditions[0]: out}, template, seed)
+    return publish(selected, {c: out / c for c in conditions}, template, seed)

@@ -20,14 +20,19 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
+from pydantic import Field
+
+from tracekd.data.base import Dataset, DatasetOptions, Retrieval, register, subsets_among
+from tracekd.data.reading import check_unique_ids, load_hub, record_id, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
 from tracekd.data.temporal import TIME, Interval, interval, relation
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 
 SUBSETS = ("equal", "overlap", "during", "mix")
+IR_RULES = ("tracekd", "paper")  # the gold-evidence rules, the default first
 
 #: relation phrase in a fact -> relation family
 FACT_RELATIONS = {
@@ -174,6 +179,15 @@ def resolve_anchor(question: str, label: str, answers: tuple[str, ...], facts: l
     return anchors, [answer_bearing(question, a, anchors, facts) for a in answers], len(anchors) > 1
 
 
+class CoTempQAOptions(DatasetOptions):
+    """`subsets`: the relations to keep; `ir_rule`: the gold-evidence rule."""
+
+    ir_rule: Literal[IR_RULES] = Field(IR_RULES[0], description="CoTempQA evidence rule: tracekd (anchor + answer-bearing "
+                                                                "facts) or paper (every fact containing an answer).")
+
+    _relations = subsets_among(SUBSETS, "CoTempQA subset(s)")
+
+
 @register
 class CoTempQA(Dataset):
     name = "cotempqa"
@@ -181,18 +195,13 @@ class CoTempQA(Dataset):
     label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
     hub_id = "Warrieryes/CotempQA"
     answer_scorer = "cotempqa"
-    accepts = frozenset({"subsets", "ir_rule"})
-    ir_rules = ("tracekd", "paper")
+    Options = CoTempQAOptions
+    ir_rules = IR_RULES
 
-    def __init__(self, **options):
-        super().__init__(**options)
-        self.ir_rule = options.get("ir_rule") or self.ir_rules[0]
-        if self.ir_rule not in self.ir_rules:
-            raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}", key="ir_rule")
-        self.subsets = tuple(options.get("subsets") or SUBSETS)
-        bad = [s for s in self.subsets if s not in SUBSETS]
-        if bad:
-            raise InputError(f"unknown CoTempQA subset(s) {', '.join(map(str, bad))}; choose from {', '.join(SUBSETS)}", key="subsets")
+    def __init__(self, seed: int = 0, **options):
+        super().__init__(seed, **options)
+        self.ir_rule = self.options.ir_rule
+        self.subsets = tuple(self.options.subsets or SUBSETS)
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, source: str | None) -> list[Example]:

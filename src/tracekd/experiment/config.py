@@ -19,9 +19,9 @@ from typing import Annotated, Any
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tracekd.errors import InputError
+from tracekd.data.config import SEED_MAX, DatasetConfig
+from tracekd.errors import InputError, one_of
 from tracekd.generate.options import GenerateOptions
-from tracekd.prepare import SEED_MAX, DataOptions
 from tracekd.train.options import TrainOptions
 from tracekd.traces.conditions import CONDITIONS
 from tracekd.traces.render import TEMPLATES
@@ -39,34 +39,6 @@ def _safe_name(v: str) -> str:
 
 SafeName = Annotated[str, AfterValidator(_safe_name)]
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
-
-
-class DatasetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    source: str | None = None
-    size: int | None = Field(None, ge=1)
-    subsets: list[str] | None = None
-    ir_rule: str | None = None
-    preset: str | None = None
-    data_seed: Seed = 42
-    limit_train: int | None = Field(None, ge=1)
-    limit_test: int | None = Field(None, ge=1)
-
-    def options(self) -> DataOptions:
-        return DataOptions(dataset=self.name, source=self.source, size=self.size, subsets=self.subsets,
-                           ir_rule=self.ir_rule, preset=self.preset, data_seed=self.data_seed,
-                           limit_train=self.limit_train, limit_test=self.limit_test)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        from tracekd.data import REGISTRY
-
-        if v not in REGISTRY:
-            raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(sorted(REGISTRY))}")
-        return v
 
 
 class ModelConfig(BaseModel):
@@ -95,7 +67,7 @@ class ExperimentConfig(BaseModel):
     models: list[ModelConfig] = Field(min_length=1)
     conditions: list[str] = Field(min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
-    template: str = "paper"
+    template: Annotated[str, AfterValidator(one_of(TEMPLATES, "template", ordered=True))] = "paper"
     train: TrainOptions = Field(default_factory=TrainOptions)
     generate: GenerateOptions = Field(default_factory=GenerateOptions)
     examples_in_report: int = Field(200, ge=0)  # per cell, in the HTML explorer
@@ -123,13 +95,6 @@ class ExperimentConfig(BaseModel):
             raise ValueError(f"unknown condition(s) {', '.join(bad)}; choose from {BASELINE}, {', '.join(CONDITIONS)}")
         if len(set(v)) != len(v):
             raise ValueError("a condition is listed twice")
-        return v
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        if v not in TEMPLATES:
-            raise ValueError(f"unknown template {v!r}; choose one of {', '.join(TEMPLATES)}")
         return v
 
     @model_validator(mode="after")
@@ -195,14 +160,12 @@ def load_config(path: str | Path) -> ExperimentConfig:
 
 
 def _check_dataset(d: DatasetConfig, base: Path, where: str, config: Path) -> None:
-    """Build the dataset with its options and find its source (made absolute against `base`)."""
-    from tracekd.data import get_dataset
-
+    """Find the dataset's source (made absolute against `base`); its options were checked when
+    the config was validated."""
     try:
-        ds = get_dataset(d.name, **d.options().dataset_options())
         if d.source and (base / d.source).exists():  # base / an absolute path is that path
             d.source = str((base / d.source).resolve())
-        ds.check_readable(d.source)
+        d.dataset().check_readable(d.source)
     except InputError as e:
         if e.key == "source" and e.path is not None:
             raise InputError(f"path not found: {base / d.source}", config, key=f"{where}.source") from None

@@ -110,7 +110,7 @@ def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
     out = cell.data_folder(run)
     if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
         return out
-    prepare(cell.dataset.options(), cell.data_condition, cfg.template, cell.seed, out)
+    prepare(cell.dataset, cell.data_condition, cfg.template, cell.seed, out)
     return out
 
 

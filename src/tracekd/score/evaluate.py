@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tracekd.data import Dataset, Example, get_dataset
-from tracekd.data.base import check_unique_ids
+from tracekd.data.reading import check_unique_ids
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl, staged
 from tracekd.score import metrics

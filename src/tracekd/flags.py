@@ -1,0 +1,107 @@
+"""Command-line flags made from pydantic options models.
+
+An option is defined once, in its model: its type, default, bounds, and its help (the field's
+`description`). `Flags(fields)` turns the fields into typer options (`--lora-r`, `--qlora/--no-qlora`,
+a repeatable `--subset`; `json_schema_extra={"flag": NAME}` renames one, `{"flag": None}` keeps it
+off the command line) and `with_flags` adds them to a command. Every generated flag defaults to
+"not given": the model's own default applies, and the help says what it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import types
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+
+import typer
+from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+from tracekd.errors import InputError
+
+
+def _flag_name(name: str, field: FieldInfo) -> str | None:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    flag = extra.get("flag", name)
+    return None if flag is None else "--" + str(flag).replace("_", "-")
+
+
+def _cli_type(annotation: Any) -> Any:
+    """The type typer parses: None dropped from unions; a union with a list (`str | list[str]`) is
+    a repeatable option."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        lists = [a for a in args if get_origin(a) is list]
+        return lists[0] if lists else (args[0] if len(args) == 1 else str)
+    return annotation
+
+
+def _help(field: FieldInfo) -> str:
+    text = field.description or ""
+    default = field.get_default(call_default_factory=True) if field.default is not PydanticUndefined else None
+    if default is not None and default != [] and not isinstance(default, BaseModel):
+        text += f" (default: {str(default).lower() if isinstance(default, bool) else default})"
+    return text
+
+
+class Flags:
+    """The flags of some options fields (name -> pydantic field)."""
+
+    def __init__(self, fields: dict[str, FieldInfo], exclude: tuple[str, ...] = (), help: dict[str, str] | None = None):
+        self.fields = {n: f for n, f in fields.items() if n not in exclude and _flag_name(n, f) is not None}
+        self.help = help or {}
+
+    @classmethod
+    def of(cls, model: type[BaseModel], exclude: tuple[str, ...] = (), help: dict[str, str] | None = None) -> Flags:
+        return cls(dict(model.model_fields), exclude, help)
+
+    def flag(self, name: str) -> str:
+        """The command-line name of a field (or the name itself, for a key that is not a field)."""
+        field = self.fields.get(name)
+        return (_flag_name(name, field) if field is not None else None) or name
+
+    def parameters(self) -> list[inspect.Parameter]:
+        out = []
+        for name, field in self.fields.items():
+            flag, typ = _flag_name(name, field), _cli_type(field.annotation)
+            decl = f"{flag}/--no-{flag[2:]}" if typ is bool else flag
+            if get_origin(typ) is Literal or typ in (int, float, str, bool) or get_origin(typ) is list:
+                text = self.help.get(name) or _help(field)
+                annotation = Annotated[Optional[typ], typer.Option(decl, help=text, show_default=False)]
+            else:
+                raise TypeError(f"option {name!r}: no command-line form for {field.annotation!r}")
+            out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
+        return out
+
+    def take(self, values: dict[str, Any]) -> dict[str, Any]:
+        """This group's values, taken out of a command's keyword arguments (flags not given left out)."""
+        return {n: v for n in self.fields if (v := values.pop(n, None)) is not None}
+
+    def error(self, e: ValidationError) -> InputError:
+        """A model's validation error as one line naming the flag."""
+        err = e.errors()[0]
+        name = next((str(part) for part in err["loc"] if str(part) in self.fields), str(err["loc"][0]) if err["loc"] else "")
+        return InputError(f"{self.flag(name)}: {err['msg'].removeprefix('Value error, ')}")
+
+
+def with_flags(**groups: Flags) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Add each group's flags to a typer command; the command gets each group as a keyword
+    argument of that name: a dict of the flags given."""
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(fn, eval_str=True).parameters.values()
+               if p.name not in groups]
+        generated = [p for g in groups.values() for p in g.parameters()]
+
+        @functools.wraps(fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
+        def command(**kwargs: Any) -> Any:
+            taken = {name: g.take(kwargs) for name, g in groups.items()}
+            return fn(**kwargs, **taken)
+
+        command.__signature__ = inspect.Signature(own + generated)  # type: ignore[attr-defined]
+        command.__annotations__ = {}  # typer reads the signature (its own types are resolved above)
+        return command
+
+    return decorate
