@@ -21,6 +21,8 @@ from tracekd.data import REGISTRY
 from tracekd.data.config import DatasetConfig, option_fields
 from tracekd.errors import InputError
 from tracekd.flags import Flags, with_flags
+from tracekd.generate.options import GenerateOptions
+from tracekd.train.options import TrainOptions
 
 app = typer.Typer(
     add_completion=False,
@@ -152,42 +154,19 @@ def rescore(
 
 
 @app.command()
+@with_flags(options=Flags.of(TrainOptions))
 def train(
     data: Annotated[Path, typer.Option(help="Prepared folder with train.jsonl.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (adapter/, checkpoints/, train_summary.json).")],
     model: Annotated[str, typer.Option(help="Preset (smollm2-135m, llama-3.2-1b-instruct, qwen3-1.7b, tiny-random, ...), folder or hub id.")] = "smollm2-135m",
-    epochs: Annotated[float, typer.Option(help="Epochs.")] = 3.0,
-    max_steps: Annotated[int, typer.Option(help="Stop after N optimiser steps (overrides epochs).")] = -1,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = 2e-4,
-    warmup: Annotated[float, typer.Option(help="Warm-up (ratio of steps when < 1).")] = 0.1,
-    batch_size: Annotated[int, typer.Option(help="Per-device batch size.")] = 4,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 4,
-    max_length: Annotated[int, typer.Option(help="Max tokens of prompt + completion.")] = 1024,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 16,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 32,
-    lora_dropout: Annotated[float, typer.Option(help="LoRA dropout.")] = 0.05,
-    full: Annotated[bool, typer.Option("--full", help="Full fine-tuning instead of LoRA.")] = False,
-    qlora: Annotated[Optional[bool], typer.Option("--qlora/--no-qlora", help="4-bit QLoRA (default: as the preset says, on CUDA).")] = None,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 (default: where supported).")] = None,
-    activation_checkpointing: Annotated[Optional[bool], typer.Option("--activation-checkpointing/--no-activation-checkpointing", help="Recompute activations in the backward pass (default: on for the paper's presets on CUDA cards below 40 GB).")] = None,
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
-    group_by_length: Annotated[bool, typer.Option("--group-by-length/--no-group-by-length", help="Batch examples of similar length.")] = True,
-    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 50,
-    logging_steps: Annotated[int, typer.Option(help="Log every N steps.")] = 10,
-    report_to: Annotated[str, typer.Option(help="Trainer report_to (none, wandb, tensorboard, ...).")] = "none",
-    use_cpu: Annotated[bool, typer.Option("--use-cpu", help="Train on CPU (with accelerate launch on CPUs).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
+    options: dict | None = None,
 ) -> None:
-    """Fine-tune a model on prepared data (loss on the completion only)."""
-    from tracekd.train.options import TrainOptions
+    """Fine-tune a model on prepared data (loss on the completion only). Every training option
+    is a flag (its default: TrainOptions, the paper's LoRA settings)."""
     from tracekd.train.sft import train as run_train
 
-    opts = _options(
-        TrainOptions, epochs=epochs, max_steps=max_steps, lr=lr, warmup=warmup, batch_size=batch_size, grad_accum=grad_accum,
-        max_length=max_length, lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout, full=full,
-        qlora=qlora, bf16=bf16, activation_checkpointing=activation_checkpointing, seed=seed, group_by_length=group_by_length, save_steps=save_steps,
-        logging_steps=logging_steps, report_to=report_to, use_cpu=use_cpu,
-    )
+    opts = _options(TrainOptions, **options)
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
     summary = run_train(data, model, out_dir, opts, resume=resume)
     if summary:
@@ -209,22 +188,18 @@ def _lines_kept(path: Path) -> str:
 
 
 @app.command()
+@with_flags(options=Flags.of(GenerateOptions))
 def generate(
     data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
     out_file: Annotated[Path, typer.Option("--out", help="Predictions JSONL (id, output); resumed if present.")],
     model: Annotated[str, typer.Option(help="Preset, folder or hub id of the base model.")] = "smollm2-135m",
     adapter: Annotated[Optional[Path], typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Max new tokens per output.")] = 256,
-    batch_size: Annotated[int, typer.Option(help="Prompts per batch.")] = 16,
-    backend: Annotated[str, typer.Option(help="auto, hf or vllm.")] = "auto",
-    merge: Annotated[bool, typer.Option("--merge", help="Merge the adapter into the base first.")] = False,
-    limit: Annotated[Optional[int], typer.Option(help="Only the first N test examples.")] = None,
+    options: dict | None = None,
 ) -> None:
-    """Greedy, batched generation for the prepared test prompts."""
-    from tracekd.generate.options import GenerateOptions
+    """Greedy, batched generation for the prepared test prompts. Every generation option is a flag."""
     from tracekd.generate.run import generate as run_generate
 
-    opts = _options(GenerateOptions, max_new_tokens=max_new_tokens, batch_size=batch_size, backend=backend, merge=merge, limit=limit)
+    opts = _options(GenerateOptions, **options)
     _when_interrupted(lambda: _lines_kept(out_file))
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
@@ -233,6 +208,9 @@ def generate(
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="KEY=VALUE changes to the config (train.lr=1e-4 seeds=[0,1] datasets.0.size=100), recorded in config.json.",
+        show_default=False)] = None,
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and what is already done; run nothing.")] = False,
 ) -> None:
@@ -240,7 +218,7 @@ def run(
     from tracekd.experiment.config import load_config
     from tracekd.experiment.runner import run_experiment
 
-    cfg = load_config(config)
+    cfg = load_config(config, overrides or [])
     run_dir = out_dir or Path("runs") / cfg.name
     _when_interrupted(lambda: _cells_kept(run_dir), *([] if out_dir else ["--out", str(run_dir)]))
     run_experiment(cfg, run_dir, dry_run=dry_run, console=out)

@@ -7,7 +7,8 @@ bAbI tasks are qa1-qa20, options a dataset does not take are refused) and its so
 `report_to` and `lora_targets` must exist; duplicate YAML keys are refused. Names that become
 folder names (the run's and the models') are letters, digits, `.`, `_` and `-`.
 
-Relative data paths are resolved against the config file's folder.
+Relative data paths are resolved against the config file's folder. `KEY=VALUE` overrides
+(`tracekd run CONFIG train.lr=1e-4 seeds=[0,1]`) change keys before validation.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError, one_of
@@ -71,6 +72,12 @@ class ExperimentConfig(BaseModel):
     train: TrainOptions = Field(default_factory=TrainOptions)
     generate: GenerateOptions = Field(default_factory=GenerateOptions)
     examples_in_report: int = Field(200, ge=0)  # per cell, in the HTML explorer
+    _overrides: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def overrides(self) -> list[str]:
+        """The `KEY=VALUE` overrides applied on top of the file (`load_config`)."""
+        return self._overrides
 
     @field_validator("models", mode="before")
     @classmethod
@@ -129,21 +136,60 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def _yaml(text: str, path: Path | None = None, what: str = "") -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise InputError(f"{what}not valid YAML ({getattr(e, 'problem', e)})", path,
+                         None if line is None or path is None else line + 1) from None
+    except RecursionError:
+        raise InputError(f"{what}YAML nested too deeply", path) from None
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Set one key of a config from `KEY=VALUE` (torchtune style): KEY is a dotted path (`train.lr`,
+    `datasets.0.size`: a number indexes a list), VALUE is YAML (`1e-4`, `[0, 1]`, `{a: 1}`)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"override {item!r} is not KEY=VALUE (e.g. train.lr=1e-4 or seeds=[0,1])")
+    value = _yaml(text, what=f"override {item!r}: ")
+    *parents, last = key.strip().split(".")
+    node: Any = raw
+    for part in parents:
+        if isinstance(node, list):
+            node = node[_index(node, part, item)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise InputError(f"override {item!r}: {part!r} is inside a value that is not a mapping or a list")
+    if isinstance(node, list):
+        node[_index(node, last, item)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise InputError(f"override {item!r}: {last!r} is inside a value that is not a mapping or a list")
+
+
+def _index(items: list, part: str, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise InputError(f"override {item!r}: {part!r} is not an index of a list of {len(items)}")
+    return int(part)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """The validated config of a YAML file, with `KEY=VALUE` overrides applied (`cfg.overrides`
+    keeps them: the run records them in its config.json)."""
     from tracekd.jsonio import read_text
 
     path = Path(path)
     if not path.is_file():
         raise InputError("config file not found", path)
-    try:
-        raw = yaml.load(read_text(path), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise InputError(f"not valid YAML ({getattr(e, 'problem', e)})", path, None if line is None else line + 1) from None
-    except RecursionError:
-        raise InputError("YAML nested too deeply", path) from None
+    raw = _yaml(read_text(path), path)
     if not isinstance(raw, dict):
         raise InputError("the config must be a YAML mapping", path)
+    for item in overrides:
+        apply_override(raw, item)
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
@@ -156,6 +202,7 @@ def load_config(path: str | Path) -> ExperimentConfig:
     for i, d in enumerate(cfg.datasets):
         _check_dataset(d, path.parent, f"datasets[{i}]", path)
     _check_lora_targets(cfg, path)
+    cfg._overrides = list(overrides)
     return cfg
 
 

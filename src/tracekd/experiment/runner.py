@@ -95,13 +95,16 @@ def stage_of(cell: Cell, run: Path) -> str:
 
 
 def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
+    """config.json: the validated config (and the `KEY=VALUE` overrides that made it, if any); a
+    folder made with another config is refused."""
     path = run / "config.json"
     current = json.loads(cfg.model_dump_json())
     if path.is_file():
-        if read_json(path) != current:
+        stored = read_json(path)
+        if not isinstance(stored, dict) or {k: v for k, v in stored.items() if k != "overrides"} != current:
             raise InputError("this run folder was made with a different config; use another --out", run)
     else:
-        write_json_atomic(path, current)
+        write_json_atomic(path, {**current, "overrides": cfg.overrides} if cfg.overrides else current)
 
 
 def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
