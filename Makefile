@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench mutation
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
@@ -29,3 +29,15 @@ bench: setup
 	$(BIN)/python bench/stats_speed.py
 	$(BIN)/python bench/generate_speed.py
 	$(BIN)/python bench/sft_speed.py
+
+# Mutation testing of the scoring core (docs/testing.md): slow, not part of `make test` or CI.
+# mutmut runs in mutants/ ([tool.mutmut] in pyproject.toml); one module at a time, then the
+# score of each module.
+MUTATION_MODULES := score.stats score.steps score.answers traces.parse traces.conditions
+MUTATION_CHILDREN ?= 2
+
+mutation: setup
+	for m in $(MUTATION_MODULES); do \
+		HYPOTHESIS_PROFILE=mutation $(BIN)/mutmut run --max-children $(MUTATION_CHILDREN) "tracekd.$$m.*" || exit 1; \
+	done
+	$(BIN)/python tests/mutation_score.py

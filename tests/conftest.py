@@ -36,6 +36,14 @@ def pytest_report_header(config) -> str:
     return f"tracekd: NO real data at {DATA}: tests that need it {then}"
 
 
+def per_test_under_mutmut(fixture_name, config) -> str:
+    """A fixture scope: module, but function under mutmut (`make mutation`), which credits a test
+    with the functions called while it runs: a module fixture computed during the first test
+    would leave the others out, and mutants of what it computes would be run against that test
+    only. Use as `@pytest.fixture(scope=per_test_under_mutmut)`."""
+    return "function" if "MUTANT_UNDER_TEST" in os.environ else "module"
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     _need_shared()
@@ -108,4 +116,6 @@ from hypothesis import settings  # noqa: E402
 
 settings.register_profile("default", max_examples=300, deadline=None)
 settings.register_profile("thorough", max_examples=20000, deadline=None)
+# `make mutation` runs the tests once per mutant: fewer examples, the same ones every time
+settings.register_profile("mutation", max_examples=100, deadline=None, derandomize=True, database=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))

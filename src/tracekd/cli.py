@@ -22,6 +22,7 @@ from tracekd.data.config import DatasetConfig, option_fields
 from tracekd.errors import InputError
 from tracekd.flags import Flags, with_flags
 from tracekd.generate.options import GenerateOptions
+from tracekd.teach.options import TeacherOptions
 from tracekd.train.options import TrainOptions
 
 app = typer.Typer(
@@ -72,9 +73,10 @@ _DATASET_OPTION_FLAGS = Flags(option_fields())
 @with_flags(data=_DATA_FLAGS, options=_DATASET_OPTION_FLAGS)
 def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all (repeatable; several go to OUT/<condition>/).")] = ["correct"],
+    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
+    teacher: Annotated[Optional[Path], typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
     data: dict | None = None,
     options: dict | None = None,
 ) -> None:
@@ -90,7 +92,7 @@ def prepare(
         raise flags.error(e) from None
     _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
     try:
-        manifests = run_prepare(config, condition, template, seed, out_dir)
+        manifests = run_prepare(config, condition, template, seed, out_dir, teacher)
     except InputError as e:
         if e.key is not None:
             e.key = flags.flag(e.key)
@@ -114,12 +116,13 @@ def evaluate(
     out_file: Annotated[Path, typer.Option("--out", help="Scores JSON.")],
     examples: Annotated[Optional[Path], typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Count test examples without a prediction as wrong.")] = False,
+    trace_style: Annotated[str, typer.Option(help="How trace steps are read: rule (the parser), freeform (teacher-style free text), or auto (freeform for a teacher condition's folder).")] = "auto",
 ) -> None:
     """Score predictions: answers, trace steps and their association."""
     from tracekd.score.evaluate import evaluate as run_evaluate
     from tracekd.score.tables import print_summary
 
-    summary = run_evaluate(data, predictions, out_file, examples, allow_missing)
+    summary = run_evaluate(data, predictions, out_file, examples, allow_missing, trace_style)
     print_summary(out, str(predictions), summary)
     out.print(f"scores -> {out_file}")
 
@@ -182,9 +185,9 @@ def _checkpoints_kept(out_dir: Path) -> str:
     return f"{len(ckpts)} checkpoint(s) kept in {out_dir / 'checkpoints'} (newest: {ckpts[-1].name})"
 
 
-def _lines_kept(path: Path) -> str:
+def _lines_kept(path: Path, what: str = "prediction(s)") -> str:
     n = path.read_bytes().count(b"\n") if path.is_file() else 0
-    return f"{n} prediction(s) kept in {path}"
+    return f"{n} {what} kept in {path}"
 
 
 @app.command()
@@ -203,6 +206,30 @@ def generate(
     _when_interrupted(lambda: _lines_kept(out_file))
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
+
+
+@app.command()
+@with_flags(options=Flags.of(TeacherOptions))
+def teach(
+    data: Annotated[Path, typer.Option(help="Prepared folder (its train.jsonl and test.jsonl prompts are asked).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (responses.jsonl cache, teacher.jsonl, teach_summary.json); resumed if present.")],
+    options: dict | None = None,
+) -> None:
+    """Ask a teacher model for reasoning traces (cached, resumable, rejection-sampled). Every
+    teacher option is a flag (--model is needed)."""
+    from tracekd.teach.run import teach as run_teach
+    from tracekd.traces.teacher import RESPONSES_FILE
+
+    opts = _options(TeacherOptions, **options)
+    _when_interrupted(lambda: _lines_kept(out_dir / RESPONSES_FILE, "teacher response(s)") + " (never asked again)")
+    s = run_teach(data, out_dir, opts)
+    a = s["acceptance"]["overall"]
+    out.print(f"{a['accepted']} of {a['examples']} examples kept ({100 * a['rate']:.1f} %, {a['samples']} samples; "
+              f"first-sample accuracy {100 * a['first_sample_accuracy']:.1f} %) -> {out_dir}")
+    for sub, r in s["acceptance"]["by_subset"].items():
+        out.print(f"  {sub}: {r['accepted']} / {r['examples']} ({100 * r['rate']:.1f} %)")
+    sent, cached = s["requests"]["sent"], s["requests"]["cached"]
+    out.print("requests: " + ", ".join(f"{k} {sent.get(k, 0)} sent / {cached.get(k, 0)} cached" for k in sorted(set(sent) | set(cached))))
 
 
 @app.command()

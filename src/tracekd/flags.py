@@ -31,11 +31,13 @@ def _flag_name(name: str, field: FieldInfo) -> str | None:
 
 def _cli_type(annotation: Any) -> Any:
     """The type typer parses: None dropped from unions; a union with a list (`str | list[str]`) is
-    a repeatable option."""
+    a repeatable option; a list of choices is a list of strings (the model checks the choices)."""
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         lists = [a for a in args if get_origin(a) is list]
-        return lists[0] if lists else (args[0] if len(args) == 1 else str)
+        annotation = lists[0] if lists else (args[0] if len(args) == 1 else str)
+    if get_origin(annotation) is list and get_origin(get_args(annotation)[0]) is not None:
+        return list[str]
     return annotation
 
 
@@ -81,10 +83,14 @@ class Flags:
         return {n: v for n in self.fields if (v := values.pop(n, None)) is not None}
 
     def error(self, e: ValidationError) -> InputError:
-        """A model's validation error as one line naming the flag."""
+        """A model's validation error as one line naming the flag (a check of several options
+        names none)."""
         err = e.errors()[0]
-        name = next((str(part) for part in err["loc"] if str(part) in self.fields), str(err["loc"][0]) if err["loc"] else "")
-        return InputError(f"{self.flag(name)}: {err['msg'].removeprefix('Value error, ')}")
+        msg = err["msg"].removeprefix("Value error, ")
+        if not err["loc"]:
+            return InputError(msg)
+        name = next((str(part) for part in err["loc"] if str(part) in self.fields), str(err["loc"][0]))
+        return InputError(f"{self.flag(name)}: {msg}")
 
 
 def with_flags(**groups: Flags) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

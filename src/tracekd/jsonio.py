@@ -110,6 +110,18 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield lineno, obj
 
 
+def cut_torn_line(path: str | Path) -> None:
+    """Drop a partial last line (a process killed while appending), so the file can be resumed."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    keep = data.rfind(b"\n") + 1
+    if keep != len(data):
+        with open(path, "r+b") as f:
+            f.truncate(keep)
+
+
 def read_json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Read a file that is either one JSON array of objects or JSON Lines.
 

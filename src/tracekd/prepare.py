@@ -24,9 +24,10 @@ from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError
 from tracekd.jsonio import JOURNAL, recover, remove_stale_temps, staged
 from tracekd.lock import folder_lock
-from tracekd.traces.conditions import CONDITIONS, make_targets, perturbation_counts
+from tracekd.traces.conditions import CONDITIONS, perturbation_counts
 from tracekd.traces.records import sft_record
 from tracekd.traces.render import TEMPLATES
+from tracekd.traces.teacher import check_condition, condition_targets, needs_teacher, read_teacher, teacher_summary
 
 SPLITS = ("train", "test")
 FILES = ("train.jsonl", "test.jsonl", "manifest.json")
@@ -81,10 +82,11 @@ def load(config: DatasetConfig) -> SelectedExamples:
     return SelectedExamples(config, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
 
 
-def _check(conditions: list[str], template: str, seed: int) -> None:
+def _check(conditions: list[str], template: str, seed: int, teacher: str | Path | None = None) -> None:
     for c in conditions:
-        if c not in CONDITIONS:
-            raise InputError(f"unknown condition {c!r}; choose one of {', '.join(CONDITIONS)} (or all)")
+        check_condition(c)
+        if needs_teacher(c) and teacher is None:
+            raise InputError(f"condition {c!r} needs teacher traces: --teacher DIR (a folder `tracekd teach` wrote)")
     if len(set(conditions)) != len(conditions):
         raise InputError("a condition is given twice")
     if template not in TEMPLATES:
@@ -93,16 +95,22 @@ def _check(conditions: list[str], template: str, seed: int) -> None:
         raise InputError(f"the seed must be from 0 to {SEED_MAX}, not {seed}")
 
 
-def records(selected: SelectedExamples, split: str, condition: str, template: str, seed: int) -> list[dict[str, Any]]:
-    examples = selected.examples[split]
-    targets = make_targets(examples, condition, seed, selected.labels)
+def records(selected: SelectedExamples, split: str, condition: str, template: str, seed: int,
+            teacher: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    examples, targets = condition_targets(selected.examples[split], condition, seed, selected.labels, teacher)
     return [sft_record(ex, trace, pert, condition, template, selected.dataset.label_sentence)
             for ex, (trace, pert) in zip(examples, targets)]
 
 
-def build(selected: SelectedExamples, condition: str, template: str, seed: int) -> tuple[dict[str, list], dict[str, Any]]:
-    """One condition's records per split and its manifest (without the file digests), in memory."""
-    built = {s: records(selected, s, condition, template, seed) for s in SPLITS}
+def build(selected: SelectedExamples, condition: str, template: str, seed: int, teacher: str | Path | None = None,
+          teacher_rows: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, list], dict[str, Any]]:
+    """One condition's records per split and its manifest (without the file digests), in memory.
+    `teacher`: a `tracekd teach` folder (for teacher conditions and `@teacher_correct` ones) and
+    `teacher_rows` its records."""
+    rows = teacher_rows if needs_teacher(condition) else None
+    built = {s: records(selected, s, condition, template, seed, rows) for s in SPLITS}
+    if needs_teacher(condition):
+        _check_kept(built, condition, teacher)
     all_examples = selected.examples["train"] + selected.examples["test"]
     manifest = {
         "tracekd_version": tracekd.__version__,
@@ -110,19 +118,25 @@ def build(selected: SelectedExamples, condition: str, template: str, seed: int) 
         "options": {**selected.config.model_dump(), "condition": condition, "template": template, "seed": seed},
         "label_space": list(selected.labels),
         "label_sentence": selected.dataset.label_sentence,
-        "counts": {s: _counts(selected.examples[s]) for s in SPLITS},
+        "counts": {s: _counts(built[s]) for s in SPLITS},  # what was written (a teacher condition keeps fewer)
         "decomposition": {
             "examples": len(all_examples),
             "flags": selected.dataset.decomposition_report(all_examples),
         },
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
+    if needs_teacher(condition):
+        manifest["teacher"] = {"folder": str(teacher), "teacher": teacher_summary(teacher).get("teacher"),
+                               "kept": {s: len(built[s]) for s in SPLITS},
+                               "of": {s: len(selected.examples[s]) for s in SPLITS}}
     return built, manifest
 
 
-def publish(selected: SelectedExamples, targets: dict[str, Path], template: str, seed: int) -> dict[str, dict[str, Any]]:
+def publish(selected: SelectedExamples, targets: dict[str, Path], template: str, seed: int,
+            teacher: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Build every condition (condition -> its folder), then write them all or none."""
-    built = {c: build(selected, c, template, seed) for c in targets}
+    rows = read_teacher(teacher) if any(map(needs_teacher, targets)) else None
+    built = {c: build(selected, c, template, seed, teacher, rows) for c in targets}
     for folder in targets.values():
         if folder.exists() and not folder.is_dir():
             raise InputError("output path exists and is not a folder", folder)
@@ -144,26 +158,36 @@ def publish(selected: SelectedExamples, targets: dict[str, Path], template: str,
     return {c: manifest for c, (_, manifest) in built.items()}
 
 
-def _counts(examples: list[Example]) -> dict[str, Any]:
+def _check_kept(built: dict[str, list], condition: str, teacher: str | Path | None) -> None:
+    """A teacher-restricted condition needs a kept example in each split (nothing to train or test on otherwise)."""
+    for split in SPLITS:
+        if not built[split]:
+            raise InputError(f"condition {condition!r}: the teacher kept no {split} example, so there is nothing to "
+                             f"{'train' if split == 'train' else 'test'} on (see teach_summary.json)", teacher)
+
+
+def _counts(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {
-        "total": len(examples),
-        "subset": dict(sorted(Counter(ex.subset for ex in examples).items())),
-        "label": dict(sorted(Counter(ex.label for ex in examples).items())),
+        "total": len(records),
+        "subset": dict(sorted(Counter(r["subset"] for r in records).items())),
+        "label": dict(sorted(Counter(r["label"] for r in records).items())),
     }
 
 
 def prepare(
-    config: DatasetConfig, conditions: str | list[str], template: str, seed: int, out: str | Path
+    config: DatasetConfig, conditions: str | list[str], template: str, seed: int, out: str | Path,
+    teacher: str | Path | None = None,
 ) -> dict[str, Any]:
     """Load once and write each condition. One condition goes to `out`, several (or `all`)
-    to `out/<condition>/`. Returns the manifest of each condition."""
+    to `out/<condition>/`. Returns the manifest of each condition. `teacher`: the folder of
+    `tracekd teach` for teacher conditions and `@teacher_correct` restrictions."""
     if isinstance(conditions, str):
         conditions = [conditions]
     if conditions == ["all"]:
         conditions = list(CONDITIONS)
-    _check(conditions, template, seed)  # before loading: a typo costs nothing
+    _check(conditions, template, seed, teacher)  # before loading: a typo costs nothing
     selected = load(config)
     out = Path(out)
     if len(conditions) == 1:
-        return publish(selected, {conditions[0]: out}, template, seed)
-    return publish(selected, {c: out / c for c in conditions}, template, seed)
+        return publish(selected, {conditions[0]: out}, template, seed, teacher)
+    return publish(selected, {c: out / c for c in conditions}, template, seed, teacher)

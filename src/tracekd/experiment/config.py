@@ -23,11 +23,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, 
 from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError, one_of
 from tracekd.generate.options import GenerateOptions
+from tracekd.teach.options import TeacherOptions
 from tracekd.train.options import TrainOptions
-from tracekd.traces.conditions import CONDITIONS
+from tracekd.traces.conditions import BASELINE
 from tracekd.traces.render import TEMPLATES
+from tracekd.traces.teacher import RESTRICT, all_conditions, known_condition, needs_teacher
 
-BASELINE = "baseline"  # the untrained model, prompted the same way
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -72,6 +73,7 @@ class ExperimentConfig(BaseModel):
     train: TrainOptions = Field(default_factory=TrainOptions)
     generate: GenerateOptions = Field(default_factory=GenerateOptions)
     examples_in_report: int = Field(200, ge=0)  # per cell, in the HTML explorer
+    teacher: TeacherOptions | None = None  # for teacher conditions and `@teacher_correct` ones
     _overrides: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -97,12 +99,20 @@ class ExperimentConfig(BaseModel):
     @field_validator("conditions")
     @classmethod
     def _conditions(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if c not in (BASELINE, *CONDITIONS)]
+        bad = [c for c in v if not known_condition(c, extra=(BASELINE,))]
         if bad:
-            raise ValueError(f"unknown condition(s) {', '.join(bad)}; choose from {BASELINE}, {', '.join(CONDITIONS)}")
+            raise ValueError(f"unknown condition(s) {', '.join(bad)}; choose from "
+                             f"{', '.join(all_conditions(extra=(BASELINE,)))} (any of them may end in {RESTRICT})")
         if len(set(v)) != len(v):
             raise ValueError("a condition is listed twice")
         return v
+
+    @model_validator(mode="after")
+    def _teacher_block(self) -> ExperimentConfig:
+        wanting = [c for c in self.conditions if needs_teacher(c)]
+        if wanting and self.teacher is None:
+            raise ValueError(f"condition(s) {', '.join(wanting)} need a `teacher:` block")
+        return self
 
     @model_validator(mode="after")
     def _unique_names(self) -> ExperimentConfig:
@@ -198,7 +208,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-        raise InputError(f"{key}: {msg}", path) from None
+        raise InputError(f"{key}: {msg}" if key else msg, path) from None
     for i, d in enumerate(cfg.datasets):
         _check_dataset(d, path.parent, f"datasets[{i}]", path)
     _check_lora_targets(cfg, path)

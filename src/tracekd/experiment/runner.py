@@ -9,7 +9,9 @@ Run folder (`--out`, default runs/<name>):
         train/                           adapter/, checkpoints/, train_summary.json
         predictions.jsonl                outputs, appended batch by batch
         scores.json, scores.examples.jsonl
+        lengths.json                     trace lengths in tokens (targets and outputs)
         cell.json                        written last: the cell is done
+    teacher/<dataset>/                   `tracekd teach` on the dataset (teacher conditions only)
     results.json, report.md, report.html, plots/
 
 Every file is written atomically (or appended line by line and resumed). Rerunning skips done
@@ -31,9 +33,12 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
-from tracekd.experiment.config import BASELINE, DatasetConfig, ExperimentConfig, ModelConfig
+from tracekd.data.config import DatasetConfig
+from tracekd.experiment.config import ExperimentConfig, ModelConfig
 from tracekd.jsonio import JOURNAL, read_json, remove_stale_temps, write_json_atomic
 from tracekd.lock import folder_lock
+from tracekd.traces.conditions import BASELINE
+from tracekd.traces.teacher import RESTRICT, needs_teacher, split_condition
 
 
 @dataclass(frozen=True)
@@ -51,9 +56,14 @@ class Cell:
         return run / "cells" / self.dataset.name / self.model.name / self.condition / f"seed-{self.seed}"
 
     @property
+    def trained(self) -> bool:
+        return split_condition(self.condition)[0] != BASELINE
+
+    @property
     def data_condition(self) -> str:
         # the baseline is only prompted: any condition's test prompts are the same; use `correct`'s
-        return "correct" if self.condition == BASELINE else self.condition
+        base, restricted = split_condition(self.condition)
+        return ("correct" + (RESTRICT if restricted else "")) if base == BASELINE else self.condition
 
     def data_folder(self, run: Path) -> Path:
         return run / "data" / self.dataset.name / self.data_condition / f"seed-{self.seed}"
@@ -71,7 +81,7 @@ def plan(cfg: ExperimentConfig) -> list[Cell]:
     for d in cfg.datasets:
         for m in cfg.models:
             for c in cfg.conditions:
-                for s in (cfg.seeds[:1] if c == BASELINE else cfg.seeds):
+                for s in (cfg.seeds[:1] if split_condition(c)[0] == BASELINE else cfg.seeds):
                     cells.append(Cell(d, m, c, s))
     return cells
 
@@ -113,8 +123,31 @@ def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
     out = cell.data_folder(run)
     if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
         return out
-    prepare(cell.dataset, cell.data_condition, cfg.template, cell.seed, out)
+    teacher = teacher_folder(cell.dataset, run) if needs_teacher(cell.data_condition) else None
+    prepare(cell.dataset, cell.data_condition, cfg.template, cell.seed, out, teacher)
     return out
+
+
+def teacher_folder(d: DatasetConfig, run: Path) -> Path:
+    return run / "teacher" / d.name
+
+
+def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=None) -> Path:
+    """Teach once per dataset: the dataset's prompts (both splits) to the teacher of the `teacher:`
+    block, with summaries / explanations when a condition needs them. Cached and resumable: a
+    rerun asks nothing that was answered."""
+    from tracekd.prepare import prepare
+    from tracekd.teach.run import teach
+
+    folder = teacher_folder(d, run)
+    data = folder / "data"
+    if not (data / "manifest.json").is_file() or (data / JOURNAL).exists():
+        prepare(d, "answer_only", cfg.template, 0, data)
+    bases = {split_condition(c)[0] for c in cfg.conditions}
+    opts = cfg.teacher.model_copy(update={"summary": cfg.teacher.summary or "teacher_summary" in bases,
+                                          "posthoc": cfg.teacher.posthoc or "teacher_posthoc" in bases})
+    teach(data, folder, opts, progress)
+    return folder
 
 
 def _progress_callback(report):
@@ -132,6 +165,7 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
     from tracekd.generate.run import generate
     from tracekd.models.loading import release_memory
     from tracekd.score.evaluate import evaluate
+    from tracekd.score.length import trace_lengths
     from tracekd.train.sft import train
 
     folder = cell.folder(run)
@@ -140,7 +174,7 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
     data = ensure_data(cell, cfg, run)
     timings["prepare_s"] = time.perf_counter() - t
     adapter = None
-    if cell.condition != BASELINE:
+    if cell.trained:
         tdir = folder / "train"
         if not (tdir / "train_summary.json").is_file():
             t = time.perf_counter()
@@ -157,6 +191,7 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
     timings["generate_s"] = time.perf_counter() - t
     release_memory()
     summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
+    write_json_atomic(folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained))
     write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
     return summary
 
@@ -170,6 +205,8 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
     for c in cells:
         contained(run, c.folder(run))
         contained(run, c.data_folder(run))
+    for d in cfg.datasets:
+        contained(run, teacher_folder(d, run))
     if dry_run:
         t = Table(title=f"{cfg.name}: {len(cells)} cells -> {run}", header_style="bold")
         for col in ("dataset", "model", "condition", "seed", "state"):
@@ -193,6 +230,12 @@ def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) ->
     with Progress(*columns, console=console, transient=False) as bar:
         overall = bar.add_task("cells", total=len(cells), completed=len(cells) - len(todo))
         stage = bar.add_task("", total=1, visible=False)
+        for d in [d for d in cfg.datasets if any(needs_teacher(c.data_condition) for c in todo if c.dataset is d)]:
+            def teaching(kind, done, total, d=d):
+                bar.update(stage, description=f"  {d.name}: teacher {kind}s", completed=done, total=max(total, 1), visible=True)
+
+            bar.update(stage, description=f"  {d.name}: teacher", completed=0, total=1, visible=True)
+            ensure_teacher(d, cfg, run, teaching)
         for cell in todo:
             def report(name, done, total, cell=cell):
                 bar.update(stage, description=f"  {cell.key}: {name}", completed=done, total=max(total, 1), visible=True)

@@ -10,6 +10,7 @@ from typing import Any
 
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
+from tracekd.report.teacher import length_table
 from tracekd.score.metrics import pct, table_columns
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
@@ -64,6 +65,8 @@ def _per_group(results: dict[str, Any], build) -> tuple[list[str], list[list[str
 
 HEADLINE_NOTE = ("Pooled over seeds [95 % interval: bootstrap over test items, all seeds of an item together] "
                  "(sd of the per-seed values).")
+LENGTH_NOTE = ("Mean tokens per training target (what the condition teaches: trace and answer) and per output "
+               "on the test split.")
 STRATA_NOTE = ("Each table's own statistics treat its outputs as independent; with several seeds the CMH columns "
                "stratify within it.")
 
@@ -87,12 +90,13 @@ def _rates(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    rows, conds = [], []
+    """One column per condition (a pair without it, e.g. the teacher's own row, gets "—")."""
+    rows, conds = [], results["conditions"]
     for d, m in _pairs(results):
-        gs = [g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)]
-        conds = conds or [g["condition"] for g in gs]
-        for sub in sorted({s for g in gs for s in g["by_subset"]}):
-            rows.append([d, m, sub, *[pct(g["by_subset"].get(sub, {}).get("answer_accuracy")) for g in gs]])
+        by_cond = {g["condition"]: g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)}
+        for sub in sorted({s for g in by_cond.values() for s in g["by_subset"]}):
+            rows.append([d, m, sub, *[pct(by_cond[c]["by_subset"].get(sub, {}).get("answer_accuracy")) if c in by_cond else "—"
+                                      for c in conds]])
     return ["dataset", "model", "subset", *conds], rows
 
 
@@ -123,11 +127,17 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
         out[f"without_{flag}"] = (f"Without examples flagged {flag}", "The same tests on the outputs of unflagged examples.",
                                   _per_group(results, without))
     out["subsets"] = ("Per subset: answer accuracy (%)", "", _subsets(results))
+    lengths = length_table(results)
+    if lengths[1]:
+        out["lengths"] = ("Trace length (tokens, the student's tokenizer)", LENGTH_NOTE, lengths)
     return out
 
 
 def figures(results: dict[str, Any]) -> dict[str, bytes]:
     out = {"accuracy_by_condition.png": plots.accuracy_by_condition(results)}
+    lengths = plots.accuracy_by_length(results)
+    if lengths is not None:
+        out["accuracy_by_trace_length.png"] = lengths
     for d, m in _pairs(results):
         for name, png in ((f"heatmap_{d}_{m}.png", plots.heatmaps(results, d, m, "trace")),
                           (f"subsets_{d}_{m}.png", plots.by_subset(results, d, m))):

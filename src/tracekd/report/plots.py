@@ -93,3 +93,27 @@ def by_subset(results: dict[str, Any], dataset: str, model: str) -> bytes | None
     ax.set_title(f"{dataset} / {model}: answer accuracy per subset")
     ax.legend(fontsize=7, frameon=False)
     return _png(fig)
+
+
+def accuracy_by_length(results: dict[str, Any]) -> bytes | None:
+    """Answer accuracy against trace length: training targets (left) and outputs (right), one
+    point per (dataset, model, condition)."""
+    points = [(g, g.get("lengths") or {}) for g in results["groups"]]
+    if not any(v.get(k) is not None for _, v in points for k in ("target_tokens", "output_tokens")):
+        return None
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    for ax, key, title in zip(axes, ("target_tokens", "output_tokens"), ("training target", "model output")):
+        for g, lengths in points:
+            if lengths.get(key) is None:
+                continue
+            y = 100 * g["rates"]["answer_accuracy"]["mean"]
+            ax.scatter(lengths[key], y, s=18)
+            ax.annotate(g["condition"], (lengths[key], y), fontsize=6, xytext=(3, 2), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{title} length (tokens, log scale)")
+        ax.set_title(f"answer accuracy vs {title} length", fontsize=8)
+    axes[0].set_ylabel("answer accuracy (%)")
+    axes[0].set_ylim(0, 100)
+    fig.tight_layout()
+    return _png(fig)

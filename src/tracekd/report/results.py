@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
+from tracekd.report.teacher import cell_lengths, teacher_groups
 from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
 from tracekd.score.findings import summary_findings
 from tracekd.score.rescore import CONDITION_ORDER, published_model
 from tracekd.score.stats import loss_trend
+from tracekd.traces.conditions import BASELINE
 
 
 def _loss_caveats(training: dict[str, dict[str, Any]]) -> list[str]:
@@ -69,10 +71,11 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
     groups: dict[tuple, dict] = {}
     for c in cells:
         folder = c.folder(run)
-        g = groups.setdefault((c.dataset.name, c.model.name, c.condition), {"rows": {}, "training": {}, "examples": []})
+        g = groups.setdefault((c.dataset.name, c.model.name, c.condition), {"rows": {}, "training": {}, "examples": [], "folders": []})
         path = folder / "scores.examples.jsonl"
         g["rows"][c.seed] = [rec for _, rec in read_jsonl(path)]
         g["examples"].append(str(path.relative_to(run)))
+        g["folders"].append(folder)
         summary = folder / "train" / "train_summary.json"
         if summary.is_file():
             g["training"][str(c.seed)] = loss_trend(json.loads(summary.read_text()).get("log_history", []))
@@ -80,8 +83,13 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
     for (d, m, cond), g in groups.items():
         res = group_results(d, m, cond, g["rows"], g["training"] or None)
         res["examples"] = g["examples"]
+        res["lengths"] = cell_lengths(g["folders"])
         out_groups.append(res)
-    results = _results(cfg.name, "experiment", json.loads(cfg.model_dump_json()), list(cfg.conditions), out_groups)
+    teachers = teacher_groups(run)  # the teacher's own outputs, as an untrained model of its own
+    conditions = list(cfg.conditions)
+    if teachers and BASELINE not in conditions:
+        conditions.insert(0, BASELINE)
+    results = _results(cfg.name, "experiment", json.loads(cfg.model_dump_json()), conditions, out_groups + teachers)
     write_json_atomic(run / "results.json", results)
     return results
 

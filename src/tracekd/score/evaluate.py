@@ -20,6 +20,7 @@ from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl, staged
 from tracekd.score import metrics
 from tracekd.score.answers import score_answer
+from tracekd.score.freeform import freeform_trace
 from tracekd.score.stats import (
     ItemBootstrap,
     association,
@@ -37,9 +38,10 @@ def mean(values) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
-def score_output(ds: Dataset, ex: Example, output: str) -> dict[str, Any]:
-    """Everything tracekd measures about one output."""
-    parsed = parse(output, ds.label_sentence)
+def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) -> dict[str, Any]:
+    """Everything tracekd measures about one output. `freeform`: the trace is free text (a
+    teacher's reasoning), its steps read by `score/freeform.py` instead of the parser."""
+    parsed = freeform_trace(output, ex, ds.label_sentence) if freeform else parse(output, ds.label_sentence)
     if not output.strip():
         status = "empty"
     elif parsed.answers is None:
@@ -311,8 +313,31 @@ def read_predictions(path: str | Path, known: dict[str, Example]) -> dict[str, s
     return preds
 
 
+TRACE_STYLES = ("auto", "rule", "freeform")
+
+
+def freeform_folder(data_dir: str | Path) -> bool:
+    """Whether a prepared folder's condition trains on free-form (teacher) traces (no manifest:
+    a test file made by hand, read by the parser)."""
+    from tracekd.jsonio import read_json
+    from tracekd.traces.teacher import is_teacher_condition
+
+    path = Path(data_dir) / "manifest.json"
+    if not path.is_file():
+        return False
+    options = read_json(path).get("options")
+    condition = options.get("condition") if isinstance(options, dict) else None
+    return isinstance(condition, str) and is_teacher_condition(condition)
+
+
 def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
-             examples_out: str | Path | None = None, allow_missing: bool = False) -> dict[str, Any]:
+             examples_out: str | Path | None = None, allow_missing: bool = False,
+             trace_style: str = "auto") -> dict[str, Any]:
+    """`trace_style`: `rule` (the parser), `freeform` (score/freeform.py), or `auto`: free-form
+    for a folder prepared with a teacher condition."""
+    if trace_style not in TRACE_STYLES:
+        raise InputError(f"unknown trace style {trace_style!r}; choose one of {', '.join(TRACE_STYLES)}")
+    freeform = trace_style == "freeform" or (trace_style == "auto" and freeform_folder(data_dir))
     examples, ds = load_test_set(data_dir)
     known = {ex.id: ex for ex in examples}
     preds = read_predictions(predictions, known)
@@ -320,13 +345,14 @@ def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
     if missing and not allow_missing:
         raise InputError(f"{len(missing)} test example(s) have no prediction (first: {missing[0]!r}); "
                          "pass --allow-missing to count them as wrong", predictions)
-    rows = [score_output(ds, ex, preds.get(ex.id, "")) for ex in examples]
+    rows = [score_output(ds, ex, preds.get(ex.id, ""), freeform) for ex in examples]
     for r in rows:
         if r["id"] not in preds:
             r["status"] = "missing"
     summary = summarize(rows, ds)
     summary["status"]["missing"] = len(missing)
     summary["dataset"] = ds.name
+    summary["trace_style"] = "freeform" if freeform else "rule"
     summary["data"] = str(data_dir)
     summary["predictions"] = str(predictions)
     out = Path(out)

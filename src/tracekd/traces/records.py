@@ -33,11 +33,14 @@ def sft_record(ex: Example, trace: Trace, perturbation: dict[str, Any] | None, c
 
 
 def _trace_record(t: Trace) -> dict[str, Any]:
-    return {
+    rec = {
         "label": t.label,
         "evidence": None if t.evidence is None else list(t.evidence),
         "answers": None if t.answers is None else list(t.answers),
     }
+    if t.reasoning is not None:
+        rec["reasoning"] = t.reasoning
+    return rec
 
 
 def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:

@@ -1,0 +1,138 @@
+"""Teacher options (the `teacher:` block of a config, the options of `tracekd teach`) and the
+paper's prompts.
+
+The defaults are the paper's (public code of arXiv 2505.13792): the teacher sees one user turn
+holding the students' prompt; a summary is asked at temperature 0 with at most 200 new tokens; the
+post-hoc explanation is a second turn to the teacher after its answer. The API key is never an
+option: only the name of the environment variable that holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SUMMARY_PROMPT = (
+    "Summarize the following trace in a very concise and clear manner, highlighting key events and outcomes "
+    "in less than 100 words:\n\n{trace}\n\nSummary:"
+)
+POSTHOC_PROMPT = (
+    "You have answered the question correctly. Please provide a detailed explanation of the reasoning behind "
+    "your answer. The explanation should be clear, concise, and easy to understand. \n Explanation: "
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go: a server (`openai`) or tracekd's own generator (`local`)."""
+
+    backend: str
+    model: str
+    base_url: str | None
+    api_key_env: str
+    serve: bool  # tracekd starts `transformers serve` for `model` (a tracekd model) on 127.0.0.1
+    timeout: float
+    max_retries: int
+    retry_delay: float
+    concurrency: int
+
+    @property
+    def name(self) -> str:
+        """The teacher's identity in the response cache."""
+        return f"{'served' if self.serve else self.backend}:{self.model}"
+
+    @property
+    def where(self) -> str:
+        if self.backend == "local":
+            return f"local model {self.model!r}"
+        if self.serve:
+            return f"`transformers serve {self.model}`"
+        return self.base_url or "the OpenAI API (OPENAI_BASE_URL or api.openai.com)"
+
+
+class TeacherOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # -- the teacher ---------------------------------------------------------------------------
+    backend: Literal["openai", "local"] = Field("openai", description="openai (a server) or local (tracekd's generator, greedy).")
+    model: str = Field(description="The teacher: the model name the server knows (`vllm serve X` -> X), or a tracekd "
+                                   "model (--backend local, --serve).")
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
+                                                   "(default: the openai client's).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key "
+                                                           "itself; unset: no key, for local servers).")
+    serve: bool = Field(False, description="Start `transformers serve` for MODEL (a tracekd preset or folder) on "
+                                           "127.0.0.1 while teaching.")
+    # -- sampling (None: the server's default) ----------------------------------------------
+    temperature: float | None = Field(None, ge=0, description="Sampling temperature (default: the server's).")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling (default: the server's).")
+    max_tokens: int | None = Field(None, ge=1, description="Max new tokens per reply.")
+    seed: int | None = Field(0, description="Seed of sample 0 (sample k uses seed + k; servers that honour it repeat themselves).")
+    # -- rejection sampling --------------------------------------------------------------------
+    samples: int = Field(1, ge=1, description="Rejection sampling: ask up to K times until the answer scores correct.")
+    accept: Literal["correct", "upstream"] = Field("correct", description="Answer score that decides acceptance: correct, "
+                                                                          "or upstream (CoTempQA's original scorer, the paper's).")
+    # -- the prompt ------------------------------------------------------------------------------
+    system: bool = Field(False, description="Also send the students' system message (the paper sent one user turn).")
+    instruction: str = Field("", description="Text appended to the user turn (for teachers that do not reason unasked).")
+    # -- summaries and post-hoc explanations of accepted traces --------------------------------
+    summary: bool = Field(False, description="Also ask for a summary of each kept trace (the paper's prompt).")
+    summary_model: str | None = Field(None, description="Summarise with a second model (default: the teacher).")
+    summary_base_url: str | None = Field(None, description="Server of the second model.")
+    summary_api_key_env: str | None = Field(None, description="API key variable of the second model's server "
+                                                              "(default: the teacher's).")
+    summary_max_tokens: int | None = Field(200, ge=1, description="Max new tokens of a summary.")
+    summary_prompt: str = Field(SUMMARY_PROMPT, description="The summary prompt ({trace}: the kept trace).")
+    posthoc: bool = Field(False, description="Also ask for a post-hoc explanation of each kept answer (the paper's second turn).")
+    posthoc_prompt: str = Field(POSTHOC_PROMPT, description="The post-hoc prompt (a second user turn).")
+    # -- transport -------------------------------------------------------------------------------
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    timeout: float = Field(600.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors / malformed replies.")
+    retry_delay: float = Field(0.5, ge=0, description="First backoff in seconds (doubles each retry, capped at 30).")
+    splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train", "test"], min_length=1,
+                                                   description="Splits to teach (repeatable).", json_schema_extra={"flag": "split"})
+
+    @model_validator(mode="after")
+    def _local_is_greedy(self) -> TeacherOptions:
+        if self.backend == "local" and (self.samples > 1 or (self.temperature or 0) > 0 or self.top_p is not None):
+            raise ValueError("the local backend decodes greedily: samples must be 1, with no temperature or top_p")
+        if "{trace}" not in self.summary_prompt:
+            raise ValueError("summary_prompt must contain {trace}")
+        if self.serve and (self.backend != "openai" or self.base_url is not None):
+            raise ValueError("serve starts a local server: it needs backend openai and no base_url")
+        if self.serve or self.backend == "local":  # then `model` is a tracekd model: a preset or a folder
+            from tracekd.errors import InputError
+            from tracekd.models import resolve
+
+            try:
+                resolve(self.model)
+            except InputError as e:
+                raise ValueError(f"{'serve' if self.serve else 'the local backend'} needs a tracekd model (a preset or a folder): {e}") from None
+        return self
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.backend, self.model, self.base_url, self.api_key_env, self.serve, self.timeout,
+                        self.max_retries, self.retry_delay, self.concurrency)
+
+    def summary_endpoint(self) -> Endpoint:
+        second = self.summary_base_url is not None
+        backend = "openai" if second else self.backend
+        return Endpoint(backend, self.summary_model or self.model, self.summary_base_url if second else self.base_url,
+                        self.summary_api_key_env or self.api_key_env, self.serve and not second, self.timeout,
+                        self.max_retries, self.retry_delay, self.concurrency)
+
+    def sampling(self, sample: int) -> dict[str, Any]:
+        """The request's sampling parameters (part of the cache key)."""
+        if self.backend == "local":
+            return {"max_new_tokens": self.max_tokens or 512, "greedy": True}
+        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
+                  "seed": None if self.seed is None else self.seed + sample}
+        return {k: v for k, v in params.items() if v is not None}
+
+    def summary_sampling(self) -> dict[str, Any]:
+        if self.summary_endpoint().backend == "local":
+            return {"max_new_tokens": self.summary_max_tokens or 512, "greedy": True}
+        return {"temperature": 0.0, **({"max_tokens": self.summary_max_tokens} if self.summary_max_tokens else {})}
