@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
 from tracekd.report.teacher import length_table
+from tracekd.score.outputs import read_rows
 from tracekd.score.metrics import pct, table_columns
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
@@ -210,13 +210,7 @@ def _explorer(results: dict[str, Any], root: Path, limit: int) -> str:
     parts = []
     for g in results["groups"]:
         path = root / g["examples"][0]
-        rows = []
-        if path.is_file():
-            with path.open(encoding="utf-8") as f:
-                for line in f:
-                    if len(rows) >= limit:
-                        break
-                    rows.append(json.loads(line))
+        rows = read_rows(path, limit) if path.is_file() else []
         seed = g["seeds"][0]
         more = f" (first {limit} of {g['n']})" if g["n"] > limit else ""
         parts.append(

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.traces.conditions import BASELINE
-from tracekd.jsonio import read_json, read_jsonl
+from tracekd.jsonio import read_json
+from tracekd.score.outputs import read_rows
 
 
 def cell_lengths(folders: list[Path]) -> dict[str, Any] | None:
@@ -38,7 +39,7 @@ def teacher_groups(run: Path) -> list[dict[str, Any]]:
     for folder in sorted(p for p in (run / "teacher").glob("*") if (p / TEACHER_SCORES_EXAMPLES).is_file()):
         path = folder / TEACHER_SCORES_EXAMPLES
         teach = read_json(folder / SUMMARY_FILE)
-        g = group_results(folder.name, teacher_name(teach), BASELINE, {0: [rec for _, rec in read_jsonl(path)]})
+        g = group_results(folder.name, teacher_name(teach), BASELINE, {0: read_rows(path)})
         g["examples"] = [str(path.relative_to(run))]
         g["teacher"] = {"acceptance": teach["acceptance"]["overall"], "trace_style": "freeform"}
         groups.append(g)

@@ -21,6 +21,7 @@ from tracekd.jsonio import read_jsonl, staged
 from tracekd.score import metrics
 from tracekd.score.answers import score_answer
 from tracekd.score.freeform import freeform_trace
+from tracekd.score.outputs import check_rows, check_scores
 from tracekd.score.stats import (
     ItemBootstrap,
     association,
@@ -357,6 +358,8 @@ def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
     summary["predictions"] = str(predictions)
     out = Path(out)
     examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
+    check_rows(rows, examples_out)
+    check_scores(summary, out)
     with staged() as stage:  # both files or neither
         stage.jsonl(examples_out, rows)
         stage.json(out, summary)

@@ -32,6 +32,7 @@ from tracekd.teach.client import Request, make_backend
 from tracekd.teach.options import Endpoint, TeacherOptions
 from tracekd.score.answers import score_answer
 from tracekd.score.evaluate import score_output, summarize
+from tracekd.score.outputs import check_rows, check_scores
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
 from tracekd.traces.teacher import (
@@ -188,6 +189,8 @@ def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progr
         scored, scores = score_teacher(items, rows, ds)
         result["scores"] = {"split": scores["split"], "n": scores["n"], "answer_accuracy": scores["answer"]["accuracy"],
                             **{k: v for k, v in scores["steps"].items() if k.endswith("_accuracy")}}
+        check_rows(scored, out_dir / TEACHER_SCORES_EXAMPLES)
+        check_scores(scores, out_dir / TEACHER_SCORES)
         with staged() as stage:  # the derived files together, or none of them
             stage.jsonl(out_dir / TEACHER_FILE, rows)
             stage.jsonl(out_dir / TEACHER_SCORES_EXAMPLES, scored)
