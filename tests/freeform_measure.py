@@ -16,8 +16,8 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from tracekd.data.schema import Example
 from tracekd.data.base import REGISTRY
+from tracekd.data.schema import Example
 from tracekd.score import metrics
 from tracekd.score.freeform import cited, freeform_trace, stated_labels, trace_and_answer
 from tracekd.score.steps import score_steps

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from independent import msmarco_raw
 
+from independent import msmarco_raw
 from tracekd.data import ContextItem, Example, get_dataset, target_answers
 from tracekd.prepare import assign_splits
 from tracekd.traces.conditions import CONDITIONS, make_targets, wrong_evidence

@@ -69,8 +69,8 @@ def test_random_bytes(blob, reader):
     from tracekd.experiment.config import load_config
     from tracekd.generate.run import done_ids
     from tracekd.jsonio import read_json, read_json_records, read_jsonl
-    from tracekd.traces.records import read_sft_records
     from tracekd.score.evaluate import load_test_set
+    from tracekd.traces.records import read_sft_records
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from tracekd.data.config import DatasetConfig
 from tracekd.generate.hf import HFGenerator
 from tracekd.generate.options import GenerateOptions
 from tracekd.generate.run import generate
 from tracekd.models import resolve
-from tracekd.data.config import DatasetConfig
 from tracekd.prepare import prepare
 
 

@@ -16,7 +16,6 @@ from independent import (
     msmarco_raw,
     read_cotempqa,
 )
-
 from tracekd.data import get_dataset
 from tracekd.data.config import DatasetConfig
 from tracekd.prepare import load

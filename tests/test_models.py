@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from tracekd.errors import InputError
-from tracekd.models import PRESETS, resolve
-from tracekd.models import tiny
+from tracekd.models import PRESETS, resolve, tiny
 from tracekd.models.loading import config_fingerprint, load_model, load_tokenizer, model_path
 
 

@@ -74,9 +74,9 @@ def test_flags_follow_any_options_model():
     seen = []
 
     @app.command()
-    @with_flags(knobs=Flags.of(Knobs))
-    def go(knobs: dict | None = None) -> None:
-        seen.append(Knobs(**knobs))
+    @with_flags(knobs=Flags(Knobs))
+    def go(knobs: Knobs | None = None) -> None:
+        seen.append(knobs)
 
     @app.command()
     def other() -> None:

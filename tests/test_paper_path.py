@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
-from tracekd.models.prompts import prompt_ids
 from tracekd.models import PRESETS, loading, resolve
 from tracekd.models.loading import BASE_FILE, load_tokenizer, model_path
-from tracekd.data.config import DatasetConfig
+from tracekd.models.prompts import prompt_ids
 from tracekd.prepare import prepare
 from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
@@ -289,12 +289,11 @@ def test_full_finetuning_on_a_qlora_preset_needs_no_flag(data, tmp_path, monkeyp
     paper_like = dataclasses.replace(PRESETS["tiny-random"], qlora=True)
     monkeypatch.setattr(sft, "resolve", lambda name: paper_like)
     monkeypatch.setattr(loading, "qlora_available", lambda: True)  # as on a CUDA machine with bitsandbytes
-    monkeypatch.setattr(sft, "qlora_available", lambda: True, raising=False)
     s = train(data, "tiny-random", tmp_path / "full", _steps(full=True))
     assert s["full_finetune"] and not s["qlora"] and (tmp_path / "full" / "model" / "config.json").is_file()
-    assert sft.use_qlora(paper_like, TrainOptions())  # LoRA on the same preset stays QLoRA
+    assert sft.device_policy(paper_like, TrainOptions()).qlora  # LoRA on the same preset stays QLoRA
     with pytest.raises(InputError, match="cannot be combined with full fine-tuning"):
-        sft.use_qlora(paper_like, TrainOptions(full=True, qlora=True))
+        sft.device_policy(paper_like, TrainOptions(full=True, qlora=True))
 
 
 def test_4bit_compute_dtype_follows_the_bf16_choice(monkeypatch):

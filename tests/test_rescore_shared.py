@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from test_reference_outputs_parse import label_of
 
+from test_reference_outputs_parse import label_of
 from tracekd.score.rescore import condition_from_name, rescore
 
 CONDITIONS = {"sft-adapter": "answer_only", "sft-adapter-reasoning-facts": "correct",

@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import pytest
-from recompute import wilson as wilson_formula
 
+from recompute import wilson as wilson_formula
 from tracekd.data import ContextItem, Example
 from tracekd.score import stats
 from tracekd.score.answers import cotempqa_upstream, upstream_totals

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 
 from tracekd.data import get_dataset
-from tracekd.errors import InputError
 from tracekd.data.config import DatasetConfig
+from tracekd.errors import InputError
 from tracekd.prepare import prepare
 from tracekd.teach.cache import ResponseCache, request_key
 from tracekd.teach.client import Malformed, _reply

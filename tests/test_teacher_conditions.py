@@ -14,14 +14,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tracekd.errors import InputError
 from tracekd.data.base import LABEL_SENTENCE_CATEGORY as CATEGORY
 from tracekd.data.config import DatasetConfig
+from tracekd.errors import InputError
 from tracekd.prepare import load, prepare
 from tracekd.traces.parse import parse
 from tracekd.traces.render import Trace, render
 from tracekd.traces.teacher import (
-    RESTRICT, TEACHER_FILE, check_condition, derangement, is_teacher_condition, needs_teacher, split_condition,
+    RESTRICT,
+    TEACHER_FILE,
+    check_condition,
+    derangement,
+    is_teacher_condition,
+    needs_teacher,
+    split_condition,
 )
 
 OPTS = DatasetConfig(name="synthetic-babi", size=60, limit_train=20, limit_test=10)

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from tracekd.models.prompts import prompt_ids
+from tracekd.data.config import DatasetConfig
 from tracekd.models import resolve
 from tracekd.models.loading import load_model, load_tokenizer
-from tracekd.data.config import DatasetConfig
+from tracekd.models.prompts import prompt_ids
 from tracekd.prepare import prepare
 from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions

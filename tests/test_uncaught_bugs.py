@@ -101,9 +101,9 @@ def test_train_masks_the_prompt_by_default(tmp_path):
     sft_dataset's own default; here the batches train() feeds the model are inspected."""
     from transformers import TrainerCallback
 
+    from tracekd.data.config import DatasetConfig
     from tracekd.models import resolve
     from tracekd.models.loading import load_tokenizer
-    from tracekd.data.config import DatasetConfig
     from tracekd.prepare import prepare
     from tracekd.traces.records import read_sft_records
     from tracekd.train.options import TrainOptions

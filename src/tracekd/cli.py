@@ -49,53 +49,35 @@ def _when_interrupted(kept: Callable[[], str], *extra: str) -> None:
     _on_interrupt.append(lambda: f"{kept()}; resume with: {_command_line(*extra)}")
 
 
-def _options(cls, **values):
-    """Build a pydantic options object; a bad value is an InputError naming the flag."""
-    from pydantic import ValidationError
-
-    try:
-        return cls(**values)
-    except ValidationError as e:
-        raise Flags.of(cls).error(e) from None
-
-
 @app.callback()
 def _root() -> None:
     """Trace-based knowledge distillation with verifiable traces."""
 
 
 # prepare's flags: the dataset config's and every registered dataset's options
-_DATA_FLAGS = Flags.of(DatasetConfig, help={"name": f"One of: {', '.join(REGISTRY)}."})
-_DATASET_OPTION_FLAGS = Flags(option_fields())
+_DATA_FLAGS = Flags(DatasetConfig, {**DatasetConfig.model_fields, **option_fields()},
+                    help={"name": f"One of: {', '.join(REGISTRY)}."})
 
 
 @app.command()
-@with_flags(data=_DATA_FLAGS, options=_DATASET_OPTION_FLAGS)
+@with_flags(config=_DATA_FLAGS)
 def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
     teacher: Annotated[Optional[Path], typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
-    data: dict | None = None,
-    options: dict | None = None,
+    config: DatasetConfig | None = None,
 ) -> None:
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
-    from pydantic import ValidationError
-
     from tracekd.prepare import prepare as run_prepare
 
-    flags = Flags({**_DATA_FLAGS.fields, **_DATASET_OPTION_FLAGS.fields})
-    try:
-        config = DatasetConfig(**data, **options)
-    except ValidationError as e:
-        raise flags.error(e) from None
     _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
     try:
         manifests = run_prepare(config, condition, template, seed, out_dir, teacher)
     except InputError as e:
         if e.key is not None:
-            e.key = flags.flag(e.key)
+            e.key = _DATA_FLAGS.flag(e.key)
         raise
     for cond, manifest in manifests.items():
         c = manifest["counts"]
@@ -157,19 +139,18 @@ def rescore(
 
 
 @app.command()
-@with_flags(options=Flags.of(TrainOptions))
+@with_flags(opts=Flags(TrainOptions))
 def train(
     data: Annotated[Path, typer.Option(help="Prepared folder with train.jsonl.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (adapter/, checkpoints/, train_summary.json).")],
     model: Annotated[str, typer.Option(help="Preset (smollm2-135m, llama-3.2-1b-instruct, qwen3-1.7b, tiny-random, ...), folder or hub id.")] = "smollm2-135m",
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
-    options: dict | None = None,
+    opts: TrainOptions | None = None,
 ) -> None:
     """Fine-tune a model on prepared data (loss on the completion only). Every training option
     is a flag (its default: TrainOptions, the paper's LoRA settings)."""
     from tracekd.train.sft import train as run_train
 
-    opts = _options(TrainOptions, **options)
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
     summary = run_train(data, model, out_dir, opts, resume=resume)
     if summary:
@@ -191,36 +172,34 @@ def _lines_kept(path: Path, what: str = "prediction(s)") -> str:
 
 
 @app.command()
-@with_flags(options=Flags.of(GenerateOptions))
+@with_flags(opts=Flags(GenerateOptions))
 def generate(
     data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
     out_file: Annotated[Path, typer.Option("--out", help="Predictions JSONL (id, output); resumed if present.")],
     model: Annotated[str, typer.Option(help="Preset, folder or hub id of the base model.")] = "smollm2-135m",
     adapter: Annotated[Optional[Path], typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
-    options: dict | None = None,
+    opts: GenerateOptions | None = None,
 ) -> None:
     """Greedy, batched generation for the prepared test prompts. Every generation option is a flag."""
     from tracekd.generate.run import generate as run_generate
 
-    opts = _options(GenerateOptions, **options)
     _when_interrupted(lambda: _lines_kept(out_file))
     s = run_generate(data, model, out_file, adapter, opts)
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
 
 
 @app.command()
-@with_flags(options=Flags.of(TeacherOptions))
+@with_flags(opts=Flags(TeacherOptions))
 def teach(
     data: Annotated[Path, typer.Option(help="Prepared folder (its train.jsonl and test.jsonl prompts are asked).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (responses.jsonl cache, teacher.jsonl, teach_summary.json); resumed if present.")],
-    options: dict | None = None,
+    opts: TeacherOptions | None = None,
 ) -> None:
     """Ask a teacher model for reasoning traces (cached, resumable, rejection-sampled). Every
     teacher option is a flag (--model is needed)."""
     from tracekd.teach.run import teach as run_teach
     from tracekd.traces.teacher import RESPONSES_FILE
 
-    opts = _options(TeacherOptions, **options)
     _when_interrupted(lambda: _lines_kept(out_dir / RESPONSES_FILE, "teacher response(s)") + " (never asked again)")
     s = run_teach(data, out_dir, opts)
     a = s["acceptance"]["overall"]

@@ -1,10 +1,11 @@
 """Command-line flags made from pydantic options models.
 
 An option is defined once, in its model: its type, default, bounds, and its help (the field's
-`description`). `Flags(fields)` turns the fields into typer options (`--lora-r`, `--qlora/--no-qlora`,
+`description`). `Flags(Model)` turns the fields into typer options (`--lora-r`, `--qlora/--no-qlora`,
 a repeatable `--subset`; `json_schema_extra={"flag": NAME}` renames one, `{"flag": None}` keeps it
-off the command line) and `with_flags` adds them to a command. Every generated flag defaults to
-"not given": the model's own default applies, and the help says what it is.
+off the command line) and `with_flags` adds them to a command, which gets the model they make.
+Every generated flag defaults to "not given": the model's own default applies, and the help says
+what it is.
 """
 
 from __future__ import annotations
@@ -52,13 +53,14 @@ def _help(field: FieldInfo) -> str:
 class Flags:
     """The flags of some options fields (name -> pydantic field)."""
 
-    def __init__(self, fields: dict[str, FieldInfo], exclude: tuple[str, ...] = (), help: dict[str, str] | None = None):
-        self.fields = {n: f for n, f in fields.items() if n not in exclude and _flag_name(n, f) is not None}
+    def __init__(self, model: type[BaseModel], fields: dict[str, FieldInfo] | None = None,
+                 help: dict[str, str] | None = None):
+        """The flags of `model`'s fields (or of `fields`, which `model` takes: a dataset config
+        takes every dataset's options); the command gets the `model` they make."""
+        fields = model.model_fields if fields is None else fields
+        self.model = model
+        self.fields = {n: f for n, f in fields.items() if _flag_name(n, f) is not None}
         self.help = help or {}
-
-    @classmethod
-    def of(cls, model: type[BaseModel], exclude: tuple[str, ...] = (), help: dict[str, str] | None = None) -> Flags:
-        return cls(dict(model.model_fields), exclude, help)
 
     def flag(self, name: str) -> str:
         """The command-line name of a field (or the name itself, for a key that is not a field)."""
@@ -78,9 +80,14 @@ class Flags:
             out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
         return out
 
-    def take(self, values: dict[str, Any]) -> dict[str, Any]:
-        """This group's values, taken out of a command's keyword arguments (flags not given left out)."""
-        return {n: v for n in self.fields if (v := values.pop(n, None)) is not None}
+    def build(self, values: dict[str, Any]) -> BaseModel:
+        """The model made from this group's flags, taken out of a command's keyword arguments
+        (flags not given left out: the model's defaults); a bad value names its flag."""
+        given = {n: v for n in self.fields if (v := values.pop(n, None)) is not None}
+        try:
+            return self.model(**given)
+        except ValidationError as e:
+            raise self.error(e) from None
 
     def error(self, e: ValidationError) -> InputError:
         """A model's validation error as one line naming the flag (a check of several options
@@ -93,18 +100,23 @@ class Flags:
         return InputError(f"{self.flag(name)}: {msg}")
 
 
+def _resolved(annotation: Any, fn: Callable[..., Any]) -> Any:
+    """A command parameter's annotation (a string under `from __future__ import annotations`)."""
+    return eval(annotation, fn.__globals__) if isinstance(annotation, str) else annotation  # noqa: S307 - source code
+
+
 def with_flags(**groups: Flags) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Add each group's flags to a typer command; the command gets each group as a keyword
-    argument of that name: a dict of the flags given."""
+    """Add each group's flags to a typer command; the command gets each group's model, made
+    from the flags, as the keyword argument of that name."""
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(fn, eval_str=True).parameters.values()
-               if p.name not in groups]
+        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=_resolved(p.annotation, fn))
+               for p in inspect.signature(fn).parameters.values() if p.name not in groups]
         generated = [p for g in groups.values() for p in g.parameters()]
 
         @functools.wraps(fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())
         def command(**kwargs: Any) -> Any:
-            taken = {name: g.take(kwargs) for name, g in groups.items()}
-            return fn(**kwargs, **taken)
+            made = {name: g.build(kwargs) for name, g in groups.items()}
+            return fn(**kwargs, **made)
 
         command.__signature__ = inspect.Signature(own + generated)  # type: ignore[attr-defined]
         command.__annotations__ = {}  # typer reads the signature (its own types are resolved above)

@@ -121,7 +121,6 @@ def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: st
 class Babi(Dataset):
     name = "babi"
     labels = tuple(TASKS.values())
-    hub_id = "facebook/babi_qa"
     answer_scorer = "babi"
     Options = BabiOptions
 

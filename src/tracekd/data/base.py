@@ -67,7 +67,6 @@ class Dataset(ABC):
     name: ClassVar[str]
     labels: ClassVar[tuple[str, ...]]
     label_sentence: ClassVar[str] = LABEL_SENTENCE_CATEGORY
-    hub_id: ClassVar[str | None] = None
     synthetic: ClassVar[bool] = False
     Options: ClassVar[type[DatasetOptions]] = DatasetOptions
     #: True when each gold answer is a complete answer on its own (MS MARCO's alternative

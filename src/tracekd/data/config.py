@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_serializer, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, model_serializer, model_validator
+from pydantic_core import PydanticCustomError, ValidationError
 
 from tracekd.data.base import REGISTRY, Dataset, DatasetOptions, get_dataset
 from tracekd.errors import InputError, one_of

@@ -27,11 +27,11 @@ from pydantic import Field
 from tracekd.data.base import Dataset, DatasetOptions, Retrieval, register, subsets_among
 from tracekd.data.reading import check_unique_ids, load_hub, record_id, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
-from tracekd.data.temporal import TIME, Interval, interval, relation
+from tracekd.data.temporal import RELATIONS, TEMPORAL_LABELS, TIME, Interval, interval, relation
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 
-SUBSETS = ("equal", "overlap", "during", "mix")
+SUBSETS = TEMPORAL_LABELS  # CoTempQA's subsets are its labels
 IR_RULES = ("tracekd", "paper")  # the gold-evidence rules, the default first
 
 #: relation phrase in a fact -> relation family
@@ -129,8 +129,6 @@ def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[
     return co or found
 
 
-#: subsets whose label names one relation every answer must stand in to the anchor
-_SINGLE_RELATION = ("equal", "overlap", "during")
 
 
 def _relations(anchors: list[Fact], found: list[Fact]) -> set[str]:
@@ -141,7 +139,7 @@ def contradicts_dates(label: str, anchors: list[Fact], by_answer: list[list[Fact
     """The gold label contradicts the dates as written: some answer has no answer-bearing fact
     in the labelled relation to an anchor (e.g. labelled `overlap` while the answer's interval
     lies inside the anchor's). `mix` is not checked: its answers stand in different relations."""
-    if label not in _SINGLE_RELATION or not anchors:
+    if label not in RELATIONS or not anchors:
         return False
     return any(found and label not in _relations(anchors, found) for found in by_answer)
 
@@ -151,7 +149,7 @@ def fits_label(label: str, anchor: Fact, by_answer: list[list[Fact]]) -> bool:
     `during` every answer has an answer-bearing fact in that relation to it; for `mix` every
     answer has one that co-occurs with it and these facts stand in at least two relations."""
     rels = [_relations([anchor], found) for found in by_answer]
-    if label not in _SINGLE_RELATION:
+    if label not in RELATIONS:
         seen = set().union(*rels)
         return all(rels) and "none" not in seen and len(seen) > 1
     return all(label in r for r in rels)
@@ -193,7 +191,6 @@ class CoTempQA(Dataset):
     name = "cotempqa"
     labels = SUBSETS
     label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
-    hub_id = "Warrieryes/CotempQA"
     answer_scorer = "cotempqa"
     Options = CoTempQAOptions
     ir_rules = IR_RULES

@@ -22,6 +22,8 @@ from tracekd.jsonio import read_json_records
 
 NO_ANSWER = "No Answer Present."
 QUERY_TYPES = ("description", "numeric", "entity", "location", "person")
+
+
 class MsMarcoOptions(DatasetOptions):
     """`subsets`: the query types to keep."""
 
@@ -32,7 +34,6 @@ class MsMarcoOptions(DatasetOptions):
 class MsMarco(Dataset):
     name = "msmarco"
     labels = QUERY_TYPES
-    hub_id = "microsoft/ms_marco"
     Options = MsMarcoOptions
     answers_are_alternatives = True
     answer_scorer = "msmarco"

@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import ValidationError
 
 from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError, one_of
 from tracekd.generate.options import GenerateOptions
 from tracekd.teach.options import TeacherOptions
-from tracekd.train.options import TrainOptions
 from tracekd.traces.conditions import BASELINE
 from tracekd.traces.render import TEMPLATES
 from tracekd.traces.teacher import RESTRICT, all_conditions, known_condition, needs_teacher
+from tracekd.train.options import TrainOptions
 
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 

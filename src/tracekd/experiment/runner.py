@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracekd.errors import InputError
 from tracekd.data.config import DatasetConfig
+from tracekd.errors import InputError
 from tracekd.experiment.config import ExperimentConfig, ModelConfig
 from tracekd.jsonio import JOURNAL, read_json, remove_stale_temps, write_json_atomic
 from tracekd.lock import folder_lock
@@ -221,7 +221,14 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
 
 
 def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     _check_run_folder(cfg, run)
     todo = [c for c in cells if not is_done(c, run)]

@@ -6,32 +6,29 @@ outputs are the same as one prompt at a time (greedy, left padding, attention ma
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-from tracekd.models.prompts import prompt_ids, stop_ids
-from tracekd.models.loading import load_adapted, load_tokenizer
+from tracekd.generate.backend import Generator, Prompt
+from tracekd.models.loading import cuda_available, load_adapted
 from tracekd.models.presets import ModelSpec
+from tracekd.models.prompts import stop_ids
 
 
-class HFGenerator:
+class HFGenerator(Generator):
     def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool | None = None):
-        import torch
-
-        self.spec = spec
-        self.tok = load_tokenizer(spec)
+        super().__init__(spec)
         self.model = load_adapted(spec, adapter, merge, bf16).eval()
-        if torch.cuda.is_available():
+        if cuda_available():
             self.model.to("cuda")
         self.eos_ids = stop_ids(self.tok, self.model.generation_config)
 
-    def generate(self, prompts: list[tuple[str, list[dict]]], max_new_tokens: int, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None, min_new_tokens: int | None = None) -> Iterator[list[tuple[str, str]]]:
-        """Yield [(id, output)] per batch, longest prompts first. (`min_new_tokens` is for throughput
-        benchmarks that decode a fixed number of tokens.)"""
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int,
+                 min_new_tokens: int | None = None) -> Iterator[list[tuple[str, str]]]:
+        """Longest prompts first."""
         import torch
 
-        encoded = [(pid, prompt_ids(self.tok, msgs, self.spec)) for pid, msgs in prompts]
+        encoded = [(pid, self.prompt_ids(msgs)) for pid, msgs in prompts]
         encoded.sort(key=lambda x: -len(x[1]))
         pad = self.tok.pad_token_id
         device = self.model.device
@@ -51,5 +48,3 @@ class HFGenerator:
                 )
             texts = self.tok.batch_decode(out[:, width:], skip_special_tokens=True)
             yield [(pid, text) for (pid, _), text in zip(batch, texts)]
-            if on_batch:
-                on_batch(len(batch))

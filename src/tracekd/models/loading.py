@@ -28,6 +28,7 @@ def model_path(spec: ModelSpec) -> str:
 
 
 def cuda_available() -> bool:
+    """The one CUDA check."""
     import torch
 
     return torch.cuda.is_available()
@@ -36,14 +37,19 @@ def cuda_available() -> bool:
 def bf16_supported() -> bool:
     import torch
 
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return cuda_available() and torch.cuda.is_bf16_supported()
+
+
+def use_bf16(bf16: bool | None) -> bool:
+    """bf16 as asked; by default where the hardware supports it."""
+    return bf16_supported() if bf16 is None else bf16
 
 
 def cuda_memory_gib() -> float | None:
     """Total memory of the first CUDA card, None without CUDA."""
     import torch
 
-    if not torch.cuda.is_available():
+    if not cuda_available():
         return None
     return torch.cuda.get_device_properties(0).total_memory / 2**30
 
@@ -56,6 +62,18 @@ def qlora_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def use_qlora(spec: ModelSpec, qlora: bool | None, full: bool = False) -> bool:
+    """QLoRA as asked (it needs CUDA and bitsandbytes); by default where the preset asks for it and
+    they are present, and never with full fine-tuning (QLoRA trains adapters)."""
+    if qlora is None:
+        return spec.qlora and not full and qlora_available()
+    if qlora and full:
+        raise InputError("QLoRA trains adapters; it cannot be combined with full fine-tuning")
+    if qlora and not qlora_available():
+        raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
+    return qlora
 
 
 def load_tokenizer(spec: ModelSpec):
@@ -74,21 +92,16 @@ def load_tokenizer(spec: ModelSpec):
 
 
 def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None = None):
-    """The base model: QLoRA (4-bit NF4, double quantisation) when the preset asks for it and CUDA +
-    bitsandbytes are present; bf16 where the hardware supports it, else float32 (the 4-bit compute
-    dtype follows the same choice)."""
+    """The base model: QLoRA (4-bit NF4, double quantisation) as `use_qlora` decides; bf16 as
+    `use_bf16` decides, else float32 (the 4-bit compute dtype follows the same choice)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    use_qlora = spec.qlora and qlora_available() if qlora is None else qlora
-    if use_qlora and not qlora_available():
-        raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
-    use_bf16 = bf16_supported() if bf16 is None else bf16
-    dtype = torch.bfloat16 if use_bf16 else torch.float32
+    dtype = torch.bfloat16 if use_bf16(bf16) else torch.float32
     kwargs: dict[str, Any] = {"dtype": dtype}
-    if use_qlora:
+    if use_qlora(spec, qlora):
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(

@@ -10,8 +10,8 @@ from typing import Any
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
 from tracekd.report.teacher import length_table
-from tracekd.score.outputs import read_rows
 from tracekd.score.metrics import pct, table_columns
+from tracekd.score.outputs import read_rows
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
     CELLS,

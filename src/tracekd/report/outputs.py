@@ -2,7 +2,7 @@
 validated before it is written (`check_results`) and when `tracekd report` reads it
 (`read_results`): a hand-edited or old results.json is one InputError naming the file and the
 field. `fields_markdown` writes docs/outputs.md from the models of this module and of
-`score/outputs.py` (their field descriptions are the documentation).
+`score/outputs.py` (the docstring under each field is its documentation).
 """
 
 from __future__ import annotations
@@ -11,58 +11,77 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from tracekd.jsonio import read_json
 from tracekd.score import outputs as score_outputs
-from tracekd.score.outputs import Compact, Model, Num, Statistics, invalid
+from tracekd.score.outputs import Compact, Model, Num, Statistics, Status, validated
 
 
 class LossTrend(Model):
-    falling: bool | None = Field(description="the training loss was still falling at the end (null: too few points)")
-    points: int = Field(description="logged losses in the last quarter of the steps")
-    relative_drop: Num = Field(description="the fitted drop across them, as a share of their mean")
-    rule: str = Field(description="the rule, in words")
+    falling: bool | None
+    """the training loss was still falling at the end (null: too few points)"""
+    points: int
+    """logged losses in the last quarter of the steps"""
+    relative_drop: Num
+    """the fitted drop across them, as a share of their mean"""
+    rule: str
+    """the rule, in words"""
 
 
 class Finding(Model):
-    step: str = Field(description="the trace step")
-    definitions: Literal["tracekd", "paper"] = Field(description="whose definitions")
-    verdict: Literal["positive", "negative", "none", "not estimable"] = Field(description="the stratified test's verdict")
-    text: str = Field(description="the finding in words, with its caveats")
-    dataset: str | None = Field(None, description="(results.json's top list) the group's dataset")
-    model: str | None = Field(None, description="its model")
-    condition: str | None = Field(None, description="its condition")
-
-
-class GroupStatus(Model):
-    ok: int = Field(description="outputs with an answer")
-    empty: int = Field(description="empty outputs")
-    unparsable: int = Field(description="outputs without an answer")
-    missing: int = Field(description="test examples without a prediction")
+    step: str
+    """the trace step"""
+    definitions: Literal["tracekd", "paper"]
+    """whose definitions"""
+    verdict: Literal["positive", "negative", "none", "not estimable"]
+    """the stratified test's verdict"""
+    text: str
+    """the finding in words, with its caveats"""
+    dataset: str | None = None
+    """(results.json's top list) the group's dataset"""
+    model: str | None = None
+    """its model"""
+    condition: str | None = None
+    """its condition"""
 
 
 class Lengths(Model):
-    target_tokens: Num = Field(description="mean tokens per training target (null: untrained)")
-    output_tokens: Num = Field(description="mean tokens per output")
+    target_tokens: Num
+    """mean tokens per training target (null: untrained)"""
+    output_tokens: Num
+    """mean tokens per output"""
 
 
 class Group(Statistics):
     """One dataset x model x condition, over all its seeds."""
 
-    dataset: str = Field(description="the dataset")
-    model: str = Field(description="the model's name")
-    condition: str = Field(description="the training condition (baseline: untrained)")
-    seeds: list[Any] = Field(description="its seeds")
-    n: int = Field(description="test items")
-    outputs: int = Field(description="outputs (items x seeds)")
-    by_subset: dict[str, Compact] = Field(description="answer and step accuracies per subset")
-    status: GroupStatus = Field(description="outputs by status")
-    training: dict[str, LossTrend] | None = Field(None, description="per seed: was the loss still falling")
-    findings: list[Finding] = Field(description="the findings in words")
-    examples: list[str] = Field(description="its per-example files (relative to the folder; inside it)")
-    lengths: Lengths | None = Field(None, description="trace lengths (tokens)")
-    teacher: dict[str, Any] | None = Field(None, description="(the teacher's own row) acceptance and trace style")
+    dataset: str
+    """the dataset"""
+    model: str
+    """the model's name"""
+    condition: str
+    """the training condition (baseline: untrained)"""
+    seeds: list[Any]
+    """its seeds"""
+    n: int
+    """test items"""
+    outputs: int
+    """outputs (items x seeds)"""
+    by_subset: dict[str, Compact]
+    """answer and step accuracies per subset"""
+    status: Status
+    """outputs by status"""
+    training: dict[str, LossTrend] | None = None
+    """per seed: was the loss still falling"""
+    findings: list[Finding]
+    """the findings in words"""
+    examples: list[str]
+    """its per-example files (relative to the folder; inside it)"""
+    lengths: Lengths | None = None
+    """trace lengths (tokens)"""
+    teacher: dict[str, Any] | None = None
+    """(the teacher's own row) acceptance and trace style"""
 
     @model_validator(mode="after")
     def _examples_inside(self) -> Group:
@@ -74,29 +93,27 @@ class Group(Statistics):
 class Results(Model):
     """results.json of a run (`tracekd run`) or of rescored published outputs."""
 
-    name: str = Field(description="the experiment's name")
-    kind: Literal["experiment", "rescore"] = Field(description="what made it")
-    findings: list[Finding] = Field(description="every group's findings")
-    config: dict[str, Any] = Field(description="the validated config (rescore: format, dataset, source, files)")
-    conditions: list[str] = Field(description="the conditions, in the report's order")
-    groups: list[Group] = Field(min_length=1, description="one per dataset x model x condition")
+    name: str
+    """the experiment's name"""
+    kind: Literal["experiment", "rescore"]
+    """what made it"""
+    findings: list[Finding]
+    """every group's findings"""
+    config: dict[str, Any]
+    """the validated config (rescore: format, dataset, source, files)"""
+    conditions: list[str]
+    """the conditions, in the report's order"""
+    groups: list[Group] = Field(min_length=1)
+    """one per dataset x model x condition"""
 
 
 def check_results(results: dict[str, Any], path: str | Path) -> None:
-    try:
-        Results.model_validate(results)
-    except ValidationError as e:
-        raise invalid(e, path, what="a results.json tracekd made does not fit its schema") from None
+    validated(Results, results, path, "a results.json tracekd made does not fit its schema")
 
 
 def read_results(path: str | Path) -> dict[str, Any]:
     """A results.json, checked (its per-example files must lie inside its folder)."""
-    results = read_json(path)
-    try:
-        Results.model_validate(results)
-    except ValidationError as e:
-        raise invalid(e, path, what="not the results.json this tracekd writes") from None
-    return results
+    return validated(Results, read_json(path), path, "not the results.json this tracekd writes")
 
 
 # -- documentation ---------------------------------------------------------------------------------

@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tracekd.traces.conditions import BASELINE
 from tracekd.jsonio import read_json
 from tracekd.score.outputs import read_rows
+from tracekd.traces.conditions import BASELINE
 
 
 def cell_lengths(folders: list[Path]) -> dict[str, Any] | None:

@@ -27,16 +27,21 @@ from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
 from tracekd.jsonio import remove_stale_temps, staged
 from tracekd.lock import folder_lock
-from tracekd.teach.cache import ResponseCache, request_key
-from tracekd.teach.client import Request, make_backend
-from tracekd.teach.options import Endpoint, TeacherOptions
 from tracekd.score.answers import score_answer
 from tracekd.score.evaluate import score_output, summarize
 from tracekd.score.outputs import check_rows, check_scores
+from tracekd.teach.cache import ResponseCache, request_key
+from tracekd.teach.client import Request, make_backend
+from tracekd.teach.options import Endpoint, TeacherOptions
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
 from tracekd.traces.teacher import (
-    RESPONSES_FILE, SUMMARY_FILE, TEACHER_FILE, TEACHER_SCORES, TEACHER_SCORES_EXAMPLES, split_reasoning,
+    RESPONSES_FILE,
+    SUMMARY_FILE,
+    TEACHER_FILE,
+    TEACHER_SCORES,
+    TEACHER_SCORES_EXAMPLES,
+    split_reasoning,
 )
 
 Progress = Callable[[str, int, int], None]
