@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python bench/stats_speed.py
 	$(BIN)/python bench/generate_speed.py
 	$(BIN)/python bench/sft_speed.py
+	$(BIN)/python bench/precision_quality.py
 
 # Mutation testing of the scoring core (docs/testing.md): slow, not part of `make test` or CI.
 # mutmut runs in mutants/ ([tool.mutmut] in pyproject.toml); one module at a time, then the

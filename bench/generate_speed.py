@@ -1,20 +1,25 @@
-"""Benchmark: batched greedy generation vs one prompt at a time (the paper's inference loop).
+"""Benchmark: greedy generation stopping at EOS — continuous batching (tracekd) against one prompt
+at a time (the paper's loop: transformers' `generate` per prompt), and a static batch for context.
 
-Prints JSON: new tokens/s of each way on the same prompts, their ratio, whether the outputs are
-token-for-token identical, and the peak memory of each (each way runs in its own process).
-Two measurements: `fixed_length` decodes exactly --max-new-tokens per prompt (decoding
-throughput, the usual way to benchmark generation); `until_eos` stops at EOS as real runs do
-(with an untrained model most outputs are short, so the prompt pass dominates: on a CPU that part
-is compute-bound and batching cannot speed it up).
-Default: SmolLM2-135M, 32 synthetic bAbI test prompts, 256 new tokens (a trace-length output; the paper
-allowed 256-300), one batch of 32. On 2 CPU cores it takes about 7 minutes.
+The outputs have the lengths a trained model writes: the bench trains a quick LoRA adapter on
+synthetic bAbI traces (`--train-steps`, SmolLM2-135M, the tagged template; about a minute in bf16)
+unless `--adapter` names one (e.g. the demo's correct-trace adapter). All ways decode the same test
+prompts in the same process and dtype (`--precision`, default auto: bf16 weights on CPUs with
+AMX / AVX512-BF16).
+
+Prints JSON: new tokens/s of each way, `eos_speedup` (continuous batching over one at a time),
+`static_batch_speedup` (transformers' `generate` on left-padded batches: each batch decodes until
+its longest output ends), `identical` (true when every output of continuous batching is that of
+one at a time, token for token), and the output lengths. The machine is shared: compare ratios
+from one run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -22,57 +27,131 @@ import time
 from pathlib import Path
 
 
-def worker(data: str, model: str, batch_size: int, n: int, max_new_tokens: int, out: str, fixed: bool) -> None:
-    from tracekd.generate.hf import HFGenerator
-    from tracekd.models import resolve
-    from tracekd.traces.records import read_sft_records
+def one_at_a_time(gen, prompts, max_new_tokens):
+    """transformers' `generate`, one prompt at a time."""
+    import torch
 
-    recs = read_sft_records(Path(data), "test")[:n]
-    gen = HFGenerator(resolve(model))
-    prompts = [(r["id"], r["prompt"]) for r in recs]
+    from tracekd.models.prompts import prompt_ids
+
+    out = {}
+    for pid, msgs in prompts:
+        ids = torch.tensor([prompt_ids(gen.tok, msgs, gen.spec)])
+        seq = gen.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                                 do_sample=False, eos_token_id=gen.eos_ids, pad_token_id=gen.tok.pad_token_id)
+        out[pid] = seq[0, ids.shape[1]:].tolist()
+    return out
+
+
+def static_batches(gen, prompts, max_new_tokens, batch_size):
+    """transformers' `generate` on left-padded batches of similar prompt lengths (tracekd's former way)."""
+    import torch
+
+    from tracekd.models.prompts import prompt_ids
+
+    encoded = sorted(((pid, prompt_ids(gen.tok, msgs, gen.spec)) for pid, msgs in prompts), key=lambda x: -len(x[1]))
+    out = {}
+    for i in range(0, len(encoded), batch_size):
+        batch = encoded[i:i + batch_size]
+        width = max(len(ids) for _, ids in batch)
+        input_ids = torch.full((len(batch), width), gen.tok.pad_token_id)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (_, ids) in enumerate(batch):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            mask[row, width - len(ids):] = 1
+        seq = gen.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
+                                 eos_token_id=gen.eos_ids, pad_token_id=gen.tok.pad_token_id)
+        for row, (pid, _) in enumerate(batch):
+            out[pid] = seq[row, width:].tolist()
+    return out
+
+
+def strip(ids, gen):
+    """Generated ids up to (not including) the first stop token; padding after it dropped."""
+    for i, t in enumerate(ids):
+        if t in gen.eos_ids:
+            return ids[:i]
+    return ids
+
+
+def continuous(gen, prompts, max_new_tokens, batch_size):
+    from tracekd.generate.hf import ContinuousDecoder
+    from tracekd.models.prompts import prompt_ids
+
+    encoded = [prompt_ids(gen.tok, msgs, gen.spec) for _, msgs in prompts]
+    out = {}
+    for done in ContinuousDecoder(gen.model, gen.eos_ids, batch_size).run(encoded, max_new_tokens):
+        for i, ids in done:
+            out[prompts[i][0]] = ids
+    return out
+
+
+def timed(fn):
     t = time.perf_counter()
-    outputs = dict(x for b in gen.generate(prompts, max_new_tokens, batch_size, min_new_tokens=max_new_tokens if fixed else None)
-                   for x in b)
-    dt = time.perf_counter() - t
-    tokens = sum(len(gen.tok(o, add_special_tokens=False)["input_ids"]) for o in outputs.values())
-    Path(out).write_text(json.dumps({"seconds": dt, "new_tokens": tokens, "outputs": outputs,
-                                     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    value = fn()
+    return value, time.perf_counter() - t
+
+
+def quick_adapter(data: Path, out: Path, model: str, steps: int, precision: str, threads: int | None) -> Path:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
+    subprocess.run([sys.executable, "-m", "tracekd", "train", "--data", str(data), "--model", model, "--out", str(out),
+                    "--max-steps", str(steps), "--batch-size", "4", "--grad-accum", "1", "--lr", "1e-3", "--warmup", "0",
+                    "--save-steps", "100000", "--precision", precision], check=True, capture_output=True, env=env)
+    return out / "adapter"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--n", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--worker", nargs=3, metavar=("BATCH", "OUT", "FIXED"))
-    ap.add_argument("--data")
+    ap.add_argument("--adapter", type=Path, help="a LoRA adapter of --model (default: train a quick one)")
+    ap.add_argument("--train-steps", type=int, default=30)
+    ap.add_argument("--n", type=int, default=48, help="test prompts")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--max-new-tokens", type=int, default=128)
+    ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     a = ap.parse_args()
-    if a.worker:
-        worker(a.data, a.model, int(a.worker[0]), a.n, a.max_new_tokens, a.worker[1], a.worker[2] == "1")
-        return
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    from tracekd.generate.hf import HFGenerator
+    from tracekd.models import resolve
+    from tracekd.traces.records import read_sft_records
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, "-m", "tracekd", "prepare", "--dataset", "synthetic-babi", "--size", str(5 * a.n),
+        subprocess.run([sys.executable, "-m", "tracekd", "prepare", "--dataset", "synthetic-babi", "--size", str(max(400, 3 * a.n)),
                         "--template", "tagged", "--out", str(tmp / "data")], check=True, capture_output=True)
-        report = {"benchmark": "generation_batched_vs_one_at_a_time", "model": a.model, "prompts": a.n,
-                  "batch_size": a.batch_size, "max_new_tokens": a.max_new_tokens, "target_speedup": 8.0}
-        for mode, fixed in (("fixed_length", "1"), ("until_eos", "0")):
-            res = {}
-            for name, bs in (("batched", a.batch_size), ("one_at_a_time", 1)):
-                out = tmp / f"{mode}-{name}.json"
-                subprocess.run([sys.executable, __file__, "--model", a.model, "--n", str(a.n), "--max-new-tokens", str(a.max_new_tokens),
-                                "--data", str(tmp / "data"), "--worker", str(bs), str(out), fixed], check=True, capture_output=True)
-                res[name] = json.loads(out.read_text())
-            b, s = res["batched"], res["one_at_a_time"]
-            tps_b, tps_s = b["new_tokens"] / b["seconds"], s["new_tokens"] / s["seconds"]
-            report[mode] = {
-                "batched_tokens_per_s": round(tps_b, 1), "one_at_a_time_tokens_per_s": round(tps_s, 1),
-                "speedup": round(tps_b / tps_s, 2), "identical_outputs": b["outputs"] == s["outputs"],
-                "new_tokens": b["new_tokens"],
-                "batched_peak_rss_mb": round(b["peak_rss_mb"]), "one_at_a_time_peak_rss_mb": round(s["peak_rss_mb"]),
-            }
-    print(json.dumps(report, indent=2))
+        adapter, train_s = a.adapter, None
+        if adapter is None:
+            adapter, train_s = timed(lambda: quick_adapter(tmp / "data", tmp / "train", a.model, a.train_steps, a.precision, a.threads))
+        recs = read_sft_records(tmp / "data", "test")[: a.n]
+        prompts = [(r["id"], r["prompt"]) for r in recs]
+        gen = HFGenerator(resolve(a.model), adapter, precision=a.precision)
+        single, t_single = timed(lambda: one_at_a_time(gen, prompts, a.max_new_tokens))
+        batched, t_cont = timed(lambda: continuous(gen, prompts, a.max_new_tokens, a.batch_size))
+        static, t_static = timed(lambda: static_batches(gen, prompts, a.max_new_tokens, a.batch_size))
+    single = {k: strip(v, gen) for k, v in single.items()}
+    static = {k: strip(v, gen) for k, v in static.items()}
+    lengths = [len(v) for v in single.values()]
+    tokens = sum(lengths)
+    print(json.dumps({
+        "benchmark": "generation_until_eos_continuous_batching_vs_one_at_a_time",
+        "model": a.model, "adapter": str(a.adapter) if a.adapter else f"quick LoRA, {a.train_steps} steps",
+        "adapter_train_s": round(train_s, 1) if train_s else None,
+        "dtype": str(gen.model.dtype).removeprefix("torch."), "threads": torch.get_num_threads(),
+        "prompts": len(prompts), "batch_size": a.batch_size,
+        "max_new_tokens": a.max_new_tokens, "new_tokens": tokens,
+        "output_length": {"mean": round(statistics.mean(lengths), 1), "min": min(lengths), "max": max(lengths),
+                          "stopped_at_eos": sum(n < a.max_new_tokens for n in lengths)},
+        "one_at_a_time_tokens_per_s": round(tokens / t_single, 1),
+        "continuous_tokens_per_s": round(tokens / t_cont, 1),
+        "static_batch_tokens_per_s": round(tokens / t_static, 1),
+        "eos_speedup": round(t_single / t_cont, 2), "target_eos_speedup": 4.0,
+        "static_batch_speedup": round(t_single / t_static, 2),
+        "identical": batched == single,
+        "static_identical": static == single,
+    }, indent=2))
 
 
 if __name__ == "__main__":

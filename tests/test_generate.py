@@ -1,10 +1,12 @@
-"""Generation: batched == one at a time, merged == unmerged, resumable output."""
+"""Generation: continuous batching == one prompt at a time with transformers' own `generate` (fp32
+and bf16), rows leave and join the cache, merged == unmerged, resumable output, precision."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import torch
 
 from tracekd.data.config import DatasetConfig
 from tracekd.generate.hf import HFGenerator
@@ -37,14 +39,71 @@ def test_batched_equals_one_at_a_time(sixteen):
     assert len(set(batched.values())) > 4  # non-trivial outputs
 
 
+def _hf_one_at_a_time(gen, prompts, n):
+    """The reference: transformers' `generate`, one prompt at a time, greedy, stopping at EOS."""
+    import torch
+
+    from tracekd.models.prompts import prompt_ids
+
+    out = {}
+    for pid, msgs in prompts:
+        ids = torch.tensor([prompt_ids(gen.tok, msgs, gen.spec)])
+        seq = gen.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
+                                 eos_token_id=gen.eos_ids, pad_token_id=gen.tok.pad_token_id or gen.tok.eos_token_id)
+        out[pid] = gen.tok.decode(seq[0, ids.shape[1]:], skip_special_tokens=True)
+    return out
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_continuous_batching_equals_transformers_one_at_a_time(overfit_run, precision):
+    """The overfit adapter ends its outputs at EOS after traces of different lengths: rows leave the
+    batch at different steps and waiting prompts take their places (12 prompts, 5 slots)."""
+    root, _ = overfit_run
+    recs = [json.loads(x) for x in (root / "data" / "train.jsonl").open()]
+    recs += [json.loads(x) for x in (root / "data" / "test.jsonl").open()][:8]
+    prompts = [(r["id"], r["prompt"]) for r in recs]
+    gen = HFGenerator(resolve("tiny-random"), root / "run" / "adapter", precision=precision)
+    assert gen.model.dtype == (torch.bfloat16 if precision == "bf16" else torch.float32)
+    reference = _hf_one_at_a_time(gen, prompts, 80)
+    batched = _outputs(gen, prompts, 5, 80)
+    assert batched == reference
+    lengths = {len(gen.tok(v)["input_ids"]) for v in reference.values()}
+    assert len(lengths) > 3 and max(lengths) < 79  # stopped at EOS, at different lengths
+
+
+def test_rows_leave_and_join_the_cache():
+    """The decoder's cache: a finished row leaves, the columns nobody uses are dropped, a new row
+    joins right-aligned; the attention mask follows."""
+    from tracekd.generate.hf import RowCache
+
+    def filled(rows, length, value):
+        c = RowCache()
+        c.update(torch.full((rows, 2, length, 4), value), torch.full((rows, 2, length, 4), -value), 0)
+        return c
+
+    cache = filled(1, 5, 1.0)
+    mask = cache.join(filled(1, 3, 2.0), torch.ones(1, 5, dtype=torch.long))
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]]
+    k = cache.layers[0].keys
+    assert k.shape == (2, 2, 5, 4) and k[1, :, :2].abs().sum() == 0 and (k[1, :, 2:] == 2).all()
+    mask = cache.join(filled(1, 7, 3.0), mask)  # a longer prompt: the others are padded on the left
+    assert mask.tolist() == [[0, 0, 1, 1, 1, 1, 1], [0, 0, 0, 0, 1, 1, 1], [1] * 7]
+    mask = cache.keep([0, 1], mask)  # the long row leaves: two leading columns are nobody's
+    assert mask.tolist() == [[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]] and cache.layers[0].keys.shape[2] == 5
+    assert (cache.layers[0].values[0] == -1).all()
+    cache.update(torch.zeros(2, 2, 1, 4), torch.zeros(2, 2, 1, 4), 0)  # a decoding step writes one column in place
+    assert cache.layers[0].keys.shape[2] == 6 and cache.get_seq_length() == 6
+
+
 def test_merged_adapter_equals_unmerged(overfit_run):
     root, _ = overfit_run
     recs = [json.loads(x) for x in (root / "data" / "train.jsonl").open()]
     prompts = [(r["id"], r["prompt"]) for r in recs]
     adapter = root / "run" / "adapter"
-    unmerged = _outputs(HFGenerator(resolve("tiny-random"), adapter), prompts, 4, 80)
-    merged = _outputs(HFGenerator(resolve("tiny-random"), adapter, merge=True), prompts, 4, 80)
-    base = _outputs(HFGenerator(resolve("tiny-random")), prompts, 4, 80)
+    fp32 = {"precision": "fp32"}  # in bf16 the merged weights are rounded: outputs may differ
+    unmerged = _outputs(HFGenerator(resolve("tiny-random"), adapter, **fp32), prompts, 4, 80)
+    merged = _outputs(HFGenerator(resolve("tiny-random"), adapter, merge=True, **fp32), prompts, 4, 80)
+    base = _outputs(HFGenerator(resolve("tiny-random"), **fp32), prompts, 4, 80)
     assert merged == unmerged and merged != base
 
 

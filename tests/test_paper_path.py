@@ -225,7 +225,7 @@ def test_vllm_merge_serves_the_merged_weights(data, tmp_path, monkeypatch):
         return load_file(str(Path(folder) / "model.safetensors"))
 
     _install(monkeypatch, rec, merged_probe=probe)
-    gen = VLLMGenerator(spec, adapter, merge=True)
+    gen = VLLMGenerator(spec, adapter, merge=True, precision="fp32")
     list(gen.generate(_prompts(data), 4, 2))
     assert rec.llm["model"] != model_path(spec) and "enable_lora" not in rec.llm and rec.lora_requests == [None]
     weights = rec.llm["probe"]

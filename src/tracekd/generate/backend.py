@@ -24,7 +24,6 @@ class Generator(ABC):
         return prompt_ids(self.tok, messages, self.spec)
 
     @abstractmethod
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int,
-                 min_new_tokens: int | None = None) -> Iterator[list[tuple[str, str]]]:
-        """Yield [(id, output)] per finished batch. (`min_new_tokens` is for throughput
-        benchmarks that decode a fixed number of tokens.)"""
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
+        """Yield [(id, output)] as outputs finish, a group at a time (`batch_size`: how many
+        prompts decode together); every prompt exactly once."""

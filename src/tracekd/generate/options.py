@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tracekd.models.loading import Precision
+
 
 class GenerateOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -14,5 +16,6 @@ class GenerateOptions(BaseModel):
     batch_size: int = Field(16, ge=1, description="Prompts per batch.")
     backend: Literal["auto", "hf", "vllm"] = Field("auto", description="auto: vLLM when installed and a GPU is present, else hf.")
     merge: bool = Field(False, description="Merge the LoRA adapter into the base before decoding.")
-    bf16: bool | None = Field(None, description="bf16 (default: where the hardware supports it).")
+    precision: Precision = Field("auto", description="fp32 or bf16 weights, or auto (bf16 where supported and faster: "
+                                                     "CUDA, CPUs with AMX / AVX512-BF16).")
     limit: int | None = Field(None, ge=1, description="Only the first N test examples.")

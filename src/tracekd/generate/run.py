@@ -52,10 +52,10 @@ def make_generator(spec, adapter, opts: GenerateOptions) -> Generator:
     if backend == "vllm":
         if not vllm_backend.available():
             raise InputError("the vLLM backend needs `pip install tracekd[vllm]` and a GPU")
-        return vllm_backend.VLLMGenerator(spec, adapter, opts.merge, opts.bf16)
+        return vllm_backend.VLLMGenerator(spec, adapter, opts.merge, opts.precision)
     from tracekd.generate.hf import HFGenerator
 
-    return HFGenerator(spec, adapter, opts.merge, opts.bf16)
+    return HFGenerator(spec, adapter, opts.merge, opts.precision)
 
 
 def generate(data_dir: str | Path, model: str, out_file: str | Path, adapter: str | Path | None = None,

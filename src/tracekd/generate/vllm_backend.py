@@ -63,11 +63,11 @@ def _generation_config(path: str):
 
 
 class VLLMGenerator(Generator):
-    def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool | None = None):
+    def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"):
         from vllm import LLM
 
         super().__init__(spec)
-        bf16 = use_bf16(bf16)
+        bf16 = use_bf16(precision)
         path = model_path(spec)
         self.adapter = None
         lora: dict = {}
@@ -99,12 +99,11 @@ class VLLMGenerator(Generator):
         release_memory()
         return out
 
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int,
-                 min_new_tokens: int | None = None) -> Iterator[list[tuple[str, str]]]:
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
         from vllm import SamplingParams
 
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True,
-                                stop_token_ids=self.eos_ids, min_tokens=min_new_tokens or 0)
+                                stop_token_ids=self.eos_ids)
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
             part = prompts[i:i + chunk]

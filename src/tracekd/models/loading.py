@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tracekd.errors import InputError
 from tracekd.models.presets import ModelSpec, cache_dir
@@ -34,15 +34,35 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def bf16_supported() -> bool:
+PRECISIONS = ("auto", "fp32", "bf16")
+Precision = Literal[PRECISIONS]  # the options' `precision`
+
+
+def cpu_bf16_supported() -> bool:
+    """The CPU multiplies bf16 matrices natively (AMX or AVX512-BF16): about four times its fp32
+    rate on the development machines. Elsewhere bf16 is emulated and slower than fp32."""
     import torch
 
-    return cuda_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    except AttributeError:  # a torch without these probes
+        return False
 
 
-def use_bf16(bf16: bool | None) -> bool:
-    """bf16 as asked; by default where the hardware supports it."""
-    return bf16_supported() if bf16 is None else bf16
+def bf16_supported(on_cpu: bool = False) -> bool:
+    """bf16 is supported and faster than fp32 where the work runs: the CUDA card, else the CPU."""
+    import torch
+
+    if cuda_available() and not on_cpu:
+        return torch.cuda.is_bf16_supported()
+    return cpu_bf16_supported()
+
+
+def use_bf16(precision: str = "auto", on_cpu: bool = False) -> bool:
+    """The one bf16 decision (`precision`): fp32, bf16, or auto (bf16 where supported and faster)."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return precision == "bf16" or (precision == "auto" and bf16_supported(on_cpu))
 
 
 def cuda_memory_gib() -> float | None:
@@ -91,15 +111,15 @@ def load_tokenizer(spec: ModelSpec):
     return tok
 
 
-def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None = None):
-    """The base model: QLoRA (4-bit NF4, double quantisation) as `use_qlora` decides; bf16 as
-    `use_bf16` decides, else float32 (the 4-bit compute dtype follows the same choice)."""
+def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool = False):
+    """The base model: QLoRA (4-bit NF4, double quantisation) as `use_qlora` decides; bf16 weights
+    when `bf16` (see `use_bf16`), else float32 (the 4-bit compute dtype follows the same choice)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    dtype = torch.bfloat16 if use_bf16(bf16) else torch.float32
+    dtype = torch.bfloat16 if bf16 else torch.float32
     kwargs: dict[str, Any] = {"dtype": dtype}
     if use_qlora(spec, qlora):
         from transformers import BitsAndBytesConfig
@@ -119,9 +139,13 @@ def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool | None 
     return model
 
 
-def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool | None = None):
-    """The base model (not quantised) with a LoRA adapter from `tracekd train` applied, merged into
-    the weights when `merge`. The adapter must have been trained on this base."""
+def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, bf16: bool = False):
+    """The base model (not quantised) for inference, with a LoRA adapter from `tracekd train`
+    applied, merged into the weights when `merge`. The adapter must have been trained on this base.
+    With `bf16` every weight is bf16, the adapter's too (peft would keep it fp32 and run its
+    products in fp32)."""
+    import torch
+
     model = load_model(spec, qlora=False, bf16=bf16)
     if adapter is None:
         return model
@@ -133,7 +157,9 @@ def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool
         model = PeftModel.from_pretrained(model, str(adapter))
     except RuntimeError as e:  # shape mismatch: another base model
         raise InputError(f"adapter does not fit model {spec.name!r}: {str(e).splitlines()[0]}", adapter) from None
-    return model.merge_and_unload() if merge else model
+    if merge:
+        return model.merge_and_unload()
+    return model.to(torch.bfloat16) if bf16 else model
 
 
 def config_fingerprint(config) -> str:

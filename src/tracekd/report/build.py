@@ -100,6 +100,23 @@ def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return ["dataset", "model", "subset", *conds], rows
 
 
+TRAINING_NOTE = ("Each trained cell's logged training loss; still falling: a least-squares line through the losses of "
+                 "the last quarter of the steps drops by more than 5 % of their mean (the findings' caveat).")
+
+
+def _training(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
+    rows = []
+    for g in results["groups"]:
+        for seed, t in (g.get("training") or {}).items():
+            curve = t.get("curve") or []
+            trend = {True: "still falling", False: "flat", None: "unknown"}[t["falling"]]
+            drop = "—" if t["relative_drop"] is None else f"{100 * t['relative_drop']:.1f} %"
+            rows.append([g["dataset"], g["model"], g["condition"], str(seed), f"{curve[-1][0]:g}" if curve else "—",
+                         f"{curve[0][1]:.3f}" if curve else "—", f"{curve[-1][1]:.3f}" if curve else "—", drop, trend])
+    header = GROUP + ["seed", "steps", "first loss", "last loss", "fitted drop, last quarter", "loss"]
+    return (header, rows) if rows else None
+
+
 def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str], list[list[str]]]]]:
     """The report's tables as (title, note, (header, rows)), shared by the Markdown and HTML renderings."""
     groups = results["groups"]
@@ -110,6 +127,9 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     }
     if first is None:
         return out
+    training = _training(results)
+    if training is not None:
+        out["training"] = ("Training loss", TRAINING_NOTE, training)
     definitions = f"Definitions: tracekd = {first['definitions']}; paper = {first['paper']['definitions']}."
     out["association"] = ("Does a right trace step go with a right answer?",
                           f"{CELLS}. Strata: subset (one seed) or subset × seed. {ASSOCIATION_NOTE} {definitions}",
@@ -140,7 +160,8 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
         out["accuracy_by_trace_length.png"] = lengths
     for d, m in _pairs(results):
         for name, png in ((f"heatmap_{d}_{m}.png", plots.heatmaps(results, d, m, "trace")),
-                          (f"subsets_{d}_{m}.png", plots.by_subset(results, d, m))):
+                          (f"subsets_{d}_{m}.png", plots.by_subset(results, d, m)),
+                          (f"loss_{d}_{m}.png", plots.loss_curves(results, d, m))):
             if png is not None:
                 out[name.replace("/", "_")] = png
     return out

@@ -27,6 +27,8 @@ class LossTrend(Model):
     """the fitted drop across them, as a share of their mean"""
     rule: str
     """the rule, in words"""
+    curve: list[list[float]]
+    """the logged (step, loss) points (the report's loss plot)"""
 
 
 class Finding(Model):

@@ -1,4 +1,5 @@
-"""Plots (matplotlib, Agg backend): accuracy by condition, 2x2 heatmaps, per-subset breakdown."""
+"""Plots (matplotlib, Agg backend): accuracy by condition, 2x2 heatmaps, per-subset breakdown,
+training-loss curves."""
 
 from __future__ import annotations
 
@@ -91,6 +92,28 @@ def by_subset(results: dict[str, Any], dataset: str, model: str) -> bytes | None
     ax.set_ylabel("answer accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(f"{dataset} / {model}: answer accuracy per subset")
+    ax.legend(fontsize=7, frameon=False)
+    return _png(fig)
+
+
+def loss_curves(results: dict[str, Any], dataset: str, model: str) -> bytes | None:
+    """Each trained cell's logged training loss against the optimiser step; the last quarter of the
+    steps (where `stats.loss_trend` looks) shaded, a cell whose loss was still falling there flagged."""
+    plt = _plt()
+    curves = [(f"{g['condition']} seed {seed}", t) for g in results["groups"] if g["dataset"] == dataset and g["model"] == model
+              for seed, t in (g.get("training") or {}).items() if t.get("curve")]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for name, t in curves:
+        steps, losses = zip(*t["curve"])
+        flag = {True: " — still falling", None: " — trend unknown"}.get(t["falling"], "")
+        ax.plot(steps, losses, marker=".", markersize=3, linewidth=1, label=name + flag)
+        ax.axvspan(steps[-1] * 0.75, steps[-1], color="0.92", zorder=0)
+    ax.set_xlabel("optimiser step (shaded: the last quarter, where the trend is fitted)")
+    ax.set_ylabel("training loss")
+    ax.set_yscale("log")
+    ax.set_title(f"{dataset} / {model}: training loss")
     ax.legend(fontsize=7, frameon=False)
     return _png(fig)
 

@@ -349,19 +349,21 @@ def loss_trend(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     """Was the training loss still falling at the end? Take the logged training losses (entries
     with `loss` and `step`) in the last quarter of the steps, fit a least-squares line of loss on
     step, and call the loss still falling when the line drops by more than 5 % of the tail's mean
-    loss across the tail. Fewer than 3 logged points in the tail: unknown (`falling` None)."""
+    loss across the tail. Fewer than 3 logged points in the tail: unknown (`falling` None).
+    `curve`: the logged (step, loss) points, for the report's loss plot."""
     pts = sorted((float(e["step"]), float(e["loss"])) for e in log_history
                  if isinstance(e, dict) and "loss" in e and "step" in e and math.isfinite(float(e["loss"])))
     rule = (f"least-squares slope of the logged training loss over the last {LOSS_TAIL:.0%} of steps; "
             f"falling when the fitted drop across them exceeds {LOSS_FALLING:.0%} of their mean loss")
+    known = {"rule": rule, "curve": [[s, v] for s, v in pts]}
     if not pts:
-        return {"falling": None, "points": 0, "relative_drop": None, "rule": rule}
+        return {"falling": None, "points": 0, "relative_drop": None, **known}
     last = pts[-1][0]
     tail = [(s, v) for s, v in pts if s >= last * (1 - LOSS_TAIL)]
     if len(tail) < 3:
-        return {"falling": None, "points": len(tail), "relative_drop": None, "rule": rule}
+        return {"falling": None, "points": len(tail), "relative_drop": None, **known}
     s, v = np.array(tail).T
     slope = float(np.polyfit(s, v, 1)[0])
     mean_loss = float(v.mean())
     drop = -slope * float(s[-1] - s[0]) / mean_loss if mean_loss > 0 else 0.0
-    return {"falling": drop > LOSS_FALLING, "points": len(tail), "relative_drop": drop, "rule": rule}
+    return {"falling": drop > LOSS_FALLING, "points": len(tail), "relative_drop": drop, **known}

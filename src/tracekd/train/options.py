@@ -7,6 +7,8 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tracekd.models.loading import Precision
+
 
 class TrainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,7 +29,8 @@ class TrainOptions(BaseModel):
     lora_targets: str | list[str] = Field("all-linear", description="LoRA target modules: all-linear, or module names "
                                                                     "(repeatable; a config also takes a regular expression).")
     qlora: bool | None = Field(None, description="4-bit QLoRA (default: as the preset says, when CUDA and bitsandbytes are present).")
-    bf16: bool | None = Field(None, description="bf16 (default: where the hardware supports it).")
+    precision: Precision = Field("auto", description="fp32, bf16 (mixed precision: bf16 autocast) or auto (bf16 where "
+                                                     "supported and faster: CUDA, CPUs with AMX / AVX512-BF16).")
     activation_checkpointing: bool | None = Field(None, description="Recompute activations in the backward pass "
                                                                     "(default: on for the paper's presets on CUDA cards below 40 GB).")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed.")

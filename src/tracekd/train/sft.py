@@ -84,7 +84,7 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
         seed=opts.seed,
         data_seed=opts.seed,
         bf16=bf16,
-        use_cpu=opts.use_cpu,
+        use_cpu=opts.use_cpu or not cuda_available(),  # also what bf16 autocast on a CPU needs
         **_checkpointing_args(checkpointing),
         ddp_find_unused_parameters=False,  # every LoRA (or full) parameter gets a gradient
         train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
@@ -152,14 +152,23 @@ def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpti
 class DevicePolicy:
     """How the base model is loaded and trained on this machine."""
 
-    bf16: bool
+    bf16: bool  # bf16 autocast (mixed precision)
+    weights_bf16: bool  # the base model's weights in bf16
     qlora: bool
     checkpointing: bool
 
 
 def device_policy(spec: ModelSpec, opts: TrainOptions) -> DevicePolicy:
-    """bf16, QLoRA and activation checkpointing: as asked, else by the hardware and the preset."""
-    return DevicePolicy(use_bf16(opts.bf16), use_qlora(spec, opts.qlora, opts.full), use_activation_checkpointing(spec, opts))
+    """Precision, QLoRA and activation checkpointing: as asked, else by the hardware and the preset.
+
+    bf16 training is mixed precision: the Trainer's bf16 autocast, with the LoRA weights and the
+    optimiser state in fp32 (peft keeps adapters in fp32). The frozen base weights are bf16 too
+    (autocast would otherwise cast every fp32 weight to bf16 again at each step, about a tenth of a
+    CPU step); full fine-tuning on a CPU keeps its trained weights fp32 (on CUDA the model is bf16)."""
+    qlora = use_qlora(spec, opts.qlora, opts.full)
+    on_cpu = opts.use_cpu or not cuda_available()
+    bf16 = use_bf16(opts.precision, on_cpu=on_cpu)
+    return DevicePolicy(bf16, bf16 and (qlora or not (on_cpu and opts.full)), qlora, use_activation_checkpointing(spec, opts))
 
 
 @dataclass(frozen=True)
@@ -184,7 +193,7 @@ def make_trainer(spec: ModelSpec, tok, data: TrainingData, opts: TrainOptions, p
     """The base model loaded as the policy says, under the reproducible SFT trainer."""
     from tracekd.train.reproducible import ReproducibleTrainer
 
-    base = load_model(spec, qlora=policy.qlora, bf16=policy.bf16)
+    base = load_model(spec, qlora=policy.qlora, bf16=policy.weights_bf16)
     trainer = ReproducibleTrainer(
         model=base, args=sft_config(opts, out_dir, policy.bf16, policy.checkpointing), train_dataset=data.dataset,
         processing_class=tok, peft_config=None if opts.full else lora_config(opts), callbacks=callbacks,
@@ -261,7 +270,8 @@ def _summary(trainer, spec: ModelSpec, opts: TrainOptions, data_dir: Path, final
         "resumed_from": run["checkpoint"],
         "world_size": world,
         "device": str(trainer.args.device),
-        "dtype": "bfloat16" if policy.bf16 else "float32",
+        "precision": "bf16" if policy.bf16 else "fp32",  # bf16: autocast (mixed precision)
+        "base_weights_dtype": "bfloat16" if policy.weights_bf16 else "float32",
         "qlora": bool(policy.qlora),
         "full_finetune": opts.full,
         "activation_checkpointing": policy.checkpointing,
