@@ -97,7 +97,7 @@ def test_dataset_scorers_are_behind_the_interface():
     ex = _ex()
     assert score_answer(get_dataset("synthetic-babi", size=1), ("kitchen",), ex, "")["correct"]
     assert get_dataset("babi").answer_summary({"qa1": 0.97, "qa2": 0.5}) == {"tasks": 2, "tasks_at_or_above_95": 1}
-    cot = score_answer(get_dataset("cotempqa"), ("x",), ex.with_(answers=("x",)), "['x']")
+    cot = score_answer(get_dataset("cotempqa"), ("x",), ex.replace(answers=("x",)), "['x']")
     assert cot["correct"] and "upstream" in cot
 
 

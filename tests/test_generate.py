@@ -108,7 +108,7 @@ def test_merged_adapter_equals_unmerged(overfit_run):
 
 
 def test_interrupted_generation_resumes(sixteen, tmp_path):
-    d, prompts = sixteen
+    d, _prompts = sixteen
     out = tmp_path / "preds.jsonl"
     opts = GenerateOptions(max_new_tokens=8, batch_size=4)
     full = generate(d, "tiny-random", tmp_path / "ref.jsonl", opts=opts)

@@ -84,7 +84,7 @@ def test_copies_of_one_seed_change_nothing_but_the_pooled_test(make_rows):
     rows = make_rows({"equal": [[47, 22], [6, 12]], "during": [[30, 20], [25, 25]]})
     one = group_results("d", "m", "correct", {0: rows})
     for k in (2, 3):
-        g = group_results("d", "m", "correct", {s: rows for s in range(k)})
+        g = group_results("d", "m", "correct", dict.fromkeys(range(k), rows))
         a, a1 = g["association"]["label"], one["association"]["label"]
         assert a["pooled"]["chi2"] == pytest.approx(k * a1["pooled"]["chi2"])
         assert a["stratified"]["chi2"] == pytest.approx(a1["stratified"]["chi2"])

@@ -20,7 +20,7 @@ def test_presets_and_resolution(tmp_path):
     assert resolve("meta-llama/Llama-3.2-3B-Instruct").chat_template_kwargs == {"date_string": "26 Jul 2024"}
     with pytest.raises(InputError, match="unknown model 'gpt-17'"):
         resolve("gpt-17")
-    with pytest.raises(InputError, match="no config.json"):
+    with pytest.raises(InputError, match=r"no config\.json"):
         resolve(str(tmp_path))
 
 

@@ -99,7 +99,7 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
         assert r.returncode == 0, r.stderr
         first_requests = proxy.chat()
         rows = {x["id"]: x for x in _lines(out / "teacher.jsonl")}
-        assert list(rows) == [i for i in _order(tmp_path / "data")]
+        assert list(rows) == list(_order(tmp_path / "data"))
         for i, row in rows.items():
             want_tried = 1 if i in s0 else 2
             assert (row["accepted"], row["tried"]) == (i in s0 | s1, want_tried), i

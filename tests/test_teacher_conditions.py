@@ -130,7 +130,7 @@ def test_swapped_stays_within_the_subset_when_it_can(tmp_path, teacher_dir):
 
 
 def test_errors_name_what_is_missing(tmp_path, teacher_dir):
-    folder, rows = teacher_dir
+    folder, _rows = teacher_dir
     with pytest.raises(InputError, match=r"needs teacher traces: --teacher"):
         prepare(OPTS, "teacher", "paper", 0, tmp_path / "a")
     with pytest.raises(InputError, match=r"no teacher.jsonl in the teacher folder"):

@@ -7,6 +7,7 @@ The registry refuses a second dataset of the same name."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -122,7 +123,7 @@ def test_run_with_it_in_a_config(toy, tmp_path):
     }
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    results = run_experiment(load_config(path), tmp_path / "run", console=Console(file=open("/dev/null", "w")))
+    results = run_experiment(load_config(path), tmp_path / "run", console=Console(file=io.StringIO()))
     assert [(g["dataset"], g["condition"], g["n"]) for g in results["groups"]] == [("toy-colours", "baseline", 4),
                                                                                    ("toy-colours", "correct", 4)]  # 2 of 6 per subset
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["datasets"][0]

@@ -133,11 +133,10 @@ _label = st.from_regex(r"[a-z][a-z-]{0,20}", fullmatch=True)
     sentence=st.sampled_from([CATEGORY, TEMPORAL]),
 )
 def test_roundtrip_arbitrary_content(label, evidence, answers, template, sentence):
-    if template == "tagged":
-        # line-based: items may not themselves look like tag lines
-        if any(x.lower().startswith(("label:", "evidence:", "answer:")) or _literal_list(x) is not None
-               for x in (*(evidence or ()), *answers)):
-            return
+    # the tagged template is line-based: items may not themselves look like tag lines
+    if template == "tagged" and any(x.lower().startswith(("label:", "evidence:", "answer:")) or _literal_list(x) is not None
+                                    for x in (*(evidence or ()), *answers)):
+        return
     if label is None and evidence is None and template == "paper":
         trace = Trace(None, None, answers)
     else:

@@ -7,7 +7,7 @@ import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 # tracekd makes no network call unless a hub id is asked for: no usage pings from the HF
 # libraries (read when huggingface_hub is first imported, so set before any of them is)
@@ -63,10 +63,10 @@ _DATA_FLAGS = Flags(DatasetConfig, {**DatasetConfig.model_fields, **option_field
 @with_flags(config=_DATA_FLAGS)
 def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],
+    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],  # noqa: B006 - typer's default of a repeatable option
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
-    teacher: Annotated[Optional[Path], typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
+    teacher: Annotated[Path | None, typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
     config: DatasetConfig | None = None,
 ) -> None:
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
@@ -96,7 +96,7 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Prepared folder (its test.jsonl is the gold).")],
     predictions: Annotated[Path, typer.Option(help="JSONL with `id` and `output`.")],
     out_file: Annotated[Path, typer.Option("--out", help="Scores JSON.")],
-    examples: Annotated[Optional[Path], typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
+    examples: Annotated[Path | None, typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
     allow_missing: Annotated[bool, typer.Option(help="Count test examples without a prediction as wrong.")] = False,
     trace_style: Annotated[str, typer.Option(help="How trace steps are read: rule (the parser), freeform (teacher-style free text), or auto (freeform for a teacher condition's folder).")] = "auto",
 ) -> None:
@@ -114,10 +114,10 @@ def rescore(
     files: Annotated[list[Path], typer.Argument(help="Published output files.")],
     fmt: Annotated[str, typer.Option("--format", help="Output format: trace-check-qa.")] = "trace-check-qa",
     dataset: Annotated[str, typer.Option(help=f"Dataset the outputs answer, one of: {', '.join(REGISTRY)}.")] = "cotempqa",
-    source: Annotated[Optional[str], typer.Option(help="The dataset's file, folder or hub id.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write all scores as JSON.")] = None,
-    ir_rule: Annotated[Optional[str], typer.Option(help="Primary gold evidence rule: paper (default: what the paper's models were trained to cite) or tracekd; both are shown.")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Also write results.json and the report (md, html, plots) into this folder.")] = None,
+    source: Annotated[str | None, typer.Option(help="The dataset's file, folder or hub id.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write all scores as JSON.")] = None,
+    ir_rule: Annotated[str | None, typer.Option(help="Primary gold evidence rule: paper (default: what the paper's models were trained to cite) or tracekd; both are shown.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Also write results.json and the report (md, html, plots) into this folder.")] = None,
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
     from tracekd.jsonio import write_json_atomic
@@ -177,7 +177,7 @@ def generate(
     data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
     out_file: Annotated[Path, typer.Option("--out", help="Predictions JSONL (id, output); resumed if present.")],
     model: Annotated[str, typer.Option(help="Preset, folder or hub id of the base model.")] = "smollm2-135m",
-    adapter: Annotated[Optional[Path], typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
     opts: GenerateOptions | None = None,
 ) -> None:
     """Greedy, batched generation for the prepared test prompts. Every generation option is a flag."""
@@ -214,10 +214,10 @@ def teach(
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
-    overrides: Annotated[Optional[list[str]], typer.Argument(
+    overrides: Annotated[list[str] | None, typer.Argument(
         help="KEY=VALUE changes to the config (train.lr=1e-4 seeds=[0,1] datasets.0.size=100), recorded in config.json.",
         show_default=False)] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and what is already done; run nothing.")] = False,
 ) -> None:
     """Run a whole experiment: every dataset x model x condition x seed, then the report."""

@@ -14,7 +14,7 @@ import functools
 import inspect
 import types
 from collections.abc import Callable
-from typing import Annotated, Any, Literal, Optional, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
 from pydantic import BaseModel, ValidationError
@@ -74,7 +74,7 @@ class Flags:
             decl = f"{flag}/--no-{flag[2:]}" if typ is bool else flag
             if get_origin(typ) is Literal or typ in (int, float, str, bool) or get_origin(typ) is list:
                 text = self.help.get(name) or _help(field)
-                annotation = Annotated[Optional[typ], typer.Option(decl, help=text, show_default=False)]
+                annotation = Annotated[typ | None, typer.Option(decl, help=text, show_default=False)]
             else:
                 raise TypeError(f"option {name!r}: no command-line form for {field.annotation!r}")
             out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))
@@ -102,7 +102,7 @@ class Flags:
 
 def _resolved(annotation: Any, fn: Callable[..., Any]) -> Any:
     """A command parameter's annotation (a string under `from __future__ import annotations`)."""
-    return eval(annotation, fn.__globals__) if isinstance(annotation, str) else annotation  # noqa: S307 - source code
+    return eval(annotation, fn.__globals__) if isinstance(annotation, str) else annotation
 
 
 def with_flags(**groups: Flags) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

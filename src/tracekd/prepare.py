@@ -59,7 +59,7 @@ def assign_splits(examples: list[Example], seed: int, test_fraction: float) -> l
         n = len(idx)
         test = set(np.random.RandomState(seed).permutation(n)[: round(test_fraction * n)].tolist())
         for j, i in enumerate(idx):
-            out[i] = out[i].with_(split="test" if j in test else "train")
+            out[i] = out[i].replace(split="test" if j in test else "train")
     return out
 
 

@@ -112,7 +112,7 @@ class Dataset(ABC):
         """Refuse, before anything is read, a source (or options) `read` could not use."""
         resolve_source(source, self.name)
 
-    def check_example(self, ex: Example, path) -> None:
+    def check_example(self, ex: Example, path) -> None:  # noqa: B027 - a hook: most datasets check nothing
         """Refuse a prepared example (read back from `path`) this dataset cannot score."""
 
     def label_space(self, examples: list[Example]) -> tuple[str, ...]:
@@ -131,7 +131,7 @@ class Dataset(ABC):
     def decompose(self, ex: Example) -> Example:
         """Apply the decomposition rules to one raw example."""
         r = self.retrieve(ex)
-        return ex.with_(
+        return ex.replace(
             label=self.classify(ex),
             evidence=r.evidence,
             anchor=r.anchor,

@@ -149,7 +149,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 def _yaml(text: str, path: Path | None = None, what: str = "") -> Any:
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise InputError(f"{what}not valid YAML ({getattr(e, 'problem', e)})", path,

@@ -207,14 +207,13 @@ def adapter_rank(adapter: Path) -> int:
 def release_memory() -> None:
     """Between stages: collect reference cycles (a trainer holds many), hand freed host memory back
     to the OS and cached CUDA blocks back to the driver (vLLM wants most of the card free)."""
+    import contextlib
     import ctypes
     import gc
 
     import torch
 
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
     torch.cuda.empty_cache()  # a no-op where CUDA was never initialised

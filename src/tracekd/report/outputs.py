@@ -149,7 +149,7 @@ def fields_markdown() -> str:
              "model when it is written and when it is read: a hand-edited or old file gets one message",
              "naming the file, the line and the field.", ""]
     seen: set[type[BaseModel]] = set()
-    queue = [(title, model) for title, model in DOCUMENTED.items()]
+    queue = list(DOCUMENTED.items())
     while queue:
         title, model = queue.pop(0)
         if model in seen:
@@ -158,7 +158,7 @@ def fields_markdown() -> str:
         doc = (model.__doc__ or "").strip().replace("\n", " ")
         extra = " Other keys are allowed." if model.model_config.get("extra") == "allow" else ""
         parts += [f"## {title}", "", *([doc + extra, ""] if doc or extra else []), "| field | type | meaning |", "|---|---|---|"]
-        fields = {n: f for n, f in model.model_fields.items()}
+        fields = dict(model.model_fields.items())
         for name, field in fields.items():
             meaning = (field.description or "").replace("|", "\\|").replace("<", "\\<")
             parts.append(f"| `{name}` | {_type_name(field.annotation)} | {meaning} |")

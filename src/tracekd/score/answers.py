@@ -195,10 +195,7 @@ def babi_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...], task: int) 
         return [t.strip().lower().rstrip(".") for a in items for t in a.split(",") if t.strip()]
 
     p, g = split(pred or ()), split(gold)
-    if task == 8:
-        ok = sorted(p) == sorted(g)
-    else:
-        ok = p == g
+    ok = sorted(p) == sorted(g) if task == 8 else p == g
     return {"correct": bool(p) and ok, "em": float(bool(p) and ok)}
 
 

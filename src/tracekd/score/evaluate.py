@@ -112,7 +112,7 @@ def _step_rates(rows: list[dict[str, Any]]) -> dict[str, float | None]:
     return {m.name: applicable_mean(m.of(r) for r in rows) for m in metrics.steps()}
 
 
-def _compact(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _breakdown(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Answer and step accuracies (the breakdowns per subset and per label)."""
     return {"n": len(rows), "answer_accuracy": mean(r["answer"]["correct"] for r in rows), **_step_rates(rows)}
 
@@ -128,7 +128,7 @@ def subset_rates(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     by_subset: dict[str, list] = defaultdict(list)
     for r in rows:
         by_subset[r["subset"]].append(r)
-    return {k: _compact(v) for k, v in sorted(by_subset.items())}
+    return {k: _breakdown(v) for k, v in sorted(by_subset.items())}
 
 
 def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
@@ -154,7 +154,7 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
         "flags": dict(sorted(Counter(f for r in rows for f in r.get("flags", ())).items())),
         **statistics({0: rows}),
         "by_subset": subset_summary,
-        "by_label": {k: _compact(v) for k, v in sorted(by_label.items())},
+        "by_label": {k: _breakdown(v) for k, v in sorted(by_label.items())},
         "dataset_summary": ds.answer_summary({k: v["answer_accuracy"] for k, v in subset_summary.items()}),
     }
 

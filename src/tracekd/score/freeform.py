@@ -46,9 +46,7 @@ QUOTE_MATCH = 90.0  # fuzz.partial_ratio of a passage sentence against a trace s
 LONG_ITEM = 30  # items with more content words are matched by quotation
 
 _STOP = frozenset(
-    "a an the to of in on at is are was were be been and or that this these those there then it its "
-    "he she they him her them his their i you we for from by with as into also after afterwards "
-    "following back up down either".split()
+    ["a", "an", "the", "to", "of", "in", "on", "at", "is", "are", "was", "were", "be", "been", "and", "or", "that", "this", "these", "those", "there", "then", "it", "its", "he", "she", "they", "him", "her", "them", "his", "their", "i", "you", "we", "for", "from", "by", "with", "as", "into", "also", "after", "afterwards", "following", "back", "up", "down", "either"]
 )
 #: interchangeable verbs: a fact's verb is matched by any verb of its class
 _VERB_CLASSES = {

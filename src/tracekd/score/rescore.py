@@ -159,7 +159,7 @@ def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str 
         for ex, rec in pairs:
             ex = decomposed(rules[0], ex)
             published = {k: rec.get(k, ex.meta.get(k)) for k in _PUBLISHED_FIELDS}
-            primary.append(score_output(datasets[rules[0]], ex.with_(meta={**ex.meta, "published": published}), rec["prediction"]))
+            primary.append(score_output(datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]))
         summaries = {}
         for rule in rules:
             rows = primary if rule == rules[0] else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]

@@ -130,7 +130,7 @@ def posthoc_messages(item: Item, kept: dict[str, Any], prompt: str) -> list[dict
     """The paper's second turn: the problem, the teacher's trace and answer as assistant turns
     (the trace only when it came separately), then the request for an explanation."""
     turns = [kept["trace"]] if kept["separate_reasoning"] else []
-    return [*item.messages, *({"role": "assistant", "content": t} for t in turns + [kept["answer_text"]]),
+    return [*item.messages, *({"role": "assistant", "content": t} for t in [*turns, kept["answer_text"]]),
             {"role": "user", "content": prompt}]
 
 
