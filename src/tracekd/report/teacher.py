@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.jsonio import read_json
+from tracekd.score.metrics import num, pct
 from tracekd.score.outputs import read_rows
 from tracekd.traces.conditions import BASELINE
 
@@ -48,14 +49,11 @@ def teacher_groups(run: Path) -> list[dict[str, Any]]:
 
 def length_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Trace length per group that has one: mean tokens of the training targets and of the outputs."""
-    def num(x):
-        return "—" if x is None else f"{x:.0f}"
-
     rows = []
     for g in results["groups"]:
         lengths = g.get("lengths")
         if not lengths:
             continue
-        rows.append([g["dataset"], g["model"], g["condition"], num(lengths.get("target_tokens")),
-                     num(lengths.get("output_tokens")), f"{100 * g['rates']['answer_accuracy']['mean']:.1f}"])
+        rows.append([g["dataset"], g["model"], g["condition"], num(lengths.get("target_tokens"), ".0f"),
+                     num(lengths.get("output_tokens"), ".0f"), pct(g["rates"]["answer_accuracy"]["mean"])])
     return ["dataset", "model", "condition", "target tokens", "output tokens", "answer %"], rows
