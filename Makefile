@@ -19,8 +19,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/tracekd run configs/demo.yaml --out runs/demo
 
+# lint-imports: the layer contracts ([tool.importlinter]); ruff: lint and format ([tool.ruff])
 test: setup
+	$(BIN)/lint-imports
+	$(BIN)/ruff check src tests bench .ci
 	$(BIN)/python -m pytest
+	$(BIN)/ruff format --check src tests bench .ci
 
 bench: setup
 	$(BIN)/python bench/prepare_speed.py

@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from freeform_measure import agreement, fixture_examples, hand_labelled, rendered  # noqa: E402
-
 from tracekd.data import get_dataset  # noqa: E402
 from tracekd.prepare import assign_splits  # noqa: E402
 from tracekd.score.rescore import _key, condition_from_name, read_trace_check_qa  # noqa: E402

@@ -31,7 +31,7 @@ def one_at_a_time(gen, prompts, max_new_tokens):
     """transformers' `generate`, one prompt at a time."""
     import torch
 
-    from tracekd.generate.prompts import prompt_ids
+    from tracekd.models.prompts import prompt_ids
 
     out = {}
     for pid, msgs in prompts:
@@ -46,7 +46,7 @@ def static_batches(gen, prompts, max_new_tokens, batch_size):
     """transformers' `generate` on left-padded batches of similar prompt lengths (tracekd's former way)."""
     import torch
 
-    from tracekd.generate.prompts import prompt_ids
+    from tracekd.models.prompts import prompt_ids
 
     encoded = sorted(((pid, prompt_ids(gen.tok, msgs, gen.spec)) for pid, msgs in prompts), key=lambda x: -len(x[1]))
     out = {}
@@ -75,7 +75,7 @@ def strip(ids, gen):
 
 def continuous(gen, prompts, max_new_tokens, batch_size):
     from tracekd.generate.hf import ContinuousDecoder
-    from tracekd.generate.prompts import prompt_ids
+    from tracekd.models.prompts import prompt_ids
 
     encoded = [prompt_ids(gen.tok, msgs, gen.spec) for _, msgs in prompts]
     out = {}
@@ -116,7 +116,7 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     from tracekd.generate.hf import HFGenerator
     from tracekd.models import resolve
-    from tracekd.prepare import read_sft_records
+    from tracekd.traces.records import read_sft_records
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

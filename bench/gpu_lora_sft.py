@@ -21,12 +21,12 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
-LLAMA_3_2_1B = dict(
-    vocab_size=128256, hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
-    num_key_value_heads=8, head_dim=64, max_position_embeddings=131072, rope_theta=500000.0, rms_norm_eps=1e-5,
-    tie_word_embeddings=True, rope_scaling={"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
+LLAMA_3_2_1B = {
+    "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32,
+    "num_key_value_heads": 8, "head_dim": 64, "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True, "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
                                             "original_max_position_embeddings": 8192, "rope_type": "llama3"},
-)
+}
 
 
 def matmul_peak() -> float:
@@ -59,7 +59,7 @@ def main() -> None:
         labels = ids.clone()
         labels[:, : seq // 2] = -100
 
-        def step():
+        def step(ids=ids, labels=labels):
             loss = model(input_ids=ids, labels=labels).loss
             loss.backward()
             opt.step()

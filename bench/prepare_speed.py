@@ -14,7 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tracekd.prepare import DataOptions, load, prepare, write
+from tracekd.data.config import DatasetConfig
+from tracekd.prepare import prepare
 from tracekd.traces.conditions import CONDITIONS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,14 +31,12 @@ def timed(fn):
 def main() -> None:
     if not SOURCE.is_dir():
         sys.exit(f"benchmark data not found: {SOURCE}")
-    opts = DataOptions("cotempqa", source=str(SOURCE))
+    opts = DatasetConfig(name="cotempqa", source=str(SOURCE))
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
 
-        def tracekd_way():
-            loaded = load(opts)
-            for c in CONDITIONS:
-                write(loaded, c, "paper", 0, tmp / "fast" / c)
+        def tracekd_way():  # one prepare for all conditions: load once, write each to fast/<condition>
+            prepare(opts, list(CONDITIONS), "paper", 0, tmp / "fast")
 
         def naive_way():
             for c in CONDITIONS:

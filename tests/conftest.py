@@ -97,12 +97,13 @@ def msmarco_examples(shared_data):
 @pytest.fixture(scope="session")
 def overfit_run(tmp_path_factory):
     """4 synthetic bAbI examples, a tiny random Llama, LoRA trained until it reproduces them."""
-    from tracekd.prepare import DataOptions, prepare
+    from tracekd.data.config import DatasetConfig
+    from tracekd.prepare import prepare
     from tracekd.train.options import TrainOptions
     from tracekd.train.sft import train
 
     root = tmp_path_factory.mktemp("overfit")
-    prepare(DataOptions("synthetic-babi", size=25, limit_train=4), "correct", "tagged", 0, root / "data")
+    prepare(DatasetConfig(name="synthetic-babi", size=25, limit_train=4), "correct", "tagged", 0, root / "data")
     opts = TrainOptions(lr=1e-2, max_steps=150, batch_size=4, grad_accum=1, warmup=0, save_steps=1000)
     summary = train(root / "data", "tiny-random", root / "run", opts)
     return root, summary

@@ -3,7 +3,7 @@ tests/test_freeform.py (on samples, with assertions) and bench/freeform_agreemen
 measurement behind docs/scoring.md).
 
 1. Agreement with the parser where the parser gives the truth (rule-based traces): per trace, do
-   the two agree on each step of `score.evaluate.STEPS` (right / wrong / does not apply), and on
+   the two agree on each step of the metric table (`score.metrics.steps()`) (right / wrong / does not apply), and on
    the set of cited items?
 2. Hand-labelled free-form traces (tests/fixtures/freeform): the hand labels (items cited, gold
    label stated) give each trace's true steps through the same `score_steps`; per step, precision
@@ -16,8 +16,9 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from tracekd.data.base import REGISTRY
 from tracekd.data.schema import Example
-from tracekd.score.evaluate import STEPS
+from tracekd.score import metrics
 from tracekd.score.freeform import cited, freeform_trace, stated_labels, trace_and_answer
 from tracekd.score.steps import score_steps
 from tracekd.traces.conditions import make_targets
@@ -38,19 +39,20 @@ def rendered(ds, examples: list[Example], conditions: Iterable[str] = RULE_CONDI
 
 
 def _flags(row: dict) -> dict[str, bool | None]:
-    return {step: flag(row) for step, flag in STEPS.items()}
+    return {m.step: m.of(row) for m in metrics.steps()}
 
 
 def agreement(traces: Iterable[tuple[str, Example]]) -> dict:
     """Share of traces on which the free-form scorer and the parser agree, per step and on the
     cited set; and per item (cited or not)."""
     n = items = items_agree = same_set = 0
-    steps = dict.fromkeys(STEPS, 0)
+    steps = dict.fromkeys((m.step for m in metrics.steps()), 0)
     for text, ex in traces:
-        truth, ours = score_steps(parse(text), ex), score_steps(freeform_trace(text, ex), ex)
+        sentence = REGISTRY[ex.dataset].label_sentence
+        truth, ours = score_steps(parse(text, sentence), ex), score_steps(freeform_trace(text, ex, sentence), ex)
         t, o = set(truth["evidence"]["matched"]), set(ours["evidence"]["matched"])
         n += 1
-        for step, (a, b) in zip(STEPS, zip(_flags(truth).values(), _flags(ours).values())):
+        for step, (a, b) in zip(steps, zip(_flags(truth).values(), _flags(ours).values())):
             steps[step] += a == b
         same_set += t == o
         items += len(ex.context)
@@ -80,13 +82,13 @@ def hand_labelled(examples: dict[str, Example]) -> dict[str, dict]:
         ours = _flags(score_steps(freeform_trace(traces[(lab["set"], lab["id"])], ex), ex))
         for part in (lab["part"], "all"):
             c = counts.setdefault(part, {"traces": 0, "items": [0, 0, 0], "label_stated": [0, 0, 0, 0],
-                                         "steps": {s: [0, 0, 0, 0] for s in STEPS}})
+                                         "steps": {m.step: [0, 0, 0, 0] for m in metrics.steps()}})
             c["traces"] += 1
             for i, v in enumerate((len(got & want), len(got - want), len(want - got))):
                 c["items"][i] += v
             c["label_stated"][[said and lab["label_stated"], said and not lab["label_stated"],
                                lab["label_stated"] and not said, True].index(True)] += 1
-            for s in STEPS:
+            for s in (m.step for m in metrics.steps()):
                 if hand[s] is not None:  # the step applies (the same example: hand and ours agree on that)
                     c["steps"][s][[hand[s] and ours[s], ours[s] and not hand[s], hand[s] and not ours[s], True].index(True)] += 1
     return {part: {"traces": c["traces"], "items": _pr(*c["items"]),

@@ -7,11 +7,12 @@ import os
 import subprocess
 import sys
 
-from tracekd.prepare import DataOptions, prepare
+from tracekd.data.config import DatasetConfig
+from tracekd.prepare import prepare
 
 
 def test_accelerate_launch_two_cpu_processes(tmp_path):
-    prepare(DataOptions("synthetic-babi", size=40), "correct", "tagged", 0, tmp_path / "data")
+    prepare(DatasetConfig(name="synthetic-babi", size=40), "correct", "tagged", 0, tmp_path / "data")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "tracekd", "train", "--data", str(tmp_path / "data"),

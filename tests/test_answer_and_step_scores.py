@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tracekd.data import ContextItem, Example, get_dataset
-from tracekd.score.answers import babi_scores, cotempqa_upstream, msmarco_scores, set_scores
+from tracekd.data.base import LABEL_SENTENCE_CATEGORY as CATEGORY
+from tracekd.score.answers import babi_scores, cotempqa_upstream, msmarco_scores, score_answer, set_scores
 from tracekd.score.steps import evidence_score, label_correct, paper_steps, score_steps
 from tracekd.traces.parse import parse
 
@@ -80,7 +81,7 @@ def test_evidence_matching():
 def test_steps_and_paper_definitions():
     ex = _ex()
     out = "<think>The category of the question asked is: Two-Supporting-Facts.\nI need to use the following facts to answer the question: ['Mary went to the kitchen.', 'Mary took the apple.']</think> <answer>['kitchen']</answer>"
-    s = score_steps(parse(out), ex)
+    s = score_steps(parse(out, CATEGORY), ex)
     assert s["label_correct"] and s["evidence"]["exact"] and s["trace_correct"]
     assert label_correct("two supporting facts", "two-supporting-facts") is False
     assert label_correct(None, "x") is False
@@ -88,15 +89,15 @@ def test_steps_and_paper_definitions():
     loose = "<think>The category of the question asked is: two-supporting-facts. I need to use the following facts to answer the question: ['John got the milk.']</think>"
     p = paper_steps(loose, ex)
     assert p == {"label_correct": True, "evidence_correct": True, "trace_correct": True}
-    assert not score_steps(parse(loose), ex)["evidence"]["exact"]
+    assert not score_steps(parse(loose, CATEGORY), ex)["evidence"]["exact"]
     assert paper_steps("['kitchen']", ex) is None
 
 
 def test_dataset_scorers_are_behind_the_interface():
     ex = _ex()
-    assert get_dataset("synthetic-babi", size=1).score_answer(("kitchen",), ex, "")["correct"]
+    assert score_answer(get_dataset("synthetic-babi", size=1), ("kitchen",), ex, "")["correct"]
     assert get_dataset("babi").answer_summary({"qa1": 0.97, "qa2": 0.5}) == {"tasks": 2, "tasks_at_or_above_95": 1}
-    cot = get_dataset("cotempqa").score_answer(("x",), ex.with_(answers=("x",)), "['x']")
+    cot = score_answer(get_dataset("cotempqa"), ("x",), ex.replace(answers=("x",)), "['x']")
     assert cot["correct"] and "upstream" in cot
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from independent import msmarco_raw
 
+from independent import msmarco_raw
 from tracekd.data import ContextItem, Example, get_dataset, target_answers
 from tracekd.prepare import assign_splits
 from tracekd.traces.conditions import CONDITIONS, make_targets, wrong_evidence
@@ -190,11 +190,11 @@ def test_wrong_evidence_with_small_context():
     ex = get_dataset("synthetic-babi", size=1).load(None)[0]
     gold = ex.context[0]
     other = next(c for c in ex.context[1:] if c.text != gold.text and not any(a in c.text for a in ex.answers))
-    small = ex.with_(context=(gold, other), evidence=(gold.id,), anchor=(), answer_facts=(gold.id,))
+    small = ex.replace(context=(gold, other), evidence=(gold.id,), anchor=(), answer_facts=(gold.id,))
     assert wrong_evidence(small, 0).items == (other,)
     # nothing eligible here: taken from a donor of the same subset, the same for the same seed
-    tiny = small.with_(context=(gold,))
-    donors = [small.with_(id="d1"), small.with_(id="d2")]
+    tiny = small.replace(context=(gold,))
+    donors = [small.replace(id="d1"), small.replace(id="d2")]
     got = wrong_evidence(tiny, 0, donors)
     assert got.items == (other,) and got.source in ("d1", "d2") and got == wrong_evidence(tiny, 0, donors[::-1])
     assert wrong_evidence(tiny, 0).items == ()  # no donor at all: empty, and counted in the manifest

@@ -7,7 +7,6 @@ import json
 from collections import Counter
 
 from independent import cotempqa_raw, read_cotempqa
-
 from tracekd.data import get_dataset
 from tracekd.data.cotempqa import fits_label, parse_fact, resolve_anchor
 from tracekd.data.schema import ContextItem

@@ -127,6 +127,7 @@ def test_msmarco_correct_completions_score_perfectly(tmp_path, shared_data):
     # every record's completion, the two-answer ones (e.g. 64055) included, scores right
     from tracekd.data import get_dataset
     from tracekd.data.schema import Example
+    from tracekd.score.answers import score_answer
     from tracekd.traces.parse import parse
 
     ds = get_dataset("msmarco")
@@ -134,4 +135,4 @@ def test_msmarco_correct_completions_score_perfectly(tmp_path, shared_data):
         for line in (d / f"{split}.jsonl").open():
             rec = json.loads(line)
             ex = Example.from_record(rec)
-            assert ds.score_answer(parse(rec["completion"][0]["content"]).answers, ex, "")["correct"], ex.id
+            assert score_answer(ds, parse(rec["completion"][0]["content"], ds.label_sentence).answers, ex, "")["correct"], ex.id

@@ -14,6 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
 from recompute import (
     RATE_FIELDS,
     STEP_FIELDS,
@@ -25,7 +26,6 @@ from recompute import (
     seed_rates,
     table,
 )
-
 from tracekd.errors import InputError
 from tracekd.experiment.config import load_config
 

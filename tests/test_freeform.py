@@ -10,7 +10,8 @@ import pytest
 from freeform_measure import agreement, fixture_examples, hand_labelled, rendered
 from tracekd.data import get_dataset
 from tracekd.data.schema import ContextItem, Example
-from tracekd.score.evaluate import STEPS, score_output
+from tracekd.score import metrics
+from tracekd.score.evaluate import score_output
 from tracekd.score.freeform import cited, freeform_trace, sentences, stated_labels, trace_and_answer
 
 
@@ -118,7 +119,7 @@ def test_agrees_with_the_parser_on_rule_based_traces(shared_data, name, source):
     examples = random.Random(0).sample(assign_splits(ds.load(str(shared_data / source)), 42, 0.2), 150)
     got = agreement(rendered(ds, examples))
     assert got["traces"] == 150 * 5 * 2
-    assert all(got[f"{step}_agreement"] >= 0.98 for step in STEPS) and got["cited_set_agreement"] >= 0.98, got
+    assert all(got[f"{step}_agreement"] >= 0.98 for step in (m.step for m in metrics.steps())) and got["cited_set_agreement"] >= 0.98, got
 
 
 def test_hand_labelled_traces(shared_data):

@@ -69,8 +69,8 @@ def test_random_bytes(blob, reader):
     from tracekd.experiment.config import load_config
     from tracekd.generate.run import done_ids
     from tracekd.jsonio import read_json, read_json_records, read_jsonl
-    from tracekd.prepare import read_sft_records
     from tracekd.score.evaluate import load_test_set
+    from tracekd.traces.records import read_sft_records
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
@@ -119,9 +119,10 @@ def test_random_babi_lines(tokens):
 
 
 def _prepared(d: Path) -> list[dict]:
-    from tracekd.prepare import DataOptions, prepare
+    from tracekd.data.config import DatasetConfig
+    from tracekd.prepare import prepare
 
-    prepare(DataOptions("synthetic-babi", size=25), "correct", "tagged", 0, d)
+    prepare(DatasetConfig(name="synthetic-babi", size=25), "correct", "tagged", 0, d)
     return [json.loads(x) for x in (d / "test.jsonl").read_text().splitlines()]
 
 

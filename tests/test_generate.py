@@ -8,17 +8,18 @@ import json
 import pytest
 import torch
 
+from tracekd.data.config import DatasetConfig
 from tracekd.generate.hf import HFGenerator
 from tracekd.generate.options import GenerateOptions
 from tracekd.generate.run import generate
 from tracekd.models import resolve
-from tracekd.prepare import DataOptions, prepare
+from tracekd.prepare import prepare
 
 
 @pytest.fixture(scope="module")
 def sixteen(tmp_path_factory):
     d = tmp_path_factory.mktemp("gen") / "data"
-    prepare(DataOptions("synthetic-temporal", size=80), "correct", "paper", 0, d)
+    prepare(DatasetConfig(name="synthetic-temporal", size=80), "correct", "paper", 0, d)
     recs = [json.loads(x) for x in (d / "test.jsonl").open()][:16]
     return d, [(r["id"], r["prompt"]) for r in recs]
 
@@ -42,7 +43,7 @@ def _hf_one_at_a_time(gen, prompts, n):
     """The reference: transformers' `generate`, one prompt at a time, greedy, stopping at EOS."""
     import torch
 
-    from tracekd.generate.prompts import prompt_ids
+    from tracekd.models.prompts import prompt_ids
 
     out = {}
     for pid, msgs in prompts:
@@ -107,7 +108,7 @@ def test_merged_adapter_equals_unmerged(overfit_run):
 
 
 def test_interrupted_generation_resumes(sixteen, tmp_path):
-    d, prompts = sixteen
+    d, _prompts = sixteen
     out = tmp_path / "preds.jsonl"
     opts = GenerateOptions(max_new_tokens=8, batch_size=4)
     full = generate(d, "tiny-random", tmp_path / "ref.jsonl", opts=opts)

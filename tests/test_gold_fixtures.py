@@ -14,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from independent import cotempqa_raw, msmarco_raw
 
+from independent import cotempqa_raw, msmarco_raw
 from tracekd.data import get_dataset
 
 FIXTURE = Path(__file__).parent / "fixtures" / "gold_labels.jsonl"

@@ -11,7 +11,7 @@ import pytest
 
 from tracekd.data import get_dataset
 from tracekd.report.results import group_results
-from tracekd.score import evaluate
+from tracekd.score import metrics
 from tracekd.score.evaluate import score_output, statistics
 from tracekd.score.stats import loss_trend
 from tracekd.traces.render import Trace, render
@@ -84,7 +84,7 @@ def test_copies_of_one_seed_change_nothing_but_the_pooled_test(make_rows):
     rows = make_rows({"equal": [[47, 22], [6, 12]], "during": [[30, 20], [25, 25]]})
     one = group_results("d", "m", "correct", {0: rows})
     for k in (2, 3):
-        g = group_results("d", "m", "correct", {s: rows for s in range(k)})
+        g = group_results("d", "m", "correct", dict.fromkeys(range(k), rows))
         a, a1 = g["association"]["label"], one["association"]["label"]
         assert a["pooled"]["chi2"] == pytest.approx(k * a1["pooled"]["chi2"])
         assert a["stratified"]["chi2"] == pytest.approx(a1["stratified"]["chi2"])
@@ -134,14 +134,10 @@ def test_not_estimable_finding(make_rows):
 
 
 def test_statistics_follow_the_step_list(make_rows, monkeypatch):
-    """A step added to `_step_flags` gets its tables, tests, rates and a regression term."""
-    original = evaluate._step_flags
-
-    def more(rows):
-        return {**original(rows), "copy_of_answer": [bool(r["answer"]["correct"]) for r in rows]}
-
-    monkeypatch.setattr(evaluate, "_step_flags", more)
+    """A step added to the metric table gets its tables, tests, rates and a regression term."""
+    copy = metrics.step("copy_of_answer", "copy of the answer", lambda r: bool(r["answer"]["correct"]))
+    monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, copy])
     s = statistics({0: make_rows({"s": [[20, 10], [10, 20]]})})
     assert s["association"]["copy_of_answer"]["table"] == [[30, 0], [0, 30]]
-    assert "copy_of_answer_accuracy" in s["rates"]
+    assert s["rates"]["copy_of_answer_accuracy"]["mean"] == 0.5
     assert "quasi-separation" in s["regression"]["terms"]["copy_of_answer"]["note"]

@@ -16,13 +16,13 @@ from independent import (
     msmarco_raw,
     read_cotempqa,
 )
-
 from tracekd.data import get_dataset
-from tracekd.prepare import DataOptions, load
+from tracekd.data.config import DatasetConfig
+from tracekd.prepare import load
 
 
 def test_cotempqa_counts_and_split(shared_data):
-    loaded = load(DataOptions("cotempqa", source=str(shared_data / "cotempqa")))
+    loaded = load(DatasetConfig(name="cotempqa", source=str(shared_data / "cotempqa")))
     total = Counter(ex.subset for s in ("train", "test") for ex in loaded.examples[s])
     test = Counter(ex.subset for ex in loaded.examples["test"])
     raw = {s: len(jsonl(shared_data / "cotempqa" / name)) for s, name in COTEMPQA_FILES.items()}
@@ -33,7 +33,7 @@ def test_cotempqa_counts_and_split(shared_data):
 
 def test_cotempqa_split_is_the_papers(shared_data, reference_outputs):
     """With the default seed the test split is the one the paper's models were evaluated on."""
-    loaded = load(DataOptions("cotempqa", source=str(shared_data / "cotempqa"), subsets=["equal", "overlap", "mix"]))
+    loaded = load(DatasetConfig(name="cotempqa", source=str(shared_data / "cotempqa"), subsets=["equal", "overlap", "mix"]))
     ours = {(ex.question, ex.context[0].text) for ex in loaded.examples["test"]}
     theirs = set()
     for sub in ("equal", "overlap", "mix"):

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from tracekd.errors import InputError
-from tracekd.models import PRESETS, resolve
-from tracekd.models import tiny
+from tracekd.models import PRESETS, resolve, tiny
 from tracekd.models.loading import config_fingerprint, load_model, load_tokenizer, model_path
 
 
@@ -21,7 +20,7 @@ def test_presets_and_resolution(tmp_path):
     assert resolve("meta-llama/Llama-3.2-3B-Instruct").chat_template_kwargs == {"date_string": "26 Jul 2024"}
     with pytest.raises(InputError, match="unknown model 'gpt-17'"):
         resolve("gpt-17")
-    with pytest.raises(InputError, match="no config.json"):
+    with pytest.raises(InputError, match=r"no config\.json"):
         resolve(str(tmp_path))
 
 

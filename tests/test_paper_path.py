@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
-from tracekd.generate.prompts import prompt_ids
 from tracekd.models import PRESETS, loading, resolve
 from tracekd.models.loading import BASE_FILE, load_tokenizer, model_path
-from tracekd.prepare import DataOptions, prepare, read_sft_records
+from tracekd.models.prompts import prompt_ids
+from tracekd.prepare import prepare
+from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
 from tracekd.train.sft import train
 
@@ -33,7 +35,7 @@ VLLM_MAX_LORA_RANKS = {1, 8, 16, 32, 64, 128, 256, 320, 512}  # vllm/config/lora
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("paper") / "data"
-    prepare(DataOptions("synthetic-babi", size=30, limit_train=8, limit_test=4), "correct", "tagged", 0, d)
+    prepare(DatasetConfig(name="synthetic-babi", size=30, limit_train=8, limit_test=4), "correct", "tagged", 0, d)
     return d
 
 
@@ -287,12 +289,11 @@ def test_full_finetuning_on_a_qlora_preset_needs_no_flag(data, tmp_path, monkeyp
     paper_like = dataclasses.replace(PRESETS["tiny-random"], qlora=True)
     monkeypatch.setattr(sft, "resolve", lambda name: paper_like)
     monkeypatch.setattr(loading, "qlora_available", lambda: True)  # as on a CUDA machine with bitsandbytes
-    monkeypatch.setattr(sft, "qlora_available", lambda: True, raising=False)
     s = train(data, "tiny-random", tmp_path / "full", _steps(full=True))
     assert s["full_finetune"] and not s["qlora"] and (tmp_path / "full" / "model" / "config.json").is_file()
-    assert sft.use_qlora(paper_like, TrainOptions())  # LoRA on the same preset stays QLoRA
+    assert sft.device_policy(paper_like, TrainOptions()).qlora  # LoRA on the same preset stays QLoRA
     with pytest.raises(InputError, match="cannot be combined with full fine-tuning"):
-        sft.use_qlora(paper_like, TrainOptions(full=True, qlora=True))
+        sft.device_policy(paper_like, TrainOptions(full=True, qlora=True))
 
 
 def test_4bit_compute_dtype_follows_the_bf16_choice(monkeypatch):

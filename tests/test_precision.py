@@ -9,9 +9,10 @@ import sys
 import pytest
 import torch
 
+from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
 from tracekd.models import loading
-from tracekd.prepare import DataOptions, prepare
+from tracekd.prepare import prepare
 from tracekd.train.options import TrainOptions
 from tracekd.train.sft import train
 
@@ -45,7 +46,7 @@ def test_cpu_detection_reads_the_processor():
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("prec") / "data"
-    prepare(DataOptions("synthetic-babi", size=30, limit_train=8), "correct", "tagged", 0, d)
+    prepare(DatasetConfig(name="synthetic-babi", size=30, limit_train=8), "correct", "tagged", 0, d)
     return d
 
 
@@ -90,5 +91,5 @@ def test_precision_in_the_cli_and_configs(tmp_path, data):
     c = load_config(cfg)
     assert c.train.precision == "bf16" and c.generate.precision == "fp32"
     cfg.write_text(cfg.read_text().replace("train: {precision: bf16}", "train: {bf16: true}"))
-    with pytest.raises(InputError, match="train.bf16: unknown key"):
+    with pytest.raises(InputError, match=r"train\.bf16: unknown key"):
         load_config(cfg)

@@ -8,8 +8,8 @@ import sys
 from collections import Counter
 
 import pytest
-from independent import cotempqa_raw, read_cotempqa
 
+from independent import cotempqa_raw, read_cotempqa
 from tracekd.jsonio import sha256_file
 
 TRACEKD = [sys.executable, "-m", "tracekd"]

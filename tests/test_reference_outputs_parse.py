@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from tracekd.data.cotempqa import CoTempQA
 from tracekd.traces.parse import parse
 
 SUBSETS = ("during", "equal", "mix", "overlap")
@@ -68,7 +69,7 @@ def test_parser_yield_on_published_outputs(reference_outputs, subset, condition)
     path = reference_outputs / "evaluation_outputs" / subset / f"Llama-3.2-1B-Instruct-{condition}_default.json"
     preds = [json.loads(line)["prediction"] for line in path.open()]
     assert len(preds) == {"during": 619, "equal": 87, "mix": 113, "overlap": 131}[subset]
-    parsed = [parse(p) for p in preds]
+    parsed = [parse(p, CoTempQA.label_sentence) for p in preds]
     expected = (
         sum(map(_has_label, preds)),
         sum(EVIDENCE in p for p in preds),
@@ -96,7 +97,7 @@ def test_label_and_evidence_values_on_published_outputs(reference_outputs, condi
         path = reference_outputs / "evaluation_outputs" / subset / f"Llama-3.2-1B-Instruct-{condition}_default.json"
         for line in path.open():
             p = json.loads(line)["prediction"]
-            got = parse(p)
+            got = parse(p, CoTempQA.label_sentence)
             assert got.label == label_of(p), p
             paraphrased += label_of(p) is not None and "the temporal relation" not in p.lower()
             if EVIDENCE in p and "]." in p.split(EVIDENCE, 1)[1].split("</think>", 1)[0]:

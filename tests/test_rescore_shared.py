@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from test_reference_outputs_parse import label_of
 
+from test_reference_outputs_parse import label_of
 from tracekd.score.rescore import condition_from_name, rescore
 
 CONDITIONS = {"sft-adapter": "answer_only", "sft-adapter-reasoning-facts": "correct",
@@ -124,8 +124,9 @@ def test_two_by_two_counts_computed_independently(results, reference_outputs, st
     recs = [json.loads(line) for line in path.open()]
     answer = [_answer_right(r["prediction"], r["gold"]) for r in recs]
     label = [_label(r["prediction"]) == "equal" for r in recs]
-    expected = [[sum(l and a for l, a in zip(label, answer)), sum(l and not a for l, a in zip(label, answer))],
-                [sum((not l) and a for l, a in zip(label, answer)), sum((not l) and (not a) for l, a in zip(label, answer))]]
+    pairs = list(zip(label, answer))
+    expected = [[sum(lab and a for lab, a in pairs), sum(lab and not a for lab, a in pairs)],
+                [sum((not lab) and a for lab, a in pairs), sum((not lab) and (not a) for lab, a in pairs)]]
     summary = results["files"][str(path)]["summary"]
     assert summary["association"]["label"]["table"] == expected
     assert sum(map(sum, expected)) == 87

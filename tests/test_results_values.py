@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from conftest import per_test_under_mutmut
 from recompute import Z, md_tables, pct, wilson
-
 from tracekd.experiment.config import load_config
 from tracekd.experiment.runner import plan
 from tracekd.report.build import write_report

@@ -234,7 +234,7 @@ def test_regression_reports_what_it_cannot_estimate():
 # -- training loss -------------------------------------------------------------------------------------
 def test_loss_trend_rule():
     falling = [{"step": s, "loss": 2.0 - 0.01 * s} for s in range(10, 101, 10)]  # last quarter: 1.2 -> 1.0
-    t = loss_trend(falling + [{"step": 100, "train_loss": 1.5}])
+    t = loss_trend([*falling, {"step": 100, "train_loss": 1.5}])
     assert t["falling"] is True and t["points"] == 3 and t["relative_drop"] == pytest.approx(0.2 / 1.1)
     flat = [{"step": s, "loss": 1.0 + 0.01 * (-1) ** s} for s in range(1, 101)]
     assert loss_trend(flat)["falling"] is False

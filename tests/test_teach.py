@@ -12,8 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from tracekd.data import get_dataset
+from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
-from tracekd.prepare import DataOptions, prepare
+from tracekd.prepare import prepare
 from tracekd.teach.cache import ResponseCache, request_key
 from tracekd.teach.client import Malformed, _reply
 from tracekd.teach.options import TeacherOptions
@@ -96,7 +97,7 @@ def test_options_validate():
      "error: accept: 'upstream' is not a score of dataset 'synthetic-babi'"),
 ])
 def test_bad_options_are_one_line(tmp_path, args, needle):
-    prepare(DataOptions("synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
+    prepare(DatasetConfig(name="synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
     r = subprocess.run([sys.executable, "-m", "tracekd", "teach", "--data", str(tmp_path / "data"),
                         "--out", str(tmp_path / "teach"), *args], capture_output=True, text=True, check=False)
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
@@ -127,7 +128,7 @@ def test_judge_uses_the_dataset_scorer_and_the_upstream_option():
 
 
 def test_local_backend_teaches_and_resumes(tmp_path):
-    prepare(DataOptions("synthetic-babi", size=20, limit_train=3, limit_test=1), "correct", "paper", 0, tmp_path / "data")
+    prepare(DatasetConfig(name="synthetic-babi", size=20, limit_train=3, limit_test=1), "correct", "paper", 0, tmp_path / "data")
     opts = TeacherOptions(backend="local", model="tiny-random", max_tokens=8, summary=True)
     s = teach(tmp_path / "data", tmp_path / "t", opts)
     assert s["requests"]["sent"] == {"trace": 4} and s["acceptance"]["overall"]["examples"] == 4
@@ -142,7 +143,7 @@ def test_a_second_teach_on_the_same_folder_is_refused(tmp_path):
     test holding the lock) makes a second teach stop with one line, touching nothing."""
     from tracekd.lock import folder_lock
 
-    prepare(DataOptions("synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
+    prepare(DatasetConfig(name="synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
     with folder_lock(tmp_path / "teach", "test"):
         r = subprocess.run([sys.executable, "-m", "tracekd", "teach", "--data", str(tmp_path / "data"), "--out",
                             str(tmp_path / "teach"), "--model", "m", "--base-url", "http://127.0.0.1:9/v1"],

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from serving import FaultProxy
+from tracekd.data.config import DatasetConfig
 from tracekd.lock import LOCK_NAME
-from tracekd.prepare import DataOptions, prepare
+from tracekd.prepare import prepare
 from tracekd.teach.options import POSTHOC_PROMPT, SUMMARY_PROMPT
 from tracekd.teach.serve import LocalServer, free_port
 
@@ -27,7 +28,7 @@ def _cli(*args, env=None, timeout=600):
 
 
 def _prepare(out: Path, size: int, train: int, test: int) -> dict[str, dict]:
-    prepare(DataOptions("synthetic-babi", size=size, limit_train=train, limit_test=test), "correct", "paper", 0, out)
+    prepare(DatasetConfig(name="synthetic-babi", size=size, limit_train=train, limit_test=test), "correct", "paper", 0, out)
     recs = {}
     for split in ("train", "test"):
         for line in (out / f"{split}.jsonl").open():
@@ -99,7 +100,7 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
         assert r.returncode == 0, r.stderr
         first_requests = proxy.chat()
         rows = {x["id"]: x for x in _lines(out / "teacher.jsonl")}
-        assert list(rows) == [i for i in _order(tmp_path / "data")]
+        assert list(rows) == list(_order(tmp_path / "data"))
         for i, row in rows.items():
             want_tried = 1 if i in s0 else 2
             assert (row["accepted"], row["tried"]) == (i in s0 | s1, want_tried), i

@@ -14,15 +14,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tracekd.data.base import LABEL_SENTENCE_CATEGORY as CATEGORY
+from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
-from tracekd.prepare import DataOptions, load, prepare
+from tracekd.prepare import load, prepare
 from tracekd.traces.parse import parse
 from tracekd.traces.render import Trace, render
 from tracekd.traces.teacher import (
-    RESTRICT, TEACHER_FILE, check_condition, derangement, is_teacher_condition, needs_teacher, split_condition,
+    RESTRICT,
+    TEACHER_FILE,
+    check_condition,
+    derangement,
+    is_teacher_condition,
+    needs_teacher,
+    split_condition,
 )
 
-OPTS = DataOptions("synthetic-babi", size=60, limit_train=20, limit_test=10)
+OPTS = DatasetConfig(name="synthetic-babi", size=60, limit_train=20, limit_test=10)
 
 
 @pytest.fixture()
@@ -91,7 +99,7 @@ def test_teacher_conditions_keep_the_teacher_correct_subset(tmp_path, teacher_di
     for rec in _records(tmp_path / "out" / "teacher"):
         # tags inside the reasoning are dropped: the parser still finds the gold answer
         assert rec["completion"][0]["content"] == f"<think>T<{rec['id']}>  x</think> <answer>{rec['answers']!r}</answer>"
-        assert parse(rec["completion"][0]["content"]).answers == tuple(rec["answers"])
+        assert parse(rec["completion"][0]["content"], CATEGORY).answers == tuple(rec["answers"])
         assert rec["target"]["reasoning"] == rows[rec["id"]]["trace"]
     for cond, letter in (("teacher_summary", "S"), ("teacher_posthoc", "P")):
         assert all(r["completion"][0]["content"].startswith(f"<think>{letter}<{r['id']}>") for r in _records(tmp_path / "out" / cond))
@@ -122,7 +130,7 @@ def test_swapped_stays_within_the_subset_when_it_can(tmp_path, teacher_dir):
 
 
 def test_errors_name_what_is_missing(tmp_path, teacher_dir):
-    folder, rows = teacher_dir
+    folder, _rows = teacher_dir
     with pytest.raises(InputError, match=r"needs teacher traces: --teacher"):
         prepare(OPTS, "teacher", "paper", 0, tmp_path / "a")
     with pytest.raises(InputError, match=r"no teacher.jsonl in the teacher folder"):

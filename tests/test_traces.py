@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tracekd.data import get_dataset
 from tracekd.data.schema import clean_text
-from tracekd.prepare import DataOptions, assign_splits
+from tracekd.prepare import assign_splits
 from tracekd.score.normalize import normalize_label
 from tracekd.traces.conditions import CONDITIONS, make_targets
 from tracekd.traces.parse import _literal_list, parse
@@ -26,7 +26,7 @@ def _roundtrip_all(ds, examples):
             part = [ex for ex in examples if ex.split == split]
             for trace, _ in make_targets(part, condition, 0, labels):
                 for template in TEMPLATES:
-                    got = parse(render(trace, template, ds.label_sentence))
+                    got = parse(render(trace, template, ds.label_sentence), ds.label_sentence)
                     assert got == trace, (template, condition, trace)
                     n += 1
     return n
@@ -89,13 +89,14 @@ def test_paper_template_text_is_the_papers():
      "numeric", ("It costs $20.",), ("$20",)),
 ])
 def test_parser_tolerates_junk(text, label, evidence, answers):
-    assert parse(text) == Trace(label, evidence, answers)
+    sentence = TEMPORAL if "temporal relation" in text else CATEGORY  # the dataset whose output it is
+    assert parse(text, sentence) == Trace(label, evidence, answers)
 
 
 @settings(deadline=None)
 @given(st.text())
 def test_parser_never_raises_on_arbitrary_text(text):
-    t = parse(text)
+    t = parse(text, CATEGORY)
     assert t.label is None or isinstance(t.label, str)
     assert t.evidence is None or all(isinstance(e, str) for e in t.evidence)
     assert t.answers is None or all(isinstance(a, str) for a in t.answers)
@@ -110,13 +111,13 @@ _pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "[", 
 @given(st.lists(st.one_of(_pieces, st.text(max_size=5)), max_size=30))
 def test_parser_never_raises_on_trace_like_junk(parts):
     text = "".join(parts)
-    t = parse(text)
+    t = parse(text, CATEGORY)
     # a step found is never empty: no blank label, no empty answer list, no blank answer
     assert t.label is None or t.label.strip()
     assert t.answers is None or (len(t.answers) > 0 and all(a.strip() for a in t.answers))
     # the stray "assistant" the paper's models write first changes nothing
     if not text.lstrip().lower().startswith("assistant"):
-        assert parse("assistant\n\n" + text) == t
+        assert parse("assistant\n\n" + text, CATEGORY) == t
 
 
 _item = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).map(clean_text).filter(bool)
@@ -132,18 +133,17 @@ _label = st.from_regex(r"[a-z][a-z-]{0,20}", fullmatch=True)
     sentence=st.sampled_from([CATEGORY, TEMPORAL]),
 )
 def test_roundtrip_arbitrary_content(label, evidence, answers, template, sentence):
-    if template == "tagged":
-        # line-based: items may not themselves look like tag lines
-        if any(x.lower().startswith(("label:", "evidence:", "answer:")) or _literal_list(x) is not None
-               for x in (*(evidence or ()), *answers)):
-            return
+    # the tagged template is line-based: items may not themselves look like tag lines
+    if template == "tagged" and any(x.lower().startswith(("label:", "evidence:", "answer:")) or _literal_list(x) is not None
+                                    for x in (*(evidence or ()), *answers)):
+        return
     if label is None and evidence is None and template == "paper":
         trace = Trace(None, None, answers)
     else:
         trace = Trace(label, evidence, answers)
     if template == "paper" and any(_looks_like_markup(x) for x in (*(evidence or ()), *answers)):
         return
-    assert parse(render(trace, template, sentence)) == trace
+    assert parse(render(trace, template, sentence), sentence) == trace
 
 
 def _looks_like_markup(s: str) -> bool:
@@ -179,7 +179,7 @@ _EV = "I need to use the following facts to answer the question: "
     (f"<think>{TEMPORAL.format(label='equal')}\n{_EV}['', 'A is x.']</think> <answer>['x']</answer>", "equal", ("A is x.",), ("x",)),
 ])
 def test_parser_defects_found_in_review(text, label, evidence, answers):
-    assert parse(text) == Trace(label, evidence, answers)
+    assert parse(text, TEMPORAL) == Trace(label, evidence, answers)
 
 
 _LABEL_SPACES = [tuple(get_dataset(n).labels) for n in ("cotempqa", "babi", "msmarco")]
@@ -207,7 +207,7 @@ def test_a_wrong_label_never_parses_as_the_gold_one(labels, data, evidence, pref
     else:
         head = sentence.format(label=wrong)[:-1] if form == "paper" else f"The relation is: {wrong}"
         text = f"{prefix}<think>{head}{end}{join}{_EV}{list(evidence)!r}</think> <answer>['x']</answer>"
-    got = parse(text).label
+    got = parse(text, sentence).label
     assert got is None or normalize_label(got) != normalize_label(gold)
 
 
@@ -222,3 +222,14 @@ def test_an_empty_answer_is_scored_as_no_answer():
     row = score_output(ds, ex, "<answer>['']</answer>")
     assert (row["status"], row["parsed"]["answers"]) == ("unparsable", None)
     assert score_output(ds, ex, "<answer>['', 'x']</answer>")["parsed"]["answers"] == ["x"]
+
+
+def test_the_label_is_read_from_the_outputs_own_dataset_sentence_only():
+    """The parser used to build its label pattern from every registered dataset's sentence, so
+    registering a dataset changed how every other dataset's outputs parsed. It reads the label
+    sentence it is given (the output's own dataset's), whatever else is registered."""
+    other = "The kind of puzzle posed here is: {label}."
+    text = f"<think>Let me look.\n{other.format(label='counting')}</think> <answer>['x']</answer>"
+    assert parse(text, CATEGORY).label is None
+    assert parse(text, other).label == "counting"
+    assert parse(text, TEMPORAL) == parse(text, CATEGORY) == Trace(None, None, ("x",))

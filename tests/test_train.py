@@ -9,10 +9,12 @@ import sys
 
 import pytest
 
-from tracekd.generate.prompts import prompt_ids
+from tracekd.data.config import DatasetConfig
 from tracekd.models import resolve
 from tracekd.models.loading import load_model, load_tokenizer
-from tracekd.prepare import DataOptions, prepare, read_sft_records
+from tracekd.models.prompts import prompt_ids
+from tracekd.prepare import prepare
+from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
 from tracekd.train.sft import lora_config, sft_config, sft_dataset, train
 
@@ -20,7 +22,7 @@ from tracekd.train.sft import lora_config, sft_config, sft_dataset, train
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     d = tmp_path_factory.mktemp("train") / "data"
-    prepare(DataOptions("synthetic-temporal", size=30), "correct", "paper", 0, d)
+    prepare(DatasetConfig(name="synthetic-temporal", size=30), "correct", "paper", 0, d)
     return d
 
 

@@ -21,7 +21,7 @@ def _results():
 
 
 def test_loss_trend_keeps_the_curve():
-    t = loss_trend(FALLING + [{"step": 100, "train_loss": 1.5}, {"epoch": 1}])
+    t = loss_trend([*FALLING, {"step": 100, "train_loss": 1.5}, {"epoch": 1}])
     assert t["curve"] == [[float(s), 2.0 - 0.01 * s] for s in range(10, 101, 10)]
     assert loss_trend([])["curve"] == []
 

@@ -47,7 +47,7 @@ def test_exact_evidence_needs_every_cited_item_to_match_the_context():
         s = evidence_score(invented, ex, tolerant=tolerant)
         assert not s.exact and s.recall == 1 and s.precision == 2 / 3 and s.unmatched == 1
     out = render(Trace("during", invented, ("senator",)), "paper", TEMPORAL)
-    steps = score_steps(parse(out), ex)
+    steps = score_steps(parse(out, TEMPORAL), ex)
     assert steps["label_correct"] and not steps["evidence"]["exact"] and not steps["trace_correct"]
 
 
@@ -101,9 +101,11 @@ def test_train_masks_the_prompt_by_default(tmp_path):
     sft_dataset's own default; here the batches train() feeds the model are inspected."""
     from transformers import TrainerCallback
 
+    from tracekd.data.config import DatasetConfig
     from tracekd.models import resolve
     from tracekd.models.loading import load_tokenizer
-    from tracekd.prepare import DataOptions, prepare, read_sft_records
+    from tracekd.prepare import prepare
+    from tracekd.traces.records import read_sft_records
     from tracekd.train.options import TrainOptions
     from tracekd.train.sft import train
 
@@ -113,7 +115,7 @@ def test_train_masks_the_prompt_by_default(tmp_path):
         def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
             FirstBatch.batch = next(iter(train_dataloader))
 
-    prepare(DataOptions("synthetic-babi", size=10, limit_train=4), "correct", "tagged", 0, tmp_path / "data")
+    prepare(DatasetConfig(name="synthetic-babi", size=10, limit_train=4), "correct", "tagged", 0, tmp_path / "data")
     opts = TrainOptions(max_steps=1, batch_size=4, grad_accum=1, warmup=0, save_steps=1000)
     train(tmp_path / "data", "tiny-random", tmp_path / "run", opts, callbacks=[FirstBatch()])
     tok = load_tokenizer(resolve("tiny-random"))

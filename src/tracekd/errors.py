@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 
@@ -28,3 +29,16 @@ class InputError(Exception):
         if self.key is not None:
             where += f"{self.key}: "
         return where + self.message
+
+
+def one_of(choices: Collection[str], what: str, ordered: bool = False) -> Callable[[str], str]:
+    """A validator (pydantic `AfterValidator`): the value must be one of `choices` - a live
+    collection, such as a registry that grows - else a ValueError naming them (sorted, unless
+    `ordered`)."""
+    def check(value: str) -> str:
+        if value not in choices:
+            names = list(choices) if ordered else sorted(choices)
+            raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(names)}")
+        return value
+
+    return check

@@ -12,55 +12,33 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
-from pydantic.dataclasses import dataclass as checked_dataclass
 
 import tracekd
-from tracekd.data import Dataset, Example, get_dataset
+from tracekd.data import Dataset, Example
+from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError
-from tracekd.jsonio import JOURNAL, read_jsonl, recover, remove_stale_temps, staged
+from tracekd.jsonio import JOURNAL, recover, remove_stale_temps, staged
 from tracekd.lock import folder_lock
 from tracekd.traces.conditions import CONDITIONS, perturbation_counts
-from tracekd.traces.prompt import prompt_messages
+from tracekd.traces.records import sft_record
+from tracekd.traces.render import TEMPLATES
 from tracekd.traces.teacher import check_condition, condition_targets, needs_teacher, read_teacher, teacher_summary
-from tracekd.traces.render import TEMPLATES, Trace, render
 
 SPLITS = ("train", "test")
 FILES = ("train.jsonl", "test.jsonl", "manifest.json")
-SEED_MAX = 2**32 - 1  # numpy's RandomState takes seeds 0 .. 2**32 - 1
-
-
-@checked_dataclass
-class DataOptions:
-    """What selects the examples (independent of condition, template and seed). Checked when
-    made: a bad value is a pydantic ValidationError naming the field."""
-
-    dataset: str
-    source: str | None = None
-    size: int | None = Field(None, ge=1)
-    subsets: list[str] | None = None
-    ir_rule: str | None = None
-    preset: str | None = None
-    data_seed: int = Field(42, ge=0, le=SEED_MAX)
-    test_fraction: float = Field(0.2, ge=0, le=1)
-    limit_train: int | None = Field(None, ge=1)
-    limit_test: int | None = Field(None, ge=1)
-
-    def dataset_options(self) -> dict[str, Any]:
-        opts = {"subsets": self.subsets, "ir_rule": self.ir_rule, "preset": self.preset, "size": self.size}
-        if self.size is not None:
-            opts["seed"] = self.data_seed
-        return opts
 
 
 @dataclass
-class Loaded:
-    options: DataOptions
+class SelectedExamples:
+    """A dataset's examples as a config selects them, per split, with the labels a wrong-label
+    perturbation may choose from."""
+
+    config: DatasetConfig
     dataset: Dataset
     examples: dict[str, list[Example]] = field(default_factory=dict)  # split -> examples
     labels: tuple[str, ...] = ()
@@ -81,7 +59,7 @@ def assign_splits(examples: list[Example], seed: int, test_fraction: float) -> l
         n = len(idx)
         test = set(np.random.RandomState(seed).permutation(n)[: round(test_fraction * n)].tolist())
         for j, i in enumerate(idx):
-            out[i] = out[i].with_(split="test" if j in test else "train")
+            out[i] = out[i].replace(split="test" if j in test else "train")
     return out
 
 
@@ -92,16 +70,16 @@ def _limit(examples: list[Example], limit: int | None, seed: int) -> list[Exampl
     return [ex for i, ex in enumerate(examples) if i in keep]
 
 
-def load(options: DataOptions) -> Loaded:
-    ds = get_dataset(options.dataset, **options.dataset_options())
-    ds.check_readable(options.source)
-    examples = assign_splits(ds.load(options.source), options.data_seed, options.test_fraction)
+def load(config: DatasetConfig) -> SelectedExamples:
+    ds = config.dataset()
+    ds.check_readable(config.source)
+    examples = assign_splits(ds.load(config.source), config.data_seed, config.test_fraction)
     by_split = {s: [ex for ex in examples if ex.split == s] for s in SPLITS}
-    by_split["train"] = _limit(by_split["train"], options.limit_train, options.data_seed)
-    by_split["test"] = _limit(by_split["test"], options.limit_test, options.data_seed)
+    by_split["train"] = _limit(by_split["train"], config.limit_train, config.data_seed)
+    by_split["test"] = _limit(by_split["test"], config.limit_test, config.data_seed)
     if not by_split["train"] and not by_split["test"]:
-        raise InputError(f"no examples selected from {options.source or options.dataset}")
-    return Loaded(options, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
+        raise InputError(f"no examples selected from {config.source or config.name}")
+    return SelectedExamples(config, ds, by_split, ds.label_space(by_split["train"] + by_split["test"]))
 
 
 def _check(conditions: list[str], template: str, seed: int, teacher: str | Path | None = None) -> None:
@@ -117,72 +95,48 @@ def _check(conditions: list[str], template: str, seed: int, teacher: str | Path 
         raise InputError(f"the seed must be from 0 to {SEED_MAX}, not {seed}")
 
 
-def records(loaded: Loaded, split: str, condition: str, template: str, seed: int,
+def records(selected: SelectedExamples, split: str, condition: str, template: str, seed: int,
             teacher: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    sentence = loaded.dataset.label_sentence
-    out = []
-    examples, targets = condition_targets(loaded.examples[split], condition, seed, loaded.labels, teacher)
-    for ex, (trace, pert) in zip(examples, targets):
-        rec = {
-            "id": ex.id,
-            "prompt": prompt_messages(ex),
-            "completion": [{"role": "assistant", "content": render(trace, template, sentence)}],
-            "condition": condition,
-            "template": template,
-            "target": _trace_record(trace),
-            "perturbation": pert,
-        }
-        rec.update(ex.to_record())
-        out.append(rec)
-    return out
+    examples, targets = condition_targets(selected.examples[split], condition, seed, selected.labels, teacher)
+    return [sft_record(ex, trace, pert, condition, template, selected.dataset.label_sentence)
+            for ex, (trace, pert) in zip(examples, targets)]
 
 
-def _trace_record(t: Trace) -> dict[str, Any]:
-    rec = {
-        "label": t.label,
-        "evidence": None if t.evidence is None else list(t.evidence),
-        "answers": None if t.answers is None else list(t.answers),
-    }
-    if t.reasoning is not None:
-        rec["reasoning"] = t.reasoning
-    return rec
-
-
-def build(loaded: Loaded, condition: str, template: str, seed: int, teacher: str | Path | None = None,
+def build(selected: SelectedExamples, condition: str, template: str, seed: int, teacher: str | Path | None = None,
           teacher_rows: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, list], dict[str, Any]]:
     """One condition's records per split and its manifest (without the file digests), in memory.
     `teacher`: a `tracekd teach` folder (for teacher conditions and `@teacher_correct` ones) and
     `teacher_rows` its records."""
     rows = teacher_rows if needs_teacher(condition) else None
-    built = {s: records(loaded, s, condition, template, seed, rows) for s in SPLITS}
+    built = {s: records(selected, s, condition, template, seed, rows) for s in SPLITS}
     if needs_teacher(condition):
         _check_kept(built, condition, teacher)
-    all_examples = loaded.examples["train"] + loaded.examples["test"]
+    all_examples = selected.examples["train"] + selected.examples["test"]
     manifest = {
         "tracekd_version": tracekd.__version__,
-        "dataset": loaded.options.dataset,
-        "options": {**asdict(loaded.options), "condition": condition, "template": template, "seed": seed},
-        "label_space": list(loaded.labels),
-        "label_sentence": loaded.dataset.label_sentence,
+        "dataset": selected.config.name,
+        "options": {**selected.config.model_dump(), "condition": condition, "template": template, "seed": seed},
+        "label_space": list(selected.labels),
+        "label_sentence": selected.dataset.label_sentence,
         "counts": {s: _counts(built[s]) for s in SPLITS},  # what was written (a teacher condition keeps fewer)
         "decomposition": {
             "examples": len(all_examples),
-            "flags": loaded.dataset.decomposition_report(all_examples),
+            "flags": selected.dataset.decomposition_report(all_examples),
         },
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
     if needs_teacher(condition):
         manifest["teacher"] = {"folder": str(teacher), "teacher": teacher_summary(teacher).get("teacher"),
                                "kept": {s: len(built[s]) for s in SPLITS},
-                               "of": {s: len(loaded.examples[s]) for s in SPLITS}}
+                               "of": {s: len(selected.examples[s]) for s in SPLITS}}
     return built, manifest
 
 
-def publish(loaded: Loaded, targets: dict[str, Path], template: str, seed: int,
+def publish(selected: SelectedExamples, targets: dict[str, Path], template: str, seed: int,
             teacher: str | Path | None = None) -> dict[str, dict[str, Any]]:
     """Build every condition (condition -> its folder), then write them all or none."""
     rows = read_teacher(teacher) if any(map(needs_teacher, targets)) else None
-    built = {c: build(loaded, c, template, seed, teacher, rows) for c in targets}
+    built = {c: build(selected, c, template, seed, teacher, rows) for c in targets}
     for folder in targets.values():
         if folder.exists() and not folder.is_dir():
             raise InputError("output path exists and is not a folder", folder)
@@ -221,7 +175,7 @@ def _counts(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def prepare(
-    options: DataOptions, conditions: str | list[str], template: str, seed: int, out: str | Path,
+    config: DatasetConfig, conditions: str | list[str], template: str, seed: int, out: str | Path,
     teacher: str | Path | None = None,
 ) -> dict[str, Any]:
     """Load once and write each condition. One condition goes to `out`, several (or `all`)
@@ -232,35 +186,8 @@ def prepare(
     if conditions == ["all"]:
         conditions = list(CONDITIONS)
     _check(conditions, template, seed, teacher)  # before loading: a typo costs nothing
-    loaded = load(options)
+    selected = load(config)
     out = Path(out)
     if len(conditions) == 1:
-        return publish(loaded, {conditions[0]: out}, template, seed, teacher)
-    return publish(loaded, {c: out / c for c in conditions}, template, seed, teacher)
-
-
-def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:
-    """Read back a prepared split (for training and generation)."""
-    path = data_dir / f"{split}.jsonl"
-    if not path.is_file():
-        raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
-    out = []
-    seen: set[str] = set()
-    for lineno, rec in read_jsonl(path):
-        if not isinstance(rec.get("id"), str):
-            raise InputError("record needs a string 'id'", path, lineno)
-        if rec["id"] in seen:
-            raise InputError(f"duplicate id {rec['id']!r}", path, lineno)
-        seen.add(rec["id"])
-        for key in ("prompt", "completion"):
-            if not _messages(rec.get(key)):
-                raise InputError(f"record needs {key!r}: a non-empty list of {{role, content}} string messages", path, lineno)
-        out.append(rec)
-    if not out:
-        raise InputError(f"{split}.jsonl is empty", path)
-    return out
-
-
-def _messages(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
+        return publish(selected, {conditions[0]: out}, template, seed, teacher)
+    return publish(selected, {c: out / c for c in conditions}, template, seed, teacher)

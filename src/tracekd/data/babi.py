@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
-from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, register, resolve_source
+from pydantic import Field, field_validator
+
+from tracekd.data.base import Dataset, DatasetOptions, Retrieval, register
+from tracekd.data.reading import check_unique_ids, load_hub, resolve_source
 from tracekd.data.schema import ContextItem, Example, clean_text, states_answer
 from tracekd.errors import InputError
 from tracekd.jsonio import read_lines
@@ -31,6 +35,35 @@ _LINE_RE = re.compile(r"^(\d+) (.*)$")
 
 def task_label(task_no: int) -> str:
     return TASKS[task_no]
+
+
+def task_numbers(tasks: list[str]) -> tuple[int, ...]:
+    """`qa3` or `3` -> 3; a ValueError for anything but tasks 1-20."""
+    try:
+        numbers = tuple(int(str(t).removeprefix("qa")) for t in tasks)
+    except ValueError:
+        raise ValueError(f"bAbI tasks are numbers 1-20 or qa1-qa20, got {list(tasks)}") from None
+    if any(t not in TASKS for t in numbers):
+        raise ValueError(f"bAbI tasks are 1-20 (qa1-qa20), got {list(tasks)}")
+    return numbers
+
+
+class BabiTaskOptions(DatasetOptions):
+    """`subsets`: tasks (qa1-qa20 or 1-20)."""
+
+    @field_validator("subsets")
+    @classmethod
+    def _tasks(cls, v: list[str] | None) -> list[str] | None:
+        if v:
+            task_numbers(v)
+        return v
+
+
+class BabiOptions(BabiTaskOptions):
+    """The tasks, and the preset: all tasks and questions, or the paper's."""
+
+    preset: Literal["all", "paper"] = Field(
+        "all", description="bAbI: all (every question) or paper (tasks 1, 2, 4, 7, 8, 12, 14-18; first question per story).")
 
 
 def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: str = "babi") -> list[Example]:
@@ -88,25 +121,18 @@ def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: st
 class Babi(Dataset):
     name = "babi"
     labels = tuple(TASKS.values())
-    hub_id = "facebook/babi_qa"
-    accepts = frozenset({"subsets", "preset"})
+    answer_scorer = "babi"
+    Options = BabiOptions
 
-    def __init__(self, **options):
-        super().__init__(**options)
-        preset = options.get("preset") or "all"
-        if preset not in ("all", "paper"):
-            raise InputError(f"bAbI preset must be 'all' or 'paper', not {preset!r}", key="preset")
-        self.first_only = preset == "paper"
-        tasks = options.get("subsets")
-        if tasks:
-            try:
-                self.tasks = tuple(int(str(t).removeprefix("qa")) for t in tasks)
-            except ValueError:
-                raise InputError(f"bAbI tasks are numbers 1-20 or qa1-qa20, got {list(tasks)}", key="subsets") from None
-        else:
-            self.tasks = PAPER_TASKS if preset == "paper" else tuple(TASKS)
-        if any(t not in TASKS for t in self.tasks):
-            raise InputError(f"bAbI tasks are 1-20 (qa1-qa20), got {list(tasks)}", key="subsets")
+    def __init__(self, seed: int = 0, **options):
+        super().__init__(seed, **options)
+        self.first_only = self.preset == "paper"
+        tasks = self.options.subsets
+        self.tasks = task_numbers(tasks) if tasks else (PAPER_TASKS if self.preset == "paper" else tuple(TASKS))
+
+    @property
+    def preset(self) -> str:
+        return self.options.preset
 
     def read(self, source: str | None) -> list[Example]:
         kind, where = resolve_source(source, self.name)
@@ -166,11 +192,6 @@ class Babi(Dataset):
     def check_example(self, ex: Example, path) -> None:
         if not re.fullmatch(r"qa([1-9]|1[0-9]|20)", ex.subset):
             raise InputError(f"example {ex.id!r}: subset {ex.subset!r} is not a bAbI task (qa1-qa20)", path)
-
-    def score_answer(self, answers, ex: Example, output: str) -> dict:
-        from tracekd.score.answers import babi_scores
-
-        return babi_scores(answers, ex.answers, int(ex.subset.removeprefix("qa")))
 
     def answer_summary(self, accuracy_by_subset: dict[str, float]) -> dict:
         """bAbI's usual headline: how many tasks reach 95 % accuracy."""

@@ -1,18 +1,21 @@
-"""The dataset interface (load, classify, retrieve, score) and the dataset registry.
+"""The dataset interface (load, classify, retrieve, its options) and the dataset registry.
 
-A dataset plugs into tracekd by subclassing `Dataset` and decorating it with `@register`.
-Nothing else (prepare, trainer, scorer, reporter) needs to change.
+A dataset plugs into tracekd by subclassing `Dataset` (with its own `Options` model when it takes
+options) and decorating it with `@register`. Nothing else (prepare, the CLI, experiment configs,
+trainer, scorer, reporter) needs to change: the CLI's choices and flags and the config's keys come
+from the registry.
 """
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tracekd.data.reading import resolve_source
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
 
@@ -29,32 +32,68 @@ class Retrieval:
     flags: tuple[str, ...] = ()
 
 
+class DatasetOptions(BaseModel):
+    """A dataset's own options. Each dataset with options subclasses this (`Dataset.Options`);
+    each field is a flag of `tracekd prepare` (its description the help; `json_schema_extra`
+    `{"flag": NAME}` renames the flag) and a key of a dataset entry in an experiment config.
+    Unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subsets: list[str] | None = Field(None, description="Subset / task to keep (repeatable).",
+                                      json_schema_extra={"flag": "subset"})
+
+
+def subsets_among(choices: tuple[str, ...], what: str) -> Any:
+    """A `DatasetOptions` validator: every subset asked for must be one of `choices`."""
+    def check(cls: type, v: list[str] | None) -> list[str] | None:
+        bad = [s for s in v or () if s not in choices]
+        if bad:
+            raise ValueError(f"unknown {what} {', '.join(map(str, bad))}; choose from {', '.join(choices)}")
+        return v
+
+    return field_validator("subsets")(check)
+
+
 class Dataset(ABC):
-    """One dataset: how to read it, and its decomposition rules.
+    """One dataset: how to read it, its decomposition rules, and its options.
 
     Subclasses set `name`, `labels` (the label space) and `label_sentence` (the paper's
-    sentence for the classification step) and implement `read`, `classify` and `retrieve`.
+    sentence for the classification step), `Options` (their options model) when they take more
+    than `subsets`, and implement `read`, `classify` and `retrieve`. `seed` is the data seed
+    (generated datasets draw their examples from it).
     """
 
     name: ClassVar[str]
     labels: ClassVar[tuple[str, ...]]
     label_sentence: ClassVar[str] = LABEL_SENTENCE_CATEGORY
-    hub_id: ClassVar[str | None] = None
     synthetic: ClassVar[bool] = False
-    #: options this dataset accepts (besides none); others are rejected with a clear message
-    accepts: ClassVar[frozenset[str]] = frozenset()
+    Options: ClassVar[type[DatasetOptions]] = DatasetOptions
     #: True when each gold answer is a complete answer on its own (MS MARCO's alternative
     #: phrasings); False when the answer is the whole list (CoTempQA's sets, bAbI's lists)
     answers_are_alternatives: ClassVar[bool] = False
     #: the gold-evidence rules the dataset offers (option `ir_rule`), its default first
     ir_rules: ClassVar[tuple[str, ...]] = ()
+    #: the answer scorer of `tracekd.score.answers` that scores this dataset's answers (by name:
+    #: data does not import score). `set`: strict set-level exact match and F1.
+    answer_scorer: ClassVar[str] = "set"
 
-    def __init__(self, **options: Any):
-        given = {k for k, v in options.items() if v is not None}
-        unknown = sorted(given - self.accepts)
-        if unknown:
-            raise InputError(f"dataset {self.name!r} does not take this option", key=unknown[0])
-        self.options = options
+    def __init__(self, seed: int = 0, **options: Any):
+        self.seed = seed
+        self.options = self.parse_options(options)
+
+    @classmethod
+    def parse_options(cls, values: dict[str, Any]) -> DatasetOptions:
+        """The dataset's options from plain values (None: not given); a bad or unknown one is an
+        InputError whose `key` names it."""
+        try:
+            return cls.Options(**{k: v for k, v in values.items() if v is not None})
+        except ValidationError as e:
+            err = e.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else None
+            if err["type"] == "extra_forbidden":
+                raise InputError(f"dataset {cls.name!r} does not take this option", key=key) from None
+            raise InputError(err["msg"].removeprefix("Value error, "), key=key) from None
 
     # -- the interface -------------------------------------------------------------------
     @abstractmethod
@@ -73,20 +112,12 @@ class Dataset(ABC):
         """Refuse, before anything is read, a source (or options) `read` could not use."""
         resolve_source(source, self.name)
 
-    def check_example(self, ex: Example, path) -> None:
+    def check_example(self, ex: Example, path) -> None:  # noqa: B027 - a hook: most datasets check nothing
         """Refuse a prepared example (read back from `path`) this dataset cannot score."""
 
     def label_space(self, examples: list[Example]) -> tuple[str, ...]:
         """Labels a wrong-label perturbation may choose from."""
         return self.labels
-
-    def score_answer(self, answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
-        """Score a predicted answer list; `correct` is the binary answer correctness.
-
-        Default: strict set-level exact match and F1 over normalised answers."""
-        from tracekd.score.answers import set_scores
-
-        return set_scores(answers, ex.answers)
 
     def answer_summary(self, accuracy_by_subset: dict[str, float]) -> dict[str, Any]:
         """Dataset-specific headline numbers computed from per-subset answer accuracy."""
@@ -100,7 +131,7 @@ class Dataset(ABC):
     def decompose(self, ex: Example) -> Example:
         """Apply the decomposition rules to one raw example."""
         r = self.retrieve(ex)
-        return ex.with_(
+        return ex.replace(
             label=self.classify(ex),
             evidence=r.evidence,
             anchor=r.anchor,
@@ -118,6 +149,9 @@ REGISTRY: dict[str, type[Dataset]] = {}
 
 
 def register(cls: type[Dataset]) -> type[Dataset]:
+    """Add a dataset to the registry under its `name` (a name is taken once)."""
+    if cls.name in REGISTRY:
+        raise ValueError(f"a dataset named {cls.name!r} is already registered ({REGISTRY[cls.name].__qualname__})")
     REGISTRY[cls.name] = cls
     return cls
 
@@ -129,67 +163,8 @@ def target_answers(ex: Example) -> tuple[str, ...]:
     return ex.answers[:1] if cls is not None and cls.answers_are_alternatives else ex.answers
 
 
-def get_dataset(name: str, **options: Any) -> Dataset:
+def get_dataset(name: str, seed: int = 0, **options: Any) -> Dataset:
+    """The registered dataset `name` with its options (`seed`: the data seed)."""
     if name not in REGISTRY:
         raise InputError(f"unknown dataset {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name](**options)
-
-
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
-def resolve_source(source: str | None, dataset: str) -> tuple[str, Path | str]:
-    """('path', Path) for an existing file or folder, ('hub', id) for a hub id; otherwise an
-    InputError with key `source`."""
-    if source is None or source == "":
-        raise InputError(f"dataset {dataset!r} needs a source (a file, a folder or a hub id)", key="source")
-    p = Path(source)
-    if p.exists():
-        return "path", p
-    if _HUB_ID.match(source) and not source.startswith((".", "/")) and not p.suffix:
-        return "hub", source
-    raise InputError("file not found", p, key="source")
-
-
-def check_unique_ids(examples: list[Example], where, what: str = "example id") -> None:
-    """Two examples with one id would be scored against each other's gold: refuse."""
-    seen = set()
-    for ex in examples:
-        if ex.id in seen:
-            raise InputError(f"duplicate {what} {ex.id!r}", where)
-        seen.add(ex.id)
-
-
-def string_list(value: Any, key: str, path, line: int | None, allow_empty: bool = False) -> list[str]:
-    """A JSON field that must be a list of non-empty strings."""
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise InputError(f"field {key!r} must be a list of strings", path, line)
-    if not allow_empty and not any(v.strip() for v in value):
-        raise InputError(f"field {key!r} has no non-empty string", path, line)
-    return value
-
-
-def record_id(value: Any, key: str, path, line: int | None) -> str:
-    """An id field: a non-negative integer or a non-empty string without line breaks."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return str(value)
-    if isinstance(value, str) and value.strip() and value == " ".join(value.split()):
-        return value
-    raise InputError(f"field {key!r} must be a non-negative integer or a one-line string, not {json_type(value)}", path, line)
-
-
-def json_type(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
-
-
-def load_hub(hub_id: str, *args: Any, **kwargs: Any) -> Any:
-    """`datasets.load_dataset` with a clear message when the hub cannot be reached."""
-    try:
-        import datasets
-    except ImportError as e:  # pragma: no cover - datasets is a dependency
-        raise InputError(f"reading {hub_id!r} needs the `datasets` package") from e
-    try:
-        return datasets.load_dataset(hub_id, *args, **kwargs)
-    except Exception as e:  # network, auth, missing config: all are the user's input problem
-        raise InputError(f"could not load hub dataset {hub_id!r}: {type(e).__name__}: {e}") from None
+    return REGISTRY[name](seed, **options)

@@ -20,14 +20,19 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
+from pydantic import Field
+
+from tracekd.data.base import Dataset, DatasetOptions, Retrieval, register, subsets_among
+from tracekd.data.reading import check_unique_ids, load_hub, record_id, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
-from tracekd.data.temporal import TIME, Interval, interval, relation
+from tracekd.data.temporal import RELATIONS, TEMPORAL_LABELS, TIME, Interval, interval, relation
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 
-SUBSETS = ("equal", "overlap", "during", "mix")
+SUBSETS = TEMPORAL_LABELS  # CoTempQA's subsets are its labels
+IR_RULES = ("tracekd", "paper")  # the gold-evidence rules, the default first
 
 #: relation phrase in a fact -> relation family
 FACT_RELATIONS = {
@@ -124,8 +129,6 @@ def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[
     return co or found
 
 
-#: subsets whose label names one relation every answer must stand in to the anchor
-_SINGLE_RELATION = ("equal", "overlap", "during")
 
 
 def _relations(anchors: list[Fact], found: list[Fact]) -> set[str]:
@@ -136,7 +139,7 @@ def contradicts_dates(label: str, anchors: list[Fact], by_answer: list[list[Fact
     """The gold label contradicts the dates as written: some answer has no answer-bearing fact
     in the labelled relation to an anchor (e.g. labelled `overlap` while the answer's interval
     lies inside the anchor's). `mix` is not checked: its answers stand in different relations."""
-    if label not in _SINGLE_RELATION or not anchors:
+    if label not in RELATIONS or not anchors:
         return False
     return any(found and label not in _relations(anchors, found) for found in by_answer)
 
@@ -146,7 +149,7 @@ def fits_label(label: str, anchor: Fact, by_answer: list[list[Fact]]) -> bool:
     `during` every answer has an answer-bearing fact in that relation to it; for `mix` every
     answer has one that co-occurs with it and these facts stand in at least two relations."""
     rels = [_relations([anchor], found) for found in by_answer]
-    if label not in _SINGLE_RELATION:
+    if label not in RELATIONS:
         seen = set().union(*rels)
         return all(rels) and "none" not in seen and len(seen) > 1
     return all(label in r for r in rels)
@@ -174,24 +177,28 @@ def resolve_anchor(question: str, label: str, answers: tuple[str, ...], facts: l
     return anchors, [answer_bearing(question, a, anchors, facts) for a in answers], len(anchors) > 1
 
 
+class CoTempQAOptions(DatasetOptions):
+    """`subsets`: the relations to keep; `ir_rule`: the gold-evidence rule."""
+
+    ir_rule: Literal[IR_RULES] = Field(IR_RULES[0], description="CoTempQA evidence rule: tracekd (anchor + answer-bearing "
+                                                                "facts) or paper (every fact containing an answer).")
+
+    _relations = subsets_among(SUBSETS, "CoTempQA subset(s)")
+
+
 @register
 class CoTempQA(Dataset):
     name = "cotempqa"
     labels = SUBSETS
     label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
-    hub_id = "Warrieryes/CotempQA"
-    accepts = frozenset({"subsets", "ir_rule"})
-    ir_rules = ("tracekd", "paper")
+    answer_scorer = "cotempqa"
+    Options = CoTempQAOptions
+    ir_rules = IR_RULES
 
-    def __init__(self, **options):
-        super().__init__(**options)
-        self.ir_rule = options.get("ir_rule") or self.ir_rules[0]
-        if self.ir_rule not in self.ir_rules:
-            raise InputError(f"ir_rule must be 'tracekd' or 'paper', not {self.ir_rule!r}", key="ir_rule")
-        self.subsets = tuple(options.get("subsets") or SUBSETS)
-        bad = [s for s in self.subsets if s not in SUBSETS]
-        if bad:
-            raise InputError(f"unknown CoTempQA subset(s) {', '.join(map(str, bad))}; choose from {', '.join(SUBSETS)}", key="subsets")
+    def __init__(self, seed: int = 0, **options):
+        super().__init__(seed, **options)
+        self.ir_rule = self.options.ir_rule
+        self.subsets = tuple(self.options.subsets or SUBSETS)
 
     # -- reading ---------------------------------------------------------------------------
     def read(self, source: str | None) -> list[Example]:
@@ -258,20 +265,6 @@ class CoTempQA(Dataset):
             raise InputError(f"example {ex.id!r}: meta.triple_element must be a string", path)
         if "published" in ex.meta:  # only rescore sets it, in memory
             raise InputError(f"example {ex.id!r}: meta.published is not part of a prepared record", path)
-
-    def score_answer(self, answers, ex: Example, output: str) -> dict:
-        """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers. The
-        original read a published record's own strings: when rescoring one, `meta["published"]`
-        holds them (`gold`, `question`, `facts`, `triple_element`); otherwise the example's."""
-        from tracekd.score.answers import cotempqa_upstream, set_scores
-
-        scores = set_scores(answers, ex.answers)
-        rec = ex.meta.get("published") or {
-            "gold": ex.answers, "question": ex.question, "facts": [c.text for c in ex.context],
-            "triple_element": ex.meta.get("triple_element"),
-        }
-        scores["upstream"] = cotempqa_upstream(output, rec["gold"], rec["question"], rec["facts"], rec["triple_element"])
-        return scores
 
     def retrieve(self, ex: Example) -> Retrieval:
         facts = [f for f in (parse_fact(c) for c in ex.context) if f is not None]

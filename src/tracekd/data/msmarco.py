@@ -14,26 +14,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tracekd.data.base import Dataset, Retrieval, check_unique_ids, load_hub, record_id, register, resolve_source, string_list
+from tracekd.data.base import Dataset, DatasetOptions, Retrieval, register, subsets_among
+from tracekd.data.reading import check_unique_ids, load_hub, record_id, resolve_source, string_list
 from tracekd.data.schema import ContextItem, Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_json_records
 
 NO_ANSWER = "No Answer Present."
 QUERY_TYPES = ("description", "numeric", "entity", "location", "person")
+
+
+class MsMarcoOptions(DatasetOptions):
+    """`subsets`: the query types to keep."""
+
+    _query_types = subsets_among(QUERY_TYPES, "MS MARCO query type(s)")
+
+
 @register
 class MsMarco(Dataset):
     name = "msmarco"
     labels = QUERY_TYPES
-    hub_id = "microsoft/ms_marco"
-    accepts = frozenset({"subsets"})
+    Options = MsMarcoOptions
     answers_are_alternatives = True
-
-    def __init__(self, **options):
-        super().__init__(**options)
-        bad = [s for s in options.get("subsets") or () if s not in QUERY_TYPES]
-        if bad:
-            raise InputError(f"unknown MS MARCO query type(s) {', '.join(map(str, bad))}; choose from {', '.join(QUERY_TYPES)}", key="subsets")
+    answer_scorer = "msmarco"
 
     def read(self, source: str | None) -> list[Example]:
         kind, where = resolve_source(source, self.name)
@@ -53,7 +56,7 @@ class MsMarco(Dataset):
             files = [path]
         out = [self._example(rec, f, lineno, "") for f in files for lineno, rec in read_json_records(f)]
         check_unique_ids(out, path, "query_id")
-        subsets = self.options.get("subsets")
+        subsets = self.options.subsets
         if subsets:
             out = [ex for ex in out if ex.subset in subsets]
         return out
@@ -94,11 +97,6 @@ class MsMarco(Dataset):
 
     def classify(self, ex: Example) -> str:
         return ex.subset
-
-    def score_answer(self, answers, ex: Example, output: str) -> dict:
-        from tracekd.score.answers import msmarco_scores
-
-        return msmarco_scores(answers, ex.answers)
 
     def retrieve(self, ex: Example) -> Retrieval:
         sel = ex.meta["is_selected"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -53,8 +54,9 @@ class Example:
         by_id = {c.id: c.text for c in self.context}
         return [by_id[i] for i in ids]
 
-    def with_(self, **changes: Any) -> Example:
-        return replace(self, **changes)
+    def replace(self, **changes: Any) -> Example:
+        """A copy with these fields changed (the example is frozen)."""
+        return dataclasses.replace(self, **changes)
 
     def to_record(self) -> dict[str, Any]:
         """The example's fields as plain JSON (used in prepared files)."""

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import random
 
-from tracekd.data.babi import Babi, task_label
-from tracekd.data.base import register
-from tracekd.data.cotempqa import CoTempQA, parse_fact
+from pydantic import Field
+
+from tracekd.data.babi import Babi, BabiTaskOptions, task_label
+from tracekd.data.base import DatasetOptions, register
+from tracekd.data.cotempqa import CoTempQA, CoTempQAOptions, parse_fact
 from tracekd.data.schema import ContextItem, Example
-from tracekd.data.temporal import combined_relation
+from tracekd.data.temporal import TEMPORAL_LABELS, combined_relation
 from tracekd.errors import InputError
 
 _FIRST = ("Ada", "Bruno", "Clara", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas",
@@ -45,9 +47,11 @@ _FAMILIES = {
              ("FC Aurora", "Red Lions", "Harbor United", "SC Borealis", "Athletic Vale",
               "Iron City FC", "Union Marítima", "Blue Comets", "Real Sierra", "Sporting Norte")),
 }
+#: RELATIONS in the order a `mix` example draws two of them (part of the seeded generator: changing
+#: it would change every example of every seed)
+_MIX_DRAW_ORDER = ("equal", "during", "overlap")
 _SUFFIXES = ("during the same time period", "within the same time interval", "concurrently",
              "simultaneously", "at the same time")
-TEMPORAL_LABELS = ("equal", "overlap", "during", "mix")
 
 
 def _span(s: int, e: int) -> str:
@@ -80,7 +84,7 @@ def generate_temporal(i: int, seed: int) -> Example:
     y0 = rng.randint(1900, 2000)
     y1 = y0 + rng.randint(4, 12)
     if target == "mix":
-        rels = rng.sample(("equal", "during", "overlap"), 2)
+        rels = rng.sample(_MIX_DRAW_ORDER, 2)
         rels += [rng.choice(rels)] * rng.randint(0, 1)
     else:
         rels = [target] * rng.randint(1, 2)
@@ -117,32 +121,39 @@ def generate_temporal(i: int, seed: int) -> Example:
     )
 
 
-class _Sized:
-    """A generated dataset: `size` examples from `seed`, no source."""
+class GeneratedOptions(DatasetOptions):
+    """A generated dataset's number of examples."""
+
+    size: int | None = Field(None, ge=1, description="Number of examples (generated datasets).")
+
+
+class _Generated:
+    """A generated dataset: `size` examples drawn from the data seed, no source."""
 
     def check_readable(self, source: str | None) -> None:
         if source:
             raise InputError(f"dataset {self.name!r} is generated; give its size, not a source", key="source")
         self._size()
 
-    def _size(self) -> tuple[int, int]:
-        size = self.options.get("size")
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+    def _size(self) -> int:
+        if self.options.size is None:
             raise InputError(f"dataset {self.name!r} needs a size (a number of examples, at least 1)", key="size")
-        return size, self.options.get("seed") or 0
+        return self.options.size
+
+
+class SyntheticTemporalOptions(GeneratedOptions, CoTempQAOptions):
+    """`size`, and CoTempQA's options."""
 
 
 @register
-class SyntheticTemporal(_Sized, CoTempQA):
+class SyntheticTemporal(_Generated, CoTempQA):
     name = "synthetic-temporal"
     labels = TEMPORAL_LABELS
-    hub_id = None
     synthetic = True
-    accepts = frozenset({"size", "seed", "ir_rule", "subsets"})
+    Options = SyntheticTemporalOptions
 
     def read(self, source: str | None) -> list[Example]:
-        n, seed = self._size()
-        out = [generate_temporal(i, seed) for i in range(n)]
+        out = [generate_temporal(i, self.seed) for i in range(self._size())]
         return [ex for ex in out if ex.subset in self.subsets]
 
     def classify(self, ex: Example) -> str:
@@ -153,6 +164,10 @@ class SyntheticTemporal(_Sized, CoTempQA):
         if len(r.anchor) != 1 or not others:
             return "none"
         return combined_relation(facts[r.anchor[0]].when, others)
+
+
+class SyntheticBabiOptions(GeneratedOptions, BabiTaskOptions):
+    """`size`, and bAbI's tasks."""
 
 
 # -- bAbI-style stories -----------------------------------------------------------------------
@@ -240,17 +255,16 @@ def generate_babi(i: int, seed: int) -> Example:
 
 
 @register
-class SyntheticBabi(_Sized, Babi):
+class SyntheticBabi(_Generated, Babi):
     name = "synthetic-babi"
     labels = tuple(task_label(t) for t in BABI_TASKS)
-    hub_id = None
     synthetic = True
-    accepts = frozenset({"size", "seed", "subsets"})
+    Options = SyntheticBabiOptions
+    preset = "all"  # every generated question
 
     def read(self, source: str | None) -> list[Example]:
-        n, seed = self._size()
         keep = {f"qa{t}" for t in self.tasks}
-        return [ex for ex in (generate_babi(i, seed) for i in range(n)) if ex.subset in keep]
+        return [ex for ex in (generate_babi(i, self.seed) for i in range(self._size())) if ex.subset in keep]
 
     def label_space(self, examples: list[Example]) -> tuple[str, ...]:
         return self.labels

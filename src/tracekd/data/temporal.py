@@ -12,6 +12,11 @@ MONTHS = (
 )
 _MONTH_NO = {m: i for i, m in enumerate(MONTHS, start=1)}
 
+#: the relations between two intervals a question's answers can stand in to its anchor
+RELATIONS = ("equal", "overlap", "during")
+#: the temporal labels: one relation, or `mix` when the answers stand in different ones (CoTempQA's subsets)
+TEMPORAL_LABELS = (*RELATIONS, "mix")
+
 #: "2019", "December, 2019", "March 11, 2019"
 DATE = r"(?:(?:" + "|".join(MONTHS) + r")(?: \d{1,2})?, )?\d{1,4}"
 #: "in <date>" or "from <date> to <date>"

@@ -7,7 +7,8 @@ bAbI tasks are qa1-qa20, options a dataset does not take are refused) and its so
 `report_to` and `lora_targets` must exist; duplicate YAML keys are refused. Names that become
 folder names (the run's and the models') are letters, digits, `.`, `_` and `-`.
 
-Relative data paths are resolved against the config file's folder.
+Relative data paths are resolved against the config file's folder. `KEY=VALUE` overrides
+(`tracekd run CONFIG train.lr=1e-4 seeds=[0,1]`) change keys before validation.
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import ValidationError
 
-from tracekd.errors import InputError
+from tracekd.data.config import SEED_MAX, DatasetConfig
+from tracekd.errors import InputError, one_of
 from tracekd.generate.options import GenerateOptions
-from tracekd.prepare import SEED_MAX, DataOptions
 from tracekd.teach.options import TeacherOptions
-from tracekd.train.options import TrainOptions
+from tracekd.traces.conditions import BASELINE
 from tracekd.traces.render import TEMPLATES
 from tracekd.traces.teacher import RESTRICT, all_conditions, known_condition, needs_teacher
+from tracekd.train.options import TrainOptions
 
-BASELINE = "baseline"  # the untrained model, prompted the same way
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
@@ -40,34 +42,6 @@ def _safe_name(v: str) -> str:
 
 SafeName = Annotated[str, AfterValidator(_safe_name)]
 Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
-
-
-class DatasetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    source: str | None = None
-    size: int | None = Field(None, ge=1)
-    subsets: list[str] | None = None
-    ir_rule: str | None = None
-    preset: str | None = None
-    data_seed: Seed = 42
-    limit_train: int | None = Field(None, ge=1)
-    limit_test: int | None = Field(None, ge=1)
-
-    def options(self) -> DataOptions:
-        return DataOptions(dataset=self.name, source=self.source, size=self.size, subsets=self.subsets,
-                           ir_rule=self.ir_rule, preset=self.preset, data_seed=self.data_seed,
-                           limit_train=self.limit_train, limit_test=self.limit_test)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        from tracekd.data import REGISTRY
-
-        if v not in REGISTRY:
-            raise ValueError(f"unknown dataset {v!r}; choose one of {', '.join(sorted(REGISTRY))}")
-        return v
 
 
 class ModelConfig(BaseModel):
@@ -96,11 +70,17 @@ class ExperimentConfig(BaseModel):
     models: list[ModelConfig] = Field(min_length=1)
     conditions: list[str] = Field(min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
-    template: str = "paper"
+    template: Annotated[str, AfterValidator(one_of(TEMPLATES, "template", ordered=True))] = "paper"
     train: TrainOptions = Field(default_factory=TrainOptions)
     generate: GenerateOptions = Field(default_factory=GenerateOptions)
     examples_in_report: int = Field(200, ge=0)  # per cell, in the HTML explorer
     teacher: TeacherOptions | None = None  # for teacher conditions and `@teacher_correct` ones
+    _overrides: list[str] = PrivateAttr(default_factory=list)
+
+    @property
+    def overrides(self) -> list[str]:
+        """The `KEY=VALUE` overrides applied on top of the file (`load_config`)."""
+        return self._overrides
 
     @field_validator("models", mode="before")
     @classmethod
@@ -126,13 +106,6 @@ class ExperimentConfig(BaseModel):
                              f"{', '.join(all_conditions(extra=(BASELINE,)))} (any of them may end in {RESTRICT})")
         if len(set(v)) != len(v):
             raise ValueError("a condition is listed twice")
-        return v
-
-    @field_validator("template")
-    @classmethod
-    def _template(cls, v: str) -> str:
-        if v not in TEMPLATES:
-            raise ValueError(f"unknown template {v!r}; choose one of {', '.join(TEMPLATES)}")
         return v
 
     @model_validator(mode="after")
@@ -174,21 +147,60 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
+def _yaml(text: str, path: Path | None = None, what: str = "") -> Any:
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        line = getattr(getattr(e, "problem_mark", None), "line", None)
+        raise InputError(f"{what}not valid YAML ({getattr(e, 'problem', e)})", path,
+                         None if line is None or path is None else line + 1) from None
+    except RecursionError:
+        raise InputError(f"{what}YAML nested too deeply", path) from None
+
+
+def apply_override(raw: dict[str, Any], item: str) -> None:
+    """Set one key of a config from `KEY=VALUE` (torchtune style): KEY is a dotted path (`train.lr`,
+    `datasets.0.size`: a number indexes a list), VALUE is YAML (`1e-4`, `[0, 1]`, `{a: 1}`)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise InputError(f"override {item!r} is not KEY=VALUE (e.g. train.lr=1e-4 or seeds=[0,1])")
+    value = _yaml(text, what=f"override {item!r}: ")
+    *parents, last = key.strip().split(".")
+    node: Any = raw
+    for part in parents:
+        if isinstance(node, list):
+            node = node[_index(node, part, item)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise InputError(f"override {item!r}: {part!r} is inside a value that is not a mapping or a list")
+    if isinstance(node, list):
+        node[_index(node, last, item)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise InputError(f"override {item!r}: {last!r} is inside a value that is not a mapping or a list")
+
+
+def _index(items: list, part: str, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise InputError(f"override {item!r}: {part!r} is not an index of a list of {len(items)}")
+    return int(part)
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """The validated config of a YAML file, with `KEY=VALUE` overrides applied (`cfg.overrides`
+    keeps them: the run records them in its config.json)."""
     from tracekd.jsonio import read_text
 
     path = Path(path)
     if not path.is_file():
         raise InputError("config file not found", path)
-    try:
-        raw = yaml.load(read_text(path), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
-    except yaml.YAMLError as e:
-        line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise InputError(f"not valid YAML ({getattr(e, 'problem', e)})", path, None if line is None else line + 1) from None
-    except RecursionError:
-        raise InputError("YAML nested too deeply", path) from None
+    raw = _yaml(read_text(path), path)
     if not isinstance(raw, dict):
         raise InputError("the config must be a YAML mapping", path)
+    for item in overrides:
+        apply_override(raw, item)
     try:
         cfg = ExperimentConfig.model_validate(raw)
     except ValidationError as e:
@@ -201,18 +213,17 @@ def load_config(path: str | Path) -> ExperimentConfig:
     for i, d in enumerate(cfg.datasets):
         _check_dataset(d, path.parent, f"datasets[{i}]", path)
     _check_lora_targets(cfg, path)
+    cfg._overrides = list(overrides)
     return cfg
 
 
 def _check_dataset(d: DatasetConfig, base: Path, where: str, config: Path) -> None:
-    """Build the dataset with its options and find its source (made absolute against `base`)."""
-    from tracekd.data import get_dataset
-
+    """Find the dataset's source (made absolute against `base`); its options were checked when
+    the config was validated."""
     try:
-        ds = get_dataset(d.name, **d.options().dataset_options())
         if d.source and (base / d.source).exists():  # base / an absolute path is that path
             d.source = str((base / d.source).resolve())
-        ds.check_readable(d.source)
+        d.dataset().check_readable(d.source)
     except InputError as e:
         if e.key == "source" and e.path is not None:
             raise InputError(f"path not found: {base / d.source}", config, key=f"{where}.source") from None

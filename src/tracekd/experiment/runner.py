@@ -32,10 +32,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
-from tracekd.experiment.config import BASELINE, DatasetConfig, ExperimentConfig, ModelConfig
+from tracekd.experiment.config import ExperimentConfig, ModelConfig
 from tracekd.jsonio import JOURNAL, read_json, remove_stale_temps, write_json_atomic
 from tracekd.lock import folder_lock
+from tracekd.traces.conditions import BASELINE
 from tracekd.traces.teacher import RESTRICT, needs_teacher, split_condition
 
 
@@ -103,13 +105,16 @@ def stage_of(cell: Cell, run: Path) -> str:
 
 
 def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
+    """config.json: the validated config (and the `KEY=VALUE` overrides that made it, if any); a
+    folder made with another config is refused."""
     path = run / "config.json"
     current = json.loads(cfg.model_dump_json())
     if path.is_file():
-        if read_json(path) != current:
+        stored = read_json(path)
+        if not isinstance(stored, dict) or {k: v for k, v in stored.items() if k != "overrides"} != current:
             raise InputError("this run folder was made with a different config; use another --out", run)
     else:
-        write_json_atomic(path, current)
+        write_json_atomic(path, {**current, "overrides": cfg.overrides} if cfg.overrides else current)
 
 
 def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
@@ -119,7 +124,7 @@ def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
     if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
         return out
     teacher = teacher_folder(cell.dataset, run) if needs_teacher(cell.data_condition) else None
-    prepare(cell.dataset.options(), cell.data_condition, cfg.template, cell.seed, out, teacher)
+    prepare(cell.dataset, cell.data_condition, cfg.template, cell.seed, out, teacher)
     return out
 
 
@@ -137,7 +142,7 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
     folder = teacher_folder(d, run)
     data = folder / "data"
     if not (data / "manifest.json").is_file() or (data / JOURNAL).exists():
-        prepare(d.options(), "answer_only", cfg.template, 0, data)
+        prepare(d, "answer_only", cfg.template, 0, data)
     bases = {split_condition(c)[0] for c in cfg.conditions}
     opts = cfg.teacher.model_copy(update={"summary": cfg.teacher.summary or "teacher_summary" in bases,
                                           "posthoc": cfg.teacher.posthoc or "teacher_posthoc" in bases})
@@ -216,7 +221,14 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
 
 
 def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) -> dict[str, Any]:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     _check_run_folder(cfg, run)
     todo = [c for c in cells if not is_done(c, run)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -29,10 +29,10 @@ from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
-from tracekd.generate.prompts import prompt_ids, stop_ids
-from tracekd.models.loading import load_adapted, load_tokenizer, use_bf16
+from tracekd.generate.backend import Generator, Prompt
+from tracekd.models.loading import cuda_available, load_adapted, use_bf16
 from tracekd.models.presets import ModelSpec
-
+from tracekd.models.prompts import stop_ids
 
 ROW_ATTENTION = "tracekd_rows"
 
@@ -53,25 +53,21 @@ AttentionInterface.register(ROW_ATTENTION, row_attention)
 AttentionMaskInterface.register(ROW_ATTENTION, sdpa_mask)
 
 
-class HFGenerator:
+class HFGenerator(Generator):
     def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"):
-        self.spec = spec
-        self.tok = load_tokenizer(spec)
+        super().__init__(spec)
         self.model = load_adapted(spec, adapter, merge, use_bf16(precision)).eval()  # bf16 weights, no autocast
-        if torch.cuda.is_available():
+        if cuda_available():
             self.model.to("cuda")
         self.eos_ids = stop_ids(self.tok, self.model.generation_config)
 
-    def generate(self, prompts: list[tuple[str, list[dict]]], max_new_tokens: int, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None) -> Iterator[list[tuple[str, str]]]:
-        """Yield [(id, output)] as sequences finish (`batch_size`: sequences in flight)."""
-        encoded = [(pid, prompt_ids(self.tok, msgs, self.spec)) for pid, msgs in prompts]
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
+        """As sequences finish (`batch_size`: sequences in flight)."""
+        encoded = [(pid, self.prompt_ids(msgs)) for pid, msgs in prompts]
         decoder = ContinuousDecoder(self.model, self.eos_ids, batch_size)
         for done in decoder.run([ids for _, ids in encoded], max_new_tokens):
             texts = self.tok.batch_decode([out for _, out in done], skip_special_tokens=True)
             yield [(encoded[i][0], text) for (i, _), text in zip(done, texts)]
-            if on_batch:
-                on_batch(len(done))
 
 
 class ContinuousDecoder:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
+from tracekd.generate.backend import Generator
 from tracekd.generate.options import GenerateOptions
 from tracekd.jsonio import dumps_line, naming
 from tracekd.lock import folder_lock
 from tracekd.models.presets import resolve
-from tracekd.prepare import read_sft_records
+from tracekd.traces.records import read_sft_records
 
 
 def done_ids(out_file: Path) -> set[str]:
@@ -41,7 +42,8 @@ def done_ids(out_file: Path) -> set[str]:
     return ids
 
 
-def make_generator(spec, adapter, opts: GenerateOptions):
+def make_generator(spec, adapter, opts: GenerateOptions) -> Generator:
+    """The backend the options ask for (`auto`: vLLM when installed and a GPU is present, else hf)."""
     from tracekd.generate import vllm_backend
 
     backend = opts.backend

@@ -1,5 +1,5 @@
-"""vLLM backend (optional, needs a GPU; the install is in docs/training.md). Same interface as
-HFGenerator:
+"""vLLM backend (optional, needs a GPU; the install is in docs/training.md). The generator
+interface of `generate/backend.py`, as the `hf` backend:
 
 - greedy decoding (temperature 0) of the very token ids training used (`prompt_ids`): vLLM never
   tokenizes the prompt text itself, which would add a second BOS to templates that start with one
@@ -15,21 +15,22 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from tracekd.errors import InputError
-from tracekd.generate.prompts import prompt_ids, stop_ids
+from tracekd.generate.backend import Generator, Prompt
 from tracekd.models.loading import (
     adapter_rank,
     check_adapter,
+    cuda_available,
     load_adapted,
-    load_tokenizer,
     model_path,
     release_memory,
     use_bf16,
 )
 from tracekd.models.presets import ModelSpec
+from tracekd.models.prompts import stop_ids
 
 # vllm.config.lora.MaxLoRARanks (vLLM 0.33.0): the only values max_lora_rank accepts
 MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -37,11 +38,10 @@ MAX_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 def available() -> bool:
     try:
-        import torch
         import vllm  # noqa: F401
     except ImportError:
         return False
-    return torch.cuda.is_available()
+    return cuda_available()
 
 
 def max_lora_rank(r: int, adapter: Path | None = None) -> int:
@@ -62,12 +62,11 @@ def _generation_config(path: str):
         return None
 
 
-class VLLMGenerator:
+class VLLMGenerator(Generator):
     def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"):
         from vllm import LLM
 
-        self.spec = spec
-        self.tok = load_tokenizer(spec)
+        super().__init__(spec)
         bf16 = use_bf16(precision)
         path = model_path(spec)
         self.adapter = None
@@ -100,8 +99,7 @@ class VLLMGenerator:
         release_memory()
         return out
 
-    def generate(self, prompts: list[tuple[str, list[dict]]], max_new_tokens: int, batch_size: int,
-                 on_batch: Callable[[int], None] | None = None) -> Iterator[list[tuple[str, str]]]:
+    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
         from vllm import SamplingParams
 
         params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True,
@@ -109,8 +107,6 @@ class VLLMGenerator:
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
             part = prompts[i:i + chunk]
-            inputs = [{"prompt_token_ids": prompt_ids(self.tok, msgs, self.spec)} for _, msgs in part]
+            inputs = [{"prompt_token_ids": self.prompt_ids(msgs)} for _, msgs in part]
             outs = self.llm.generate(inputs, params, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]
-            if on_batch:
-                on_batch(len(part))

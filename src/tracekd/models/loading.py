@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tracekd.errors import InputError
 from tracekd.models.presets import ModelSpec, cache_dir
@@ -28,12 +28,14 @@ def model_path(spec: ModelSpec) -> str:
 
 
 def cuda_available() -> bool:
+    """The one CUDA check."""
     import torch
 
     return torch.cuda.is_available()
 
 
 PRECISIONS = ("auto", "fp32", "bf16")
+Precision = Literal[PRECISIONS]  # the options' `precision`
 
 
 def cpu_bf16_supported() -> bool:
@@ -51,13 +53,13 @@ def bf16_supported(on_cpu: bool = False) -> bool:
     """bf16 is supported and faster than fp32 where the work runs: the CUDA card, else the CPU."""
     import torch
 
-    if torch.cuda.is_available() and not on_cpu:
+    if cuda_available() and not on_cpu:
         return torch.cuda.is_bf16_supported()
     return cpu_bf16_supported()
 
 
 def use_bf16(precision: str = "auto", on_cpu: bool = False) -> bool:
-    """`--precision`: fp32, bf16, or auto (bf16 where supported and faster, else fp32)."""
+    """The one bf16 decision (`precision`): fp32, bf16, or auto (bf16 where supported and faster)."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     return precision == "bf16" or (precision == "auto" and bf16_supported(on_cpu))
@@ -67,7 +69,7 @@ def cuda_memory_gib() -> float | None:
     """Total memory of the first CUDA card, None without CUDA."""
     import torch
 
-    if not torch.cuda.is_available():
+    if not cuda_available():
         return None
     return torch.cuda.get_device_properties(0).total_memory / 2**30
 
@@ -80,6 +82,18 @@ def qlora_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+def use_qlora(spec: ModelSpec, qlora: bool | None, full: bool = False) -> bool:
+    """QLoRA as asked (it needs CUDA and bitsandbytes); by default where the preset asks for it and
+    they are present, and never with full fine-tuning (QLoRA trains adapters)."""
+    if qlora is None:
+        return spec.qlora and not full and qlora_available()
+    if qlora and full:
+        raise InputError("QLoRA trains adapters; it cannot be combined with full fine-tuning")
+    if qlora and not qlora_available():
+        raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
+    return qlora
 
 
 def load_tokenizer(spec: ModelSpec):
@@ -98,20 +112,16 @@ def load_tokenizer(spec: ModelSpec):
 
 
 def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool = False):
-    """The base model: QLoRA (4-bit NF4, double quantisation) when the preset asks for it and CUDA +
-    bitsandbytes are present; bf16 weights when `bf16` (see `use_bf16`), else float32 (the 4-bit
-    compute dtype follows the same choice)."""
+    """The base model: QLoRA (4-bit NF4, double quantisation) as `use_qlora` decides; bf16 weights
+    when `bf16` (see `use_bf16`), else float32 (the 4-bit compute dtype follows the same choice)."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    use_qlora = spec.qlora and qlora_available() if qlora is None else qlora
-    if use_qlora and not qlora_available():
-        raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
     dtype = torch.bfloat16 if bf16 else torch.float32
     kwargs: dict[str, Any] = {"dtype": dtype}
-    if use_qlora:
+    if use_qlora(spec, qlora):
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -197,14 +207,13 @@ def adapter_rank(adapter: Path) -> int:
 def release_memory() -> None:
     """Between stages: collect reference cycles (a trainer holds many), hand freed host memory back
     to the OS and cached CUDA blocks back to the driver (vLLM wants most of the card free)."""
+    import contextlib
     import ctypes
     import gc
 
     import torch
 
     gc.collect()
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
     torch.cuda.empty_cache()  # a no-op where CUDA was never initialised

@@ -18,11 +18,11 @@ would differ when they run on different days. Templates without a date ignore it
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracekd.data.reading import HUB_ID
 from tracekd.errors import InputError
 
 TEMPLATE_DATE = "26 Jul 2024"  # Llama 3's own fallback date; fixed so prompts never change with the clock
@@ -62,9 +62,6 @@ PRESETS: dict[str, ModelSpec] = {
                                     description="random ~0.1M Llama saved like a hub Llama 3.2 (no pad token, BOS, dated template), for tests"),
 }
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-
-
 def resolve(model: str) -> ModelSpec:
     """A preset name, a local model folder, or a hub id."""
     if model in PRESETS:
@@ -75,7 +72,7 @@ def resolve(model: str) -> ModelSpec:
             raise InputError("not a model folder (no config.json)", p)
         qwen3 = '"qwen3"' in (p / "config.json").read_text()
         return ModelSpec(str(p), str(p), chat_template_kwargs=NO_THINKING if qwen3 else template_kwargs())
-    if _HUB_ID.match(model) and not p.exists():
+    if HUB_ID.match(model) and not p.exists():
         qwen3 = "qwen3" in model.lower()
         return ModelSpec(model, model, chat_template_kwargs=NO_THINKING if qwen3 else template_kwargs())
     raise InputError(f"unknown model {model!r}: not a preset ({', '.join(PRESETS)}), a model folder or a hub id")

@@ -36,7 +36,6 @@ def _trl_template(name: str) -> str:
 def _corpus() -> list[str]:
     """Text like what the tiny models will see: tracekd prompts and traces of synthetic data."""
     from tracekd.data import get_dataset
-    from tracekd.prepare import assign_splits
     from tracekd.traces.conditions import make_targets
     from tracekd.traces.prompt import prompt_messages
     from tracekd.traces.render import render
@@ -44,12 +43,12 @@ def _corpus() -> list[str]:
     out = []
     for name in ("synthetic-babi", "synthetic-temporal"):
         ds = get_dataset(name, size=60, seed=12345)
-        exs = assign_splits(ds.load(None), 0, 0.0)
+        exs = ds.load(None)
         for template in ("paper", "tagged"):
             for trace, _ in make_targets(exs, "correct", 0, ds.labels):
                 out.append(render(trace, template, ds.label_sentence))
         out += [m["content"] for ex in exs for m in prompt_messages(ex)]
-    return out + ["system\n", "user\n", "assistant\n", "\n\n"]
+    return [*out, "system\n", "user\n", "assistant\n", "\n\n"]
 
 
 @lru_cache(maxsize=4)
@@ -108,12 +107,12 @@ def build(kind: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2,
     tok = build_tokenizer(kind)
     # Llama 3's config lists <|end_of_text|> and <|eot_id|> as EOS and has no pad token
     eos = [tok.convert_tokens_to_ids("<|end_of_text|>"), tok.eos_token_id] if kind == "llama3" else tok.eos_token_id
-    common = dict(
-        vocab_size=len(tok), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, max_position_embeddings=4096,
-        tie_word_embeddings=True, initializer_range=init,
-        bos_token_id=tok.bos_token_id, eos_token_id=eos, pad_token_id=tok.pad_token_id,
-    )
+    common = {
+        "vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": layers,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": hidden // 4, "max_position_embeddings": 4096,
+        "tie_word_embeddings": True, "initializer_range": init,
+        "bos_token_id": tok.bos_token_id, "eos_token_id": eos, "pad_token_id": tok.pad_token_id,
+    }
     cfg = Qwen3Config(**common) if kind == "qwen3" else LlamaConfig(**common)
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg, dtype=torch.float32)

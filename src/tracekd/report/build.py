@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 from typing import Any
 
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
 from tracekd.report.teacher import length_table
+from tracekd.score.metrics import pct, table_columns
+from tracekd.score.outputs import read_rows
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
     CELLS,
     association_rows,
-    pct,
+    rate_text,
     regression_note,
     regression_rows,
     strata_rows,
@@ -25,25 +26,25 @@ from tracekd.score.tables import (
 )
 
 
-def _rate(r: dict[str, Any]) -> str:
-    sd = f" (sd {pct(r['sd'])})" if r.get("sd") is not None else ""
-    return with_ci(r, "mean") + sd
+def _rate(rate: dict[str, Any]) -> str:
+    sd = f" (sd {pct(rate['sd'])})" if rate.get("sd") is not None else ""
+    return with_ci(rate, "mean") + sd
 
 
 def _pairs(results) -> list[tuple[str, str]]:
     seen = []
-    for g in results["groups"]:
-        if (g["dataset"], g["model"]) not in seen:
-            seen.append((g["dataset"], g["model"]))
+    for group in results["groups"]:
+        if (group["dataset"], group["model"]) not in seen:
+            seen.append((group["dataset"], group["model"]))
     return seen
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
-    def esc(c: str) -> str:
-        return c.replace("|", "\\|")
+    def esc(cell: str) -> str:
+        return cell.replace("|", "\\|")
 
     out = ["| " + " | ".join(map(esc, header)) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    out += ["| " + " | ".join(map(esc, row)) + " |" for row in rows]
     return "\n".join(out)
 
 
@@ -53,12 +54,12 @@ GROUP = ["dataset", "model", "condition"]
 def _per_group(results: dict[str, Any], build) -> tuple[list[str], list[list[str]]] | None:
     """One table over all groups: the group's columns, then `build(group)`'s (header, rows)."""
     header, rows = None, []
-    for g in results["groups"]:
-        got = build(g)
+    for group in results["groups"]:
+        got = build(group)
         if got is None:
             continue
         header = GROUP + got[0]
-        rows += [[g["dataset"], g["model"], g["condition"], *r] for r in got[1]]
+        rows += [[group["dataset"], group["model"], group["condition"], *row] for row in got[1]]
     return None if header is None else (header, rows)
 
 
@@ -71,32 +72,35 @@ STRATA_NOTE = ("Each table's own statistics treat its outputs as independent; wi
 
 
 def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    conds = results["conditions"]
-    by_key = {(g["dataset"], g["model"], g["condition"]): g for g in results["groups"]}
-    return ["dataset", "model", *conds], [
-        [d, m, *(_rate(by_key[(d, m, c)]["rates"]["answer_accuracy"]) if (d, m, c) in by_key else "—" for c in conds)]
-        for d, m in _pairs(results)]
+    conditions = results["conditions"]
+    by_key = {(group["dataset"], group["model"], group["condition"]): group for group in results["groups"]}
+    return ["dataset", "model", *conditions], [
+        [dataset, model, *(_rate(by_key[(dataset, model, condition)]["rates"]["answer_accuracy"])
+                           if (dataset, model, condition) in by_key else "—" for condition in conditions)]
+        for dataset, model in _pairs(results)]
 
 
-def _steps(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    groups = results["groups"]
-    steps = list(groups[0]["association"]) if groups else []
-    header = GROUP + ["seeds", "n", "parse rate", *steps, "evidence F1", "answer"]
-    rows = [[g["dataset"], g["model"], g["condition"], str(len(g["seeds"])), str(g["n"]),
-             *(with_ci(g["rates"][key], "mean") for key in ("parse_rate", *(f"{k}_accuracy" for k in steps), "evidence_f1", "answer_accuracy"))]
-            for g in groups]
+def _rates(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Every metric of tracekd's definitions (the metric table), per group."""
+    columns = table_columns("tracekd")
+    header = [*GROUP, "seeds", "n", *(metric.column for metric in columns)]
+    rows = [[group["dataset"], group["model"], group["condition"], str(len(group["seeds"])), str(group["n"]),
+             *(rate_text(metric, group["rates"].get(metric.name, {})) for metric in columns)]
+            for group in results["groups"]]
     return header, rows
 
 
 def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One column per condition (a pair without it, e.g. the teacher's own row, gets "—")."""
-    rows, conds = [], results["conditions"]
-    for d, m in _pairs(results):
-        by_cond = {g["condition"]: g for g in results["groups"] if (g["dataset"], g["model"]) == (d, m)}
-        for sub in sorted({s for g in by_cond.values() for s in g["by_subset"]}):
-            rows.append([d, m, sub, *[pct(by_cond[c]["by_subset"].get(sub, {}).get("answer_accuracy")) if c in by_cond else "—"
-                                      for c in conds]])
-    return ["dataset", "model", "subset", *conds], rows
+    rows, conditions = [], results["conditions"]
+    for dataset, model in _pairs(results):
+        by_condition = {group["condition"]: group for group in results["groups"]
+                        if (group["dataset"], group["model"]) == (dataset, model)}
+        for subset in sorted({name for group in by_condition.values() for name in group["by_subset"]}):
+            rows.append([dataset, model, subset, *[
+                pct(by_condition[condition]["by_subset"].get(subset, {}).get("answer_accuracy"))
+                if condition in by_condition else "—" for condition in conditions]])
+    return ["dataset", "model", "subset", *conditions], rows
 
 
 TRAINING_NOTE = ("Each trained cell's logged training loss; still falling: a least-squares line through the losses of "
@@ -105,14 +109,14 @@ TRAINING_NOTE = ("Each trained cell's logged training loss; still falling: a lea
 
 def _training(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
     rows = []
-    for g in results["groups"]:
-        for seed, t in (g.get("training") or {}).items():
-            curve = t.get("curve") or []
-            trend = {True: "still falling", False: "flat", None: "unknown"}[t["falling"]]
-            drop = "—" if t["relative_drop"] is None else f"{100 * t['relative_drop']:.1f} %"
-            rows.append([g["dataset"], g["model"], g["condition"], str(seed), f"{curve[-1][0]:g}" if curve else "—",
+    for group in results["groups"]:
+        for seed, loss in (group.get("training") or {}).items():
+            curve = loss.get("curve") or []
+            trend = {True: "still falling", False: "flat", None: "unknown"}[loss["falling"]]
+            drop = pct(loss["relative_drop"], " %")
+            rows.append([group["dataset"], group["model"], group["condition"], str(seed), f"{curve[-1][0]:g}" if curve else "—",
                          f"{curve[0][1]:.3f}" if curve else "—", f"{curve[-1][1]:.3f}" if curve else "—", drop, trend])
-    header = GROUP + ["seed", "steps", "first loss", "last loss", "fitted drop, last quarter", "loss"]
+    header = [*GROUP, "seed", "steps", "first loss", "last loss", "fitted drop, last quarter", "loss"]
     return (header, rows) if rows else None
 
 
@@ -122,7 +126,7 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     first = groups[0] if groups else None
     out: dict[str, Any] = {
         "headline": ("Headline: answer accuracy (%)", HEADLINE_NOTE, _headline(results)),
-        "steps": ("Trace steps (%, tracekd definitions)", "Each rate [95 % bootstrap interval over test items].", _steps(results)),
+        "steps": ("Trace steps (%, tracekd definitions)", "Each rate [95 % bootstrap interval over test items].", _rates(results)),
     }
     if first is None:
         return out
@@ -135,13 +139,13 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
                           _per_group(results, association_rows))
     out["regression"] = ("Each step adjusted for the others", regression_note(first), _per_group(results, regression_rows))
     for key in ("by_subset", "by_seed"):
-        t = _per_group(results, lambda g, key=key: strata_rows(g, key))
-        if t is not None:
-            out[key] = (strata_title(key), STRATA_NOTE, t)
-    for flag in sorted({f for g in groups for f in g.get("without_flagged", {})}):
-        def without(g, flag=flag):
-            w = g.get("without_flagged", {}).get(flag)
-            return None if w is None else without_rows(w)
+        table = _per_group(results, lambda group, key=key: strata_rows(group, key))
+        if table is not None:
+            out[key] = (strata_title(key), STRATA_NOTE, table)
+    for flag in sorted({name for group in groups for name in group.get("without_flagged", {})}):
+        def without(group, flag=flag):
+            tests = group.get("without_flagged", {}).get(flag)
+            return None if tests is None else without_rows(tests)
 
         out[f"without_{flag}"] = (f"Without examples flagged {flag}", "The same tests on the outputs of unflagged examples.",
                                   _per_group(results, without))
@@ -157,17 +161,17 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
     lengths = plots.accuracy_by_length(results)
     if lengths is not None:
         out["accuracy_by_trace_length.png"] = lengths
-    for d, m in _pairs(results):
-        for name, png in ((f"heatmap_{d}_{m}.png", plots.heatmaps(results, d, m, "trace")),
-                          (f"subsets_{d}_{m}.png", plots.by_subset(results, d, m)),
-                          (f"loss_{d}_{m}.png", plots.loss_curves(results, d, m))):
+    for dataset, model in _pairs(results):
+        for name, png in ((f"heatmap_{dataset}_{model}.png", plots.heatmaps(results, dataset, model, "trace")),
+                          (f"subsets_{dataset}_{model}.png", plots.by_subset(results, dataset, model)),
+                          (f"loss_{dataset}_{model}.png", plots.loss_curves(results, dataset, model))):
             if png is not None:
                 out[name.replace("/", "_")] = png
     return out
 
 
 def _findings(results: dict[str, Any]) -> list[str]:
-    return [f["text"] for f in results.get("findings", [])]
+    return [finding["text"] for finding in results.get("findings", [])]
 
 
 def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:
@@ -197,9 +201,9 @@ box.querySelectorAll('.ex').forEach(function(e){var show=mode=='all'||(mode=='an
 
 
 def _html_table(header, rows) -> str:
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><tr>{h}</tr>{body}</table>"
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
 
 
 def _mark(ok: bool) -> str:
@@ -207,51 +211,46 @@ def _mark(ok: bool) -> str:
 
 
 def _example(row: dict[str, Any]) -> str:
-    e = html.escape
+    escape = html.escape
     gold, parsed = row.get("gold", {}), row["parsed"]
     matched = set(row["evidence"].get("matched", []))
     ev_pred = parsed["evidence"]
     ans_ok = bool(row["answer"]["correct"])
-    pred_ev = "—" if ev_pred is None else "<br>".join(e(x) for x in ev_pred) or "(none)"
+    pred_ev = "—" if ev_pred is None else "<br>".join(escape(item) for item in ev_pred) or "(none)"
     return (
         f'<div class="ex" data-answer="{int(ans_ok)}" data-trace="{int(row["trace_correct"])}">'
-        f'<div><b>{e(row["id"])}</b> <span class="muted">{e(row["subset"])}</span></div>'
-        f'<div><b>Q:</b> {e(row.get("question", ""))}</div>'
+        f'<div><b>{escape(row["id"])}</b> <span class="muted">{escape(row["subset"])}</span></div>'
+        f'<div><b>Q:</b> {escape(row.get("question", ""))}</div>'
         f'<table><tr><th></th><th>gold</th><th>predicted</th><th></th></tr>'
-        f'<tr><td>label</td><td>{e(str(gold.get("label", row["label"])))}</td><td>{e(str(parsed["label"]))}</td><td>{_mark(row["label_correct"])}</td></tr>'
-        f'<tr><td>evidence</td><td>{"<br>".join(e(x) for x in gold.get("evidence", []))}</td><td>{pred_ev}</td>'
+        f'<tr><td>label</td><td>{escape(str(gold.get("label", row["label"])))}</td><td>{escape(str(parsed["label"]))}</td><td>{_mark(row["label_correct"])}</td></tr>'
+        f'<tr><td>evidence</td><td>{"<br>".join(escape(item) for item in gold.get("evidence", []))}</td><td>{pred_ev}</td>'
         f'<td>{_mark(row["evidence"]["exact"])} <span class="muted">{len(matched)} matched</span></td></tr>'
-        f'<tr><td>answer</td><td>{e(", ".join(gold.get("answers", [])))}</td><td>{e(", ".join(parsed["answers"] or []))}</td><td>{_mark(ans_ok)}</td></tr>'
-        f'</table><details><summary class="muted">raw output</summary><pre>{e(row["output"])}</pre></details></div>'
+        f'<tr><td>answer</td><td>{escape(", ".join(gold.get("answers", [])))}</td><td>{escape(", ".join(parsed["answers"] or []))}</td><td>{_mark(ans_ok)}</td></tr>'
+        f'</table><details><summary class="muted">raw output</summary><pre>{escape(row["output"])}</pre></details></div>'
     )
 
 
 def _explorer(results: dict[str, Any], root: Path, limit: int) -> str:
     parts = []
-    for g in results["groups"]:
-        path = root / g["examples"][0]
-        rows = []
-        if path.is_file():
-            with path.open(encoding="utf-8") as f:
-                for line in f:
-                    if len(rows) >= limit:
-                        break
-                    rows.append(json.loads(line))
-        seed = g["seeds"][0]
-        more = f" (first {limit} of {g['n']})" if g["n"] > limit else ""
+    for group in results["groups"]:
+        path = root / group["examples"][0]
+        rows = read_rows(path, limit) if path.is_file() else []
+        seed = group["seeds"][0]
+        more = f" (first {limit} of {group['n']})" if group["n"] > limit else ""
         parts.append(
-            f"<details><summary>{html.escape(g['dataset'])} / {html.escape(g['model'])} / {html.escape(g['condition'])} "
+            f"<details><summary>{html.escape(group['dataset'])} / {html.escape(group['model'])} / "
+            f"{html.escape(group['condition'])} "
             f"— seed {seed}{more}</summary><div>show: <select onchange='filt(this)'><option value='all'>all</option>"
             f"<option value='answer'>wrong answers</option><option value='trace'>wrong traces</option>"
             f"<option value='disagree'>trace and answer disagree</option></select>"
-            + "".join(_example(r) for r in rows) + "</div></details>")
+            + "".join(_example(row) for row in rows) + "</div></details>")
     return "".join(parts)
 
 
 def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, limit: int) -> str:
-    imgs = "".join(f'<p><img alt="{html.escape(n)}" src="data:image/png;base64,{base64.b64encode(b).decode()}"></p>'
-                   for n, b in figs.items())
-    findings = "".join(f"<li>{html.escape(t)}</li>" for t in _findings(results)) or "<li>(none)</li>"
+    imgs = "".join(f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
+                   for name, png in figs.items())
+    findings = "".join(f"<li>{html.escape(text)}</li>" for text in _findings(results)) or "<li>(none)</li>"
     body = "".join(f"<h2>{html.escape(title)}</h2>" + (f"<p class='muted'>{html.escape(note)}</p>" if note else "")
                    + _html_table(*table) for title, note, table in tables(results).values())
     return (
@@ -273,8 +272,8 @@ def write_report(results: dict[str, Any], root: Path, limit: int | None = None) 
         path.parent.mkdir(parents=True, exist_ok=True)
         from tracekd.jsonio import atomic_open
 
-        with atomic_open(path, "wb") as f:
-            f.write(png)
+        with atomic_open(path, "wb") as file:
+            file.write(png)
     write_text_atomic(root / "report.md", markdown(results, figs))
     write_text_atomic(root / "report.html", html_report(results, figs, root, limit))
     return {"md": root / "report.md", "html": root / "report.html"}

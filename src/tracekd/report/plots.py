@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-STEP_TITLES = {"label": "label step", "evidence": "evidence step", "trace": "full trace"}
+from tracekd.score.metrics import step_metric
 
 
 def _plt():
@@ -72,7 +72,7 @@ def heatmaps(results: dict[str, Any], dataset: str, model: str, step: str = "tra
         st = g["association"][step]["stratified"]
         verdict = "not estimable" if st["p"] is None else f"CMH p = {st['p']:.2g}"
         ax.set_title(f"{g['condition']}  ({verdict})", fontsize=8)
-    fig.suptitle(f"{dataset} / {model}: {STEP_TITLES[step]} vs answer", fontsize=9)
+    fig.suptitle(f"{dataset} / {model}: {step_metric(step).title} vs answer", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _png(fig)
 

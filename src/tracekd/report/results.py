@@ -18,11 +18,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tracekd.jsonio import read_jsonl, write_json_atomic, write_jsonl_atomic
-from tracekd.report.teacher import BASELINE, cell_lengths, teacher_groups
+from tracekd.jsonio import write_json_atomic, write_jsonl_atomic
+from tracekd.report.outputs import check_results
+from tracekd.report.teacher import cell_lengths, teacher_groups
 from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
-from tracekd.score.findings import published_model, summary_findings
+from tracekd.score.findings import summary_findings
+from tracekd.score.outputs import read_rows
+from tracekd.score.rescore import CONDITION_ORDER, published_model
 from tracekd.score.stats import loss_trend
+from tracekd.traces.conditions import BASELINE
 
 
 def _loss_caveats(training: dict[str, dict[str, Any]]) -> list[str]:
@@ -59,10 +63,15 @@ def group_results(dataset: str, model: str, condition: str, rows_by_seed: dict[A
     return g
 
 
-def _results(name: str, kind: str, config: dict[str, Any], conditions: list[str], groups: list[dict[str, Any]]) -> dict[str, Any]:
+def write_results(path: Path, name: str, kind: str, config: dict[str, Any], conditions: list[str],
+                   groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """results.json (checked against `report.outputs.Results` first)."""
     findings = [{"dataset": g["dataset"], "model": g["model"], "condition": g["condition"], **f}
                 for g in groups for f in g["findings"]]
-    return {"name": name, "kind": kind, "findings": findings, "config": config, "conditions": conditions, "groups": groups}
+    results = {"name": name, "kind": kind, "findings": findings, "config": config, "conditions": conditions, "groups": groups}
+    check_results(results, path)
+    write_json_atomic(path, results)
+    return results
 
 
 def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
@@ -71,7 +80,7 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         folder = c.folder(run)
         g = groups.setdefault((c.dataset.name, c.model.name, c.condition), {"rows": {}, "training": {}, "examples": [], "folders": []})
         path = folder / "scores.examples.jsonl"
-        g["rows"][c.seed] = [rec for _, rec in read_jsonl(path)]
+        g["rows"][c.seed] = read_rows(path)
         g["examples"].append(str(path.relative_to(run)))
         g["folders"].append(folder)
         summary = folder / "train" / "train_summary.json"
@@ -87,17 +96,15 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
     conditions = list(cfg.conditions)
     if teachers and BASELINE not in conditions:
         conditions.insert(0, BASELINE)
-    results = _results(cfg.name, "experiment", json.loads(cfg.model_dump_json()), conditions, out_groups + teachers)
-    write_json_atomic(run / "results.json", results)
-    return results
+    return write_results(run / "results.json", cfg.name, "experiment", json.loads(cfg.model_dump_json()), conditions,
+                          out_groups + teachers)
 
 
 def results_from_rescore(rescore: dict[str, Any], rows_by_condition: dict[str, list[dict]], out: Path) -> dict[str, Any]:
     """The same schema for published outputs: one group per training condition (files pooled)."""
-    models = sorted({published_model(p) for p in rescore["files"]})
-    model = "+".join(models)
+    model = published_model(rescore["files"])
     groups = []
-    order = [c for c in ("answer_only", "correct", "incorrect", "unknown") if c in rescore["by_condition"]]
+    order = [c for c in CONDITION_ORDER if c in rescore["by_condition"]]
     for cond in order:
         summary = rescore["by_condition"][cond]["summary"]
         stats = {k: summary[k] for k in STATISTICS_KEYS}
@@ -108,6 +115,5 @@ def results_from_rescore(rescore: dict[str, Any], rows_by_condition: dict[str, l
         groups.append(g)
     config = {"format": rescore["format"], "dataset": rescore["dataset"], "source": rescore["source"],
               "ir_rule": rescore.get("ir_rule"), "files": sorted(rescore["files"])}
-    results = _results(f"rescore of {len(rescore['files'])} published files", "rescore", config, order, groups)
-    write_json_atomic(out / "results.json", results)
-    return results
+    return write_results(out / "results.json", f"rescore of {len(rescore['files'])} published files", "rescore", config,
+                          order, groups)

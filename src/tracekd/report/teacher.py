@@ -7,8 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tracekd.experiment.config import BASELINE
-from tracekd.jsonio import read_json, read_jsonl
+from tracekd.jsonio import read_json
+from tracekd.score.metrics import num, pct
+from tracekd.score.outputs import read_rows
+from tracekd.traces.conditions import BASELINE
 
 
 def cell_lengths(folders: list[Path]) -> dict[str, Any] | None:
@@ -38,7 +40,7 @@ def teacher_groups(run: Path) -> list[dict[str, Any]]:
     for folder in sorted(p for p in (run / "teacher").glob("*") if (p / TEACHER_SCORES_EXAMPLES).is_file()):
         path = folder / TEACHER_SCORES_EXAMPLES
         teach = read_json(folder / SUMMARY_FILE)
-        g = group_results(folder.name, teacher_name(teach), BASELINE, {0: [rec for _, rec in read_jsonl(path)]})
+        g = group_results(folder.name, teacher_name(teach), BASELINE, {0: read_rows(path)})
         g["examples"] = [str(path.relative_to(run))]
         g["teacher"] = {"acceptance": teach["acceptance"]["overall"], "trace_style": "freeform"}
         groups.append(g)
@@ -47,14 +49,11 @@ def teacher_groups(run: Path) -> list[dict[str, Any]]:
 
 def length_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Trace length per group that has one: mean tokens of the training targets and of the outputs."""
-    def num(x):
-        return "—" if x is None else f"{x:.0f}"
-
     rows = []
     for g in results["groups"]:
         lengths = g.get("lengths")
         if not lengths:
             continue
-        rows.append([g["dataset"], g["model"], g["condition"], num(lengths.get("target_tokens")),
-                     num(lengths.get("output_tokens")), f"{100 * g['rates']['answer_accuracy']['mean']:.1f}"])
+        rows.append([g["dataset"], g["model"], g["condition"], num(lengths.get("target_tokens"), ".0f"),
+                     num(lengths.get("output_tokens"), ".0f"), pct(g["rates"]["answer_accuracy"]["mean"])])
     return ["dataset", "model", "condition", "target tokens", "output tokens", "answer %"], rows

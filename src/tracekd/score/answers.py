@@ -1,7 +1,8 @@
-"""Answer scorers. Each dataset's `score_answer` calls one of these.
+"""Answer scorers. Each dataset names one (`Dataset.answer_scorer`); `score_answer` runs it.
 
 Every scorer returns a dict with `correct` (the binary answer correctness the association
-statistics use) plus its own metrics.
+statistics use) plus its own metrics. `@answer_scorer(name)` registers one (a new dataset with a
+new way of judging answers adds its scorer here, or in its own module, by that decorator).
 """
 
 from __future__ import annotations
@@ -9,12 +10,37 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
+from tracekd.data import Dataset, Example
+from tracekd.data.msmarco import NO_ANSWER
+from tracekd.errors import InputError
 from tracekd.score.normalize import normalize_answer, token_f1, tokens
 
-NO_ANSWER = "No Answer Present."
+#: (predicted answers or None, the example, the raw output) -> scores with `correct`
+AnswerScorer = Callable[[tuple[str, ...] | None, Example, str], dict[str, Any]]
+SCORERS: dict[str, AnswerScorer] = {}
+
+
+def answer_scorer(name: str) -> Callable[[AnswerScorer], AnswerScorer]:
+    """Register an answer scorer under `name` (a name is taken once)."""
+    def register(fn: AnswerScorer) -> AnswerScorer:
+        if name in SCORERS:
+            raise ValueError(f"an answer scorer named {name!r} is already registered")
+        SCORERS[name] = fn
+        return fn
+
+    return register
+
+
+def score_answer(ds: Dataset, answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
+    """The dataset's scorer on one predicted answer list."""
+    if ds.answer_scorer not in SCORERS:
+        raise InputError(f"dataset {ds.name!r} names the answer scorer {ds.answer_scorer!r}, which is not registered; "
+                         f"registered: {', '.join(sorted(SCORERS))}")
+    return SCORERS[ds.answer_scorer](answers, ex, output)
 
 
 def set_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[str, Any]:
@@ -31,6 +57,11 @@ def set_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[str,
     f1 = 2 * prec * rec / (prec + rec) if same else 0.0
     tok = token_f1([t for a in sorted(p) for t in a.split()], [t for a in sorted(g) for t in a.split()]) if p else 0.0
     return {"correct": bool(p) and p == g, "em": float(bool(p) and p == g), "p": prec, "r": rec, "f1": f1, "token_f1": tok}
+
+
+@answer_scorer("set")
+def _set(answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
+    return set_scores(answers, ex.answers)
 
 
 # -- CoTempQA: the original scorer, ported line by line ---------------------------------------
@@ -143,6 +174,20 @@ def upstream_totals(scores: list[dict[str, Any]]) -> dict[str, float]:
             "avg": round((em + f1) * 50 / n, 1)}
 
 
+@answer_scorer("cotempqa")
+def _cotempqa(answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
+    """Strict set-level scores, plus `upstream`: the original CoTempQA scorer's numbers. The
+    original read a published record's own strings: when rescoring one, `meta["published"]`
+    holds them (`gold`, `question`, `facts`, `triple_element`); otherwise the example's."""
+    scores = set_scores(answers, ex.answers)
+    rec = ex.meta.get("published") or {
+        "gold": ex.answers, "question": ex.question, "facts": [c.text for c in ex.context],
+        "triple_element": ex.meta.get("triple_element"),
+    }
+    scores["upstream"] = cotempqa_upstream(output, rec["gold"], rec["question"], rec["facts"], rec["triple_element"])
+    return scores
+
+
 # -- bAbI -----------------------------------------------------------------------------------
 def babi_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...], task: int) -> dict[str, Any]:
     """Exact match; order-insensitive for lists-sets (task 8), ordered for path-finding (19)."""
@@ -150,11 +195,13 @@ def babi_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...], task: int) 
         return [t.strip().lower().rstrip(".") for a in items for t in a.split(",") if t.strip()]
 
     p, g = split(pred or ()), split(gold)
-    if task == 8:
-        ok = sorted(p) == sorted(g)
-    else:
-        ok = p == g
+    ok = sorted(p) == sorted(g) if task == 8 else p == g
     return {"correct": bool(p) and ok, "em": float(bool(p) and ok)}
+
+
+@answer_scorer("babi")
+def _babi(answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
+    return babi_scores(answers, ex.answers, int(ex.subset.removeprefix("qa")))
 
 
 # -- MS MARCO -------------------------------------------------------------------------------
@@ -207,3 +254,8 @@ def msmarco_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[
         "bleu_1": per_item(lambda a: _bleu1(a, list(gold))),
         "no_answer": False,
     }
+
+
+@answer_scorer("msmarco")
+def _msmarco(answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
+    return msmarco_scores(answers, ex.answers)

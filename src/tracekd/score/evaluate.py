@@ -1,25 +1,27 @@
 """Score model outputs against prepared test examples: answers, trace steps, association.
 
-`score_output` scores one output (a row: answer scores, each step of `STEPS`, the example's
-flags); `summarize` aggregates rows (overall, per subset and label) with `statistics`;
-`evaluate` is the `tracekd evaluate` command: predictions JSONL (`id`, `output`) joined with
-`DIR/test.jsonl` by id.
+`score_output` scores one output (a row: answer scores, the trace steps, the example's flags);
+`summarize` aggregates rows (overall, per subset and label) with `statistics`, which reports every
+metric of the metric table (`score/metrics.py`); `evaluate` is the `tracekd evaluate` command:
+predictions JSONL (`id`, `output`) joined with `DIR/test.jsonl` by id.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from tracekd.data import Dataset, Example, get_dataset
-from tracekd.data.base import check_unique_ids
+from tracekd.data.reading import check_unique_ids
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl, staged
+from tracekd.score import metrics
+from tracekd.score.answers import score_answer
 from tracekd.score.freeform import freeform_trace
+from tracekd.score.outputs import check_rows, check_scores
 from tracekd.score.stats import (
     ItemBootstrap,
     association,
@@ -27,20 +29,9 @@ from tracekd.score.stats import (
     stratified,
     table_2x2,
 )
-from tracekd.score.steps import PAPER_STEPS, paper_steps, score_steps
+from tracekd.score.steps import paper_steps, score_steps
 from tracekd.traces.parse import parse
 from tracekd.traces.render import Trace
-
-#: The trace steps, in order: the one place they are named. Each maps a score row to whether the
-#: output got that step right, or None where the step does not apply to the example (no anchor
-#: fact, no answer-bearing fact); statistics leave those rows out of that step's table and rate.
-STEPS: dict[str, Callable[[dict[str, Any]], bool | None]] = {
-    "label": lambda r: r["label_correct"],
-    "evidence": lambda r: r["evidence"]["exact"],
-    "anchor": lambda r: r["anchor_retrieved"],
-    "answer_fact": lambda r: r["answer_fact_retrieved"],
-    "trace": lambda r: r["trace_correct"],
-}
 
 
 def mean(values) -> float:
@@ -51,7 +42,7 @@ def mean(values) -> float:
 def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) -> dict[str, Any]:
     """Everything tracekd measures about one output. `freeform`: the trace is free text (a
     teacher's reasoning), its steps read by `score/freeform.py` instead of the parser."""
-    parsed = freeform_trace(output, ex) if freeform else parse(output)
+    parsed = freeform_trace(output, ex, ds.label_sentence) if freeform else parse(output, ds.label_sentence)
     if not output.strip():
         status = "empty"
     elif parsed.answers is None:
@@ -71,7 +62,7 @@ def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) 
         "parsed": {"label": parsed.label,
                    "evidence": None if parsed.evidence is None else list(parsed.evidence),
                    "answers": None if parsed.answers is None else list(parsed.answers)},
-        "answer": ds.score_answer(parsed.answers, ex, output),
+        "answer": score_answer(ds, parsed.answers, ex, output),
         **steps,
         "paper": paper_steps(output, ex),
         "output": output,
@@ -89,21 +80,10 @@ def rejudge_steps(row: dict[str, Any], ex: Example) -> dict[str, Any]:
 
 
 def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool | None]]:
-    """Per step, each row's flag (None: the step does not apply to that row's example)."""
-    return {step: [flag(r) for r in rows] for step, flag in STEPS.items()}
+    """Per step of the metric table, each row's flag (None: the step does not apply to that row's example)."""
+    return {m.step: [m.of(r) for r in rows] for m in metrics.steps()}
 
 
-def step_pairs(flags: list[bool | None], answer_ok: list[bool]) -> tuple[list[bool], list[bool]]:
-    """The (step, answer) pairs of the rows the step applies to."""
-    kept = [(f, a) for f, a in zip(flags, answer_ok) if f is not None]
-    return [f for f, _ in kept], [a for _, a in kept]
-
-
-# Steps left out of the regression, whose terms must be separate steps, each adjusted for the
-# others: the trace (label and evidence together) and the two parts of the evidence step (anchor,
-# answer-bearing facts), which the evidence step already combines and which do not apply to every
-# example. The regression is therefore answer ~ label + evidence (+ subset, seed).
-COMBINED_STEPS = ("trace", "anchor", "answer_fact")
 DEFINITIONS = {
     "tracekd": "tracekd's definitions (docs/scoring.md): the normalised label equals the gold one; the cited "
                "evidence is exactly the gold set; the trace is both; the answer is tracekd's strict scorer's",
@@ -127,13 +107,14 @@ def _means(dicts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _compact(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    flags = _step_flags(rows)
-    return {
-        "n": len(rows),
-        "answer_accuracy": mean(r["answer"]["correct"] for r in rows),
-        **{f"{step}_accuracy": applicable_mean(flags[step]) for step in flags},
-    }
+def _step_rates(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Each step's accuracy over the rows it applies to."""
+    return {m.name: applicable_mean(m.of(r) for r in rows) for m in metrics.steps()}
+
+
+def _breakdown(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Answer and step accuracies (the breakdowns per subset and per label)."""
+    return {"n": len(rows), "answer_accuracy": mean(r["answer"]["correct"] for r in rows), **_step_rates(rows)}
 
 
 def applicable_mean(flags) -> float | None:
@@ -147,7 +128,7 @@ def subset_rates(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     by_subset: dict[str, list] = defaultdict(list)
     for r in rows:
         by_subset[r["subset"]].append(r)
-    return {k: _compact(v) for k, v in sorted(by_subset.items())}
+    return {k: _breakdown(v) for k, v in sorted(by_subset.items())}
 
 
 def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
@@ -160,21 +141,20 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
     for r in rows:
         by_label[r["label"]].append(r)
     subset_summary = subset_rates(rows)
-    flags = _step_flags(rows)
     return {
         "n": len(rows),
         "status": {k: status.get(k, 0) for k in ("ok", "empty", "unparsable")},
         "parsed": parsed,
         "answer": {"accuracy": mean(r["answer"]["correct"] for r in rows), **_means([r["answer"] for r in rows])},
         "steps": {
-            **{f"{step}_accuracy": applicable_mean(flags[step]) for step in flags},
+            **_step_rates(rows),
             "evidence": _means([r["evidence"] for r in rows]),
             "evidence_tolerant": _means([r["evidence_tolerant"] for r in rows]),
         },
         "flags": dict(sorted(Counter(f for r in rows for f in r.get("flags", ())).items())),
         **statistics({0: rows}),
         "by_subset": subset_summary,
-        "by_label": {k: _compact(v) for k, v in sorted(by_label.items())},
+        "by_label": {k: _breakdown(v) for k, v in sorted(by_label.items())},
         "dataset_summary": ds.answer_summary({k: v["answer_accuracy"] for k, v in subset_summary.items()}),
     }
 
@@ -230,20 +210,18 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
     applies = {k: np.array([f is not None for f in v]) for k, v in raw_steps.items()}
     steps = {k: np.array([bool(f) for f in v]) for k, v in raw_steps.items()}
     evaluated = np.array([r["paper"] is not None for r in rows])
-    paper = {k: np.array([bool(r["paper"] and r["paper"][f"{k}_correct"]) for r in rows]) for k in PAPER_STEPS}
+    paper = {k: np.array([bool(r["paper"] and r["paper"][f"{k}_correct"]) for r in rows]) for k in metrics.paper_steps()}
     upstream = [r["answer"].get("upstream") for r in rows]
     y_paper = np.array([bool((u or r["answer"])["correct"]) for u, r in zip(upstream, rows)])
     everyone = np.ones(len(rows), dtype=bool)
     ones = everyone.astype(float)
 
-    ratios: dict[str, tuple] = {"answer_accuracy": (y, ones),
-                                "parse_rate": ([r["parsed"]["answers"] is not None for r in rows], ones),
-                                "evidence_f1": ([r["evidence"]["f1"] for r in rows], ones)}
-    if all(u is not None for u in upstream):
-        ratios["upstream_answer_accuracy"] = (y_paper, ones)
-    for k, x in steps.items():
-        ratios[f"{k}_accuracy"] = (x & applies[k], applies[k].astype(float))
-        ratios.update(_shares(f"{k}:", x, y, applies[k]))
+    ratios: dict[str, tuple] = {}  # every metric of the table: the mean over the outputs it applies to
+    for m in metrics.reported(rows):
+        values = [m.of(r) for r in rows]
+        ratios[m.name] = ([0.0 if v is None else float(v) for v in values], [float(v is not None) for v in values])
+        if m.step is not None:
+            ratios.update(_shares(f"{m.step}:", steps[m.step], y, applies[m.step]))
     for k, x in paper.items():
         ratios[f"paper:{k}_accuracy"] = (x, ones)
         ratios.update(_shares(f"paper:{k}:", x, y_paper, evaluated))
@@ -271,12 +249,12 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
 
     def model(flags: dict[str, np.ndarray], answer: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
         factors = {"subset": subset[keep], **({"seed": seed[keep]} if len(seeds) > 1 else {})}
-        terms = {k: x[keep] for k, x in flags.items() if k not in COMBINED_STEPS}
+        terms = {k: x[keep] for k, x in flags.items() if metrics.step_metric(k).in_regression}
         return regression(answer[keep], terms, factors, item[keep])
 
     paper_block: dict[str, Any] = {"definitions": DEFINITIONS["paper"], "evaluated": int(evaluated.sum()),
                                    "unevaluated": int((~evaluated).sum())}
-    paper_block.update({f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["p"] for k in PAPER_STEPS})
+    paper_block.update({f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["p"] for k in paper})
     paper_block["association"] = steps_block(paper, y_paper, evaluated, "paper:")
     paper_block["regression"] = model(paper, y_paper, evaluated)
     return {
@@ -380,6 +358,8 @@ def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
     summary["predictions"] = str(predictions)
     out = Path(out)
     examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
+    check_rows(rows, examples_out)
+    check_scores(summary, out)
     with staged() as stage:  # both files or neither
         stage.jsonl(examples_out, rows)
         stage.json(out, summary)

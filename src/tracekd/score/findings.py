@@ -14,26 +14,14 @@ results.json group). Caveat rules (docs/scoring.md):
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
+
+from tracekd.score.metrics import num, pct
 
 ALPHA = 0.05
 FEW_ITEMS = 50
 FEW_OUTPUTS_PER_SEED = 10
 LOW_PARSE_RATE = 0.90
-
-
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.1f} %"
-
-
-def _g(x: float | None, fmt: str = ".3g") -> str:
-    return "—" if x is None else format(x, fmt)
-
-
-def published_model(path: str) -> str:
-    """The model name in a published (trace-check-qa) output file name."""
-    return Path(path).name.split("-sft-adapter")[0]
 
 
 def _not_estimable_reason(block: dict[str, Any]) -> str:
@@ -62,7 +50,7 @@ def caveats(block: dict[str, Any], seeds: int, parse_rate: float | None) -> list
             out.append(f"few items ({st['items']} test items; smallest margin: {smallest} output{'s' * (smallest != 1)} with the "
                        f"{name.replace('_', ' ')}" + (f", {per_seed:.0f} per seed" if seeds > 1 else "") + ")")
     if parse_rate is not None and parse_rate < LOW_PARSE_RATE:
-        out.append(f"parse rate {_pct(parse_rate)} (below {LOW_PARSE_RATE:.0%})")
+        out.append(f"parse rate {pct(parse_rate, ' %')} (below {LOW_PARSE_RATE:.0%})")
     bd = st.get("breslow_day")
     if bd and bd["p"] is not None and bd["p"] < ALPHA:
         out.append(f"the odds ratio differs between strata (Breslow-Day p = {bd['p']:.3g}), so one common odds ratio summarises unlike strata")
@@ -86,22 +74,22 @@ def sentence(subject: str, step: str, definitions: str, block: dict[str, Any], n
             verdict = "none"
             what = "no significant association between a right step and a right answer"
         lo, hi = st["odds_ratio_ci95"]
-        ci = f" [95 % CI {_g(lo, '.2f')}, {_g(hi, '.2f')}]" if lo is not None else " (no interval)"
+        ci = f" [95 % CI {num(lo, '.2f')}, {num(hi, '.2f')}]" if lo is not None else " (no interval)"
         adj = f", design effect {st['design_effect']:.2f}" if st["design_effect"] > 1 else ""
         body = (f"{what} (CMH χ² = {st['chi2']:.2f}, p = {st['p']:.3g}, stratified by {st['by']}{adj}); "
-                f"Mantel-Haenszel odds ratio {_g(st['odds_ratio'], '.2f')}{ci}")
+                f"Mantel-Haenszel odds ratio {num(st['odds_ratio'], '.2f')}{ci}")
     both, given = block.get("both_right", {}), block.get("answer_given_step_right", {})
     if both.get("p") is not None:
-        body += f"; both right in {_pct(both['p'])} of outputs"
+        body += f"; both right in {pct(both['p'], ' %')} of outputs"
     if given.get("p") is not None:
-        body += f", P(answer right | step right) = {_pct(given['p'])}"
+        body += f", P(answer right | step right) = {pct(given['p'], ' %')}"
     if pooled["chi2"] is not None:
         body += f"; pooled χ² (the paper's test) {pooled['chi2']:.1f}"
     for flag, w in (without or {}).items():
         ws = w["stratified"]
         if ws["estimable"]:
             lo, hi = ws["odds_ratio_ci95"]
-            body += (f"; without the {w['left_out_outputs']} outputs flagged {flag}: odds ratio {_g(ws['odds_ratio'], '.2f')}"
+            body += (f"; without the {w['left_out_outputs']} outputs flagged {flag}: odds ratio {num(ws['odds_ratio'], '.2f')}"
                      + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None else "") + f", p = {ws['p']:.3g}")
     return verdict, head + body + ". Caveats: " + ("; ".join(notes) if notes else "none") + "."
 
@@ -122,15 +110,4 @@ def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[s
                        for flag, w in s.get("without_flagged", {}).items()}
             verdict, text = sentence(subject, step, defs, block, notes, without)
             out.append({"step": step, "definitions": defs, "verdict": verdict, "text": text})
-    return out
-
-
-def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Findings for `tracekd rescore`: one set per training condition (files pooled)."""
-    models = sorted({published_model(p) for p in results["files"]})
-    model = "+".join(models)
-    out = []
-    for cond, r in results["by_condition"].items():
-        for f in summary_findings(r["summary"], f"{model} / {cond}"):
-            out.append({"model": model, "condition": cond, **f})
     return out

@@ -33,6 +33,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
+from tracekd.data.base import LABEL_SENTENCE_CATEGORY
 from tracekd.data.cotempqa import parse_fact
 from tracekd.data.schema import Example
 from tracekd.traces.parse import parse
@@ -45,9 +46,7 @@ QUOTE_MATCH = 90.0  # fuzz.partial_ratio of a passage sentence against a trace s
 LONG_ITEM = 30  # items with more content words are matched by quotation
 
 _STOP = frozenset(
-    "a an the to of in on at is are was were be been and or that this these those there then it its "
-    "he she they him her them his their i you we for from by with as into also after afterwards "
-    "following back up down either".split()
+    ["a", "an", "the", "to", "of", "in", "on", "at", "is", "are", "was", "were", "be", "been", "and", "or", "that", "this", "these", "those", "there", "then", "it", "its", "he", "she", "they", "him", "her", "them", "his", "their", "i", "you", "we", "for", "from", "by", "with", "as", "into", "also", "after", "afterwards", "following", "back", "up", "down", "either"]
 )
 #: interchangeable verbs: a fact's verb is matched by any verb of its class
 _VERB_CLASSES = {
@@ -290,11 +289,12 @@ def trace_and_answer(output: str) -> tuple[str, str]:
     return _ANSWER_LINE.sub("", output), output
 
 
-def freeform_trace(output: str, ex: Example) -> Trace:
+def freeform_trace(output: str, ex: Example, label_sentence: str = LABEL_SENTENCE_CATEGORY) -> Trace:
     """The steps a free-form output takes, as the parser's Trace: the predicted label, the texts of
-    the cited items, and the answers the parser finds in the answer part."""
+    the cited items, and the answers the parser finds in the answer part (`label_sentence`: the
+    dataset's, which the parser needs to tell a label line from a bare answer)."""
     trace, answer = trace_and_answer(output)
     labels = stated_labels(trace, ex)
     label = ex.label if ex.label in labels else (labels[0] if labels else None)
     texts = {c.id: c.text for c in ex.context}
-    return Trace(label, tuple(texts[i] for i in cited(trace, ex)), parse(answer).answers)
+    return Trace(label, tuple(texts[i] for i in cited(trace, ex)), parse(answer, label_sentence).answers)

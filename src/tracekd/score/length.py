@@ -15,10 +15,10 @@ def mean_tokens(tok, texts: list[str]) -> float | None:
 
 def trace_lengths(data_dir: str | Path, predictions: str | Path, model: str, trained: bool = True) -> dict[str, Any]:
     """Mean tokens per training target (None for an untrained baseline) and per output."""
+    from tracekd.jsonio import read_jsonl
     from tracekd.models.loading import load_tokenizer
     from tracekd.models.presets import resolve
-    from tracekd.jsonio import read_jsonl
-    from tracekd.prepare import read_sft_records
+    from tracekd.traces.records import read_sft_records
 
     tok = load_tokenizer(resolve(model))
     targets = [r["completion"][0]["content"] for r in read_sft_records(Path(data_dir), "train")] if trained else []

@@ -25,7 +25,7 @@ from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 from tracekd.score.answers import upstream_totals
 from tracekd.score.evaluate import rejudge_steps, score_output, summarize
-from tracekd.score.findings import rescore_findings
+from tracekd.score.findings import summary_findings
 
 FORMATS = ("trace-check-qa",)
 #: the evidence rule each format's models were trained to cite (the primary rule by default)
@@ -38,12 +38,31 @@ _CONDITION = (
 )
 
 
+#: the training conditions of the published naming, in the order a report lists them
+CONDITION_ORDER = ("answer_only", "correct", "incorrect", "unknown")
+
+
 def condition_from_name(name: str) -> str:
     """The training condition from the published naming."""
     for pattern, cond in _CONDITION:
         if pattern.search(name):
             return cond
     return "unknown"
+
+
+def published_model(files) -> str:
+    """The model(s) of published output files, from their names ("<model>-sft-adapter...")."""
+    return "+".join(sorted({Path(p).name.split("-sft-adapter")[0] for p in files}))
+
+
+def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Findings for `tracekd rescore`: one set per training condition (files pooled)."""
+    model = published_model(results["files"])
+    out = []
+    for cond, r in results["by_condition"].items():
+        for f in summary_findings(r["summary"], f"{model} / {cond}"):
+            out.append({"model": model, "condition": cond, **f})
+    return out
 
 
 def _key(question: str, facts: list[str]) -> tuple[str, tuple[str, ...]]:
@@ -140,7 +159,7 @@ def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str 
         for ex, rec in pairs:
             ex = decomposed(rules[0], ex)
             published = {k: rec.get(k, ex.meta.get(k)) for k in _PUBLISHED_FIELDS}
-            primary.append(score_output(datasets[rules[0]], ex.with_(meta={**ex.meta, "published": published}), rec["prediction"]))
+            primary.append(score_output(datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]))
         summaries = {}
         for rule in rules:
             rows = primary if rule == rules[0] else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]

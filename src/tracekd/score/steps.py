@@ -113,10 +113,6 @@ def score_steps(parsed: Trace, ex: Example) -> dict[str, Any]:
     }
 
 
-#: the steps the paper defined (it did not split the evidence step)
-PAPER_STEPS = ("label", "evidence", "trace")
-
-
 def paper_steps(output: str, ex: Example) -> dict[str, Any] | None:
     """The paper's definitions; None when the paper's code would not evaluate the output."""
     if "think" not in output:

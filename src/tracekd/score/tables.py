@@ -14,10 +14,9 @@ from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
 
-from tracekd.score.evaluate import COMBINED_STEPS
+from tracekd.score import metrics
+from tracekd.score.metrics import num, pct
 
-#: the steps an evidence rule changes (the others are judged the same under every rule)
-RULE_STEPS = ("evidence", "trace")
 UPSTREAM_KEYS = ("acc", "f1", "p", "r", "avg")
 
 Rows = tuple[list[str], list[list[str]]]
@@ -31,14 +30,6 @@ ASSOCIATION_NOTE = (
     "P(a|s✗): % of outputs with the step right / wrong whose answer is right. Intervals: bootstrap over test items.")
 
 
-def pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
-
-
-def num(x: float | None, fmt: str = ".3g") -> str:
-    return "—" if x is None else format(x, fmt)
-
-
 def _named(step: str, rule: str | None) -> str:
     return step if rule is None else f"{step} ({rule} rule)"
 
@@ -47,6 +38,11 @@ def with_ci(r: dict[str, Any], key: str = "p") -> str:
     """A proportion in % with its 95 % interval."""
     lo, hi = r.get("ci95", [None, None])
     return pct(r.get(key)) + ("" if lo is None else f" [{pct(lo)}, {pct(hi)}]")
+
+
+def rate_text(m: metrics.Metric, rate: dict[str, Any]) -> str:
+    """A rate of `statistics` as its metric is shown: a proportion with its interval, or a number."""
+    return with_ci(rate, "mean") if m.fmt == "pct" else m.format(rate.get("mean"))
 
 
 def odds(x: dict[str, Any]) -> str:
@@ -72,7 +68,7 @@ def _tracekd_steps(s: dict[str, Any], rules: dict[str, Any] | None) -> list[tupl
     its view), the steps an evidence rule changes once per rule, named."""
     out = []
     for step, a in s["association"].items():
-        if rules and step in RULE_STEPS:
+        if rules and step in metrics.rule_steps():
             out += [(_named(step, rule), view["association"][step]) for rule, view in rules.items()]
         else:
             out.append((step, a))
@@ -129,7 +125,7 @@ def regression_rows(s: dict[str, Any]) -> Rows:
 
 
 def regression_note(s: dict[str, Any]) -> str:
-    steps = ", ".join(k for k in s["association"] if k not in COMBINED_STEPS)
+    steps = ", ".join(k for k in s["association"] if metrics.step_metric(k).in_regression)
     return (f"Logistic regression of answer correctness on the steps ({steps}) together, with "
             f"{' and '.join(s['regression']['covariates'])} as covariates; standard errors clustered by test item. "
             "Each odds ratio is that step's association with the answer, the other steps held fixed.")
@@ -178,12 +174,18 @@ def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None,
     def row(name: str, value: str, pub: str = "") -> None:
         t.add_row(name, value, pub) if published else t.add_row(name, value)
 
-    r = s["rates"]
+    rule_steps = metrics.rule_steps()
+    for m in metrics.METRICS:
+        rate = s["rates"].get(m.name)
+        if rules and m.step in rule_steps:
+            for rule, view in rules.items():
+                row(_named(m.title, rule), m.format(view["steps"][m.name]))
+        elif rate is not None:
+            row(m.title, rate_text(m, rate))
     a = s["answer"]
-    row("answer accuracy (tracekd, strict)", with_ci(r["answer_accuracy"], "mean"))
-    for key in ("f1", "token_f1", "rouge_l", "bleu_1"):
-        if key in a:
-            row(f"answer {key}", pct(a[key]))
+    for key, value in a.items():  # whatever else the dataset's answer scorer measures
+        if key not in ("accuracy", "correct") and not isinstance(value, dict):
+            row(f"answer {key}", pct(value))
     if upstream:
         for key in UPSTREAM_KEYS:
             pub = published.get(key) if published else None
@@ -191,12 +193,6 @@ def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None,
             row(f"answer {key} (upstream scorer)", f"{upstream[key]:.1f}{diff}", "" if pub is None else f"{pub:.1f}")
     elif "upstream" in a:
         row("answer acc / f1 (upstream scorer)", f"{pct(a['upstream']['acc'])} / {pct(a['upstream']['f1'])}")
-    for step in s["association"]:
-        if rules and step in RULE_STEPS:
-            for rule, view in rules.items():
-                row(f"{_named(step, rule)} right (tracekd)", pct(view["steps"][f"{step}_accuracy"]))
-        else:
-            row(f"{step} step right (tracekd)", with_ci(r[f"{step}_accuracy"], "mean"))
     for rule, view in (rules or {None: {"steps": s["steps"]}}).items():
         ev, tol = view["steps"]["evidence"], view["steps"]["evidence_tolerant"]
         row(_named("evidence P / R / F1", rule), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}")
@@ -253,13 +249,14 @@ def print_rescore(console: Console, results: dict[str, Any]) -> None:
                             title=f"{cond}: all files pooled (n={r['summary']['n']})", expand=False))
     rules = results.get("evidence_rules") or [None]
     first = next(iter(results["by_condition"].values()))["summary"]
-    steps = [k for k in first["association"] if k not in RULE_STEPS]
+    rule_steps = metrics.rule_steps()
+    steps = [metrics.step_metric(k) for k in first["association"] if k not in rule_steps]
     short = {"paper": "P", "tracekd": "T", None: ""}
     legend = ("accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence rule; "
               "both✓ and P(a|t): trace and answer both right, and P(answer right | trace right), paper's definitions")
     t = Table(title="by condition (all files pooled)", caption=legend, header_style="bold")
-    cols = ["condition", "files", "n", "answer", "upstr.", *(k.replace("answer_fact", "ans.fact") for k in steps)]
-    cols += [f"{step[:2]} {short[rule]}".strip() for rule in rules for step in RULE_STEPS]
+    cols = ["condition", "files", "n", "answer", "upstr.", *(m.column.replace("answer_", "ans.") for m in steps)]
+    cols += [f"{step[:2]} {short[rule]}".strip() for rule in rules for step in rule_steps]
     cols += ["both✓", "P(a|t)"]
     for col in cols:
         t.add_column(col, justify="right" if col != "condition" else "left", no_wrap=True)
@@ -269,7 +266,7 @@ def print_rescore(console: Console, results: dict[str, Any]) -> None:
         up = s["answer"].get("upstream", {}).get("acc")
         tr = s["paper"]["association"]["trace"]
         t.add_row(cond, str(r["files"]), str(r["unique_examples"]), pct(s["answer"]["accuracy"]), pct(up),
-                  *(pct(s["rates"][f"{k}_accuracy"]["mean"]) for k in steps),
-                  *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in RULE_STEPS),
+                  *(pct(s["rates"][m.name]["mean"]) for m in steps),
+                  *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in rule_steps),
                   pct(tr["both_right"]["p"]), pct(tr["answer_given_step_right"]["p"]))
     console.print(t)

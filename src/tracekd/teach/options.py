@@ -56,37 +56,44 @@ class TeacherOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # -- the teacher ---------------------------------------------------------------------------
-    backend: Literal["openai", "local"] = "openai"  # local: a tracekd preset / folder, greedy decoding
-    model: str  # the model name the server knows (`vllm serve X` -> X), or a tracekd model (local)
-    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1 (None: the openai client's default)
-    api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key; unset means no key (local servers)
-    serve: bool = False  # start `transformers serve` for `model` (a tracekd preset or folder) on 127.0.0.1
+    backend: Literal["openai", "local"] = Field("openai", description="openai (a server) or local (tracekd's generator, greedy).")
+    model: str = Field(description="The teacher: the model name the server knows (`vllm serve X` -> X), or a tracekd "
+                                   "model (--backend local, --serve).")
+    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
+                                                   "(default: the openai client's).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key "
+                                                           "itself; unset: no key, for local servers).")
+    serve: bool = Field(False, description="Start `transformers serve` for MODEL (a tracekd preset or folder) on "
+                                           "127.0.0.1 while teaching.")
     # -- sampling (None: the server's default) ----------------------------------------------
-    temperature: float | None = Field(None, ge=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
-    seed: int | None = 0  # sample k is asked with seed + k (servers that honour it repeat themselves)
+    temperature: float | None = Field(None, ge=0, description="Sampling temperature (default: the server's).")
+    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling (default: the server's).")
+    max_tokens: int | None = Field(None, ge=1, description="Max new tokens per reply.")
+    seed: int | None = Field(0, description="Seed of sample 0 (sample k uses seed + k; servers that honour it repeat themselves).")
     # -- rejection sampling --------------------------------------------------------------------
-    samples: int = Field(1, ge=1)  # K: ask up to K times until an answer scores correct
-    accept: Literal["correct", "upstream"] = "correct"  # upstream: CoTempQA's lenient original scorer (the paper's)
+    samples: int = Field(1, ge=1, description="Rejection sampling: ask up to K times until the answer scores correct.")
+    accept: Literal["correct", "upstream"] = Field("correct", description="Answer score that decides acceptance: correct, "
+                                                                          "or upstream (CoTempQA's original scorer, the paper's).")
     # -- the prompt ------------------------------------------------------------------------------
-    system: bool = False  # also send the students' system message (the paper sent one user turn)
-    instruction: str = ""  # appended to the user turn (for teachers that do not reason unasked)
+    system: bool = Field(False, description="Also send the students' system message (the paper sent one user turn).")
+    instruction: str = Field("", description="Text appended to the user turn (for teachers that do not reason unasked).")
     # -- summaries and post-hoc explanations of accepted traces --------------------------------
-    summary: bool = False
-    summary_model: str | None = None  # a second model (default: the teacher)
-    summary_base_url: str | None = None
-    summary_api_key_env: str | None = None
-    summary_max_tokens: int | None = Field(200, ge=1)
-    summary_prompt: str = SUMMARY_PROMPT
-    posthoc: bool = False
-    posthoc_prompt: str = POSTHOC_PROMPT
+    summary: bool = Field(False, description="Also ask for a summary of each kept trace (the paper's prompt).")
+    summary_model: str | None = Field(None, description="Summarise with a second model (default: the teacher).")
+    summary_base_url: str | None = Field(None, description="Server of the second model.")
+    summary_api_key_env: str | None = Field(None, description="API key variable of the second model's server "
+                                                              "(default: the teacher's).")
+    summary_max_tokens: int | None = Field(200, ge=1, description="Max new tokens of a summary.")
+    summary_prompt: str = Field(SUMMARY_PROMPT, description="The summary prompt ({trace}: the kept trace).")
+    posthoc: bool = Field(False, description="Also ask for a post-hoc explanation of each kept answer (the paper's second turn).")
+    posthoc_prompt: str = Field(POSTHOC_PROMPT, description="The post-hoc prompt (a second user turn).")
     # -- transport -------------------------------------------------------------------------------
-    concurrency: int = Field(4, ge=1)  # requests in flight at once
-    timeout: float = Field(600.0, gt=0)  # seconds per request
-    max_retries: int = Field(5, ge=0)  # on 429 / 5xx / timeouts / unreachable / malformed bodies
-    retry_delay: float = Field(0.5, ge=0)  # first backoff in seconds; doubles each retry (capped at 30)
-    splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train", "test"], min_length=1)
+    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
+    timeout: float = Field(600.0, gt=0, description="Seconds per request.")
+    max_retries: int = Field(5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors / malformed replies.")
+    retry_delay: float = Field(0.5, ge=0, description="First backoff in seconds (doubles each retry, capped at 30).")
+    splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train", "test"], min_length=1,
+                                                   description="Splits to teach (repeatable).", json_schema_extra={"flag": "split"})
 
     @model_validator(mode="after")
     def _local_is_greedy(self) -> TeacherOptions:

@@ -27,14 +27,21 @@ from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
 from tracekd.jsonio import remove_stale_temps, staged
 from tracekd.lock import folder_lock
-from tracekd.prepare import read_sft_records
+from tracekd.score.answers import score_answer
+from tracekd.score.evaluate import score_output, summarize
+from tracekd.score.outputs import check_rows, check_scores
 from tracekd.teach.cache import ResponseCache, request_key
 from tracekd.teach.client import Request, make_backend
 from tracekd.teach.options import Endpoint, TeacherOptions
-from tracekd.score.evaluate import score_output, summarize
 from tracekd.traces.parse import parse
+from tracekd.traces.records import read_sft_records
 from tracekd.traces.teacher import (
-    RESPONSES_FILE, SUMMARY_FILE, TEACHER_FILE, TEACHER_SCORES, TEACHER_SCORES_EXAMPLES, split_reasoning,
+    RESPONSES_FILE,
+    SUMMARY_FILE,
+    TEACHER_FILE,
+    TEACHER_SCORES,
+    TEACHER_SCORES_EXAMPLES,
+    split_reasoning,
 )
 
 Progress = Callable[[str, int, int], None]
@@ -71,8 +78,8 @@ def teacher_messages(prompt: list[dict[str, str]], opts: TeacherOptions) -> list
 def judge(ds: Dataset, ex: Example, reply: dict[str, Any], accept: str) -> dict[str, Any]:
     """Split a reply into trace and answer and score the answer with the dataset's scorer."""
     reasoning, answer_text = split_reasoning(reply["content"], reply["reasoning"])
-    answers = parse(answer_text).answers
-    score = ds.score_answer(answers, ex, answer_text)
+    answers = parse(answer_text, ds.label_sentence).answers
+    score = score_answer(ds, answers, ex, answer_text)
     if accept != "correct" and accept not in score:
         raise InputError(f"accept: {accept!r} is not a score of dataset {ds.name!r} (it has: correct)")
     ok = bool(score["correct"] if accept == "correct" else score[accept]["correct"])
@@ -123,7 +130,7 @@ def posthoc_messages(item: Item, kept: dict[str, Any], prompt: str) -> list[dict
     """The paper's second turn: the problem, the teacher's trace and answer as assistant turns
     (the trace only when it came separately), then the request for an explanation."""
     turns = [kept["trace"]] if kept["separate_reasoning"] else []
-    return [*item.messages, *({"role": "assistant", "content": t} for t in turns + [kept["answer_text"]]),
+    return [*item.messages, *({"role": "assistant", "content": t} for t in [*turns, kept["answer_text"]]),
             {"role": "user", "content": prompt}]
 
 
@@ -187,6 +194,8 @@ def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progr
         scored, scores = score_teacher(items, rows, ds)
         result["scores"] = {"split": scores["split"], "n": scores["n"], "answer_accuracy": scores["answer"]["accuracy"],
                             **{k: v for k, v in scores["steps"].items() if k.endswith("_accuracy")}}
+        check_rows(scored, out_dir / TEACHER_SCORES_EXAMPLES)
+        check_scores(scores, out_dir / TEACHER_SCORES)
         with staged() as stage:  # the derived files together, or none of them
             stage.jsonl(out_dir / TEACHER_FILE, rows)
             stage.jsonl(out_dir / TEACHER_SCORES_EXAMPLES, scored)

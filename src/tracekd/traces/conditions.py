@@ -29,6 +29,7 @@ from tracekd.errors import InputError
 from tracekd.traces.render import Trace
 
 CONDITIONS = ("answer_only", "correct", "incorrect", "wrong_label", "wrong_evidence", "swapped")
+BASELINE = "baseline"  # not an SFT condition: the untrained model, prompted the same way (an experiment's cells, a report's column)
 
 
 def gold_trace(ex: Example) -> Trace:

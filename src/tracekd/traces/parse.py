@@ -14,7 +14,6 @@ import re
 import warnings
 from functools import lru_cache
 
-from tracekd.data import REGISTRY
 from tracekd.traces.render import EVIDENCE_SENTENCE, Trace
 
 _EVIDENCE_RE = re.compile(
@@ -28,19 +27,15 @@ _ASSISTANT_RE = re.compile(r"^\s*assistant(?:[ \t]*:[ \t]*|[ \t]*\n|\s*$)", re.I
 _BULLET_RE = re.compile(r"^(?:[-*\u2022]|\d+[.)])\s+")
 
 
-@lru_cache(maxsize=8)
-def _label_re(sentences: tuple[str, ...]) -> re.Pattern:
-    """Matches a registered dataset's label sentence ("The category of ... is: X.") and captures X.
+@lru_cache(maxsize=16)
+def label_regex(sentence: str) -> re.Pattern:
+    """Matches the dataset's label sentence ("The category of ... is: X.") and captures X.
 
     The sentence's first three words must match; the rest of its wording may drift (models write
     "between the event in the question and ..."), as long as "is:" follows on the same line.
     """
-    heads = sorted({" ".join(s.split("{label}")[0].split()[:3]) for s in sentences}, key=len, reverse=True)
-    return re.compile(r"(?:" + "|".join(re.escape(h) for h in heads) + r")[^\n:<]*?\bis[ \t]*:[ \t]*([^\n<]*)", re.I)
-
-
-def label_regex() -> re.Pattern:
-    return _label_re(tuple(sorted({cls.label_sentence for cls in REGISTRY.values()})))
+    head = " ".join(sentence.split("{label}")[0].split()[:3])
+    return re.compile(re.escape(head) + r"[^\n:<]*?\bis[ \t]*:[ \t]*([^\n<]*)", re.I)
 
 
 #: a paraphrased label sentence: the first sentence of the trace, "The <anything> is: X"
@@ -137,8 +132,10 @@ def _unescape(s: str) -> str:
     return s.replace("\\'", "'").replace('\\"', '"').replace("\\\\", "\\")
 
 
-def parse(text: str) -> Trace:
-    """Recover (label, evidence, answers) from a model output; missing steps are None."""
+def parse(text: str, label_sentence: str) -> Trace:
+    """Recover (label, evidence, answers) from a model output; missing steps are None.
+    `label_sentence` is the dataset's (`Dataset.label_sentence`, with `{label}` in it): the
+    sentence the output's label step is read from (another dataset's sentence is not a label)."""
     if not isinstance(text, str):
         return Trace(None, None, None)
     t = _ASSISTANT_RE.sub("", text, count=1)
@@ -152,7 +149,7 @@ def parse(text: str) -> Trace:
     scope = think_m.group(1) if think_m else t
 
     label = None
-    label_re = label_regex()
+    label_re = label_regex(label_sentence)
     m = label_re.search(scope) or label_re.search(t)
     if m:
         label = _label_value(m.group(1))

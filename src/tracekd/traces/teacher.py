@@ -126,7 +126,7 @@ def condition_targets(examples: list[Example], condition: str, seed: int, labels
     Rule-based conditions keep every example (`make_targets`); teacher conditions and restricted
     ones keep the teacher-correct examples."""
     check_condition(condition)
-    base, restricted = split_condition(condition)
+    base, _restricted = split_condition(condition)
     if not needs_teacher(condition):
         return examples, make_targets(examples, condition, seed, labels)
     if teacher is None:

@@ -1,39 +1,46 @@
-"""Training options (the recipe's knobs). Defaults are the paper's LoRA settings."""
+"""Training options (the recipe's knobs: the `train:` block of a config, the flags of `tracekd train`).
+Defaults are the paper's LoRA settings."""
 
 from __future__ import annotations
 
 import re
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tracekd.models.loading import Precision
 
 
 class TrainOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    epochs: float = Field(3.0, gt=0)
-    max_steps: int = -1  # > 0 overrides epochs
-    lr: float = Field(2e-4, gt=0)
-    scheduler: str = "cosine"
-    warmup: float = Field(0.1, ge=0)  # a ratio of the steps when < 1
-    batch_size: int = Field(4, ge=1)  # per device
-    grad_accum: int = Field(4, ge=1)  # effective batch = batch_size * grad_accum * devices (16)
-    max_length: int = Field(1024, ge=16)
-    full: bool = False  # full fine-tuning instead of LoRA
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    lora_targets: str | list[str] = "all-linear"
-    qlora: bool | None = None  # None: as the preset says, when CUDA and bitsandbytes are present
-    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where supported and faster (CUDA, AMX CPUs)
-    activation_checkpointing: bool | None = None  # None: on for the paper's presets on CUDA cards below 40 GB
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-    group_by_length: bool = True
-    completion_only_loss: bool = True  # False: loss on the prompt too (the paper's code; for comparison)
-    save_steps: int = Field(50, ge=1)
-    logging_steps: int = Field(10, ge=1)
-    report_to: str = "none"
-    use_cpu: bool = False  # force CPU (also what `accelerate launch` on CPUs needs)
+    epochs: float = Field(3.0, gt=0, description="Epochs.")
+    max_steps: int = Field(-1, description="Stop after N optimiser steps (> 0 overrides epochs).")
+    lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
+    scheduler: str = Field("cosine", description="Learning-rate schedule (a transformers SchedulerType).")
+    warmup: float = Field(0.1, ge=0, description="Warm-up (a ratio of the steps when < 1).")
+    batch_size: int = Field(4, ge=1, description="Per-device batch size.")
+    grad_accum: int = Field(4, ge=1, description="Gradient accumulation steps (effective batch = batch size x "
+                                                 "accumulation x devices: 16).")
+    max_length: int = Field(1024, ge=16, description="Max tokens of prompt + completion.")
+    full: bool = Field(False, description="Full fine-tuning instead of LoRA.")
+    lora_r: int = Field(16, ge=1, description="LoRA rank.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
+    lora_targets: str | list[str] = Field("all-linear", description="LoRA target modules: all-linear, or module names "
+                                                                    "(repeatable; a config also takes a regular expression).")
+    qlora: bool | None = Field(None, description="4-bit QLoRA (default: as the preset says, when CUDA and bitsandbytes are present).")
+    precision: Precision = Field("auto", description="fp32, bf16 (mixed precision: bf16 autocast) or auto (bf16 where "
+                                                     "supported and faster: CUDA, CPUs with AMX / AVX512-BF16).")
+    activation_checkpointing: bool | None = Field(None, description="Recompute activations in the backward pass "
+                                                                    "(default: on for the paper's presets on CUDA cards below 40 GB).")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed.")
+    group_by_length: bool = Field(True, description="Batch examples of similar length.")
+    completion_only_loss: bool = Field(True, description="Loss on the completion only (off: on the prompt too, the paper's "
+                                                         "code; for comparison).")
+    save_steps: int = Field(50, ge=1, description="Checkpoint every N steps.")
+    logging_steps: int = Field(10, ge=1, description="Log the loss every N steps (made a divisor of save_steps, so a resumed run logs the same curve).")
+    report_to: str = Field("none", description="Trainer report_to (none, wandb, tensorboard, ...).")
+    use_cpu: bool = Field(False, description="Train on CPU (also what `accelerate launch` on CPUs needs).")
 
     # values the Trainer would only refuse when training starts (the defaults need no import)
     @field_validator("scheduler")
@@ -73,6 +80,8 @@ class TrainOptions(BaseModel):
             except re.error as e:
                 raise ValueError(f"lora_targets is 'all-linear', a regular expression or a list of module names ({e})") from None
             return v
+        if v == ["all-linear"]:  # `--lora-targets all-linear`: the keyword, not a module name
+            return "all-linear"
         if not v or not all(t.strip() for t in v) or len(set(v)) != len(v):
             raise ValueError("lora_targets must be a non-empty list of distinct module names")
         return v

@@ -22,23 +22,24 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracekd.errors import InputError
-from tracekd.generate.prompts import prompt_ids
 from tracekd.jsonio import write_json_atomic
 from tracekd.models.loading import (
+    cuda_available,
     cuda_memory_gib,
     load_model,
     load_tokenizer,
-    qlora_available,
     release_memory,
     use_bf16,
+    use_qlora,
     write_base_record,
 )
 from tracekd.models.presets import ModelSpec, resolve
-from tracekd.prepare import read_sft_records
+from tracekd.models.prompts import prompt_ids
+from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions
 
 
@@ -59,16 +60,6 @@ def sft_dataset(records: list[dict[str, Any]], tok, spec: ModelSpec, completion_
     return Dataset.from_list([tokenize_example(r, tok, spec, completion_only) for r in records])
 
 
-def use_qlora(spec: ModelSpec, opts: TrainOptions) -> bool:
-    """QLoRA as asked; by default where the preset asks for it and CUDA + bitsandbytes are present,
-    and never with full fine-tuning (`--full` on a paper preset trains the unquantised model)."""
-    if opts.qlora is None:
-        return spec.qlora and not opts.full and qlora_available()
-    if opts.qlora and opts.full:
-        raise InputError("QLoRA trains adapters; it cannot be combined with full fine-tuning")
-    return opts.qlora
-
-
 def use_activation_checkpointing(spec: ModelSpec, opts: TrainOptions) -> bool:
     """As asked; by default on for presets that ask for it (the paper's) on CUDA cards with less
     memory than their threshold (Qwen3-1.7B at 4 x 2048 tokens: ~30 GB of activations without it)."""
@@ -76,17 +67,6 @@ def use_activation_checkpointing(spec: ModelSpec, opts: TrainOptions) -> bool:
         return opts.activation_checkpointing
     memory = None if opts.use_cpu else cuda_memory_gib()
     return memory is not None and memory < spec.checkpointing_below_gib
-
-
-def precision_plan(opts: TrainOptions, qlora: bool) -> tuple[bool, bool]:
-    """(autocast in bf16, base weights in bf16) for `--precision`. bf16 training is mixed
-    precision: the Trainer's bf16 autocast, with the LoRA weights and the optimiser state in fp32
-    (peft keeps adapters in fp32). The frozen base weights are bf16 too (autocast would otherwise
-    cast every fp32 weight to bf16 again at each step, about a tenth of a CPU step); full
-    fine-tuning on a CPU keeps its trained weights fp32 (on CUDA, as before, the model is bf16)."""
-    on_cpu = opts.use_cpu or not _cuda()
-    bf16 = use_bf16(opts.precision, on_cpu=on_cpu)
-    return bf16, bf16 and (qlora or not (on_cpu and opts.full))
 
 
 def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: bool = False):
@@ -102,11 +82,10 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
         per_device_train_batch_size=opts.batch_size,
         gradient_accumulation_steps=opts.grad_accum,
         max_length=opts.max_length,
-        completion_only_loss=True,
         seed=opts.seed,
         data_seed=opts.seed,
         bf16=bf16,
-        use_cpu=opts.use_cpu or not _cuda(),  # also what bf16 autocast on a CPU needs
+        use_cpu=opts.use_cpu or not cuda_available(),  # also what bf16 autocast on a CPU needs
         **_checkpointing_args(checkpointing),
         ddp_find_unused_parameters=False,  # every LoRA (or full) parameter gets a gradient
         train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
@@ -119,7 +98,7 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
         report_to=opts.report_to,
         disable_tqdm=True,
         dataloader_num_workers=0,
-        dataloader_pin_memory=not opts.use_cpu and _cuda(),
+        dataloader_pin_memory=not opts.use_cpu and cuda_available(),
     )
 
 
@@ -131,12 +110,6 @@ def _checkpointing_args(on: bool) -> dict[str, Any]:
     fields = TrainingArguments.__dataclass_fields__
     name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     return {name: on, f"{name}_kwargs": {"use_reentrant": False} if on else None}
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def lora_config(opts: TrainOptions):
@@ -178,72 +151,120 @@ def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpti
         return _train(data_dir, model, out_dir, opts, resume, callbacks)
 
 
-def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
-           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
-    import datasets
+@dataclass(frozen=True)
+class DevicePolicy:
+    """How the base model is loaded and trained on this machine."""
 
-    from tracekd.train.reproducible import ReproducibleTrainer
+    bf16: bool  # bf16 autocast (mixed precision)
+    weights_bf16: bool  # the base model's weights in bf16
+    qlora: bool
+    checkpointing: bool
 
-    datasets.disable_progress_bars()
 
-    opts = opts or TrainOptions()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    spec = resolve(model)
+def device_policy(spec: ModelSpec, opts: TrainOptions) -> DevicePolicy:
+    """Precision, QLoRA and activation checkpointing: as asked, else by the hardware and the preset.
+
+    bf16 training is mixed precision: the Trainer's bf16 autocast, with the LoRA weights and the
+    optimiser state in fp32 (peft keeps adapters in fp32). The frozen base weights are bf16 too
+    (autocast would otherwise cast every fp32 weight to bf16 again at each step, about a tenth of a
+    CPU step); full fine-tuning on a CPU keeps its trained weights fp32 (on CUDA the model is bf16)."""
+    qlora = use_qlora(spec, opts.qlora, opts.full)
+    on_cpu = opts.use_cpu or not cuda_available()
+    bf16 = use_bf16(opts.precision, on_cpu=on_cpu)
+    return DevicePolicy(bf16, bf16 and (qlora or not (on_cpu and opts.full)), qlora, use_activation_checkpointing(spec, opts))
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The tokenized training split, with each sequence's length."""
+
+    records: list[dict[str, Any]]
+    dataset: Any  # datasets.Dataset of input_ids / labels
+    lengths: list[int]
+    truncated: int  # sequences longer than max_length
+
+
+def training_data(data_dir: Path, tok, spec: ModelSpec, opts: TrainOptions) -> TrainingData:
     records = read_sft_records(data_dir)
-    tok = load_tokenizer(spec)
     dataset = sft_dataset(records, tok, spec, opts.completion_only_loss)
     lengths = [len(x) for x in dataset["input_ids"]]
-    truncated = sum(n > opts.max_length for n in lengths)
-    qlora = use_qlora(spec, opts)
-    autocast_bf16, weights_bf16 = precision_plan(opts, qlora)
-    checkpointing = use_activation_checkpointing(spec, opts)
-    base = load_model(spec, qlora=qlora, bf16=weights_bf16)
-    args = sft_config(opts, out_dir, autocast_bf16, checkpointing)
+    return TrainingData(records, dataset, lengths, sum(n > opts.max_length for n in lengths))
+
+
+def make_trainer(spec: ModelSpec, tok, data: TrainingData, opts: TrainOptions, policy: DevicePolicy, out_dir: Path,
+                 callbacks: list | None):
+    """The base model loaded as the policy says, under the reproducible SFT trainer."""
+    from tracekd.train.reproducible import ReproducibleTrainer
+
+    base = load_model(spec, qlora=policy.qlora, bf16=policy.weights_bf16)
     trainer = ReproducibleTrainer(
-        model=base, args=args, train_dataset=dataset, processing_class=tok,
-        peft_config=None if opts.full else lora_config(opts), callbacks=callbacks,
+        model=base, args=sft_config(opts, out_dir, policy.bf16, policy.checkpointing), train_dataset=data.dataset,
+        processing_class=tok, peft_config=None if opts.full else lora_config(opts), callbacks=callbacks,
     )
     if callbacks:  # a caller with its own progress display: no log lines on stdout
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def save_final(trainer, tok, spec: ModelSpec, final: Path) -> bool:
+    """The adapter (or model), saved by every process (FSDP / ZeRO-3 gather the sharded weights
+    here); the tokenizer and the base-model record by the main process. True there."""
+    trainer.save_model(str(final))
+    if not trainer.is_world_process_zero():
+        return False
+    tok.save_pretrained(str(final))
+    write_base_record(final, spec)
+    return True
+
+
+def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
+           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
+    import datasets
+
+    datasets.disable_progress_bars()
+    opts = opts or TrainOptions()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    spec = resolve(model)
+    tok = load_tokenizer(spec)
+    data = training_data(data_dir, tok, spec, opts)
+    policy = device_policy(spec, opts)
+    trainer = make_trainer(spec, tok, data, opts, policy, out_dir, callbacks)
     checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
-    if truncated:
-        print(f"tracekd train: {truncated} of {len(records)} examples are longer than max_length={opts.max_length} tokens and are truncated")
+    if data.truncated:
+        print(f"tracekd train: {data.truncated} of {len(data.records)} examples are longer than "
+              f"max_length={opts.max_length} tokens and are truncated")
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - start
     final = out_dir / ("model" if opts.full else "adapter")
-    trainer.save_model(str(final))  # on every process: FSDP / ZeRO-3 gather the sharded weights here
     summary: dict[str, Any] = {}
-    if trainer.is_world_process_zero():
-        tok.save_pretrained(str(final))
-        write_base_record(final, spec)
-        run = {"result": result, "runtime": runtime, "checkpoint": checkpoint, "qlora": qlora, "bf16": autocast_bf16, "weights_bf16": weights_bf16,
-               "checkpointing": checkpointing, "lengths": lengths, "truncated": truncated}
-        summary = _summary(trainer, spec, opts, data_dir, final, len(records), run)
+    if save_final(trainer, tok, spec, final):
+        run = {"result": result, "runtime": runtime, "checkpoint": checkpoint}
+        summary = _summary(trainer, spec, opts, data_dir, final, data, policy, run)
         write_json_atomic(out_dir / "train_summary.json", json.loads(json.dumps(summary, default=str)))
-    del trainer, base
+    del trainer
     release_memory()
     return summary
 
 
-def _summary(trainer, spec: ModelSpec, opts: TrainOptions, data_dir: Path, final: Path, examples: int,
-             run: dict[str, Any]) -> dict[str, Any]:
+def _summary(trainer, spec: ModelSpec, opts: TrainOptions, data_dir: Path, final: Path, data: TrainingData,
+             policy: DevicePolicy, run: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     steps = trainer.state.global_step
     world = trainer.args.world_size
     seen = steps * opts.batch_size * opts.grad_accum * world
-    lengths, runtime = run["lengths"], run["runtime"]
+    lengths, runtime = data.lengths, run["runtime"]
     mean_len = sum(min(n, opts.max_length) for n in lengths) / len(lengths)
     return {
         "model": spec.name,
         "data": str(data_dir),
         "output": str(final),
         "options": opts.model_dump(),
-        "examples": examples,
-        "truncated": run["truncated"],
+        "examples": len(data.records),
+        "truncated": data.truncated,
         "max_length": opts.max_length,
         "steps": steps,
         "epochs": trainer.state.epoch,
@@ -252,11 +273,11 @@ def _summary(trainer, spec: ModelSpec, opts: TrainOptions, data_dir: Path, final
         "resumed_from": run["checkpoint"],
         "world_size": world,
         "device": str(trainer.args.device),
-        "precision": "bf16" if run["bf16"] else "fp32",  # bf16: autocast (mixed precision)
-        "base_weights_dtype": "bfloat16" if run["weights_bf16"] else "float32",
-        "qlora": bool(run["qlora"]),
+        "precision": "bf16" if policy.bf16 else "fp32",  # bf16: autocast (mixed precision)
+        "base_weights_dtype": "bfloat16" if policy.weights_bf16 else "float32",
+        "qlora": bool(policy.qlora),
         "full_finetune": opts.full,
-        "activation_checkpointing": run["checkpointing"],
+        "activation_checkpointing": policy.checkpointing,
         "chat_template_kwargs": spec.chat_template_kwargs,  # e.g. the fixed date of Llama 3's template
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
         "runtime_s": runtime,
