@@ -51,8 +51,21 @@ def read_lock(path: Path) -> dict[str, str]:
 
 
 def dry_run(lock: str, target: str, pypi_only: bool, report: Path) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-           "--report", str(report), "-r", lock, "-e", target]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--ignore-installed",
+        "--quiet",
+        "--report",
+        str(report),
+        "-r",
+        lock,
+        "-e",
+        target,
+    ]
     env = dict(os.environ)
     if pypi_only:
         env["PIP_CONFIG_FILE"] = os.devnull  # no local indexes, wheels or constraints
@@ -75,16 +88,24 @@ def check(name: str) -> list[str]:
         seconds = time.perf_counter() - start
         if r.returncode != 0:
             return [f"{name}: `pip install -r {lock_file} -e '{target}'` does not resolve:\n{r.stderr[-3000:]}"]
-        installed = {canonical(i["metadata"]["name"]): i["metadata"]["version"] for i in json.loads(report.read_text())["install"]}
+        installed = {
+            canonical(i["metadata"]["name"]): i["metadata"]["version"]
+            for i in json.loads(report.read_text())["install"]
+        }
     installed.pop("tracekd", None)
-    problems = [f"{name}: {pkg} resolves to {installed.get(pkg, 'nothing')}, the lock says {version}"
-                for pkg, version in sorted(pins.items()) if installed.get(pkg) != version]
+    problems = [
+        f"{name}: {pkg} resolves to {installed.get(pkg, 'nothing')}, the lock says {version}"
+        for pkg, version in sorted(pins.items())
+        if installed.get(pkg) != version
+    ]
     extra = sorted(f"{pkg}=={v}" for pkg, v in installed.items() if pkg not in pins)
     if extra and complete:
         problems.append(f"{name}: packages outside {lock_file}: {', '.join(extra)}")
     note = f"; also installed (not locked): {', '.join(extra)}" if extra and not complete else ""
-    print(f"{name}: pip install -r {lock_file} -e '{target}' resolves: {len(installed)} packages, "
-          f"{len(pins)} locked{note} ({seconds:.0f} s)")
+    print(
+        f"{name}: pip install -r {lock_file} -e '{target}' resolves: {len(installed)} packages, "
+        f"{len(pins)} locked{note} ({seconds:.0f} s)"
+    )
     return problems
 
 

@@ -42,10 +42,17 @@ def rule_based(name: str, source: Path, limit: int) -> dict:
 def published() -> dict:
     ds = get_dataset("cotempqa")
     index = {_key(ex.question, [c.text for c in ex.context]): ex for ex in ds.read(str(SHARED / "data" / "cotempqa"))}
-    files = [p for p in sorted((SHARED / "reference-outputs" / "cotempqa" / "evaluation_outputs").glob("*/*.json"))
-             if condition_from_name(p.name) != "answer_only"]  # answer-only outputs have no trace to read
-    return {"files": len(files), **agreement((rec["prediction"], ds.decompose(ex))
-                                             for path in files for ex, rec in read_trace_check_qa(path, index))}
+    files = [
+        p
+        for p in sorted((SHARED / "reference-outputs" / "cotempqa" / "evaluation_outputs").glob("*/*.json"))
+        if condition_from_name(p.name) != "answer_only"
+    ]  # answer-only outputs have no trace to read
+    return {
+        "files": len(files),
+        **agreement(
+            (rec["prediction"], ds.decompose(ex)) for path in files for ex, rec in read_trace_check_qa(path, index)
+        ),
+    }
 
 
 def main() -> None:

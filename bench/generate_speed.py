@@ -36,9 +36,15 @@ def one_at_a_time(gen, prompts, max_new_tokens):
     out = {}
     for pid, msgs in prompts:
         ids = torch.tensor([prompt_ids(gen.tok, msgs, gen.spec)])
-        seq = gen.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                 do_sample=False, eos_token_id=gen.eos_ids, pad_token_id=gen.tok.pad_token_id)
-        out[pid] = seq[0, ids.shape[1]:].tolist()
+        seq = gen.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=gen.eos_ids,
+            pad_token_id=gen.tok.pad_token_id,
+        )
+        out[pid] = seq[0, ids.shape[1] :].tolist()
     return out
 
 
@@ -51,15 +57,21 @@ def static_batches(gen, prompts, max_new_tokens, batch_size):
     encoded = sorted(((pid, prompt_ids(gen.tok, msgs, gen.spec)) for pid, msgs in prompts), key=lambda x: -len(x[1]))
     out = {}
     for i in range(0, len(encoded), batch_size):
-        batch = encoded[i:i + batch_size]
+        batch = encoded[i : i + batch_size]
         width = max(len(ids) for _, ids in batch)
         input_ids = torch.full((len(batch), width), gen.tok.pad_token_id)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
         for row, (_, ids) in enumerate(batch):
-            input_ids[row, width - len(ids):] = torch.tensor(ids)
-            mask[row, width - len(ids):] = 1
-        seq = gen.model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                                 eos_token_id=gen.eos_ids, pad_token_id=gen.tok.pad_token_id)
+            input_ids[row, width - len(ids) :] = torch.tensor(ids)
+            mask[row, width - len(ids) :] = 1
+        seq = gen.model.generate(
+            input_ids=input_ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=gen.eos_ids,
+            pad_token_id=gen.tok.pad_token_id,
+        )
         for row, (pid, _) in enumerate(batch):
             out[pid] = seq[row, width:].tolist()
     return out
@@ -93,9 +105,37 @@ def timed(fn):
 
 def quick_adapter(data: Path, out: Path, model: str, steps: int, precision: str, threads: int | None) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)} if threads else None
-    subprocess.run([sys.executable, "-m", "tracekd", "train", "--data", str(data), "--model", model, "--out", str(out),
-                    "--max-steps", str(steps), "--batch-size", "4", "--grad-accum", "1", "--lr", "1e-3", "--warmup", "0",
-                    "--save-steps", "100000", "--precision", precision], check=True, capture_output=True, env=env)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "train",
+            "--data",
+            str(data),
+            "--model",
+            model,
+            "--out",
+            str(out),
+            "--max-steps",
+            str(steps),
+            "--batch-size",
+            "4",
+            "--grad-accum",
+            "1",
+            "--lr",
+            "1e-3",
+            "--warmup",
+            "0",
+            "--save-steps",
+            "100000",
+            "--precision",
+            precision,
+        ],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
     return out / "adapter"
 
 
@@ -120,11 +160,29 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, "-m", "tracekd", "prepare", "--dataset", "synthetic-babi", "--size", str(max(400, 3 * a.n)),
-                        "--template", "tagged", "--out", str(tmp / "data")], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracekd",
+                "prepare",
+                "--dataset",
+                "synthetic-babi",
+                "--size",
+                str(max(400, 3 * a.n)),
+                "--template",
+                "tagged",
+                "--out",
+                str(tmp / "data"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         adapter, train_s = a.adapter, None
         if adapter is None:
-            adapter, train_s = timed(lambda: quick_adapter(tmp / "data", tmp / "train", a.model, a.train_steps, a.precision, a.threads))
+            adapter, train_s = timed(
+                lambda: quick_adapter(tmp / "data", tmp / "train", a.model, a.train_steps, a.precision, a.threads)
+            )
         recs = read_sft_records(tmp / "data", "test")[: a.n]
         prompts = [(r["id"], r["prompt"]) for r in recs]
         gen = HFGenerator(resolve(a.model), adapter, precision=a.precision)
@@ -135,23 +193,37 @@ def main() -> None:
     static = {k: strip(v, gen) for k, v in static.items()}
     lengths = [len(v) for v in single.values()]
     tokens = sum(lengths)
-    print(json.dumps({
-        "benchmark": "generation_until_eos_continuous_batching_vs_one_at_a_time",
-        "model": a.model, "adapter": str(a.adapter) if a.adapter else f"quick LoRA, {a.train_steps} steps",
-        "adapter_train_s": round(train_s, 1) if train_s else None,
-        "dtype": str(gen.model.dtype).removeprefix("torch."), "threads": torch.get_num_threads(),
-        "prompts": len(prompts), "batch_size": a.batch_size,
-        "max_new_tokens": a.max_new_tokens, "new_tokens": tokens,
-        "output_length": {"mean": round(statistics.mean(lengths), 1), "min": min(lengths), "max": max(lengths),
-                          "stopped_at_eos": sum(n < a.max_new_tokens for n in lengths)},
-        "one_at_a_time_tokens_per_s": round(tokens / t_single, 1),
-        "continuous_tokens_per_s": round(tokens / t_cont, 1),
-        "static_batch_tokens_per_s": round(tokens / t_static, 1),
-        "eos_speedup": round(t_single / t_cont, 2), "target_eos_speedup": 4.0,
-        "static_batch_speedup": round(t_single / t_static, 2),
-        "identical": batched == single,
-        "static_identical": static == single,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "generation_until_eos_continuous_batching_vs_one_at_a_time",
+                "model": a.model,
+                "adapter": str(a.adapter) if a.adapter else f"quick LoRA, {a.train_steps} steps",
+                "adapter_train_s": round(train_s, 1) if train_s else None,
+                "dtype": str(gen.model.dtype).removeprefix("torch."),
+                "threads": torch.get_num_threads(),
+                "prompts": len(prompts),
+                "batch_size": a.batch_size,
+                "max_new_tokens": a.max_new_tokens,
+                "new_tokens": tokens,
+                "output_length": {
+                    "mean": round(statistics.mean(lengths), 1),
+                    "min": min(lengths),
+                    "max": max(lengths),
+                    "stopped_at_eos": sum(n < a.max_new_tokens for n in lengths),
+                },
+                "one_at_a_time_tokens_per_s": round(tokens / t_single, 1),
+                "continuous_tokens_per_s": round(tokens / t_cont, 1),
+                "static_batch_tokens_per_s": round(tokens / t_static, 1),
+                "eos_speedup": round(t_single / t_cont, 2),
+                "target_eos_speedup": 4.0,
+                "static_batch_speedup": round(t_single / t_static, 2),
+                "identical": batched == single,
+                "static_identical": static == single,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,24 @@ from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM, LlamaConfig
 
 LLAMA_3_2_1B = {
-    "vocab_size": 128256, "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16, "num_attention_heads": 32,
-    "num_key_value_heads": 8, "head_dim": 64, "max_position_embeddings": 131072, "rope_theta": 500000.0, "rms_norm_eps": 1e-5,
-    "tie_word_embeddings": True, "rope_scaling": {"factor": 32.0, "high_freq_factor": 4.0, "low_freq_factor": 1.0,
-                                            "original_max_position_embeddings": 8192, "rope_type": "llama3"},
+    "vocab_size": 128256,
+    "hidden_size": 2048,
+    "intermediate_size": 8192,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "head_dim": 64,
+    "max_position_embeddings": 131072,
+    "rope_theta": 500000.0,
+    "rms_norm_eps": 1e-5,
+    "tie_word_embeddings": True,
+    "rope_scaling": {
+        "factor": 32.0,
+        "high_freq_factor": 4.0,
+        "low_freq_factor": 1.0,
+        "original_max_position_embeddings": 8192,
+        "rope_type": "llama3",
+    },
 }
 
 
@@ -49,7 +63,9 @@ def main() -> None:
     d, L, V = cfg.hidden_size, cfg.num_hidden_layers, cfg.vocab_size
     n_layers = sum(p.numel() for n, p in model.named_parameters() if ".layers." in n and p.dim() == 2)
     n_matmul = n_layers + d * V  # + the tied lm_head
-    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        model, LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
     peak = matmul_peak()
@@ -78,19 +94,31 @@ def main() -> None:
         tps = bs * seq * n / dt
         attn = 12 * L * seq * d
         lora_flops, full_flops = 4 * n_matmul + attn, 6 * n_matmul + attn
-        runs.append({
-            "batch": bs, "seq": seq, "tokens_per_s": round(tps),
-            "mfu_lora_flops_vs_measured_peak": round(tps * lora_flops / peak, 3),
-            "mfu_lora_flops_vs_989_tflops": round(tps * lora_flops / 989e12, 3),
-            "mfu_6n_convention_vs_989_tflops": round(tps * full_flops / 989e12, 3),
-            "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-        })
-    print(json.dumps({
-        "benchmark": "gpu_lora_sft_llama_3_2_1b_random_bf16",
-        "gpu": torch.cuda.get_device_name(0), "torch": torch.__version__,
-        "params_total": sum(p.numel() for p in model.parameters()), "params_trainable": trainable,
-        "measured_bf16_matmul_tflops": round(peak / 1e12, 1), "runs": runs,
-    }, indent=2))
+        runs.append(
+            {
+                "batch": bs,
+                "seq": seq,
+                "tokens_per_s": round(tps),
+                "mfu_lora_flops_vs_measured_peak": round(tps * lora_flops / peak, 3),
+                "mfu_lora_flops_vs_989_tflops": round(tps * lora_flops / 989e12, 3),
+                "mfu_6n_convention_vs_989_tflops": round(tps * full_flops / 989e12, 3),
+                "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+            }
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "gpu_lora_sft_llama_3_2_1b_random_bf16",
+                "gpu": torch.cuda.get_device_name(0),
+                "torch": torch.__version__,
+                "params_total": sum(p.numel() for p in model.parameters()),
+                "params_trainable": trainable,
+                "measured_bf16_matmul_tflops": round(peak / 1e12, 1),
+                "runs": runs,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -66,21 +66,27 @@ def main() -> None:
     slow, t_naive = timed(naive)
     same = all(fast["files"][f]["summary"]["answer"]["accuracy"] == slow[f] for f in FILES)
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(SOURCE), *FILES],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tracekd", "rescore", "--source", str(SOURCE), *FILES], check=True, capture_output=True
+    )
     t_cli = time.perf_counter() - t
-    print(json.dumps({
-        "benchmark": "rescore_12_published_files",
-        "files": len(FILES),
-        "records": sum(v["summary"]["n"] for v in fast["files"].values()),
-        "tracekd_s": round(t_fast, 3),
-        "naive_linear_join_s": round(t_naive, 3),
-        "speedup_vs_naive": round(t_naive / t_fast, 2),
-        "same_scores": same,
-        "cli_total_s": round(t_cli, 3),
-        "target_s": 2.0,
-        "meets_target": t_cli < 2.0,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "rescore_12_published_files",
+                "files": len(FILES),
+                "records": sum(v["summary"]["n"] for v in fast["files"].values()),
+                "tracekd_s": round(t_fast, 3),
+                "naive_linear_join_s": round(t_naive, 3),
+                "speedup_vs_naive": round(t_naive / t_fast, 2),
+                "same_scores": same,
+                "cli_total_s": round(t_cli, 3),
+                "target_s": 2.0,
+                "meets_target": t_cli < 2.0,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

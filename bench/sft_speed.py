@@ -79,8 +79,9 @@ class FlopCounter:
         cfg = base.config
         self.d, self.vocab, self.layers = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
         self.d_attn = cfg.num_attention_heads * getattr(cfg, "head_dim", cfg.hidden_size // cfg.num_attention_heads)
-        self.n_layers = sum(p.numel() for n, p in base.named_parameters()
-                            if ".layers." in n and p.dim() == 2 and "lora_" not in n)
+        self.n_layers = sum(
+            p.numel() for n, p in base.named_parameters() if ".layers." in n and p.dim() == 2 and "lora_" not in n
+        )
         self.n_lora = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
         model.register_forward_pre_hook(self._count, with_kwargs=True)  # the trainer calls this one with the labels
 
@@ -122,19 +123,40 @@ def worker(data: str, model: str, run: str, batch: int, steps: int, out: str, th
 
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     peak_before = matmul_peak(dtype)
-    opts = TrainOptions(epochs=1, max_steps=steps, batch_size=batch, grad_accum=1, warmup=0, save_steps=10**6, max_length=4096,
-                        group_by_length=tracekd, completion_only_loss=tracekd, logging_steps=1, precision=precision)
+    opts = TrainOptions(
+        epochs=1,
+        max_steps=steps,
+        batch_size=batch,
+        grad_accum=1,
+        warmup=0,
+        save_steps=10**6,
+        max_length=4096,
+        group_by_length=tracekd,
+        completion_only_loss=tracekd,
+        logging_steps=1,
+        precision=precision,
+    )
     s = train(data, model, Path(out).with_suffix(""), opts, callbacks=[Attach()])
     peak_after = matmul_peak(dtype)
     runtime = next(h["train_runtime"] for h in s["log_history"] if "train_runtime" in h)
     losses = [h["loss"] for h in s["log_history"] if "loss" in h]
-    Path(out).write_text(json.dumps({
-        "tokens": counter.tokens, "seconds": float(runtime), "steps": s["steps"], "flops": counter.flops,
-        "cpu_seconds": cpu_seconds["end"] - cpu_seconds["begin"],
-        "matmul_peak_flops": max(peak_before[0], peak_after[0]), "matmul_peak_flops_per_cpu_s": max(peak_before[1], peak_after[1]),
-        "precision": s["precision"], "final_loss": losses[-1] if losses else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "threads": torch.get_num_threads(),
-    }))
+    Path(out).write_text(
+        json.dumps(
+            {
+                "tokens": counter.tokens,
+                "seconds": float(runtime),
+                "steps": s["steps"],
+                "flops": counter.flops,
+                "cpu_seconds": cpu_seconds["end"] - cpu_seconds["begin"],
+                "matmul_peak_flops": max(peak_before[0], peak_after[0]),
+                "matmul_peak_flops_per_cpu_s": max(peak_before[1], peak_after[1]),
+                "precision": s["precision"],
+                "final_loss": losses[-1] if losses else None,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
 
 
 def main() -> None:
@@ -152,35 +174,77 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        src = ["--dataset", "cotempqa", "--source", str(COTEMPQA)] if COTEMPQA.is_dir() else ["--dataset", "synthetic-temporal", "--size", "400"]
-        subprocess.run([sys.executable, "-m", "tracekd", "prepare", *src, "--limit-train", str(a.examples),
-                        "--out", str(tmp / "data")], check=True, capture_output=True)
+        src = (
+            ["--dataset", "cotempqa", "--source", str(COTEMPQA)]
+            if COTEMPQA.is_dir()
+            else ["--dataset", "synthetic-temporal", "--size", "400"]
+        )
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracekd",
+                "prepare",
+                *src,
+                "--limit-train",
+                str(a.examples),
+                "--out",
+                str(tmp / "data"),
+            ],
+            check=True,
+            capture_output=True,
+        )
         res = {}
         for run in a.runs:
             out = tmp / f"{run}.json"
-            r = subprocess.run([sys.executable, __file__, "--model", a.model, "--batch-size", str(a.batch_size), "--steps", str(a.steps),
-                                *(["--threads", str(a.threads)] if a.threads else []), "--worker", run, str(tmp / "data"), str(out)], capture_output=True, text=True)
+            r = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--model",
+                    a.model,
+                    "--batch-size",
+                    str(a.batch_size),
+                    "--steps",
+                    str(a.steps),
+                    *(["--threads", str(a.threads)] if a.threads else []),
+                    "--worker",
+                    run,
+                    str(tmp / "data"),
+                    str(out),
+                ],
+                capture_output=True,
+                text=True,
+            )
             if r.returncode != 0:
                 sys.exit(r.stderr[-3000:])
             res[run] = json.loads(out.read_text())
     runs = {}
     for run, r in res.items():
         runs[run] = {
-            "precision": r["precision"], "tokens": r["tokens"], "seconds": round(r["seconds"], 1),
+            "precision": r["precision"],
+            "tokens": r["tokens"],
+            "seconds": round(r["seconds"], 1),
             "tokens_per_s": round(r["tokens"] / r["seconds"], 1),
             "useful_gflop_per_s": round(r["flops"] / r["seconds"] / 1e9, 1),
             "matmul_peak_gflop_per_s": round(r["matmul_peak_flops"] / 1e9, 1),
             "mfu": round(r["flops"] / r["seconds"] / r["matmul_peak_flops"], 3),
-            "cpu_seconds": round(r["cpu_seconds"], 1), "tokens_per_cpu_s": round(r["tokens"] / r["cpu_seconds"], 1),
+            "cpu_seconds": round(r["cpu_seconds"], 1),
+            "tokens_per_cpu_s": round(r["tokens"] / r["cpu_seconds"], 1),
             "mfu_cpu_time": round(r["flops"] / r["cpu_seconds"] / r["matmul_peak_flops_per_cpu_s"], 3),
-            "final_loss": r["final_loss"], "peak_rss_mb": round(r["peak_rss_mb"]), "threads": r["threads"],
+            "final_loss": r["final_loss"],
+            "peak_rss_mb": round(r["peak_rss_mb"]),
+            "threads": r["threads"],
         }
     report = {
         "benchmark": "sft_tokens_per_second_and_mfu_cpu",
-        "model": a.model, "data": "cotempqa" if COTEMPQA.is_dir() else "synthetic-temporal",
-        "examples": a.examples, "batch_size": a.batch_size, "steps": a.steps,
+        "model": a.model,
+        "data": "cotempqa" if COTEMPQA.is_dir() else "synthetic-temporal",
+        "examples": a.examples,
+        "batch_size": a.batch_size,
+        "steps": a.steps,
         "flop_count": "per real token 4*N_layers + 6*N_lora; per supervised token 4*d*V (LM head); "
-                      "per sequence 12*d_attn*s(s+1)/2 per layer (causal attention); padding excluded",
+        "per sequence 12*d_attn*s(s+1)/2 per layer (causal attention); padding excluded",
         "runs": runs,
     }
     if "fp32" in runs and "bf16" in runs:

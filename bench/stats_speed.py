@@ -34,8 +34,12 @@ def ratios(rows: list[dict]) -> tuple[np.ndarray, dict[str, tuple]]:
     label = np.array([r["label_correct"] for r in rows], float)
     ones = np.ones(len(rows))
     return np.array([r["id"] for r in rows]), {
-        "answer": (y, ones), "label": (label, ones), "both": (y * label, ones), "given": (y * label, label),
-        "given_wrong": (y * (1 - label), 1 - label)}
+        "answer": (y, ones),
+        "label": (label, ones),
+        "both": (y * label, ones),
+        "given": (y * label, label),
+        "given_wrong": (y * (1 - label), 1 - label),
+    }
 
 
 def naive(items: np.ndarray, rs: dict[str, tuple]) -> dict[str, list[float]]:
@@ -77,26 +81,38 @@ def main() -> None:
     naive_ci, t_naive = best_of(lambda: naive(items, rs), 1)
     diff = max(abs(a - b) for n in rs for a, b in zip(fast_ci[n]["ci95"], naive_ci[n]))
     _, t_stats = best_of(lambda: [statistics({0: v}) for v in rows.values()])
-    imports = ("import scipy.stats; from statsmodels.stats.contingency_tables import StratifiedTable; "
-               "from statsmodels.genmod.generalized_linear_model import GLM")
+    imports = (
+        "import scipy.stats; from statsmodels.stats.contingency_tables import StratifiedTable; "
+        "from statsmodels.genmod.generalized_linear_model import GLM"
+    )
     _, t_import = best_of(lambda: subprocess.run([sys.executable, "-c", imports], check=True))
     _, t_scipy = best_of(lambda: subprocess.run([sys.executable, "-c", "import scipy.stats"], check=True))
-    _, t_cli = best_of(lambda: subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(SOURCE), *FILES],
-                                              check=True, capture_output=True))
-    print(json.dumps({
-        "benchmark": "rescore_statistics",
-        "outputs_per_condition": len(items),
-        "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
-        "bootstrap_vectorised_s": round(t_fast, 4),
-        "bootstrap_naive_loop_s": round(t_naive, 3),
-        "speedup_vs_naive": round(t_naive / t_fast, 1),
-        "max_ci_endpoint_difference": round(diff, 4),
-        "statistics_3_conditions_s": round(t_stats, 3),
-        "statsmodels_import_over_scipy_s": round(t_import - t_scipy, 3),
-        "cli_total_s": round(t_cli, 3),
-        "target_s": 3.0,
-        "meets_target": t_cli < 3.0,
-    }, indent=2))
+    _, t_cli = best_of(
+        lambda: subprocess.run(
+            [sys.executable, "-m", "tracekd", "rescore", "--source", str(SOURCE), *FILES],
+            check=True,
+            capture_output=True,
+        )
+    )
+    print(
+        json.dumps(
+            {
+                "benchmark": "rescore_statistics",
+                "outputs_per_condition": len(items),
+                "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+                "bootstrap_vectorised_s": round(t_fast, 4),
+                "bootstrap_naive_loop_s": round(t_naive, 3),
+                "speedup_vs_naive": round(t_naive / t_fast, 1),
+                "max_ci_endpoint_difference": round(diff, 4),
+                "statistics_3_conditions_s": round(t_stats, 3),
+                "statsmodels_import_over_scipy_s": round(t_import - t_scipy, 3),
+                "cli_total_s": round(t_cli, 3),
+                "target_s": 3.0,
+                "meets_target": t_cli < 3.0,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

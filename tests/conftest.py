@@ -119,12 +119,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     skipped = [r for r in terminalreporter.stats.get("skipped", []) if SKIP_REASON in str(r.longrepr)]
     if skipped:
         terminalreporter.write_sep(
-            "!", f"{len(skipped)} tests SKIPPED: no real data at {DATA} "
-                 "(point TRACEKD_SHARED at it; CI sets TRACEKD_REQUIRE_SHARED=1 and fails instead)",
-            red=True, bold=True)
+            "!",
+            f"{len(skipped)} tests SKIPPED: no real data at {DATA} "
+            "(point TRACEKD_SHARED at it; CI sets TRACEKD_REQUIRE_SHARED=1 and fails instead)",
+            red=True,
+            bold=True,
+        )
     elif REQUIRE_SHARED:
-        terminalreporter.write_sep("!", f"no real data at {DATA} and TRACEKD_REQUIRE_SHARED is set: "
-                                        "the tests that need it failed", red=True, bold=True)
+        terminalreporter.write_sep(
+            "!",
+            f"no real data at {DATA} and TRACEKD_REQUIRE_SHARED is set: the tests that need it failed",
+            red=True,
+            bold=True,
+        )
     return result
 
 

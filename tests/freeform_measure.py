@@ -57,19 +57,31 @@ def agreement(traces: Iterable[tuple[str, Example]]) -> dict:
         same_set += t == o
         items += len(ex.context)
         items_agree += len(ex.context) - len(t ^ o)
-    return {"traces": n, **{f"{k}_agreement": v / n for k, v in steps.items()},
-            "cited_set_agreement": same_set / n, "item_decisions": items, "item_agreement": items_agree / items}
+    return {
+        "traces": n,
+        **{f"{k}_agreement": v / n for k, v in steps.items()},
+        "cited_set_agreement": same_set / n,
+        "item_decisions": items,
+        "item_agreement": items_agree / items,
+    }
 
 
 def _pr(tp: int, fp: int, fn: int) -> dict:
-    return {"tp": tp, "fp": fp, "fn": fn, "precision": tp / (tp + fp) if tp + fp else None,
-            "recall": tp / (tp + fn) if tp + fn else None}
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "precision": tp / (tp + fp) if tp + fp else None,
+        "recall": tp / (tp + fn) if tp + fn else None,
+    }
 
 
 def hand_labelled(examples: dict[str, Example]) -> dict[str, dict]:
     """Per part (dev, held-out, all): item-level citation counts, label-stated counts and per step
     the counts of "step right" (scorer vs hand), with precision and recall."""
-    traces = {(r["set"], r["id"]): r["trace"] for r in map(json.loads, (FIXTURE / "traces.jsonl").read_text().splitlines())}
+    traces = {
+        (r["set"], r["id"]): r["trace"] for r in map(json.loads, (FIXTURE / "traces.jsonl").read_text().splitlines())
+    }
     counts: dict[str, dict] = {}
     for lab in map(json.loads, (FIXTURE / "labels.jsonl").read_text().splitlines()):
         ex = examples[lab["id"]]
@@ -77,29 +89,54 @@ def hand_labelled(examples: dict[str, Example]) -> dict[str, dict]:
         got, want = set(cited(trace, ex)), set(lab["cited"])
         said = ex.label in stated_labels(trace, ex)
         texts = {c.id: c.text for c in ex.context}
-        hand = _flags(score_steps(Trace(ex.label if lab["label_stated"] else None,
-                                        tuple(texts[i] for i in sorted(want)), None), ex))
+        hand = _flags(
+            score_steps(
+                Trace(ex.label if lab["label_stated"] else None, tuple(texts[i] for i in sorted(want)), None), ex
+            )
+        )
         ours = _flags(score_steps(freeform_trace(traces[(lab["set"], lab["id"])], ex), ex))
         for part in (lab["part"], "all"):
-            c = counts.setdefault(part, {"traces": 0, "items": [0, 0, 0], "label_stated": [0, 0, 0, 0],
-                                         "steps": {m.step: [0, 0, 0, 0] for m in metrics.steps()}})
+            c = counts.setdefault(
+                part,
+                {
+                    "traces": 0,
+                    "items": [0, 0, 0],
+                    "label_stated": [0, 0, 0, 0],
+                    "steps": {m.step: [0, 0, 0, 0] for m in metrics.steps()},
+                },
+            )
             c["traces"] += 1
             for i, v in enumerate((len(got & want), len(got - want), len(want - got))):
                 c["items"][i] += v
-            c["label_stated"][[said and lab["label_stated"], said and not lab["label_stated"],
-                               lab["label_stated"] and not said, True].index(True)] += 1
+            c["label_stated"][
+                [
+                    said and lab["label_stated"],
+                    said and not lab["label_stated"],
+                    lab["label_stated"] and not said,
+                    True,
+                ].index(True)
+            ] += 1
             for s in (m.step for m in metrics.steps()):
                 if hand[s] is not None:  # the step applies (the same example: hand and ours agree on that)
-                    c["steps"][s][[hand[s] and ours[s], ours[s] and not hand[s], hand[s] and not ours[s], True].index(True)] += 1
-    return {part: {"traces": c["traces"], "items": _pr(*c["items"]),
-                   "label_stated": {**_pr(*c["label_stated"][:3]), "tn": c["label_stated"][3]},
-                   "steps": {s: {**_pr(*v[:3]), "tn": v[3]} for s, v in c["steps"].items()}}
-            for part, c in counts.items()}
+                    c["steps"][s][
+                        [hand[s] and ours[s], ours[s] and not hand[s], hand[s] and not ours[s], True].index(True)
+                    ] += 1
+    return {
+        part: {
+            "traces": c["traces"],
+            "items": _pr(*c["items"]),
+            "label_stated": {**_pr(*c["label_stated"][:3]), "tn": c["label_stated"][3]},
+            "steps": {s: {**_pr(*v[:3]), "tn": v[3]} for s, v in c["steps"].items()},
+        }
+        for part, c in counts.items()
+    }
 
 
 def fixture_examples(shared_data: Path) -> dict[str, Example]:
     """The examples the hand-labelled traces answer, from ../shared/data."""
     from tracekd.data import get_dataset
 
-    return {**{e.id: e for e in get_dataset("cotempqa").load(str(shared_data / "cotempqa"))},
-            **{e.id: e for e in get_dataset("babi").load(str(shared_data / "babi" / "en"))}}
+    return {
+        **{e.id: e for e in get_dataset("cotempqa").load(str(shared_data / "cotempqa"))},
+        **{e.id: e for e in get_dataset("babi").load(str(shared_data / "babi" / "en"))},
+    }

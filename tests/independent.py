@@ -19,8 +19,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 COTEMPQA_FILES = {"equal": "equal.json", "overlap": "overlap.json", "during": "during_partial.json", "mix": "mix.json"}
-MONTHS = {m: i for i, m in enumerate(("January", "February", "March", "April", "May", "June", "July", "August",
-                                      "September", "October", "November", "December"), start=1)}
+MONTHS = {
+    m: i
+    for i, m in enumerate(
+        (
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ),
+        start=1,
+    )
+}
 
 #: relation phrase written in a fact -> the phrase the question's "While ..." clause uses
 FACT_TO_QUESTION = {
@@ -53,6 +71,7 @@ def cotempqa_raw(data: Path) -> dict[str, dict]:
 
 
 # -- CoTempQA facts, read with string operations -------------------------------------------
+
 
 def _date(s: str):
     """'2019', 'December, 2019' or 'March 11, 2019' -> (first day, last day) as tuples."""
@@ -98,13 +117,13 @@ def read_fact(fid: str, text: str) -> RawFact | None:
     head = when = None
     k = body.rfind(" from ")
     if k >= 0 and " to " in body[k:]:
-        a, _, b = body[k + len(" from "):].partition(" to ")
+        a, _, b = body[k + len(" from ") :].partition(" to ")
         da, db = _date(a), _date(b)
         if da and db:
             head, when = body[:k], (da[0], db[1])
     if head is None:
         k = body.rfind(" in ")
-        d = _date(body[k + len(" in "):]) if k >= 0 else None
+        d = _date(body[k + len(" in ") :]) if k >= 0 else None
         if d is None:
             return None
         head, when = body[:k], d
@@ -129,7 +148,9 @@ class Reading:
 
 def _stating(question: str, answer: str, anchors: list[RawFact], facts: list[RawFact]) -> tuple[list, list]:
     """(facts stating `answer`, those of them overlapping an anchor) for the given anchor(s)."""
-    clause_end = len(f"While {anchors[0].subject} {FACT_TO_QUESTION[anchors[0].phrase]} {anchors[0].object},") if anchors else 0
+    clause_end = (
+        len(f"While {anchors[0].subject} {FACT_TO_QUESTION[anchors[0].phrase]} {anchors[0].object},") if anchors else 0
+    )
     rest = f" {question[clause_end:]} "
     people = {f.subject for f in anchors}
     stating = []
@@ -139,7 +160,8 @@ def _stating(question: str, answer: str, anchors: list[RawFact], facts: list[Raw
         if f.object.casefold() == answer.casefold() and (f.subject in people or f" {f.subject} " in rest):
             stating.append(f)  # "which position did <person> hold ...?"
         elif f.subject.casefold() == answer.casefold() and any(
-                f.object == a.object and FACT_TO_QUESTION[f.phrase] == FACT_TO_QUESTION[a.phrase] for a in anchors):
+            f.object == a.object and FACT_TO_QUESTION[f.phrase] == FACT_TO_QUESTION[a.phrase] for a in anchors
+        ):
             stating.append(f)  # "who also ...?"
     return stating, [f for f in stating if any(f.overlaps(a) for a in anchors)]
 
@@ -159,8 +181,12 @@ def read_cotempqa(rec: dict, label: str) -> Reading:
     question = one_line(rec["question"])
     answers = [one_line(a) for a in rec["answer"]]
     facts = [f for f in (read_fact(f"f{i}", t) for i, t in enumerate(rec["facts"])) if f is not None]
-    matching = [f for f in facts if FACT_TO_QUESTION[f.phrase]
-                and question.startswith(f"While {f.subject} {FACT_TO_QUESTION[f.phrase]} {f.object},")]
+    matching = [
+        f
+        for f in facts
+        if FACT_TO_QUESTION[f.phrase]
+        and question.startswith(f"While {f.subject} {FACT_TO_QUESTION[f.phrase]} {f.object},")
+    ]
 
     def choose(anchors):
         per_answer = [_stating(question, a, anchors, facts) for a in answers]
@@ -184,6 +210,7 @@ def read_cotempqa(rec: dict, label: str) -> Reading:
 
 
 # -- bAbI and MS MARCO -----------------------------------------------------------------------
+
 
 def babi_question_lines(path: Path) -> int:
     return sum("\t" in line for line in path.read_text(encoding="utf-8").splitlines())

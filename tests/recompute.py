@@ -27,7 +27,10 @@ RATE_FIELDS = {
     "answer_accuracy": lambda r: (float(r["answer"]["correct"]), 1.0),
     "parse_rate": lambda r: (float(r["parsed"]["answers"] is not None), 1.0),
     "evidence_f1": lambda r: (float(r["evidence"]["f1"]), 1.0),
-    **{f"{step}_accuracy": (lambda r, f=f: (float(bool(f(r))), float(f(r) is not None))) for step, f in STEP_FIELDS.items()},
+    **{
+        f"{step}_accuracy": (lambda r, f=f: (float(bool(f(r))), float(f(r) is not None)))
+        for step, f in STEP_FIELDS.items()
+    },
 }
 
 
@@ -86,7 +89,7 @@ def md_tables(text: str) -> dict[str, list[dict[str, str]]]:
             title = line[3:]
         elif line.startswith("| ") and not lines[k - 1].startswith("|"):
             header, body = _cells(line), []
-            for x in lines[k + 2:]:
+            for x in lines[k + 2 :]:
                 if not x.startswith("|"):
                     break
                 body.append(dict(zip(header, _cells(x))))

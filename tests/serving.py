@@ -43,8 +43,12 @@ class FaultProxy:
             def _handle(self, method: str) -> None:
                 n_bytes = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(n_bytes) if n_bytes else b""
-                req = {"path": self.path, "method": method, "headers": dict(self.headers),
-                       "json": json.loads(raw) if raw else None}
+                req = {
+                    "path": self.path,
+                    "method": method,
+                    "headers": dict(self.headers),
+                    "json": json.loads(raw) if raw else None,
+                }
                 with proxy.lock:
                     proxy.requests.append(req)
                     n = len(proxy.requests) - 1
@@ -55,8 +59,7 @@ class FaultProxy:
                     time.sleep(action["sleep"])
                 conn = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=300)
                 try:
-                    conn.request(method, self.path, body=raw or None,
-                                 headers={"content-type": "application/json"})
+                    conn.request(method, self.path, body=raw or None, headers={"content-type": "application/json"})
                     resp = conn.getresponse()
                     body = resp.read()
                     status = resp.status

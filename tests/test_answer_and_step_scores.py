@@ -55,10 +55,22 @@ def test_msmarco_metrics():
 
 
 def _ex():
-    ctx = (ContextItem("1", "Mary went to the kitchen."), ContextItem("2", "John got the milk."),
-           ContextItem("3", "Mary went to the kitchen."), ContextItem("4", "Mary took the apple."))
-    return Example("t/1", "synthetic-babi", "qa2", "Where is the apple?", ctx, ("kitchen",), label="two-supporting-facts",
-                   evidence=("3", "4"))
+    ctx = (
+        ContextItem("1", "Mary went to the kitchen."),
+        ContextItem("2", "John got the milk."),
+        ContextItem("3", "Mary went to the kitchen."),
+        ContextItem("4", "Mary took the apple."),
+    )
+    return Example(
+        "t/1",
+        "synthetic-babi",
+        "qa2",
+        "Where is the apple?",
+        ctx,
+        ("kitchen",),
+        label="two-supporting-facts",
+        evidence=("3", "4"),
+    )
 
 
 def test_evidence_matching():
@@ -102,8 +114,10 @@ def test_dataset_scorers_are_behind_the_interface():
 
 
 def test_tolerant_match_on_long_items():
-    ctx = (ContextItem("f0", "Emma Carlsson Lofdahl is a member of the Liberals in March 11, 2019."),
-           ContextItem("f1", "Emma Carlsson Lofdahl is a member of the Vox in July, 2019."))
+    ctx = (
+        ContextItem("f0", "Emma Carlsson Lofdahl is a member of the Liberals in March 11, 2019."),
+        ContextItem("f1", "Emma Carlsson Lofdahl is a member of the Vox in July, 2019."),
+    )
     ex = Example("c/1", "cotempqa", "equal", "q", ctx, ("Liberals",), label="equal", evidence=("f0",))
     typo = ("Emma Carlsson Lofdahl is a member of the Liberals in March 12, 2019.",)
     assert not evidence_score(typo, ex).exact
@@ -121,8 +135,11 @@ def test_msmarco_any_gold_answer_is_right():
 
 
 def test_upstream_quirks_are_the_originals():
-    facts = ["A holds the position of assistant professor from 1990 to 1995.", "A holds the position of dean from 1991 to 1993.",
-             "A holds the position of mayor from 1992 to 1994."]
+    facts = [
+        "A holds the position of assistant professor from 1990 to 1995.",
+        "A holds the position of dean from 1991 to 1993.",
+        "A holds the position of mayor from 1992 to 1994.",
+    ]
     q = "While A was holding the position of dean, which position did A hold?"
 
     def up(output, gold=("assistant professor",)):
@@ -149,7 +166,11 @@ def test_upstream_order_is_deterministic():
     """Equal-length candidates, both in the output and the question: the original skipped
     whichever its set order gave first; tracekd skips the alphabetically first, whatever the
     order of the facts."""
-    facts = ["A works for Alpha from 1990 to 1995.", "A works for Omega from 1991 to 1993.", "A works for Delta in 1992."]
+    facts = [
+        "A works for Alpha from 1990 to 1995.",
+        "A works for Omega from 1991 to 1993.",
+        "A works for Delta in 1992.",
+    ]
     q = "While A worked for Alpha and Omega, which employer did A work for?"
     for order in (facts, facts[::-1], facts[1:] + facts[:1]):
         s = cotempqa_upstream("<answer>['Alpha', 'Omega']</answer>", ("omega",), q, order, "S2_R1_O1")
@@ -159,6 +180,9 @@ def test_upstream_order_is_deterministic():
 def test_upstream_totals_round_as_the_original():
     from tracekd.score.answers import upstream_totals
 
-    rows = [{"correct": True, "f1": 1.0, "p": 1.0, "r": 1.0}, {"correct": False, "f1": 0.5, "p": 1.0, "r": 1 / 3},
-            {"correct": False, "f1": 0.0, "p": 0.0, "r": 0.0}]
+    rows = [
+        {"correct": True, "f1": 1.0, "p": 1.0, "r": 1.0},
+        {"correct": False, "f1": 0.5, "p": 1.0, "r": 1 / 3},
+        {"correct": False, "f1": 0.0, "p": 0.0, "r": 0.0},
+    ]
     assert upstream_totals(rows) == {"acc": 33.3, "f1": 50.0, "p": 66.7, "r": 44.4, "avg": 41.7}

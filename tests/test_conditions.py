@@ -65,8 +65,18 @@ def _check_incorrect(examples, labels, seed):
 
 def _example(n_context, evidence, anchor=(), answer_facts=()):
     ctx = tuple(ContextItem(f"c{i}", f"Sentence number {i} of the story.") for i in range(n_context))
-    return Example("h/1", "synthetic-babi", "qa1", "Where?", ctx, ("x",), label="single-supporting-fact",
-                   evidence=evidence, anchor=anchor, answer_facts=answer_facts)
+    return Example(
+        "h/1",
+        "synthetic-babi",
+        "qa1",
+        "Where?",
+        ctx,
+        ("x",),
+        label="single-supporting-fact",
+        evidence=evidence,
+        anchor=anchor,
+        answer_facts=answer_facts,
+    )
 
 
 def _ids(wrong):
@@ -103,7 +113,9 @@ def test_incorrect_on_real_cotempqa(cotempqa_examples):
     # the reproduction: the old rule cited "... Leader of Fianna Fáil ..." for the answer "Fianna Fáil"
     ex = next(e for e in exs if e.id == "cotempqa/during/2484")
     part = [e for e in exs if e.split == ex.split]
-    trace = dict(zip([e.id for e in part], make_targets(part, "incorrect", 0, ("equal", "overlap", "during", "mix"))))[ex.id][0]
+    trace = dict(zip([e.id for e in part], make_targets(part, "incorrect", 0, ("equal", "overlap", "during", "mix"))))[
+        ex.id
+    ][0]
     assert not any("Fianna Fáil" in t for t in trace.evidence)
 
 
@@ -172,7 +184,12 @@ def test_swapped_and_answer_only_and_correct(temporal):
     for ex, (trace, pert) in zip(exs, make_targets(exs, "answer_only", 0, labels)):
         assert (trace.label, trace.evidence, trace.answers, pert) == (None, None, ex.answers, None)
     for ex, (trace, pert) in zip(exs, make_targets(exs, "correct", 0, labels)):
-        assert (trace.label, trace.evidence, trace.answers, pert) == (ex.label, tuple(ex.texts(ex.evidence)), ex.answers, None)
+        assert (trace.label, trace.evidence, trace.answers, pert) == (
+            ex.label,
+            tuple(ex.texts(ex.evidence)),
+            ex.answers,
+            None,
+        )
 
 
 def test_targets_state_one_of_several_alternative_answers(msmarco_examples):
@@ -180,7 +197,11 @@ def test_targets_state_one_of_several_alternative_answers(msmarco_examples):
     ex = next(e for e in msmarco_examples if e.id == "msmarco/64055")
     assert len(ex.answers) == 2
     for condition in CONDITIONS:
-        (trace, _), = make_targets([ex], condition, 0, get_dataset("msmarco").labels) if condition != "swapped" else [(None, None)]
+        ((trace, _),) = (
+            make_targets([ex], condition, 0, get_dataset("msmarco").labels)
+            if condition != "swapped"
+            else [(None, None)]
+        )
         if trace is not None:
             assert trace.answers == ex.answers[:1]
     assert set(CONDITIONS) == {"answer_only", "correct", "incorrect", "wrong_label", "wrong_evidence", "swapped"}

@@ -11,7 +11,9 @@ from tracekd.data import get_dataset
 from tracekd.data.cotempqa import fits_label, parse_fact, resolve_anchor
 from tracekd.data.schema import ContextItem
 
-POSITION_Q = "While A was holding the position of president, which employer did A work for within the same time interval?"
+POSITION_Q = (
+    "While A was holding the position of president, which employer did A work for within the same time interval?"
+)
 
 
 def _facts(*texts):
@@ -24,8 +26,12 @@ def _ids(facts):
 
 def test_fits_label_reads_each_answer_against_one_anchor():
     anchor, inside, partial, same, apart = _facts(
-        "A holds the position of president from 1990 to 2000.", "A works for X from 1992 to 1995.",
-        "A works for Y from 1995 to 2005.", "A works for Z from 1990 to 2000.", "A works for W in 1980.")
+        "A holds the position of president from 1990 to 2000.",
+        "A works for X from 1992 to 1995.",
+        "A works for Y from 1995 to 2005.",
+        "A works for Z from 1990 to 2000.",
+        "A works for W in 1980.",
+    )
     assert fits_label("during", anchor, [[inside]]) and not fits_label("overlap", anchor, [[inside]])
     assert fits_label("overlap", anchor, [[partial]]) and fits_label("equal", anchor, [[same]])
     assert fits_label("overlap", anchor, [[inside, partial]])  # one fact in the relation suffices
@@ -38,8 +44,11 @@ def test_fits_label_reads_each_answer_against_one_anchor():
 
 def test_the_candidate_the_answers_cooccur_with_in_the_labelled_relation_is_the_anchor():
     # overlap/134: the answer overlaps the second "president" fact, not the first
-    facts = _facts("A holds the position of president from 1973 to 1977.", "A works for X from 1981 to 2001.",
-                   "A holds the position of president from 1974 to 1999.")
+    facts = _facts(
+        "A holds the position of president from 1973 to 1977.",
+        "A works for X from 1981 to 2001.",
+        "A holds the position of president from 1974 to 1999.",
+    )
     anchors, by_answer, ambiguous = resolve_anchor(POSITION_Q, "overlap", ("X",), facts)
     assert (_ids(anchors), [_ids(b) for b in by_answer], ambiguous) == (["f2"], [["f1"]], False)
     # the same facts labelled `during`: neither candidate gives it, so both stay, flagged
@@ -48,8 +57,11 @@ def test_the_candidate_the_answers_cooccur_with_in_the_labelled_relation_is_the_
 
 
 def test_both_candidates_fitting_keeps_both_and_flags_it():
-    facts = _facts("A holds the position of president from 1990 to 2000.",
-                   "A holds the position of president from 1980 to 2010.", "A works for X from 1992 to 1995.")
+    facts = _facts(
+        "A holds the position of president from 1990 to 2000.",
+        "A holds the position of president from 1980 to 2010.",
+        "A works for X from 1992 to 1995.",
+    )
     anchors, by_answer, ambiguous = resolve_anchor(POSITION_Q, "during", ("X",), facts)
     assert (_ids(anchors), [_ids(b) for b in by_answer], ambiguous) == (["f0", "f1"], [["f2"]], True)
 
@@ -58,26 +70,47 @@ def test_a_candidate_that_is_not_the_anchor_can_state_the_answer():
     # mix/111: "president" is an answer; with f1 as the anchor, f0 states it (overlap) and f2 is
     # during = mix; with f0 as the anchor both answers would overlap
     q = "While A was holding the position of president, which position did A hold simultaneously?"
-    facts = _facts("A holds the position of president from 1903 to 1908.",
-                   "A holds the position of president from 1896 to 1906.",
-                   "A holds the position of deputy from November 12, 1889 to October 22, 1908.")
+    facts = _facts(
+        "A holds the position of president from 1903 to 1908.",
+        "A holds the position of president from 1896 to 1906.",
+        "A holds the position of deputy from November 12, 1889 to October 22, 1908.",
+    )
     anchors, by_answer, ambiguous = resolve_anchor(q, "mix", ("deputy", "president"), facts)
     assert (_ids(anchors), [_ids(b) for b in by_answer], ambiguous) == (["f1"], [["f2"], ["f0"]], False)
 
 
 def test_retrieve_reports_the_choice_and_the_ambiguity(tmp_path):
     records = [
-        {"index": 0, "question": POSITION_Q, "answer": ["X"], "facts": [
-            "A holds the position of president from 1973 to 1977.", "A works for X from 1981 to 2001.",
-            "A holds the position of president from 1974 to 1999."]},
-        {"index": 1, "question": POSITION_Q, "answer": ["X"], "facts": [
-            "A holds the position of president from 1990 to 2000.", "A works for X from 1992 to 1995.",
-            "A holds the position of president from 1991 to 1999."]},
+        {
+            "index": 0,
+            "question": POSITION_Q,
+            "answer": ["X"],
+            "facts": [
+                "A holds the position of president from 1973 to 1977.",
+                "A works for X from 1981 to 2001.",
+                "A holds the position of president from 1974 to 1999.",
+            ],
+        },
+        {
+            "index": 1,
+            "question": POSITION_Q,
+            "answer": ["X"],
+            "facts": [
+                "A holds the position of president from 1990 to 2000.",
+                "A works for X from 1992 to 1995.",
+                "A holds the position of president from 1991 to 1999.",
+            ],
+        },
     ]
     path = tmp_path / "overlap.json"
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     resolved, ambiguous = get_dataset("cotempqa").load(str(path))
-    assert (resolved.anchor, resolved.answer_facts, resolved.evidence, resolved.flags) == (("f2",), ("f1",), ("f1", "f2"), ())
+    assert (resolved.anchor, resolved.answer_facts, resolved.evidence, resolved.flags) == (
+        ("f2",),
+        ("f1",),
+        ("f1", "f2"),
+        (),
+    )
     # neither candidate overlaps X (1992-1995 lies inside both): both kept, flagged, and the label
     # contradicts the dates
     assert (ambiguous.anchor, ambiguous.evidence) == (("f0", "f2"), ("f0", "f1", "f2"))

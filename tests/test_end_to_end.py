@@ -19,11 +19,49 @@ def _cli(*args):
 
 def test_prepare_train_generate_evaluate(tmp_path):
     d = tmp_path / "data"
-    _cli("prepare", "--dataset", "synthetic-babi", "--size", 40, "--condition", "correct", "--template", "tagged", "--out", d)
-    _cli("train", "--data", d, "--model", "tiny-random", "--out", tmp_path / "run", "--max-steps", 6,
-         "--batch-size", 4, "--grad-accum", 1, "--lr", "5e-3")
-    _cli("generate", "--data", d, "--model", "tiny-random", "--adapter", tmp_path / "run" / "adapter",
-         "--out", tmp_path / "preds.jsonl", "--max-new-tokens", 32)
+    _cli(
+        "prepare",
+        "--dataset",
+        "synthetic-babi",
+        "--size",
+        40,
+        "--condition",
+        "correct",
+        "--template",
+        "tagged",
+        "--out",
+        d,
+    )
+    _cli(
+        "train",
+        "--data",
+        d,
+        "--model",
+        "tiny-random",
+        "--out",
+        tmp_path / "run",
+        "--max-steps",
+        6,
+        "--batch-size",
+        4,
+        "--grad-accum",
+        1,
+        "--lr",
+        "5e-3",
+    )
+    _cli(
+        "generate",
+        "--data",
+        d,
+        "--model",
+        "tiny-random",
+        "--adapter",
+        tmp_path / "run" / "adapter",
+        "--out",
+        tmp_path / "preds.jsonl",
+        "--max-new-tokens",
+        32,
+    )
     r = _cli("evaluate", "--data", d, "--predictions", tmp_path / "preds.jsonl", "--out", tmp_path / "scores.json")
     s = json.loads((tmp_path / "scores.json").read_text())
     assert s["n"] == 10 and "association" in s and "answer accuracy" in r.stdout
@@ -40,7 +78,13 @@ def test_overfit_four_examples(overfit_run):
     probe = root / "probe"
     probe.mkdir(exist_ok=True)
     (probe / "test.jsonl").write_text((data / "train.jsonl").read_text())
-    generate(probe, "tiny-random", out, adapter=root / "run" / "adapter", opts=GenerateOptions(max_new_tokens=96, batch_size=4))
+    generate(
+        probe,
+        "tiny-random",
+        out,
+        adapter=root / "run" / "adapter",
+        opts=GenerateOptions(max_new_tokens=96, batch_size=4),
+    )
     got = {r["id"]: r["output"] for r in map(json.loads, out.open())}
     want = {r["id"]: r["completion"][0]["content"] for r in map(json.loads, (data / "train.jsonl").open())}
     assert len(want) == 4 and got == want

@@ -18,7 +18,19 @@ def run(*args):
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     d = tmp_path_factory.mktemp("prep") / "data"
-    r = run("prepare", "--dataset", "synthetic-babi", "--size", 100, "--condition", "correct", "--template", "paper", "--out", d)
+    r = run(
+        "prepare",
+        "--dataset",
+        "synthetic-babi",
+        "--size",
+        100,
+        "--condition",
+        "correct",
+        "--template",
+        "paper",
+        "--out",
+        d,
+    )
     assert r.returncode == 0, r.stderr
     return d, [json.loads(x) for x in (d / "test.jsonl").open()]
 
@@ -30,7 +42,9 @@ def _write(path, rows):
 
 def test_gold_traces_score_perfectly(tmp_path, prepared):
     d, test = prepared
-    preds = _write(tmp_path / "p.jsonl", [{"id": r["id"], "output": "assistant\n\n" + r["completion"][0]["content"]} for r in test])
+    preds = _write(
+        tmp_path / "p.jsonl", [{"id": r["id"], "output": "assistant\n\n" + r["completion"][0]["content"]} for r in test]
+    )
     r = run("evaluate", "--data", d, "--predictions", preds, "--out", tmp_path / "s.json")
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "s.json").read_text())
@@ -68,12 +82,15 @@ def test_mixed_outputs_and_tallies(tmp_path, prepared):
     assert s["association"]["evidence"]["table"] == [[12, 0], [0, 8]]
 
 
-@pytest.mark.parametrize("lines,line,needle", [
-    (['{"id": "nope", "output": "x"}'], 1, "not in the test set"),
-    (["FIRST", "FIRST"], 2, "duplicate id"),
-    (["FIRST", '{"id": 3}'], 2, "'id' and 'output'"),
-    (["FIRST", "{oops"], 2, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "lines,line,needle",
+    [
+        (['{"id": "nope", "output": "x"}'], 1, "not in the test set"),
+        (["FIRST", "FIRST"], 2, "duplicate id"),
+        (["FIRST", '{"id": 3}'], 2, "'id' and 'output'"),
+        (["FIRST", "{oops"], 2, "not valid JSON"),
+    ],
+)
 def test_bad_predictions(tmp_path, prepared, lines, line, needle):
     d, test = prepared
     first = json.dumps({"id": test[0]["id"], "output": "x"})
@@ -135,4 +152,6 @@ def test_msmarco_correct_completions_score_perfectly(tmp_path, shared_data):
         for line in (d / f"{split}.jsonl").open():
             rec = json.loads(line)
             ex = Example.from_record(rec)
-            assert score_answer(ds, parse(rec["completion"][0]["content"], ds.label_sentence).answers, ex, "")["correct"], ex.id
+            assert score_answer(ds, parse(rec["completion"][0]["content"], ds.label_sentence).answers, ex, "")[
+                "correct"
+            ], ex.id

@@ -82,8 +82,11 @@ def test_grid_results_and_report(grid_run):
     res = json.loads((run / "results.json").read_text())
     assert res["conditions"] == ["baseline", "answer_only", "correct", "incorrect"]
     cells = {(g["dataset"], g["model"], g["condition"]) for g in res["groups"]}
-    assert cells == {(d, "tiny-random", c) for d in ("synthetic-babi", "synthetic-temporal")
-                     for c in ("baseline", "answer_only", "correct", "incorrect")}
+    assert cells == {
+        (d, "tiny-random", c)
+        for d in ("synthetic-babi", "synthetic-temporal")
+        for c in ("baseline", "answer_only", "correct", "incorrect")
+    }
     assert list(res)[:3] == ["name", "kind", "findings"]
     assert len(res["findings"]) == len(res["groups"]) * (5 + 3)  # 5 steps (tracekd) + 3 (paper) per group
     for g in res["groups"]:
@@ -119,8 +122,10 @@ def _check_values(run: Path) -> int:
     headline = {(r["dataset"], r["model"]): r for r in md["Headline: answer accuracy (%)"]}
     steps = {(r["dataset"], r["model"], r["condition"]): r for r in md["Trace steps (%, tracekd definitions)"]}
     subsets = {(r["dataset"], r["model"], r["subset"]): r for r in md["Per subset: answer accuracy (%)"]}
-    assoc = {(r["dataset"], r["model"], r["condition"], r["step"], r["defs"]): r
-             for r in md["Does a right trace step go with a right answer?"]}
+    assoc = {
+        (r["dataset"], r["model"], r["condition"], r["step"], r["defs"]): r
+        for r in md["Does a right trace step go with a right answer?"]
+    }
     varied = 0
     for g in res["groups"]:
         key = (g["dataset"], g["model"], g["condition"])
@@ -143,7 +148,10 @@ def _check_values(run: Path) -> int:
             for strata, groups in (("by_subset", by_subset), ("by_seed", {str(s): rs for s, rs in seeds.items()})):
                 # the strata where the step applies to some example; one alone is not listed
                 tables = {s: t for s, rs in groups.items() if sum(map(sum, t := table(rs, step)))}
-                assert {s: b["table"] for s, b in a.get(strata, {}).items()} == (tables if len(tables) > 1 else {}), (key, step)
+                assert {s: b["table"] for s, b in a.get(strata, {}).items()} == (tables if len(tables) > 1 else {}), (
+                    key,
+                    step,
+                )
             (ta, tb), (tc, td) = a["table"]
             assert assoc[(*key, step, "tracekd")]["a/b/c/d"] == f"{ta}/{tb}/{tc}/{td}"
         for subset, rs in by_subset.items():
@@ -155,9 +163,16 @@ def _check_values(run: Path) -> int:
         assert cell.startswith(pct(pooled) + " [") and cell.endswith("]" if sd is None else f"] (sd {pct(sd)})"), cell
         st = steps[key]
         assert (st["seeds"], st["n"]) == (str(len(seeds)), str(g["n"]))
-        for col, name in (("parse rate", "parse_rate"), ("label", "label_accuracy"), ("evidence", "evidence_accuracy"),
-                          ("anchor", "anchor_accuracy"), ("answer_fact", "answer_fact_accuracy"), ("trace", "trace_accuracy"),
-                          ("evidence F1", "evidence_f1"), ("answer", "answer_accuracy")):
+        for col, name in (
+            ("parse rate", "parse_rate"),
+            ("label", "label_accuracy"),
+            ("evidence", "evidence_accuracy"),
+            ("anchor", "anchor_accuracy"),
+            ("answer_fact", "answer_fact_accuracy"),
+            ("trace", "trace_accuracy"),
+            ("evidence F1", "evidence_f1"),
+            ("answer", "answer_accuracy"),
+        ):
             assert st[col].split(" [")[0] == pct(seed_rates(seeds, name)[0]), (key, col)
     return varied
 
@@ -165,12 +180,16 @@ def _check_values(run: Path) -> int:
 def _remark(row: dict, i: int, cell: int, seed: int) -> dict:
     """The row with its scores replaced by a pattern of its index, its cell and its seed."""
     answer, label, exact = i % (2 + cell % 3) == 0, i % (2 + seed) == 0, (i + cell) % 3 == 0
-    return {**row, "answer": {**row["answer"], "correct": answer}, "label_correct": label,
-            "evidence": {**row["evidence"], "exact": exact, "f1": 1.0 if exact else 0.25 * (i % 3)},
-            "anchor_retrieved": None if row["anchor_retrieved"] is None else exact or i % 3 == 0,
-            "answer_fact_retrieved": None if row["answer_fact_retrieved"] is None else i % 3 != seed,
-            "trace_correct": label and exact,
-            "parsed": {**row["parsed"], "answers": None if i % 5 == seed else ["x"]}}
+    return {
+        **row,
+        "answer": {**row["answer"], "correct": answer},
+        "label_correct": label,
+        "evidence": {**row["evidence"], "exact": exact, "f1": 1.0 if exact else 0.25 * (i % 3)},
+        "anchor_retrieved": None if row["anchor_retrieved"] is None else exact or i % 3 == 0,
+        "answer_fact_retrieved": None if row["answer_fact_retrieved"] is None else i % 3 != seed,
+        "trace_correct": label and exact,
+        "parsed": {**row["parsed"], "answers": None if i % 5 == seed else ["x"]},
+    }
 
 
 def test_grid_values_are_those_of_the_cells_rows(grid_run, tmp_path):
@@ -207,8 +226,11 @@ def test_rerun_skips_and_report_rebuilds(grid_run):
 def _cell_files(run: Path, names: tuple[str, ...]) -> dict[str, bytes]:
     """The named files of every cell, by path in the run; the run's own folder, which scores.json
     names, replaced by RUN."""
-    return {str(p.relative_to(run)): p.read_bytes().replace(str(run).encode(), b"RUN")
-            for name in names for p in sorted((run / "cells").glob(f"*/*/*/*/{name}"))}
+    return {
+        str(p.relative_to(run)): p.read_bytes().replace(str(run).encode(), b"RUN")
+        for name in names
+        for p in sorted((run / "cells").glob(f"*/*/*/*/{name}"))
+    }
 
 
 def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
@@ -227,9 +249,14 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     ref = _run("run", tmp_path / "c.yaml", "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-2000:]
-    proc = subprocess.Popen([sys.executable, "-m", "tracekd", "run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ckpt = tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "train" / "checkpoints"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracekd", "run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    ckpt = (
+        tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "train" / "checkpoints"
+    )
     deadline = time.time() + 240
     while time.time() < deadline and not any(ckpt.glob("checkpoint-*/trainer_state.json")):
         time.sleep(0.005)
@@ -249,7 +276,9 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     assert Path(summary["resumed_from"]) == state_file.parent and summary["steps"] == 60
     assert {"step": state["global_step"], "killed_here": True} in summary["log_history"]
     # the logged losses too (logging steps divide save steps, so no log straddles the kill)
-    ref_summary = json.loads((tmp_path / "ref" / ckpt.relative_to(tmp_path / "run").parent / "train_summary.json").read_text())
+    ref_summary = json.loads(
+        (tmp_path / "ref" / ckpt.relative_to(tmp_path / "run").parent / "train_summary.json").read_text()
+    )
     losses = lambda s: [(e["step"], e["loss"]) for e in s["log_history"] if "loss" in e]  # noqa: E731
     assert losses(summary) == losses(ref_summary) and len(losses(ref_summary)) == 12
     assert 0 < state["global_step"] < 60
@@ -260,18 +289,23 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     assert len(uninterrupted) == 7 and set(resumed) == set(uninterrupted)
     for path, data in uninterrupted.items():
         assert resumed[path] == data, path
-    assert json.loads((tmp_path / "run" / "results.json").read_text()) == json.loads((tmp_path / "ref" / "results.json").read_text())
+    assert json.loads((tmp_path / "run" / "results.json").read_text()) == json.loads(
+        (tmp_path / "ref" / "results.json").read_text()
+    )
     _check_values(tmp_path / "run")  # and its numbers are those of its cells' rows, counted here
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"bogus": 1}, "bogus: unknown key"),
-    ({"seeds": ["zero"]}, "seeds[0]"),
-    ({"train": {"lr": -1}}, "train.lr"),
-    ({"models": ["gpt-17"]}, "models[0].model: unknown model 'gpt-17'"),
-    ({"datasets": [{"name": "cotempqa", "source": "./no/such/folder"}]}, "datasets[0].source: path not found"),
-    ({"conditions": ["baseline", "magic"]}, "conditions: unknown condition(s) magic"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"bogus": 1}, "bogus: unknown key"),
+        ({"seeds": ["zero"]}, "seeds[0]"),
+        ({"train": {"lr": -1}}, "train.lr"),
+        ({"models": ["gpt-17"]}, "models[0].model: unknown model 'gpt-17'"),
+        ({"datasets": [{"name": "cotempqa", "source": "./no/such/folder"}]}, "datasets[0].source: path not found"),
+        ({"conditions": ["baseline", "magic"]}, "conditions: unknown condition(s) magic"),
+    ],
+)
 def test_config_errors_name_the_key(tmp_path, change, needle):
     import yaml
 

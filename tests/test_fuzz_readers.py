@@ -20,13 +20,24 @@ JSON = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
-COTEMPQA = {"index": 3, "triple_element": "S1_R1_O2",
-            "question": "While Ann Lee was a member of Green Party, which political party did Ann Lee belong to within the same time interval?",
-            "facts": ["Ann Lee is a member of the Green Party from 2001 to 2005.", "Ann Lee is a member of the Civic Forum from 2002 to 2004."],
-            "answer": ["Civic Forum"]}
-MSMARCO = {"query_id": 7, "query": "what is cost of sales", "query_type": "DESCRIPTION", "answers": ["the cost of goods"],
-           "passages": {"is_selected": [0, 1], "passage_text": ["Sales are sales.", "The cost of goods sold."]},
-           "wellFormedAnswers": []}
+COTEMPQA = {
+    "index": 3,
+    "triple_element": "S1_R1_O2",
+    "question": "While Ann Lee was a member of Green Party, which political party did Ann Lee belong to within the same time interval?",
+    "facts": [
+        "Ann Lee is a member of the Green Party from 2001 to 2005.",
+        "Ann Lee is a member of the Civic Forum from 2002 to 2004.",
+    ],
+    "answer": ["Civic Forum"],
+}
+MSMARCO = {
+    "query_id": 7,
+    "query": "what is cost of sales",
+    "query_type": "DESCRIPTION",
+    "answers": ["the cost of goods"],
+    "passages": {"is_selected": [0, 1], "passage_text": ["Sales are sales.", "The cost of goods sold."]},
+    "wellFormedAnswers": [],
+}
 BABI = "1 Mary moved to the bathroom.\n2 John went to the hallway.\n3 Where is Mary?\tbathroom\t1\n"
 FUZZ = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -64,7 +75,10 @@ def _load(name: str, path: Path, **options):
 
 
 @FUZZ
-@given(st.binary(max_size=300), st.sampled_from(["cotempqa", "msmarco", "babi", "jsonl", "json", "yaml", "predictions", "test"]))
+@given(
+    st.binary(max_size=300),
+    st.sampled_from(["cotempqa", "msmarco", "babi", "jsonl", "json", "yaml", "predictions", "test"]),
+)
 def test_random_bytes(blob, reader):
     from tracekd.experiment.config import load_config
     from tracekd.generate.run import done_ids
@@ -74,8 +88,12 @@ def test_random_bytes(blob, reader):
 
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        name = {"cotempqa": "equal.json", "babi": "qa1_single-supporting-fact_train.txt", "yaml": "c.yaml",
-                "test": "test.jsonl"}.get(reader, "x.json")
+        name = {
+            "cotempqa": "equal.json",
+            "babi": "qa1_single-supporting-fact_train.txt",
+            "yaml": "c.yaml",
+            "test": "test.jsonl",
+        }.get(reader, "x.json")
         f = d / name
         f.write_bytes(blob)
         calls = {
@@ -147,9 +165,16 @@ def test_random_values_in_prepared_records_and_predictions(data):
         _only_input_errors(evaluate, d / "data", d / "p.jsonl", d / "s.json")
 
 
-CONFIG = {"name": "f", "datasets": [{"name": "synthetic-babi", "size": 20, "limit_train": 10}], "models": ["tiny-random"],
-          "conditions": ["baseline", "correct"], "seeds": [0, 1], "template": "tagged",
-          "train": {"max_steps": 2, "scheduler": "linear"}, "generate": {"max_new_tokens": 8}}
+CONFIG = {
+    "name": "f",
+    "datasets": [{"name": "synthetic-babi", "size": 20, "limit_train": 10}],
+    "models": ["tiny-random"],
+    "conditions": ["baseline", "correct"],
+    "seeds": [0, 1],
+    "template": "tagged",
+    "train": {"max_steps": 2, "scheduler": "linear"},
+    "generate": {"max_new_tokens": 8},
+}
 
 
 @FUZZ

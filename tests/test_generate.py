@@ -48,9 +48,15 @@ def _hf_one_at_a_time(gen, prompts, n):
     out = {}
     for pid, msgs in prompts:
         ids = torch.tensor([prompt_ids(gen.tok, msgs, gen.spec)])
-        seq = gen.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=n, do_sample=False,
-                                 eos_token_id=gen.eos_ids, pad_token_id=gen.tok.pad_token_id or gen.tok.eos_token_id)
-        out[pid] = gen.tok.decode(seq[0, ids.shape[1]:], skip_special_tokens=True)
+        seq = gen.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=n,
+            do_sample=False,
+            eos_token_id=gen.eos_ids,
+            pad_token_id=gen.tok.pad_token_id or gen.tok.eos_token_id,
+        )
+        out[pid] = gen.tok.decode(seq[0, ids.shape[1] :], skip_special_tokens=True)
     return out
 
 
@@ -138,4 +144,6 @@ def test_backend_selection_and_vllm_refusal(sixteen, tmp_path, monkeypatch):
     picked = []
     monkeypatch.setattr(vllm_backend, "available", lambda: True)
     monkeypatch.setattr(vllm_backend, "VLLMGenerator", lambda *a: picked.append("vllm") or "vllm-generator")
-    assert gen_run.make_generator(resolve("tiny-random"), None, GenerateOptions()) == "vllm-generator" and picked == ["vllm"]
+    assert gen_run.make_generator(resolve("tiny-random"), None, GenerateOptions()) == "vllm-generator" and picked == [
+        "vllm"
+    ]

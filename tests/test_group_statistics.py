@@ -16,8 +16,12 @@ from tracekd.score.evaluate import score_output, statistics
 from tracekd.score.stats import loss_trend
 from tracekd.traces.render import Trace, render
 
-PUBLISHED_LABEL = {"during": [[209, 251], [64, 95]], "equal": [[47, 22], [6, 12]],
-                   "mix": [[0, 4], [5, 104]], "overlap": [[0, 0], [47, 84]]}
+PUBLISHED_LABEL = {
+    "during": [[209, 251], [64, 95]],
+    "equal": [[47, 22], [6, 12]],
+    "mix": [[0, 4], [5, 104]],
+    "overlap": [[0, 0], [47, 84]],
+}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +62,9 @@ def test_headline_test_is_stratified_by_subset(make_rows):
     assert {k: v["table"] for k, v in a["by_subset"].items()} == PUBLISHED_LABEL
     assert "by_seed" not in a
     # the paper's headline quantity and P(answer | step) are both there, named
-    assert a["both_right"]["p"] == pytest.approx(256 / 950) and a["answer_given_step_right"]["p"] == pytest.approx(256 / 533)
+    assert a["both_right"]["p"] == pytest.approx(256 / 950) and a["answer_given_step_right"]["p"] == pytest.approx(
+        256 / 533
+    )
     assert a["answer_given_step_wrong"]["p"] == pytest.approx(122 / 417)
     assert s["rates"]["label_accuracy"]["mean"] == pytest.approx(533 / 950)
     assert s["regression"]["terms"]["label"]["estimable"] and s["regression"]["covariates"] == ["subset"]

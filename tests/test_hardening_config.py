@@ -36,27 +36,51 @@ def _config(tmp_path: Path, **change) -> Path:
     return path
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"datasets": [{"name": "synthetic-babi"}]}, "datasets[0].size: dataset 'synthetic-babi' needs a size"),
-    ({"datasets": [{"name": "synthetic-babi", "size": 20, "ir_rule": "paper"}]}, "datasets[0].ir_rule: dataset 'synthetic-babi' does not take this option"),
-    ({"datasets": [{"name": "babi", "source": "."}], "_babi_subset": "qa99"}, "datasets[0].subsets: bAbI tasks are 1-20"),
-    ({"datasets": [{"name": "synthetic-babi", "size": 20, "source": "x.json"}]}, "datasets[0].source: dataset 'synthetic-babi' is generated"),
-    ({"datasets": [{"name": "cotempqa", "source": "no-such-file.json"}]}, "datasets[0].source: path not found"),
-    ({"datasets": [{"name": "cotempqa", "source": "nosuchfolder"}]}, "datasets[0].source: path not found"),
-    ({"datasets": [{"name": "cotempqa"}]}, "datasets[0].source: dataset 'cotempqa' needs a source"),
-    ({"datasets": [{"name": "msmarco", "source": ".", "subsets": ["colour"]}]}, "datasets[0].subsets: unknown MS MARCO query type"),
-    ({"train": {"scheduler": "cosin"}}, "train.scheduler: unknown scheduler 'cosin'"),
-    ({"train": {"report_to": "wandbb"}}, "train.report_to: unknown report_to 'wandbb'"),
-    ({"train": {"lora_targets": ["q_proj", "qq_proj"]}}, "train.lora_targets: model 'tiny-random' (models[0]) has no module matching 'qq_proj'"),
-    ({"train": {"lora_targets": "(unclosed"}}, "train.lora_targets: lora_targets is 'all-linear', a regular expression"),
-    ({"seeds": [-1]}, "seeds[0]: Input should be greater than or equal to 0"),
-    ({"seeds": [2**40]}, "seeds[0]: Input should be less than or equal to 4294967295"),
-    ({"seeds": [0, 0]}, "seeds: a seed is listed twice"),
-    ({"datasets": [{"name": "synthetic-babi", "size": 20, "data_seed": -5}]}, "datasets[0].data_seed"),
-    ({"models": [{"name": "../../../../../escaped_model", "model": "tiny-random"}]}, "models[0].name: '../../../../../escaped_model' is not a safe name"),
-    ({"name": "../../x"}, "name: '../../x' is not a safe name"),
-    ({"models": ["./some/../x"]}, "models[0].model: unknown model"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"datasets": [{"name": "synthetic-babi"}]}, "datasets[0].size: dataset 'synthetic-babi' needs a size"),
+        (
+            {"datasets": [{"name": "synthetic-babi", "size": 20, "ir_rule": "paper"}]},
+            "datasets[0].ir_rule: dataset 'synthetic-babi' does not take this option",
+        ),
+        (
+            {"datasets": [{"name": "babi", "source": "."}], "_babi_subset": "qa99"},
+            "datasets[0].subsets: bAbI tasks are 1-20",
+        ),
+        (
+            {"datasets": [{"name": "synthetic-babi", "size": 20, "source": "x.json"}]},
+            "datasets[0].source: dataset 'synthetic-babi' is generated",
+        ),
+        ({"datasets": [{"name": "cotempqa", "source": "no-such-file.json"}]}, "datasets[0].source: path not found"),
+        ({"datasets": [{"name": "cotempqa", "source": "nosuchfolder"}]}, "datasets[0].source: path not found"),
+        ({"datasets": [{"name": "cotempqa"}]}, "datasets[0].source: dataset 'cotempqa' needs a source"),
+        (
+            {"datasets": [{"name": "msmarco", "source": ".", "subsets": ["colour"]}]},
+            "datasets[0].subsets: unknown MS MARCO query type",
+        ),
+        ({"train": {"scheduler": "cosin"}}, "train.scheduler: unknown scheduler 'cosin'"),
+        ({"train": {"report_to": "wandbb"}}, "train.report_to: unknown report_to 'wandbb'"),
+        (
+            {"train": {"lora_targets": ["q_proj", "qq_proj"]}},
+            "train.lora_targets: model 'tiny-random' (models[0]) has no module matching 'qq_proj'",
+        ),
+        (
+            {"train": {"lora_targets": "(unclosed"}},
+            "train.lora_targets: lora_targets is 'all-linear', a regular expression",
+        ),
+        ({"seeds": [-1]}, "seeds[0]: Input should be greater than or equal to 0"),
+        ({"seeds": [2**40]}, "seeds[0]: Input should be less than or equal to 4294967295"),
+        ({"seeds": [0, 0]}, "seeds: a seed is listed twice"),
+        ({"datasets": [{"name": "synthetic-babi", "size": 20, "data_seed": -5}]}, "datasets[0].data_seed"),
+        (
+            {"models": [{"name": "../../../../../escaped_model", "model": "tiny-random"}]},
+            "models[0].name: '../../../../../escaped_model' is not a safe name",
+        ),
+        ({"name": "../../x"}, "name: '../../x' is not a safe name"),
+        ({"models": ["./some/../x"]}, "models[0].model: unknown model"),
+    ],
+)
 def test_run_time_errors_are_validation_errors(tmp_path, change, needle):
     subset = change.pop("_babi_subset", None)
     if subset:

@@ -16,10 +16,20 @@ import pytest
 from tracekd.data import get_dataset
 from tracekd.errors import InputError
 
-GOOD_COTEMPQA = {"index": 0, "triple_element": "S1_R1_O2", "question": "While A was a member of B, which party did A belong to?",
-                 "facts": ["A is a member of the C in May 23, 2019."], "answer": ["C"]}
-GOOD_MSMARCO = {"query_id": 1, "query": "what is x", "query_type": "DESCRIPTION", "answers": ["x is y"],
-                "passages": {"is_selected": [0, 1], "passage_text": ["a", "x is y"]}}
+GOOD_COTEMPQA = {
+    "index": 0,
+    "triple_element": "S1_R1_O2",
+    "question": "While A was a member of B, which party did A belong to?",
+    "facts": ["A is a member of the C in May 23, 2019."],
+    "answer": ["C"],
+}
+GOOD_MSMARCO = {
+    "query_id": 1,
+    "query": "what is x",
+    "query_type": "DESCRIPTION",
+    "answers": ["x is y"],
+    "passages": {"is_selected": [0, 1], "passage_text": ["a", "x is y"]},
+}
 
 
 def _cli(*args, **kw):
@@ -49,7 +59,7 @@ def test_invalid_utf8_names_file_and_line(tmp_path):
     r = _prepare(cot, "cotempqa", tmp_path / "o1")
     _one_line_error(r, f"{cot}:2: not valid UTF-8 (byte 0xe9")
     ms = tmp_path / "ms.json"
-    ms.write_bytes(b'[\n' + json.dumps(GOOD_MSMARCO).encode() + b',\n{"query": "\xff"}\n]\n')
+    ms.write_bytes(b"[\n" + json.dumps(GOOD_MSMARCO).encode() + b',\n{"query": "\xff"}\n]\n')
     r = _prepare(ms, "msmarco", tmp_path / "o2")
     _one_line_error(r, f"{ms}:3: not valid UTF-8 (byte 0xff")
     babi = tmp_path / "qa1_single-supporting-fact_train.txt"
@@ -71,9 +81,15 @@ def test_predictions_not_utf8_or_with_a_lone_surrogate(tmp_path, prepared):
     d, test = prepared
     p = tmp_path / "p.jsonl"
     p.write_bytes(b'{"id": "x", "output": "\x80"}\n')
-    _one_line_error(_cli("evaluate", "--data", d, "--predictions", p, "--out", tmp_path / "s.json"), f"{p}:1: not valid UTF-8")
-    p.write_text("".join(json.dumps({"id": t["id"], "output": "ok"}) + "\n" for t in test[:-1])
-                 + '{"id": "' + test[-1]["id"] + '", "output": "half \\ud800 a pair"}\n')
+    _one_line_error(
+        _cli("evaluate", "--data", d, "--predictions", p, "--out", tmp_path / "s.json"), f"{p}:1: not valid UTF-8"
+    )
+    p.write_text(
+        "".join(json.dumps({"id": t["id"], "output": "ok"}) + "\n" for t in test[:-1])
+        + '{"id": "'
+        + test[-1]["id"]
+        + '", "output": "half \\ud800 a pair"}\n'
+    )
     r = _cli("evaluate", "--data", d, "--predictions", p, "--out", tmp_path / "s.json")
     _one_line_error(r, f"{p}:{len(test)}: contains a lone surrogate escape (\\ud800)")
     assert sorted(x.name for x in tmp_path.iterdir()) == ["p.jsonl"]
@@ -94,14 +110,23 @@ def test_prepared_test_set_with_wrong_types(tmp_path, prepared):
 
 
 # -- MS MARCO and CoTempQA field types ----------------------------------------------------------
-@pytest.mark.parametrize("change,needle", [
-    ({"passages": {"is_selected": ["x"], "passage_text": ["a"]}}, "field 'passages.is_selected' must be a list of 0 and 1"),
-    ({"passages": {"is_selected": [1], "passage_text": [7]}}, "field 'passages.passage_text' must be a list of strings"),
-    ({"query": ["what", "is"]}, "field 'query' must be a non-empty string"),
-    ({"query_id": {"a": 1}}, "field 'query_id' must be a non-negative integer or a one-line string, not an object"),
-    ({"query_type": 5}, "unknown query_type 5; expected one of description, numeric, entity, location, person"),
-    ({"answers": [3]}, "field 'answers' must be a list of strings"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (
+            {"passages": {"is_selected": ["x"], "passage_text": ["a"]}},
+            "field 'passages.is_selected' must be a list of 0 and 1",
+        ),
+        (
+            {"passages": {"is_selected": [1], "passage_text": [7]}},
+            "field 'passages.passage_text' must be a list of strings",
+        ),
+        ({"query": ["what", "is"]}, "field 'query' must be a non-empty string"),
+        ({"query_id": {"a": 1}}, "field 'query_id' must be a non-negative integer or a one-line string, not an object"),
+        ({"query_type": 5}, "unknown query_type 5; expected one of description, numeric, entity, location, person"),
+        ({"answers": [3]}, "field 'answers' must be a list of strings"),
+    ],
+)
 def test_msmarco_wrong_types(tmp_path, change, needle):
     f = _jsonl(tmp_path / "ms.jsonl", GOOD_MSMARCO, {**GOOD_MSMARCO, "query_id": 2, **change})
     with pytest.raises(InputError) as e:
@@ -109,16 +134,19 @@ def test_msmarco_wrong_types(tmp_path, change, needle):
     assert str(e.value) == f"{f}:2: {needle}"
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"index": {"a": 1}}, "field 'index' must be a non-negative integer or a one-line string, not an object"),
-    ({"index": True}, "field 'index' must be a non-negative integer or a one-line string, not a boolean"),
-    ({"answer": [5]}, "field 'answer' must be a list of strings"),
-    ({"answer": []}, "field 'answer' has no non-empty string"),
-    ({"answer": ["  "]}, "field 'answer' has no non-empty string"),
-    ({"facts": "A is B."}, "field 'facts' must be a list of strings"),
-    ({"question": 3}, "field 'question' must be a non-empty string"),
-    ({"triple_element": 3}, "field 'triple_element' must be a string"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"index": {"a": 1}}, "field 'index' must be a non-negative integer or a one-line string, not an object"),
+        ({"index": True}, "field 'index' must be a non-negative integer or a one-line string, not a boolean"),
+        ({"answer": [5]}, "field 'answer' must be a list of strings"),
+        ({"answer": []}, "field 'answer' has no non-empty string"),
+        ({"answer": ["  "]}, "field 'answer' has no non-empty string"),
+        ({"facts": "A is B."}, "field 'facts' must be a list of strings"),
+        ({"question": 3}, "field 'question' must be a non-empty string"),
+        ({"triple_element": 3}, "field 'triple_element' must be a string"),
+    ],
+)
 def test_cotempqa_wrong_values(tmp_path, change, needle):
     f = _jsonl(tmp_path / "equal.json", GOOD_COTEMPQA, {**GOOD_COTEMPQA, "index": 1, **change})
     with pytest.raises(InputError) as e:
@@ -130,11 +158,14 @@ def test_cotempqa_wrong_values(tmp_path, change, needle):
 STORY = "1 Mary went to the kitchen.\n2 John went home.\n3 Where is Mary?\t{answer}\t{ids}\n"
 
 
-@pytest.mark.parametrize("answer,ids,needle", [
-    (",", "1", "bAbI answer ',' names no answer"),
-    ("kitchen", "", "bAbI question has no supporting sentence ids"),
-    ("kitchen", "7", "supporting id(s) 7 are not story sentences before the question"),
-])
+@pytest.mark.parametrize(
+    "answer,ids,needle",
+    [
+        (",", "1", "bAbI answer ',' names no answer"),
+        ("kitchen", "", "bAbI question has no supporting sentence ids"),
+        ("kitchen", "7", "supporting id(s) 7 are not story sentences before the question"),
+    ],
+)
 def test_babi_bad_questions(tmp_path, answer, ids, needle):
     f = tmp_path / "qa1_single-supporting-fact_train.txt"
     f.write_text(STORY.format(answer=answer, ids=ids))
@@ -146,24 +177,53 @@ def test_babi_bad_questions(tmp_path, answer, ids, needle):
 def test_two_copies_of_a_babi_file_are_refused(tmp_path):
     for name in ("qa1_single-supporting-fact_train.txt", "qa1_single-supporting-fact-copy_train.txt"):
         (tmp_path / name).write_text(STORY.format(answer="kitchen", ids="1"))
-    with pytest.raises(InputError, match=re.escape("two files for bAbI task 1 (train): qa1_single-supporting-fact-copy_train.txt "
-                                                   "and qa1_single-supporting-fact_train.txt")):
+    with pytest.raises(
+        InputError,
+        match=re.escape(
+            "two files for bAbI task 1 (train): qa1_single-supporting-fact-copy_train.txt "
+            "and qa1_single-supporting-fact_train.txt"
+        ),
+    ):
         get_dataset("babi", subsets=["qa1"]).read(str(tmp_path))
 
 
 # -- limits -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("flag,value", [("--limit-train", -3), ("--limit-train", 0), ("--limit-test", 0), ("--size", 0),
-                                        ("--data-seed", -1), ("--seed", 2**40)])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--limit-train", -3),
+        ("--limit-train", 0),
+        ("--limit-test", 0),
+        ("--size", 0),
+        ("--data-seed", -1),
+        ("--seed", 2**40),
+    ],
+)
 def test_limits_must_be_positive(tmp_path, flag, value):
-    r = _cli("prepare", "--dataset", "synthetic-babi", *(["--size", 30] if flag != "--size" else []), flag, value,
-             "--out", tmp_path / "o")
+    r = _cli(
+        "prepare",
+        "--dataset",
+        "synthetic-babi",
+        *(["--size", 30] if flag != "--size" else []),
+        flag,
+        value,
+        "--out",
+        tmp_path / "o",
+    )
     _one_line_error(r, flag if flag != "--seed" else "seed must be from 0")
     assert not (tmp_path / "o").exists()
 
 
 # -- reports, output paths, read-only folders, a full disk -------------------------------------
-@pytest.mark.parametrize("content", ["[]", "{}", '{"name": "x", "conditions": [], "groups": [{"dataset": 1}]}',
-                                     '{"name": "x", "conditions": ["c"], "groups": [{"examples": ["../../etc/passwd"]}]}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "[]",
+        "{}",
+        '{"name": "x", "conditions": [], "groups": [{"dataset": 1}]}',
+        '{"name": "x", "conditions": ["c"], "groups": [{"examples": ["../../etc/passwd"]}]}',
+    ],
+)
 def test_report_on_a_results_file_that_is_not_one(tmp_path, content):
     (tmp_path / "results.json").write_text(content)
     r = _cli("report", tmp_path)
@@ -185,7 +245,9 @@ def _mount_tmpfs(path: Path, options: str) -> bool:
     path.mkdir()
     if os.geteuid() != 0:
         return False
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+    return (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+    )
 
 
 @pytest.fixture
@@ -235,7 +297,9 @@ def test_full_disk_message_and_nothing_half_written(tmp_path, monkeypatch, capsy
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(jsonio.os, "fsync", no_space)
-    monkeypatch.setattr(sys, "argv", ["tracekd", "prepare", "--dataset", "synthetic-babi", "--size", "30", "--out", str(tmp_path / "d")])
+    monkeypatch.setattr(
+        sys, "argv", ["tracekd", "prepare", "--dataset", "synthetic-babi", "--size", "30", "--out", str(tmp_path / "d")]
+    )
     with pytest.raises(SystemExit) as e:
         cli.main()
     assert e.value.code == 2

@@ -25,7 +25,9 @@ def _cli(*args, env=None, **kw):
 
 
 def _start(*args, env=None):
-    return subprocess.Popen([*TRACEKD, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [*TRACEKD, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 def _wait_for(cond, proc, timeout=240):
@@ -65,8 +67,19 @@ def test_a_locked_folder_refuses_a_second_process_and_a_sigkill_frees_it(tmp_pat
     out = tmp_path / "out"
     args = {
         "train": ["train", "--data", data, "--model", "tiny-random", "--out", out, "--max-steps", 1, "--batch-size", 2],
-        "generate": ["generate", "--data", data, "--model", "tiny-random", "--out", out / "p.jsonl", "--limit", 2,
-                     "--max-new-tokens", 2],
+        "generate": [
+            "generate",
+            "--data",
+            data,
+            "--model",
+            "tiny-random",
+            "--out",
+            out / "p.jsonl",
+            "--limit",
+            2,
+            "--max-new-tokens",
+            2,
+        ],
         "prepare": ["prepare", "--dataset", "synthetic-babi", "--size", 20, "--out", out],
     }[command]
     holder = _holder(out, ".p.jsonl.lock" if command == "generate" else ".tracekd.lock")
@@ -81,10 +94,16 @@ def test_a_locked_folder_refuses_a_second_process_and_a_sigkill_frees_it(tmp_pat
 
 
 def test_two_runs_on_one_folder(tmp_path):
-    cfg = {"name": "lock", "datasets": [{"name": "synthetic-babi", "size": 40}], "models": ["tiny-random"],
-           "conditions": ["correct"], "seeds": [0], "template": "tagged",
-           "train": {"max_steps": 10, "batch_size": 4, "grad_accum": 1, "save_steps": 5},
-           "generate": {"max_new_tokens": 8, "batch_size": 4}}
+    cfg = {
+        "name": "lock",
+        "datasets": [{"name": "synthetic-babi", "size": 40}],
+        "models": ["tiny-random"],
+        "conditions": ["correct"],
+        "seeds": [0],
+        "template": "tagged",
+        "train": {"max_steps": 10, "batch_size": 4, "grad_accum": 1, "save_steps": 5},
+        "generate": {"max_new_tokens": 8, "batch_size": 4},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     first = _start("run", tmp_path / "c.yaml", "--out", tmp_path / "run")
     _wait_for(lambda: (tmp_path / "run" / "config.json").is_file(), first)
@@ -93,8 +112,12 @@ def test_two_runs_on_one_folder(tmp_path):
     assert len(second.stderr.strip().splitlines()) == 1
     _, err = first.communicate()
     assert first.returncode == 0, err[-2000:]
-    preds = [json.loads(x)["id"] for x in (tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct"
-                                            / "seed-0" / "predictions.jsonl").open()]
+    preds = [
+        json.loads(x)["id"]
+        for x in (
+            tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "predictions.jsonl"
+        ).open()
+    ]
     test = (tmp_path / "run" / "data" / "synthetic-babi" / "correct" / "seed-0" / "test.jsonl").read_text().splitlines()
     assert len(preds) == len(set(preds)) == len(test) == 10
     assert _cli("run", tmp_path / "c.yaml", "--out", tmp_path / "run").returncode == 0  # and again, later
@@ -118,14 +141,35 @@ def test_resume_after_sigkills_gives_the_same_weights(tmp_path, data, group_by_l
     from tracekd.train.options import TrainOptions
     from tracekd.train.sft import train
 
-    opts = TrainOptions(epochs=3, batch_size=4, grad_accum=2, save_steps=1, lr=5e-3, logging_steps=1,
-                        group_by_length=group_by_length)
+    opts = TrainOptions(
+        epochs=3, batch_size=4, grad_accum=2, save_steps=1, lr=5e-3, logging_steps=1, group_by_length=group_by_length
+    )
     ref = train(data, "tiny-random", tmp_path / "ref", opts)
     run = tmp_path / "run"
     for step in kills:
-        p = _start("train", "--data", data, "--model", "tiny-random", "--out", run, "--epochs", 3, "--batch-size", 4,
-                   "--grad-accum", 2, "--save-steps", 1, "--lr", "5e-3", "--logging-steps", 1,
-                   "--group-by-length" if group_by_length else "--no-group-by-length", "--resume")
+        p = _start(
+            "train",
+            "--data",
+            data,
+            "--model",
+            "tiny-random",
+            "--out",
+            run,
+            "--epochs",
+            3,
+            "--batch-size",
+            4,
+            "--grad-accum",
+            2,
+            "--save-steps",
+            1,
+            "--lr",
+            "5e-3",
+            "--logging-steps",
+            1,
+            "--group-by-length" if group_by_length else "--no-group-by-length",
+            "--resume",
+        )
         _wait_for(lambda step=step: (run / "checkpoints" / f"checkpoint-{step}" / "trainer_state.json").is_file(), p)
         p.send_signal(signal.SIGKILL)
         p.communicate()
@@ -143,8 +187,20 @@ def test_adapter_config_is_byte_stable(tmp_path, data):
     outs = []
     for hash_seed in ("1", "2"):
         out = tmp_path / hash_seed
-        r = _cli("train", "--data", data, "--model", "tiny-random", "--out", out, "--max-steps", 1, "--batch-size", 2,
-                 env={**os.environ, "PYTHONHASHSEED": hash_seed})
+        r = _cli(
+            "train",
+            "--data",
+            data,
+            "--model",
+            "tiny-random",
+            "--out",
+            out,
+            "--max-steps",
+            1,
+            "--batch-size",
+            2,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         outs.append((out / "adapter" / "adapter_config.json").read_bytes())
     assert outs[0] == outs[1]
@@ -155,16 +211,33 @@ def test_adapter_config_is_byte_stable(tmp_path, data):
 # -- Ctrl-C and what a kill leaves ----------------------------------------------------------------
 def test_ctrl_c_says_what_was_kept_and_how_to_resume(tmp_path, data):
     out = tmp_path / "out"
-    p = _start("train", "--data", data, "--model", "tiny-random", "--out", out, "--max-steps", 500, "--save-steps", 3,
-               "--batch-size", 2, "--grad-accum", 1)
+    p = _start(
+        "train",
+        "--data",
+        data,
+        "--model",
+        "tiny-random",
+        "--out",
+        out,
+        "--max-steps",
+        500,
+        "--save-steps",
+        3,
+        "--batch-size",
+        2,
+        "--grad-accum",
+        1,
+    )
     _wait_for(lambda: (out / "checkpoints" / "checkpoint-3" / "trainer_state.json").is_file(), p)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130
     line = err.strip().splitlines()[-1]
     assert line.startswith("interrupted: ") and f"checkpoint(s) kept in {out / 'checkpoints'}" in line
-    assert line.endswith(f"resume with: tracekd train --data {data} --model tiny-random --out {out} --max-steps 500 "
-                         "--save-steps 3 --batch-size 2 --grad-accum 1 --resume")
+    assert line.endswith(
+        f"resume with: tracekd train --data {data} --model tiny-random --out {out} --max-steps 500 "
+        "--save-steps 3 --batch-size 2 --grad-accum 1 --resume"
+    )
 
 
 def test_ctrl_c_in_a_run_names_the_folder_to_resume(tmp_path, monkeypatch, capsys):
@@ -175,8 +248,16 @@ def test_ctrl_c_in_a_run_names_the_folder_to_resume(tmp_path, monkeypatch, capsy
         raise KeyboardInterrupt
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"name": "ctrlc", "datasets": [{"name": "synthetic-babi", "size": 20}],
-                                   "models": ["tiny-random"], "conditions": ["baseline"]}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "name": "ctrlc",
+                "datasets": [{"name": "synthetic-babi", "size": 20}],
+                "models": ["tiny-random"],
+                "conditions": ["baseline"],
+            }
+        )
+    )
     monkeypatch.setattr(runner, "run_experiment", interrupted)
     monkeypatch.setattr(cli, "_on_interrupt", [])
     monkeypatch.chdir(tmp_path)
@@ -186,12 +267,19 @@ def test_ctrl_c_in_a_run_names_the_folder_to_resume(tmp_path, monkeypatch, capsy
     assert e.value.code == 130
     assert capsys.readouterr().err.strip() == (
         "interrupted: 0 finished cell(s) kept in runs/ctrlc (an unfinished cell resumes from its last checkpoint "
-        f"or its last generated batch); resume with: tracekd run {cfg} --out runs/ctrlc")
+        f"or its last generated batch); resume with: tracekd run {cfg} --out runs/ctrlc"
+    )
 
 
 def test_a_kill_during_a_write_leaves_temporaries_that_the_next_run_removes(tmp_path):
-    cfg = {"name": "tmp", "datasets": [{"name": "synthetic-babi", "size": 20}], "models": ["tiny-random"],
-           "conditions": ["baseline"], "seeds": [0], "generate": {"max_new_tokens": 4}}
+    cfg = {
+        "name": "tmp",
+        "datasets": [{"name": "synthetic-babi", "size": 20}],
+        "models": ["tiny-random"],
+        "conditions": ["baseline"],
+        "seeds": [0],
+        "generate": {"max_new_tokens": 4},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     data = tmp_path / "run" / "data" / "synthetic-babi" / "correct" / "seed-0"
     data.mkdir(parents=True)
@@ -214,7 +302,11 @@ def test_a_kill_during_a_write_leaves_temporaries_that_the_next_run_removes(tmp_
 
 # -- atomic multi-condition prepare ----------------------------------------------------------------
 def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".tracekd.lock"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".tracekd.lock"
+    }
 
 
 def test_prepare_all_conditions_publishes_all_or_none(tmp_path):
@@ -224,7 +316,9 @@ def test_prepare_all_conditions_publishes_all_or_none(tmp_path):
     before = _tree(out)
     assert len(before) == 18
     # one task only: a single label, so `swapped` (the last condition) cannot be built
-    r = _cli("prepare", "--dataset", "synthetic-babi", "--size", 40, "--subset", "qa1", "--condition", "all", "--out", out)
+    r = _cli(
+        "prepare", "--dataset", "synthetic-babi", "--size", 40, "--subset", "qa1", "--condition", "all", "--out", out
+    )
     assert r.returncode == 2 and "swapped condition needs examples with at least two different labels" in r.stderr
     assert _tree(out) == before
     assert not list(out.rglob(".*.tmp"))
@@ -250,7 +344,19 @@ def test_a_kill_between_the_renames_is_rolled_forward(tmp_path):
     from tracekd.jsonio import JOURNAL, recover, sha256_file
 
     out = tmp_path / "out"
-    args = ["prepare", "--dataset", "synthetic-babi", "--size", 40, "--condition", "correct", "--condition", "incorrect", "--out", out]
+    args = [
+        "prepare",
+        "--dataset",
+        "synthetic-babi",
+        "--size",
+        40,
+        "--condition",
+        "correct",
+        "--condition",
+        "incorrect",
+        "--out",
+        out,
+    ]
     assert _cli(*args).returncode == 0
     good = _tree(out)
     args[args.index(40)] = 60  # another size: every file changes
@@ -319,14 +425,27 @@ def test_no_network_without_offline_flags(tmp_path, data):
     library, without the CLI's environment) make none."""
     proxy = _Listener()
     url = f"http://127.0.0.1:{proxy.port}"
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")}
-    env.update(HTTPS_PROXY=url, HTTP_PROXY=url, https_proxy=url, http_proxy=url, ALL_PROXY=url, NO_PROXY="", no_proxy="")
-    r = subprocess.run([sys.executable, "-c", TRAIN_API, str(data), str(tmp_path / "t")], capture_output=True, text=True, env=env)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
+    }
+    env.update(
+        HTTPS_PROXY=url, HTTP_PROXY=url, https_proxy=url, http_proxy=url, ALL_PROXY=url, NO_PROXY="", no_proxy=""
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", TRAIN_API, str(data), str(tmp_path / "t")], capture_output=True, text=True, env=env
+    )
     assert r.returncode == 0, r.stderr[-2000:]
-    cfg = {"name": "net", "datasets": [{"name": "synthetic-babi", "size": 20}], "models": ["tiny-random"],
-           "conditions": ["baseline", "correct"], "seeds": [0], "train": {"max_steps": 1, "batch_size": 2},
-           "generate": {"max_new_tokens": 4}}
+    cfg = {
+        "name": "net",
+        "datasets": [{"name": "synthetic-babi", "size": 20}],
+        "models": ["tiny-random"],
+        "conditions": ["baseline", "correct"],
+        "seeds": [0],
+        "train": {"max_steps": 1, "batch_size": 2},
+        "generate": {"max_new_tokens": 4},
+    }
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     r = _cli("run", tmp_path / "c.yaml", "--out", tmp_path / "run", env=env)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -33,7 +33,9 @@ def test_cotempqa_counts_and_split(shared_data):
 
 def test_cotempqa_split_is_the_papers(shared_data, reference_outputs):
     """With the default seed the test split is the one the paper's models were evaluated on."""
-    loaded = load(DatasetConfig(name="cotempqa", source=str(shared_data / "cotempqa"), subsets=["equal", "overlap", "mix"]))
+    loaded = load(
+        DatasetConfig(name="cotempqa", source=str(shared_data / "cotempqa"), subsets=["equal", "overlap", "mix"])
+    )
     ours = {(ex.question, ex.context[0].text) for ex in loaded.examples["test"]}
     theirs = set()
     for sub in ("equal", "overlap", "mix"):
@@ -47,7 +49,8 @@ def test_cotempqa_split_is_the_papers(shared_data, reference_outputs):
 
 def test_cotempqa_answers_in_evidence_or_reported(cotempqa_examples, shared_data):
     unreported = [
-        ex.id for ex in cotempqa_examples
+        ex.id
+        for ex in cotempqa_examples
         if not all(any(a in t for t in ex.texts(ex.evidence)) for a in ex.answers)
         and "answer_not_in_evidence" not in ex.flags
     ]
@@ -80,7 +83,10 @@ def test_cotempqa_anchor_and_answer_facts_read_independently(cotempqa_examples, 
     counts = Counter(len(r.anchor) for r in readings.values())
     assert (counts[1], counts[0]) == (2685, 0)
     assert sorted(i for i, r in readings.items() if r.matching > 1) == [
-        "cotempqa/mix/111", "cotempqa/mix/177", "cotempqa/overlap/134"]
+        "cotempqa/mix/111",
+        "cotempqa/mix/177",
+        "cotempqa/overlap/134",
+    ]
     assert sum(r.ambiguous for r in readings.values()) == 0
     assert sum(r.unanswered > 0 for r in readings.values()) == 0
     assert sum(r.preference_used for r in readings.values()) == 29
@@ -95,7 +101,9 @@ def test_cotempqa_labels_that_contradict_the_dates(cotempqa_examples):
     ex = by_id["cotempqa/overlap/16"]  # Birmingham 2005-2013 contains Leuven October 2011 - June 2013
     assert "label_contradicts_dates" in ex.flags
     assert ex.texts(ex.anchor) == ["Zoe Kourtzi works for University of Birmingham from 2005 to 2013."]
-    assert ex.texts(ex.answer_facts) == ["Zoe Kourtzi works for Katholieke Universiteit Leuven from October, 2011 to June, 2013."]
+    assert ex.texts(ex.answer_facts) == [
+        "Zoe Kourtzi works for Katholieke Universiteit Leuven from October, 2011 to June, 2013."
+    ]
     # an answer with one fact in the labelled relation is consistent, though its other fact is not
     assert "label_contradicts_dates" not in by_id["cotempqa/overlap/480"].flags
 
@@ -128,8 +136,10 @@ def _babi_supporting(path):
 
 def test_babi_counts_and_supporting_ids(shared_data, babi_examples):
     per_file = Counter((ex.subset, ex.split) for ex in babi_examples)
-    assert per_file == {(p.name.split("_")[0], p.stem.rsplit("_", 1)[1]): babi_question_lines(p)
-                        for p in (shared_data / "babi" / "en").glob("qa*_*.txt")}
+    assert per_file == {
+        (p.name.split("_")[0], p.stem.rsplit("_", 1)[1]): babi_question_lines(p)
+        for p in (shared_data / "babi" / "en").glob("qa*_*.txt")
+    }
     by_file = {}
     for ex in babi_examples:
         by_file.setdefault((ex.subset, ex.split), []).append(ex)
@@ -187,7 +197,9 @@ def test_babi_evidence_split_into_anchor_and_answer_facts(shared_data, babi_exam
     assert n["qa1", False, True] == 2000
     by_id = {ex.id: ex for ex in babi_examples}
     ex = by_id["babi/qa2/train/555"]
-    assert ex.texts(ex.anchor) == ["Mary discarded the milk."] and ex.texts(ex.answer_facts) == ["Mary travelled to the garden."]
+    assert ex.texts(ex.anchor) == ["Mary discarded the milk."] and ex.texts(ex.answer_facts) == [
+        "Mary travelled to the garden."
+    ]
 
 
 def test_contradicts_dates_rule():
@@ -195,7 +207,9 @@ def test_contradicts_dates_rule():
     from tracekd.data.temporal import Interval
 
     anchor = [Fact("f0", "A", "employer", "X", Interval(0, 100))]
-    inside, partial, same = (Fact("f1", "A", "employer", "Y", iv) for iv in (Interval(10, 20), Interval(50, 150), Interval(0, 100)))
+    inside, partial, same = (
+        Fact("f1", "A", "employer", "Y", iv) for iv in (Interval(10, 20), Interval(50, 150), Interval(0, 100))
+    )
     assert contradicts_dates("overlap", anchor, [[inside]])
     assert not contradicts_dates("overlap", anchor, [[partial]])
     assert not contradicts_dates("overlap", anchor, [[inside, partial]])  # one fact in the relation suffices

@@ -30,8 +30,13 @@ def scored():
 
 def test_a_new_metric_is_one_entry(scored, monkeypatch, tmp_path):
     ds, rows = scored
-    short = metrics.Metric("short_output", "short", "short outputs (under 20 characters)",
-                           lambda r: len(r["output"]) < 20, higher_is_better=False)
+    short = metrics.Metric(
+        "short_output",
+        "short",
+        "short outputs (under 20 characters)",
+        lambda r: len(r["output"]) < 20,
+        higher_is_better=False,
+    )
     monkeypatch.setattr(metrics, "METRICS", [*metrics.METRICS, short])
     expected = sum(len(r["output"]) < 20 for r in rows) / len(rows)  # the odd half: "answer: nowhere"
     assert expected == 0.5
@@ -49,7 +54,7 @@ def test_a_new_metric_is_one_entry(scored, monkeypatch, tmp_path):
     row = next(line for line in md.splitlines() if line.startswith("| synthetic-babi | m | correct | 1 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # an output metric: beside the parse rate, before the steps, the evidence detail and the answer
-    assert columns[columns.index("parse rate") + 1:columns.index("parse rate") + 3] == ["short", "label"]
+    assert columns[columns.index("parse rate") + 1 : columns.index("parse rate") + 3] == ["short", "label"]
     assert columns[-1] == "answer"
     assert cells[columns.index("short")].startswith("50.0 [")
     assert "<th>short</th>" in html_report(results, {}, tmp_path, 0)

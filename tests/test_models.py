@@ -14,7 +14,10 @@ from tracekd.models.loading import config_fingerprint, load_model, load_tokenize
 
 def test_presets_and_resolution(tmp_path):
     assert {"smollm2-135m", "llama-3.2-1b-instruct", "qwen3-1.7b", "tiny-random", "tiny-random-qwen3"} <= set(PRESETS)
-    assert PRESETS["llama-3.2-1b-instruct"].qlora and PRESETS["qwen3-1.7b"].chat_template_kwargs == {"enable_thinking": False, "date_string": "26 Jul 2024"}
+    assert PRESETS["llama-3.2-1b-instruct"].qlora and PRESETS["qwen3-1.7b"].chat_template_kwargs == {
+        "enable_thinking": False,
+        "date_string": "26 Jul 2024",
+    }
     assert resolve("meta-llama/Llama-3.2-3B-Instruct").source == "meta-llama/Llama-3.2-3B-Instruct"
     assert resolve("Qwen/Qwen3-4B").chat_template_kwargs == {"enable_thinking": False, "date_string": "26 Jul 2024"}
     assert resolve("meta-llama/Llama-3.2-3B-Instruct").chat_template_kwargs == {"date_string": "26 Jul 2024"}
@@ -29,11 +32,15 @@ def test_tiny_models_are_small_deterministic_chat_models():
     m2, _ = tiny.build("llama", seed=3)
     assert 50_000 < sum(p.numel() for p in m1.parameters()) < 300_000
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-    text = tok.apply_chat_template([{"role": "user", "content": "Where is Mary?"}], tokenize=False, add_generation_prompt=True)
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Where is Mary?"}], tokenize=False, add_generation_prompt=True
+    )
     assert text == "<|im_start|>user\nWhere is Mary?<|im_end|>\n<|im_start|>assistant\n"
     q, qtok = tiny.build("qwen3")
     assert type(q).__name__ == "Qwen3ForCausalLM"
-    text = qtok.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True, enable_thinking=False)
+    text = qtok.apply_chat_template(
+        [{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
     assert text.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
 
 
@@ -63,11 +70,15 @@ def test_smollm2_is_rebuilt_as_a_plain_model():
     gguf = smollm2.gguf_path()
     quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
-    enc = tok(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True), return_tensors="pt", add_special_tokens=False)
+    enc = tok(
+        tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True),
+        return_tensors="pt",
+        add_special_tokens=False,
+    )
     a = plain.generate(**enc, max_new_tokens=12, do_sample=False)
     b = quantized.generate(**enc, max_new_tokens=12, do_sample=False)
     assert torch.equal(a, b)
-    assert "Paris" in tok.decode(a[0, enc["input_ids"].shape[1]:])
+    assert "Paris" in tok.decode(a[0, enc["input_ids"].shape[1] :])
 
 
 def test_qlora_settings_for_the_paper_presets(monkeypatch):
@@ -82,8 +93,11 @@ def test_qlora_settings_for_the_paper_presets(monkeypatch):
     captured = {}
     monkeypatch.setattr(loading, "qlora_available", lambda: True)
     monkeypatch.setattr(loading, "model_path", lambda spec: spec.source)
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
-                        classmethod(lambda cls, path, **kw: captured.update(path=path, **kw) or "model"))
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        classmethod(lambda cls, path, **kw: captured.update(path=path, **kw) or "model"),
+    )
     assert load_model(resolve("qwen3-1.7b"), bf16=True) == "model"
     q = captured["quantization_config"]
     assert captured["path"] == "Qwen/Qwen3-1.7B" and captured["dtype"] == torch.bfloat16

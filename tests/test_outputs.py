@@ -31,19 +31,26 @@ def scored(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
     prepare(DatasetConfig(name="synthetic-babi", size=20), "correct", "tagged", 0, root / "data")
     preds = root / "p.jsonl"
-    preds.write_text("".join(json.dumps({"id": r["id"], "output": r["completion"][0]["content"]}) + "\n"
-                             for _, r in read_jsonl(root / "data" / "test.jsonl")))
+    preds.write_text(
+        "".join(
+            json.dumps({"id": r["id"], "output": r["completion"][0]["content"]}) + "\n"
+            for _, r in read_jsonl(root / "data" / "test.jsonl")
+        )
+    )
     evaluate(root / "data", preds, root / "scores.json")
-    group = {**group_results("synthetic-babi", "m", "correct", {0: read_rows(root / "scores.examples.jsonl")}),
-             "examples": ["scores.examples.jsonl"]}
+    group = {
+        **group_results("synthetic-babi", "m", "correct", {0: read_rows(root / "scores.examples.jsonl")}),
+        "examples": ["scores.examples.jsonl"],
+    }
     write_results(root / "results.json", "t", "experiment", {}, ["correct"], [group])
     return root
 
 
 def test_the_documentation_is_made_from_the_models():
     assert (ROOT / "docs" / "outputs.md").read_text() == fields_markdown() + "\n", (
-        "docs/outputs.md is out of date: python -c \"from tracekd.report.outputs import fields_markdown; "
-        "open('docs/outputs.md', 'w').write(fields_markdown() + '\\n')\"")
+        'docs/outputs.md is out of date: python -c "from tracekd.report.outputs import fields_markdown; '
+        "open('docs/outputs.md', 'w').write(fields_markdown() + '\\n')\""
+    )
 
 
 def test_what_tracekd_writes_reads_back(scored):
@@ -59,14 +66,19 @@ def _edit(path: Path, change) -> Path:
     return path
 
 
-@pytest.mark.parametrize("change,needle", [
-    (lambda r: r["groups"][0]["rates"]["answer_accuracy"].update(mean="high"),
-     "groups[0].rates.answer_accuracy.mean: Input should be a valid number"),
-    (lambda r: r.pop("kind"), "kind: Field required"),  # an older results.json
-    (lambda r: r["groups"][0].update(condtion="x"), "groups[0].condtion: Extra inputs are not permitted"),
-    (lambda r: r["groups"][0]["association"]["label"].update(table="2x2"), "groups[0].association.label.table"),
-    (lambda r: r["groups"][0].update(examples=["../../etc/passwd"]), "not a path inside the folder"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (
+            lambda r: r["groups"][0]["rates"]["answer_accuracy"].update(mean="high"),
+            "groups[0].rates.answer_accuracy.mean: Input should be a valid number",
+        ),
+        (lambda r: r.pop("kind"), "kind: Field required"),  # an older results.json
+        (lambda r: r["groups"][0].update(condtion="x"), "groups[0].condtion: Extra inputs are not permitted"),
+        (lambda r: r["groups"][0]["association"]["label"].update(table="2x2"), "groups[0].association.label.table"),
+        (lambda r: r["groups"][0].update(examples=["../../etc/passwd"]), "not a path inside the folder"),
+    ],
+)
 def test_a_hand_edited_results_json_is_one_clear_error(scored, tmp_path, change, needle):
     path = tmp_path / "results.json"
     path.write_text((scored / "results.json").read_text())
@@ -94,7 +106,9 @@ def test_a_hand_edited_scores_json(scored, tmp_path):
     path = tmp_path / "scores.json"
     path.write_text((scored / "scores.json").read_text())
     _edit(path, lambda s: s["rates"]["parse_rate"].pop("per_seed"))
-    with pytest.raises(InputError, match=r"scores.json: not the scores.json tracekd writes: rates.parse_rate.per_seed: Field required"):
+    with pytest.raises(
+        InputError, match=r"scores.json: not the scores.json tracekd writes: rates.parse_rate.per_seed: Field required"
+    ):
         read_scores(path)
 
 
@@ -102,6 +116,8 @@ def test_a_row_that_does_not_fit_is_never_written(scored, tmp_path, monkeypatch)
     real = evaluate_module.score_output
     monkeypatch.setattr(evaluate_module, "score_output", lambda *a: {**real(*a), "surprise": 1})
     preds = scored / "p.jsonl"
-    with pytest.raises(InputError, match="a per-example row tracekd made does not fit its schema: surprise: Extra inputs"):
+    with pytest.raises(
+        InputError, match="a per-example row tracekd made does not fit its schema: surprise: Extra inputs"
+    ):
         evaluate(scored / "data", preds, tmp_path / "scores.json")
     assert list(tmp_path.iterdir()) == []

@@ -50,7 +50,11 @@ def test_the_hub_like_model_is_saved_like_the_hub_llama():
     from transformers import AutoTokenizer
 
     raw = AutoTokenizer.from_pretrained(folder)
-    assert raw.pad_token is None and "strftime_now" in raw.chat_template and raw.chat_template.startswith("{{- bos_token }}")
+    assert (
+        raw.pad_token is None
+        and "strftime_now" in raw.chat_template
+        and raw.chat_template.startswith("{{- bos_token }}")
+    )
     text = raw.apply_chat_template([{"role": "user", "content": "x"}], tokenize=False, add_generation_prompt=True)
     assert raw(text)["input_ids"][:2] == [raw.bos_token_id] * 2  # text tokenized with special tokens: two BOS
 
@@ -68,8 +72,12 @@ template: tagged
 train: {{max_steps: 2, batch_size: 2, grad_accum: 1, save_steps: 1000}}
 generate: {{max_new_tokens: 6, batch_size: 4}}
 """)
-    r = subprocess.run([sys.executable, "-m", "tracekd", "run", str(cfg), "--out", str(tmp_path / "run")],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "run", str(cfg), "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     cell = tmp_path / "run" / "cells" / "synthetic-babi" / HUB / "correct" / "seed-0"
     preds = [json.loads(x) for x in (cell / "predictions.jsonl").open()]
@@ -106,6 +114,7 @@ def test_the_prompt_does_not_depend_on_the_date(monkeypatch):
 
 # --- vLLM, through a recording stand-in for the `vllm` module ---
 
+
 class _Recorder:
     def __init__(self):
         self.llm: dict = {}
@@ -127,8 +136,10 @@ class _Recorder:
                 rec.prompts += prompts
                 rec.params.append(params)
                 rec.lora_requests.append(lora_request)
-                return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"out-{len(p['prompt_token_ids'])}")])
-                        for p in prompts]
+                return [
+                    types.SimpleNamespace(outputs=[types.SimpleNamespace(text=f"out-{len(p['prompt_token_ids'])}")])
+                    for p in prompts
+                ]
 
         class SamplingParams:
             def __init__(self, **kw):
@@ -162,7 +173,9 @@ def _adapter(folder: Path, spec_name: str, r: int) -> Path:
 
     spec = resolve(spec_name)
     torch.manual_seed(0)
-    model = get_peft_model(loading.load_model(spec), LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model = get_peft_model(
+        loading.load_model(spec), LoraConfig(r=r, lora_alpha=2 * r, target_modules="all-linear", task_type="CAUSAL_LM")
+    )
     with torch.no_grad():
         for name, p in model.named_parameters():
             if "lora_B" in name:
@@ -197,7 +210,11 @@ def test_vllm_gets_the_training_token_ids_and_a_fitting_lora_rank(data, tmp_path
     assert rec.llm["emptied_before"] >= 1  # CUDA memory released before vLLM starts
     params = rec.params[0].kw
     assert params["temperature"] == 0.0 and params["max_tokens"] == 8
-    assert params["stop_token_ids"] == HFGenerator(spec).eos_ids == sorted({tok.eos_token_id, tok.convert_tokens_to_ids("<|end_of_text|>")})
+    assert (
+        params["stop_token_ids"]
+        == HFGenerator(spec).eos_ids
+        == sorted({tok.eos_token_id, tok.convert_tokens_to_ids("<|end_of_text|>")})
+    )
 
 
 @pytest.mark.parametrize("r,allowed", [(1, 1), (2, 8), (16, 16), (17, 32), (300, 320), (512, 512)])
@@ -267,6 +284,7 @@ def test_vllm_argument_objects_are_valid_for_the_real_package(data, tmp_path, mo
 
 # --- training on several processes, presets, memory ---
 
+
 def test_save_model_runs_on_every_process(data, tmp_path, monkeypatch):
     """Under FSDP / ZeRO-3 save_model gathers across ranks: a rank that skipped it would hang the others."""
     from transformers import Trainer
@@ -274,7 +292,9 @@ def test_save_model_runs_on_every_process(data, tmp_path, monkeypatch):
     saved = []
     original = Trainer.save_model
     monkeypatch.setattr(Trainer, "is_world_process_zero", lambda self: False)
-    monkeypatch.setattr(Trainer, "save_model", lambda self, out=None, *a, **k: saved.append(out) or original(self, out, *a, **k))
+    monkeypatch.setattr(
+        Trainer, "save_model", lambda self, out=None, *a, **k: saved.append(out) or original(self, out, *a, **k)
+    )
     summary = train(data, "tiny-random", tmp_path / "o", _steps())
     assert saved[-1] == str(tmp_path / "o" / "adapter")  # (checkpoints are saved through it too)
     # tracekd's own files are the main process's
@@ -302,18 +322,28 @@ def test_4bit_compute_dtype_follows_the_bf16_choice(monkeypatch):
     captured = {}
     monkeypatch.setattr(loading, "qlora_available", lambda: True)
     monkeypatch.setattr(loading, "model_path", lambda spec: spec.source)
-    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained",
-                        classmethod(lambda cls, path, **kw: captured.update(kw) or "model"))
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        classmethod(lambda cls, path, **kw: captured.update(kw) or "model"),
+    )
     for bf16, dtype in ((False, torch.float32), (True, torch.bfloat16)):
         loading.load_model(resolve("llama-3.2-1b-instruct"), bf16=bf16)
         assert captured["dtype"] == dtype and captured["quantization_config"].bnb_4bit_compute_dtype == dtype
 
 
-@pytest.mark.parametrize("preset,gib,option,expected", [
-    ("qwen3-1.7b", 24.0, None, True), ("llama-3.2-1b-instruct", 39.5, None, True), ("qwen3-1.7b", 80.0, None, False),
-    ("qwen3-1.7b", None, None, False), ("smollm2-135m", 24.0, None, False),
-    ("smollm2-135m", None, True, True), ("qwen3-1.7b", 24.0, False, False),
-])
+@pytest.mark.parametrize(
+    "preset,gib,option,expected",
+    [
+        ("qwen3-1.7b", 24.0, None, True),
+        ("llama-3.2-1b-instruct", 39.5, None, True),
+        ("qwen3-1.7b", 80.0, None, False),
+        ("qwen3-1.7b", None, None, False),
+        ("smollm2-135m", 24.0, None, False),
+        ("smollm2-135m", None, True, True),
+        ("qwen3-1.7b", 24.0, False, False),
+    ],
+)
 def test_activation_checkpointing_default(monkeypatch, preset, gib, option, expected):
     from tracekd.train import sft
 
@@ -329,14 +359,18 @@ def test_training_with_activation_checkpointing_and_memory_released_after(data, 
     class Watch(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
             # transformers 5.24 (CPU set) / 5.20 (GPU set)
-            seen["checkpointing"] = getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
+            seen["checkpointing"] = (
+                getattr(model, "is_activation_checkpointing", None) or model.is_gradient_checkpointing
+            )
             seen["model"] = weakref.ref(model)
 
     def empty_cache():  # the trained model must be gone by the time the cache is emptied
         seen.setdefault("alive_at_empty_cache", []).append(seen.get("model", lambda: None)() is not None)
 
     monkeypatch.setattr(torch.cuda, "empty_cache", empty_cache)
-    s = train(data, "tiny-random", tmp_path / "ac", _steps(max_steps=2, activation_checkpointing=True), callbacks=[Watch()])
+    s = train(
+        data, "tiny-random", tmp_path / "ac", _steps(max_steps=2, activation_checkpointing=True), callbacks=[Watch()]
+    )
     assert seen["checkpointing"] is True and s["activation_checkpointing"] is True and s["steps"] == 2
     assert seen["alive_at_empty_cache"][-1] is False
 
@@ -348,9 +382,9 @@ def test_a_distributed_run_exits_normally(tmp_path):
 import atexit, sys
 import torch.distributed as dist
 from tracekd import cli
-dist.init_process_group("gloo", init_method="file://{tmp_path / 'pg'}", rank=0, world_size=1)
+dist.init_process_group("gloo", init_method="file://{tmp_path / "pg"}", rank=0, world_size=1)
 atexit.register(lambda: print("atexit ran", flush=True))
-sys.argv = ["tracekd", "report", "{tmp_path / 'none'}"]
+sys.argv = ["tracekd", "report", "{tmp_path / "none"}"]
 cli.main()
 """
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)

@@ -17,13 +17,16 @@ from tracekd.train.options import TrainOptions
 from tracekd.train.sft import train
 
 
-@pytest.mark.parametrize("cuda,cuda_bf16,cpu_bf16,on_cpu,expected", [
-    (False, False, True, False, True),    # an AMX / AVX512-BF16 CPU
-    (False, False, False, False, False),  # a CPU that would emulate bf16: fp32
-    (True, True, False, False, True),     # an Ampere+ card
-    (True, False, True, False, False),    # an older card: the card decides, not the CPU
-    (True, True, False, True, False),     # training forced on the CPU
-])
+@pytest.mark.parametrize(
+    "cuda,cuda_bf16,cpu_bf16,on_cpu,expected",
+    [
+        (False, False, True, False, True),  # an AMX / AVX512-BF16 CPU
+        (False, False, False, False, False),  # a CPU that would emulate bf16: fp32
+        (True, True, False, False, True),  # an Ampere+ card
+        (True, False, True, False, False),  # an older card: the card decides, not the CPU
+        (True, True, False, True, False),  # training forced on the CPU
+    ],
+)
 def test_auto_picks_bf16_where_supported(monkeypatch, cuda, cuda_bf16, cpu_bf16, on_cpu, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: cuda_bf16)
@@ -36,8 +39,12 @@ def test_cpu_detection_reads_the_processor():
     import re
     from pathlib import Path
 
-    flags = set(re.findall(r"\S+", next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
-                                         if line.startswith("flags")), "")))
+    flags = set(
+        re.findall(
+            r"\S+",
+            next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), ""),
+        )
+    )
     assert loading.cpu_bf16_supported() == bool(flags & {"amx_bf16", "avx512_bf16"})
     with pytest.raises(InputError, match="unknown precision 'fp16'"):
         loading.use_bf16("fp16")
@@ -61,15 +68,22 @@ def test_bf16_training_is_autocast_with_fp32_adapters(data, tmp_path, precision)
     class Watch(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
             layer = model.get_base_model().model.layers[0].self_attn.q_proj.base_layer
-            layer.register_forward_hook(lambda m, i, o: None if "matmul_dtype" in seen else seen.update(matmul_dtype=o.dtype))
+            layer.register_forward_hook(
+                lambda m, i, o: None if "matmul_dtype" in seen else seen.update(matmul_dtype=o.dtype)
+            )
             seen["base_dtype"] = layer.weight.dtype
 
         def on_step_end(self, args, state, control, model=None, optimizer=None, **kw):
             seen["lora_dtypes"] = {p.dtype for p in model.parameters() if p.requires_grad}
             seen["state_dtypes"] = {t.dtype for s in optimizer.state.values() for t in s.values() if t.dim() > 0}
 
-    s = train(data, "tiny-random", tmp_path / "o", TrainOptions(max_steps=2, batch_size=2, grad_accum=1, save_steps=1000,
-                                                                 precision=precision), callbacks=[Watch()])
+    s = train(
+        data,
+        "tiny-random",
+        tmp_path / "o",
+        TrainOptions(max_steps=2, batch_size=2, grad_accum=1, save_steps=1000, precision=precision),
+        callbacks=[Watch()],
+    )
     expected = torch.bfloat16 if precision == "bf16" else torch.float32
     assert seen["matmul_dtype"] == expected and s["precision"] == precision
     assert seen["base_dtype"] == expected and s["base_weights_dtype"] == str(expected).removeprefix("torch.")
@@ -79,15 +93,38 @@ def test_bf16_training_is_autocast_with_fp32_adapters(data, tmp_path, precision)
 def test_precision_in_the_cli_and_configs(tmp_path, data):
     from tracekd.experiment.config import load_config
 
-    r = subprocess.run([sys.executable, "-m", "tracekd", "train", "--data", str(data), "--out", str(tmp_path / "o"),
-                        "--model", "tiny-random", "--precision", "fp16"], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "o"),
+            "--model",
+            "tiny-random",
+            "--precision",
+            "fp16",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2 and "--precision: Input should be 'auto', 'fp32' or 'bf16'" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "tracekd", "train", "--data", str(data), "--out", str(tmp_path / "o"), "--bf16"],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "train", "--data", str(data), "--out", str(tmp_path / "o"), "--bf16"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2 and "No such option: --bf16" in r.stderr  # one way: --precision
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("name: c\ndatasets: [{name: synthetic-babi, size: 20}]\nmodels: [tiny-random]\nconditions: [correct]\n"
-                   "train: {precision: bf16}\ngenerate: {precision: fp32}\n")
+    cfg.write_text(
+        "name: c\ndatasets: [{name: synthetic-babi, size: 20}]\nmodels: [tiny-random]\nconditions: [correct]\n"
+        "train: {precision: bf16}\ngenerate: {precision: fp32}\n"
+    )
     c = load_config(cfg)
     assert c.train.precision == "bf16" and c.generate.precision == "fp32"
     cfg.write_text(cfg.read_text().replace("train: {precision: bf16}", "train: {bf16: true}"))

@@ -21,8 +21,21 @@ def run(*args, cwd=None):
 
 def test_prepare_synthetic_writes_trl_files(tmp_path):
     out = tmp_path / "d"
-    r = run("prepare", "--dataset", "synthetic-babi", "--size", 50, "--condition", "incorrect",
-            "--template", "tagged", "--seed", 3, "--out", out)
+    r = run(
+        "prepare",
+        "--dataset",
+        "synthetic-babi",
+        "--size",
+        50,
+        "--condition",
+        "incorrect",
+        "--template",
+        "tagged",
+        "--seed",
+        3,
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     train = [json.loads(x) for x in (out / "train.jsonl").open()]
     test = [json.loads(x) for x in (out / "test.jsonl").open()]
@@ -52,8 +65,9 @@ def test_prepare_is_byte_identical(tmp_path):
 
 def test_prepare_real_cotempqa(tmp_path, shared_data):
     out = tmp_path / "c"
-    r = run("prepare", "--dataset", "cotempqa", "--source", shared_data / "cotempqa", "--condition", "correct",
-            "--out", out)
+    r = run(
+        "prepare", "--dataset", "cotempqa", "--source", shared_data / "cotempqa", "--condition", "correct", "--out", out
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "manifest.json").read_text())
     # expected from the raw files (tests/independent.py), not from tracekd's output
@@ -76,15 +90,51 @@ def _bad(tmp_path, name, text):
     return p
 
 
-GOOD = json.dumps({"index": 0, "question": "While A was a member of B, which?", "facts": ["A is a member of the B in 1990."], "answer": ["B"]})
+GOOD = json.dumps(
+    {
+        "index": 0,
+        "question": "While A was a member of B, which?",
+        "facts": ["A is a member of the B in 1990."],
+        "answer": ["B"],
+    }
+)
 
 
-@pytest.mark.parametrize("dataset,name,text,line,needle", [
-    ("cotempqa", "equal.json", GOOD + "\n{not json\n", 2, "not valid JSON"),
-    ("cotempqa", "equal.json", GOOD + "\n" + json.dumps({"index": 1, "question": "q", "facts": []}) + "\n", 2, "'answer'"),
-    ("babi", "qa1_single-supporting-fact_train.txt", "1 Mary moved to the bathroom.\nJohn went home.\n", 2, "number"),
-    ("msmarco", "marco.jsonl", json.dumps({"query_id": 1, "query": "q", "query_type": "entity", "passages": {"is_selected": [1], "passage_text": ["p"]}}) + "\n", 1, "'answers'"),
-])
+@pytest.mark.parametrize(
+    "dataset,name,text,line,needle",
+    [
+        ("cotempqa", "equal.json", GOOD + "\n{not json\n", 2, "not valid JSON"),
+        (
+            "cotempqa",
+            "equal.json",
+            GOOD + "\n" + json.dumps({"index": 1, "question": "q", "facts": []}) + "\n",
+            2,
+            "'answer'",
+        ),
+        (
+            "babi",
+            "qa1_single-supporting-fact_train.txt",
+            "1 Mary moved to the bathroom.\nJohn went home.\n",
+            2,
+            "number",
+        ),
+        (
+            "msmarco",
+            "marco.jsonl",
+            json.dumps(
+                {
+                    "query_id": 1,
+                    "query": "q",
+                    "query_type": "entity",
+                    "passages": {"is_selected": [1], "passage_text": ["p"]},
+                }
+            )
+            + "\n",
+            1,
+            "'answers'",
+        ),
+    ],
+)
 def test_bad_input_names_file_and_line(tmp_path, dataset, name, text, line, needle):
     src = _bad(tmp_path, name, text)
     out = tmp_path / "out"
@@ -140,8 +190,13 @@ def _without_own_distractor(path):
         _, answer, ids = rest.split("\t")
         gold = {t.lower().rstrip(".") for i, t in story if i in ids.split()}
         answers = [a.strip().lower() for a in answer.split(",")]
-        fit = [t for i, t in story if i not in ids.split() and t.lower().rstrip(".") not in gold
-               and not any(f" {a} " in " " + t.lower().replace(".", " ") + " " for a in answers)]
+        fit = [
+            t
+            for i, t in story
+            if i not in ids.split()
+            and t.lower().rstrip(".") not in gold
+            and not any(f" {a} " in " " + t.lower().replace(".", " ") + " " for a in answers)
+        ]
         count += not fit
     return count
 
@@ -150,8 +205,23 @@ def test_prepare_counts_borrowed_wrong_evidence(tmp_path, shared_data):
     """bAbI gave an empty wrong-evidence list where a story has no other sentence (qa17: every
     story; qa14: 75 train items). Now it is borrowed from another story, and counted."""
     out = tmp_path / "b"
-    r = run("prepare", "--dataset", "babi", "--source", shared_data / "babi" / "en", "--preset", "paper",
-            "--subset", "qa17", "--subset", "qa14", "--condition", "incorrect", "--out", out)
+    r = run(
+        "prepare",
+        "--dataset",
+        "babi",
+        "--source",
+        shared_data / "babi" / "en",
+        "--preset",
+        "paper",
+        "--subset",
+        "qa17",
+        "--subset",
+        "qa14",
+        "--condition",
+        "incorrect",
+        "--out",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "manifest.json").read_text())
     for split in ("train", "test"):

@@ -39,7 +39,13 @@ def label_of(p: str) -> str | None:
     if "<think>" in p:
         first = p.split("<think>", 1)[1].lstrip().split("\n", 1)[0]
         before, colon, after = first.partition(":")
-        if colon and first.lower().startswith("the ") and before.rstrip().lower().endswith(" is") and "." not in before and "<" not in before:
+        if (
+            colon
+            and first.lower().startswith("the ")
+            and before.rstrip().lower().endswith(" is")
+            and "." not in before
+            and "<" not in before
+        ):
             return label_value(after) or None
     return None
 
@@ -59,7 +65,7 @@ def _has_answer(p: str) -> bool:
         return False
     body = p.strip()
     if body.startswith("assistant"):
-        body = body[len("assistant"):]
+        body = body[len("assistant") :]
     return bool(body.strip(" \n[]'\""))
 
 
@@ -104,4 +110,7 @@ def test_label_and_evidence_values_on_published_outputs(reference_outputs, condi
                 listed = p.split(EVIDENCE, 1)[1].split("].", 1)[0]
                 assert len(got.evidence) == listed.count("', '") + 1
                 stopped += 1
-    assert (paraphrased, stopped) == {"sft-adapter-reasoning-facts": (7, 5), "sft-adapter-reasoning-facts-perturbed": (27, 0)}[condition]
+    assert (paraphrased, stopped) == {
+        "sft-adapter-reasoning-facts": (7, 5),
+        "sft-adapter-reasoning-facts-perturbed": (27, 0),
+    }[condition]

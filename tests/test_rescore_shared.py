@@ -14,8 +14,11 @@ import pytest
 from test_reference_outputs_parse import label_of
 from tracekd.score.rescore import condition_from_name, rescore
 
-CONDITIONS = {"sft-adapter": "answer_only", "sft-adapter-reasoning-facts": "correct",
-              "sft-adapter-reasoning-facts-perturbed": "incorrect"}
+CONDITIONS = {
+    "sft-adapter": "answer_only",
+    "sft-adapter-reasoning-facts": "correct",
+    "sft-adapter-reasoning-facts-perturbed": "incorrect",
+}
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +59,23 @@ def test_upstream_scores_the_records_own_strings(shared_data, reference_outputs)
 
     path = reference_outputs / "evaluation_outputs" / "during"
     recs = {}
-    for name in ("Llama-3.2-1B-Instruct-sft-adapter_default.json", "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts-perturbed_default.json"):
+    for name in (
+        "Llama-3.2-1B-Instruct-sft-adapter_default.json",
+        "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts-perturbed_default.json",
+    ):
         recs[name] = [json.loads(line) for line in (path / name).open()]
     answer_only = recs["Llama-3.2-1B-Instruct-sft-adapter_default.json"]
     perturbed = recs["Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts-perturbed_default.json"]
 
     def score(rec):
-        return cotempqa_upstream(rec["prediction"], rec["gold"], rec["question"], rec["facts"], rec["triple_element"])["correct"]
+        return cotempqa_upstream(rec["prediction"], rec["gold"], rec["question"], rec["facts"], rec["triple_element"])[
+            "correct"
+        ]
 
     for i in (446, 457, 513):
-        assert answer_only[i]["gold"] == ["assistant professor"] and answer_only[i]["prediction"].endswith("['assistant professor']")
+        assert answer_only[i]["gold"] == ["assistant professor"] and answer_only[i]["prediction"].endswith(
+            "['assistant professor']"
+        )
         assert not score(answer_only[i])
     assert perturbed[233]["gold"] == ["Conservative People's Party"] and score(perturbed[233])
 
@@ -89,7 +99,7 @@ def _items(seg):
 
 def _answer_right(pred, gold):
     seg = pred
-    answer_lines = [ln.strip()[len("answer:"):] for ln in pred.split("\n") if ln.strip().lower().startswith("answer:")]
+    answer_lines = [ln.strip()[len("answer:") :] for ln in pred.split("\n") if ln.strip().lower().startswith("answer:")]
     if "<answer>" in seg:
         seg = seg.split("<answer>", 1)[1].split("</answer>", 1)[0]
     elif answer_lines:
@@ -98,7 +108,7 @@ def _answer_right(pred, gold):
         seg = seg.split("</think>", 1)[1]
     seg = seg.strip()
     if seg.startswith("assistant"):
-        seg = seg[len("assistant"):].strip()
+        seg = seg[len("assistant") :].strip()
     got = {_norm(x) for x in _items(seg)} - {""}
     return bool(got) and got == {_norm(g) for g in gold}
 
@@ -125,8 +135,10 @@ def test_two_by_two_counts_computed_independently(results, reference_outputs, st
     answer = [_answer_right(r["prediction"], r["gold"]) for r in recs]
     label = [_label(r["prediction"]) == "equal" for r in recs]
     pairs = list(zip(label, answer))
-    expected = [[sum(lab and a for lab, a in pairs), sum(lab and not a for lab, a in pairs)],
-                [sum((not lab) and a for lab, a in pairs), sum((not lab) and (not a) for lab, a in pairs)]]
+    expected = [
+        [sum(lab and a for lab, a in pairs), sum(lab and not a for lab, a in pairs)],
+        [sum((not lab) and a for lab, a in pairs), sum((not lab) and (not a) for lab, a in pairs)],
+    ]
     summary = results["files"][str(path)]["summary"]
     assert summary["association"]["label"]["table"] == expected
     assert sum(map(sum, expected)) == 87
@@ -134,7 +146,12 @@ def test_two_by_two_counts_computed_independently(results, reference_outputs, st
 
 def test_evidence_table_under_the_papers_rule(shared_data, reference_outputs):
     """With --ir-rule paper the gold evidence is what the paper's models were taught to cite."""
-    path = reference_outputs / "evaluation_outputs" / "mix" / "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts_default.json"
+    path = (
+        reference_outputs
+        / "evaluation_outputs"
+        / "mix"
+        / "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts_default.json"
+    )
     res = rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [str(path)], ir_rule="paper")
     recs = [json.loads(line) for line in path.open()]
     answer = [_answer_right(r["prediction"], r["gold"]) for r in recs]
@@ -143,8 +160,10 @@ def test_evidence_table_under_the_papers_rule(shared_data, reference_outputs):
         cited = _evidence_list(r["prediction"])
         gold = _paper_gold_facts(r["facts"], r["gold"])
         ev.append(cited is not None and set(cited) == gold and all(c in r["facts"] for c in cited))
-    expected = [[sum(e and a for e, a in zip(ev, answer)), sum(e and not a for e, a in zip(ev, answer))],
-                [sum((not e) and a for e, a in zip(ev, answer)), sum((not e) and (not a) for e, a in zip(ev, answer))]]
+    expected = [
+        [sum(e and a for e, a in zip(ev, answer)), sum(e and not a for e, a in zip(ev, answer))],
+        [sum((not e) and a for e, a in zip(ev, answer)), sum((not e) and (not a) for e, a in zip(ev, answer))],
+    ]
     assert res["files"][str(path)]["summary"]["association"]["evidence"]["table"] == expected
     assert expected[0][0] + expected[0][1] > 0  # some traces cite exactly the taught facts
 
@@ -162,11 +181,20 @@ def test_both_evidence_rules_side_by_side(results, reference_outputs):
     # containing an answer
     a = b = c = d = 0
     for sub in ("during", "equal", "mix", "overlap"):
-        path = reference_outputs / "evaluation_outputs" / sub / "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts_default.json"
+        path = (
+            reference_outputs
+            / "evaluation_outputs"
+            / sub
+            / "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts_default.json"
+        )
         for line in path.open():
             r = json.loads(line)
             cited = _evidence_list(r["prediction"])
-            ev = cited is not None and set(cited) == _paper_gold_facts(r["facts"], r["gold"]) and all(x in r["facts"] for x in cited)
+            ev = (
+                cited is not None
+                and set(cited) == _paper_gold_facts(r["facts"], r["gold"])
+                and all(x in r["facts"] for x in cited)
+            )
             tr, ans = ev and _label(r["prediction"]) == sub, _answer_right(r["prediction"], r["gold"])
             a, b, c, d = a + (tr and ans), b + (tr and not ans), c + (not tr and ans), d + (not tr and not ans)
     assert [[a, b], [c, d]] == [[237, 2], [141, 570]]
@@ -181,6 +209,8 @@ def test_rows_carry_flags_and_the_split_evidence_steps(results):
     # the paper's models were taught to cite the answer-bearing facts, never the anchor
     assert s["steps"]["anchor_accuracy"] < 0.01
     assert s["steps"]["answer_fact_accuracy"] > 0.4
+
+
 def test_stratified_test_and_papers_quantities_on_the_correct_trace_outputs(results):
     """The headline test is the CMH over the 4 subsets (by hand from the per-subset tables), the
     pooled χ² is kept as the paper's test, and the paper's headline 28 % is the share of all outputs
@@ -202,7 +232,9 @@ def test_stratified_test_and_papers_quantities_on_the_correct_trace_outputs(resu
     # 272, not the review's 273: the faithful upstream scorer deletes "assistant" from every output, so
     # cotempqa/during/2132 (gold "assistant professor") is wrong under the paper's own scorer
     assert (x, x + y) == (272, 522) and s["paper"]["evaluated"] == 950
-    assert trace["both_right"]["p"] == pytest.approx(272 / 950) and trace["answer_given_step_right"]["p"] == pytest.approx(272 / 522)
+    assert trace["both_right"]["p"] == pytest.approx(272 / 950) and trace["answer_given_step_right"][
+        "p"
+    ] == pytest.approx(272 / 522)
     lo, hi = trace["both_right"]["ci95"]
     assert lo < 272 / 950 < hi and trace["both_right"]["method"] == "bootstrap"
     assert s["regression"]["terms"]["label"]["estimable"] and s["paper"]["regression"]["terms"]["evidence"]["estimable"]
@@ -213,8 +245,21 @@ def test_stratified_test_and_papers_quantities_on_the_correct_trace_outputs(resu
 def test_rescore_cli_writes_json_and_bad_input(tmp_path, shared_data, reference_outputs):
     f = reference_outputs / "evaluation_outputs" / "equal" / "Llama-3.2-1B-Instruct-sft-adapter_default.json"
     out = tmp_path / "r.json"
-    r = subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), str(f),
-                        "--json", str(out)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "rescore",
+            "--source",
+            str(shared_data / "cotempqa"),
+            str(f),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     # a value tracekd computed, checked against the same value computed here from the raw file (its
     # strict answer accuracy, 58/87 = 66.7), not the published number it prints beside its own
@@ -233,29 +278,69 @@ def test_rescore_cli_writes_json_and_bad_input(tmp_path, shared_data, reference_
     rec["question"] = "A question no example has?"
     bad.write_text(lines[0] + "\n" + json.dumps(rec) + "\n")
     out2 = tmp_path / "r2.json"
-    r = subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), str(bad),
-                        "--json", str(out2)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "rescore",
+            "--source",
+            str(shared_data / "cotempqa"),
+            str(bad),
+            "--json",
+            str(out2),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and f"{bad}:2" in " ".join(r.stderr.split()) and not out2.exists()
     bad.write_text(json.dumps({"id": "x", "output": "y"}) + "\n")
-    r = subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), str(bad)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), str(bad)],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "not a trace-check-qa record" in r.stderr and f"{bad}:1" in " ".join(r.stderr.split())
 
 
 def test_rescore_report_uses_the_same_report_code(tmp_path, shared_data, reference_outputs):
     files = sorted(str(p) for p in (reference_outputs / "evaluation_outputs").glob("*/*.json"))
     out = tmp_path / "report"
-    r = subprocess.run([sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), *files,
-                        "--report", str(out)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "rescore",
+            "--source",
+            str(shared_data / "cotempqa"),
+            *files,
+            "--report",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((out / "results.json").read_text())
-    assert res["kind"] == "rescore" and [g["condition"] for g in res["groups"]] == ["answer_only", "correct", "incorrect"]
+    assert res["kind"] == "rescore" and [g["condition"] for g in res["groups"]] == [
+        "answer_only",
+        "correct",
+        "incorrect",
+    ]
     assert all(g["n"] == 950 and g["model"] == "Llama-3.2-1B-Instruct" for g in res["groups"])
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "Llama-3.2-1B-Instruct" in page and 'class="ex"' in page
     md = (out / "report.md").read_text()
     assert "answer_only" in md and "Fisher p" in md and md.index("## Findings") < md.index("## Headline")
-    for needle in ("CMH χ²", "χ² pool", "both✓", "adjusted OR", "Per subset (tracekd definitions)", "paper's definitions"):
+    for needle in (
+        "CMH χ²",
+        "χ² pool",
+        "both✓",
+        "adjusted OR",
+        "Per subset (tracekd definitions)",
+        "paper's definitions",
+    ):
         assert needle in md and needle in page.replace("&#x27;", "'")
     # the whole command, per-subset tables, CMH, the regression and the paper's joint share on the terminal
     for needle in ("Findings", "CMH χ²", "Per subset", "Logistic regression", "both✓", "P(a|t)", "ev P", "tr T"):

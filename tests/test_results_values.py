@@ -40,10 +40,22 @@ ITEMS = list(SUBSET)
 # the two a4 outputs have no <think> trace (the paper's definitions do not evaluate them).
 #            L  E  F1   anchor AF Y
 CORRECT = {
-    0: {"a1": (1, 1, 1.0, 1, 1, 1), "a2": (1, 0, 0.5, 1, 0, 1), "a3": (0, 1, 1.0, 1, 1, 1),
-        "a4": (0, 0, 0.0, 0, 0, 0), "b1": (1, 1, 1.0, 1, 1, 1), "b2": (0, 0, 0.0, None, 0, 0)},
-    1: {"a1": (1, 1, 1.0, 1, 1, 1), "a2": (1, 1, 1.0, 0, 1, 0), "a3": (0, 0, 0.5, 1, 0, 1),
-        "a4": (0, 0, 0.0, 0, 0, 0), "b1": (1, 0, 0.5, 1, 1, 0), "b2": (1, 1, 1.0, None, 1, 1)},
+    0: {
+        "a1": (1, 1, 1.0, 1, 1, 1),
+        "a2": (1, 0, 0.5, 1, 0, 1),
+        "a3": (0, 1, 1.0, 1, 1, 1),
+        "a4": (0, 0, 0.0, 0, 0, 0),
+        "b1": (1, 1, 1.0, 1, 1, 1),
+        "b2": (0, 0, 0.0, None, 0, 0),
+    },
+    1: {
+        "a1": (1, 1, 1.0, 1, 1, 1),
+        "a2": (1, 1, 1.0, 0, 1, 0),
+        "a3": (0, 0, 0.5, 1, 0, 1),
+        "a4": (0, 0, 0.0, 0, 0, 0),
+        "b1": (1, 0, 0.5, 1, 1, 0),
+        "b2": (1, 1, 1.0, None, 1, 1),
+    },
 }
 # The baseline: no label ever right, no evidence, answers right for a1 and b1 only.
 BASELINE = {i: (0, 0, 0.0, None if SUBSET[i] == "B" else 0, 0, int(i in ("a1", "b1"))) for i in ITEMS}
@@ -56,17 +68,39 @@ def _row(item: str, seed: int, flags: tuple, condition: str) -> dict:
     parsed = (condition, seed, item) not in UNPARSABLE
     think = item not in NO_THINK
     output = (f"<think>The category is: {'gold' if lab else 'other'}.</think>" if think else "") + (
-        "<answer>['x']</answer>" if parsed else "")
+        "<answer>['x']</answer>" if parsed else ""
+    )
     return {
-        "id": f"values/{item}", "subset": SUBSET[item], "label": "gold", "question": f"question {item}?",
+        "id": f"values/{item}",
+        "subset": SUBSET[item],
+        "label": "gold",
+        "question": f"question {item}?",
         "gold": {"label": "gold", "evidence": ["fact"], "anchor": [], "answer_facts": ["fact"], "answers": ["x"]},
-        "flags": [], "status": "ok" if parsed else "unparsable",
-        "parsed": {"label": "gold" if lab else "other", "evidence": ["fact"] if ev else [],
-                   "answers": ["x"] if parsed else None},
+        "flags": [],
+        "status": "ok" if parsed else "unparsable",
+        "parsed": {
+            "label": "gold" if lab else "other",
+            "evidence": ["fact"] if ev else [],
+            "answers": ["x"] if parsed else None,
+        },
         "answer": {"correct": bool(ans), "em": float(ans)},
         "label_correct": bool(lab),
-        "evidence": {"precision": f1, "recall": f1, "f1": f1, "exact": bool(ev), "matched": ["1"] if ev else [], "unmatched": 0},
-        "evidence_tolerant": {"precision": f1, "recall": f1, "f1": f1, "exact": bool(ev), "matched": [], "unmatched": 0},
+        "evidence": {
+            "precision": f1,
+            "recall": f1,
+            "f1": f1,
+            "exact": bool(ev),
+            "matched": ["1"] if ev else [],
+            "unmatched": 0,
+        },
+        "evidence_tolerant": {
+            "precision": f1,
+            "recall": f1,
+            "f1": f1,
+            "exact": bool(ev),
+            "matched": [],
+            "unmatched": 0,
+        },
         "anchor_retrieved": None if anchor is None else bool(anchor),
         "answer_fact_retrieved": bool(fact),
         "trace_correct": bool(lab and ev),
@@ -213,14 +247,28 @@ def test_rate_intervals(groups):
 BY_SUBSET = {
     "correct": {
         # A: answers seed 0 a1 a2 a3, seed 1 a1 a3 (5/8); B: seed 0 b1, seed 1 b2 (2/4)
-        "A": {"n": 8, "answer_accuracy": F(5, 8), "label_accuracy": F(4, 8), "evidence_accuracy": F(4, 8),
-              "anchor_accuracy": F(5, 8), "trace_accuracy": F(3, 8)},
-        "B": {"n": 4, "answer_accuracy": F(2, 4), "label_accuracy": F(3, 4), "evidence_accuracy": F(2, 4),
-              # the anchor applies to b1 only (2 of B's 4 outputs), retrieved in both seeds
-              "anchor_accuracy": F(2, 2), "trace_accuracy": F(2, 4)},
+        "A": {
+            "n": 8,
+            "answer_accuracy": F(5, 8),
+            "label_accuracy": F(4, 8),
+            "evidence_accuracy": F(4, 8),
+            "anchor_accuracy": F(5, 8),
+            "trace_accuracy": F(3, 8),
+        },
+        "B": {
+            "n": 4,
+            "answer_accuracy": F(2, 4),
+            "label_accuracy": F(3, 4),
+            "evidence_accuracy": F(2, 4),
+            # the anchor applies to b1 only (2 of B's 4 outputs), retrieved in both seeds
+            "anchor_accuracy": F(2, 2),
+            "trace_accuracy": F(2, 4),
+        },
     },
-    "baseline": {"A": {"n": 4, "answer_accuracy": F(1, 4), "anchor_accuracy": F(0, 4)},
-                 "B": {"n": 2, "answer_accuracy": F(1, 2), "anchor_accuracy": None}},
+    "baseline": {
+        "A": {"n": 4, "answer_accuracy": F(1, 4), "anchor_accuracy": F(0, 4)},
+        "B": {"n": 2, "answer_accuracy": F(1, 2), "anchor_accuracy": None},
+    },
 }
 
 
@@ -232,7 +280,10 @@ def test_per_subset_rates(groups, condition):
     assert set(got) == {"A", "B"}
     for subset, expected in BY_SUBSET[condition].items():
         for key, value in expected.items():
-            assert got[subset][key] == (None if value is None else pytest.approx(float(value), abs=1e-12)), (subset, key)
+            assert got[subset][key] == (None if value is None else pytest.approx(float(value), abs=1e-12)), (
+                subset,
+                key,
+            )
 
 
 # -- association of the label step --------------------------------------------------------------
@@ -251,8 +302,13 @@ def test_label_tables(groups):
     assert {s: b["table"] for s, b in a["by_seed"].items()} == {"0": [[3, 0], [1, 2]], "1": [[2, 2], [1, 1]]}
     # the other steps' pooled tables (step, answer)
     tables = {k: v["table"] for k, v in groups["correct"]["association"].items()}
-    assert tables == {"label": POOLED, "evidence": [[5, 1], [2, 4]], "trace": [[4, 1], [3, 4]],
-                      "anchor": [[6, 1], [0, 3]], "answer_fact": [[5, 2], [2, 3]]}
+    assert tables == {
+        "label": POOLED,
+        "evidence": [[5, 1], [2, 4]],
+        "trace": [[4, 1], [3, 4]],
+        "anchor": [[6, 1], [0, 3]],
+        "answer_fact": [[5, 2], [2, 3]],
+    }
 
 
 def test_label_pooled_statistics(groups):
@@ -385,9 +441,16 @@ def test_report_steps(md):
     rows = {r["condition"]: r for r in md["Trace steps (%, tracekd definitions)"]}
     c = rows["correct"]
     assert (c["seeds"], c["n"]) == ("2", "6")
-    for col, key in (("parse rate", "parse_rate"), ("label", "label_accuracy"), ("evidence", "evidence_accuracy"),
-                     ("anchor", "anchor_accuracy"), ("answer_fact", "answer_fact_accuracy"), ("trace", "trace_accuracy"),
-                     ("evidence F1", "evidence_f1"), ("answer", "answer_accuracy")):
+    for col, key in (
+        ("parse rate", "parse_rate"),
+        ("label", "label_accuracy"),
+        ("evidence", "evidence_accuracy"),
+        ("anchor", "anchor_accuracy"),
+        ("answer_fact", "answer_fact_accuracy"),
+        ("trace", "trace_accuracy"),
+        ("evidence F1", "evidence_f1"),
+        ("answer", "answer_accuracy"),
+    ):
         assert c[col].split(" [")[0] == pct(RATES[key][0]), col
     b = rows["baseline"]
     assert (b["seeds"], b["n"]) == ("1", "6")
@@ -398,7 +461,9 @@ def test_report_steps(md):
 def test_report_subsets(md):
     rows = {r["subset"]: r for r in md["Per subset: answer accuracy (%)"]}
     assert {s: (r["baseline"], r["correct"]) for s, r in rows.items()} == {
-        "A": (pct(F(1, 4)), pct(F(5, 8))), "B": (pct(F(1, 2)), pct(F(2, 4)))}
+        "A": (pct(F(1, 4)), pct(F(5, 8))),
+        "B": (pct(F(1, 2)), pct(F(2, 4))),
+    }
 
 
 def test_report_association(md):

@@ -48,34 +48,52 @@ def test_upstream_port_reproduces_every_published_file(reference_outputs):
     for path in files:
         with path.open(encoding="utf-8") as f:
             recs = [json.loads(line) for line in f]
-        scores = [cotempqa_upstream(r["prediction"], r["gold"], r["question"], r["facts"], r["triple_element"]) for r in recs]
+        scores = [
+            cotempqa_upstream(r["prediction"], r["gold"], r["question"], r["facts"], r["triple_element"]) for r in recs
+        ]
         published = json.loads((reference_outputs / "evaluation_results" / path.parent.name / path.name).read_text())
         assert upstream_totals(scores) == published, path.name
 
 
 # -- score/steps.py -------------------------------------------------------------------------------
 def _ex(context: tuple[str, ...], evidence=(), anchor=(), answer_facts=(), label="during", answers=("x",)) -> Example:
-    return Example("core/1", "cotempqa", "during", "While Ann was mayor, what did Ann do?",
-                   tuple(ContextItem(f"f{i}", t) for i, t in enumerate(context)), answers,
-                   label=label, evidence=evidence, anchor=anchor, answer_facts=answer_facts)
+    return Example(
+        "core/1",
+        "cotempqa",
+        "during",
+        "While Ann was mayor, what did Ann do?",
+        tuple(ContextItem(f"f{i}", t) for i, t in enumerate(context)),
+        answers,
+        label=label,
+        evidence=evidence,
+        anchor=anchor,
+        answer_facts=answer_facts,
+    )
 
 
-FACTS = ("Ann holds the position of mayor from 1990 to 1995.", "Ann works for Acme from 1991 to 1993.",
-         "Ann attended Oxford in 1975.", "Ann plays for Lyon in 1980.")
+FACTS = (
+    "Ann holds the position of mayor from 1990 to 1995.",
+    "Ann works for Acme from 1991 to 1993.",
+    "Ann attended Oxford in 1975.",
+    "Ann plays for Lyon in 1980.",
+)
 
 
 def test_evidence_scores_without_a_list():
     assert evidence_score(None, _ex(FACTS, ("f0",))) == EvidenceScore(0.0, 0.0, 0.0, False, (), 0)
 
 
-@pytest.mark.parametrize("cited,p,r,f1,exact", [
-    ((FACTS[0], FACTS[1]), 1.0, 1.0, 1.0, True),
-    ((FACTS[0],), 1.0, 0.5, 2 / 3, False),  # p != r: F1 = 2pr / (p + r)
-    ((FACTS[0], FACTS[2]), 0.5, 0.5, 0.5, False),  # p == r
-    ((FACTS[0], FACTS[1], FACTS[2]), 2 / 3, 1.0, 0.8, False),
-    ((FACTS[2], FACTS[3]), 0.0, 0.0, 0.0, False),  # p + r == 0
-    ((), 0.0, 0.0, 0.0, False),  # nothing cited, gold not empty
-])
+@pytest.mark.parametrize(
+    "cited,p,r,f1,exact",
+    [
+        ((FACTS[0], FACTS[1]), 1.0, 1.0, 1.0, True),
+        ((FACTS[0],), 1.0, 0.5, 2 / 3, False),  # p != r: F1 = 2pr / (p + r)
+        ((FACTS[0], FACTS[2]), 0.5, 0.5, 0.5, False),  # p == r
+        ((FACTS[0], FACTS[1], FACTS[2]), 2 / 3, 1.0, 0.8, False),
+        ((FACTS[2], FACTS[3]), 0.0, 0.0, 0.0, False),  # p + r == 0
+        ((), 0.0, 0.0, 0.0, False),  # nothing cited, gold not empty
+    ],
+)
 def test_evidence_precision_recall_f1(cited, p, r, f1, exact):
     s = evidence_score(cited, _ex(FACTS, ("f0", "f1")))
     assert (s.precision, s.recall, s.exact) == (pytest.approx(p), pytest.approx(r), exact)
@@ -120,8 +138,14 @@ def test_tolerant_match_prefers_gold_and_includes_the_threshold():
 
 def test_evidence_score_as_dict():
     s = EvidenceScore(0.5, 0.25, 1 / 3, False, ("f1", "f0"), 2)
-    assert s.as_dict() == {"precision": 0.5, "recall": 0.25, "f1": 1 / 3, "exact": False, "matched": ["f1", "f0"],
-                           "unmatched": 2}
+    assert s.as_dict() == {
+        "precision": 0.5,
+        "recall": 0.25,
+        "f1": 1 / 3,
+        "exact": False,
+        "matched": ["f1", "f0"],
+        "unmatched": 2,
+    }
 
 
 def test_retrieved():
@@ -144,10 +168,20 @@ def test_score_steps_fields():
     assert tolerant["evidence_tolerant"]["exact"] and tolerant["evidence"]["exact"]
     near = ("Ann holds the position of mayor from 1990 to 1995 .", "Ann works for Acme from 1991 to 1993 !")
     s = score_steps(Trace("during", near, ("x",)), ex)
-    assert not s["evidence"]["exact"] and s["evidence_tolerant"]["exact"] and s["evidence_tolerant"]["matched"] == ["f0", "f1"]
+    assert (
+        not s["evidence"]["exact"]
+        and s["evidence_tolerant"]["exact"]
+        and s["evidence_tolerant"]["matched"] == ["f0", "f1"]
+    )
     assert s["anchor_retrieved"] is True and s["answer_fact_retrieved"] is False and s["trace_correct"] is False
-    assert set(s) == {"label_correct", "evidence", "evidence_tolerant", "anchor_retrieved", "answer_fact_retrieved",
-                      "trace_correct"}
+    assert set(s) == {
+        "label_correct",
+        "evidence",
+        "evidence_tolerant",
+        "anchor_retrieved",
+        "answer_fact_retrieved",
+        "trace_correct",
+    }
 
 
 def test_paper_steps_read_the_trace_before_think_close_only():
@@ -190,10 +224,17 @@ def test_wilson_values():
     assert w["ci95"] == pytest.approx(list(wilson_formula(3, 10)), rel=1e-12)
 
 
-@pytest.mark.parametrize("table,odds", [
-    ([[0, 0], [0, 0]], None), ([[0, 2], [0, 3]], None), ([[3, 0], [2, 4]], math.inf),
-    ([[1, 0], [2, 1]], math.inf), ([[0, 2], [3, 1]], 0.0), ([[0, 1], [1, 1]], 0.0),
-])
+@pytest.mark.parametrize(
+    "table,odds",
+    [
+        ([[0, 0], [0, 0]], None),
+        ([[0, 2], [0, 3]], None),
+        ([[3, 0], [2, 4]], math.inf),
+        ([[1, 0], [2, 1]], math.inf),
+        ([[0, 2], [3, 1]], 0.0),
+        ([[0, 1], [1, 1]], 0.0),
+    ],
+)
 def test_association_of_tables_with_a_zero_cell(table, odds):
     a = association(table)
     assert a["odds_ratio"] == odds and a["odds_ratio_ci95"] == [None, None] and a["table"] == table
@@ -201,10 +242,23 @@ def test_association_of_tables_with_a_zero_cell(table, odds):
     degenerate = 0 in (sum(table[0]), sum(table[1]), table[0][0] + table[1][0], table[0][1] + table[1][1])
     if degenerate:
         assert {k: a[k] for k in ("chi2", "chi2_p", "chi2_yates", "chi2_yates_p", "phi")} == dict.fromkeys(
-            ("chi2", "chi2_p", "chi2_yates", "chi2_yates_p", "phi"))
+            ("chi2", "chi2_p", "chi2_yates", "chi2_yates_p", "phi")
+        )
     assert a["fisher_p"] == (None if a["n"] == 0 else pytest.approx(1.0 if degenerate else a["fisher_p"]))
-    assert set(a) == {"table", "n", "chi2", "chi2_p", "chi2_yates", "chi2_yates_p", "phi", "fisher_p", "odds_ratio",
-                      "odds_ratio_ci95", "p_answer_given_step_correct", "p_answer_given_step_wrong"}
+    assert set(a) == {
+        "table",
+        "n",
+        "chi2",
+        "chi2_p",
+        "chi2_yates",
+        "chi2_yates_p",
+        "phi",
+        "fisher_p",
+        "odds_ratio",
+        "odds_ratio_ci95",
+        "p_answer_given_step_correct",
+        "p_answer_given_step_wrong",
+    }
 
 
 def test_yates_correction_floors_at_zero():
@@ -235,11 +289,24 @@ def test_design_effect_values():
 def test_stratified_without_informative_strata():
     x, y, s = _outputs({"A": [[2, 1], [0, 0]], "B": [[0, 0], [1, 3]]})
     assert stratified(x, y, s, range(len(x))) == {
-        "test": "Cochran-Mantel-Haenszel", "strata": 2, "informative_strata": 0,
-        "left_out": {"A": [[2, 1], [0, 0]], "B": [[0, 0], [1, 3]]}, "left_out_outputs": 7, "outputs": 0,
-        "items": 0, "margins": None, "chi2": None, "p": None, "chi2_unadjusted": None, "design_effect": None,
-        "odds_ratio": None, "odds_ratio_ci95": [None, None], "breslow_day": None, "estimable": False,
-        "note": "no stratum has both the step and the answer varying"}
+        "test": "Cochran-Mantel-Haenszel",
+        "strata": 2,
+        "informative_strata": 0,
+        "left_out": {"A": [[2, 1], [0, 0]], "B": [[0, 0], [1, 3]]},
+        "left_out_outputs": 7,
+        "outputs": 0,
+        "items": 0,
+        "margins": None,
+        "chi2": None,
+        "p": None,
+        "chi2_unadjusted": None,
+        "design_effect": None,
+        "odds_ratio": None,
+        "odds_ratio_ci95": [None, None],
+        "breslow_day": None,
+        "estimable": False,
+        "note": "no stratum has both the step and the answer varying",
+    }
 
 
 def test_stratified_at_an_odds_ratio_of_one():
@@ -264,10 +331,13 @@ def test_stratified_at_an_odds_ratio_of_one():
     assert st["breslow_day"]["p"] == pytest.approx(math.exp(-2 / 3), rel=1e-9)
 
 
-@pytest.mark.parametrize("tables,odds,zero", [
-    ({"A": [[0, 2], [3, 1]], "B": [[0, 1], [2, 2]]}, 0.0, "a*d"),
-    ({"A": [[2, 0], [1, 3]], "B": [[1, 0], [2, 2]]}, math.inf, "b*c"),
-])
+@pytest.mark.parametrize(
+    "tables,odds,zero",
+    [
+        ({"A": [[0, 2], [3, 1]], "B": [[0, 1], [2, 2]]}, 0.0, "a*d"),
+        ({"A": [[2, 0], [1, 3]], "B": [[1, 0], [2, 2]]}, math.inf, "b*c"),
+    ],
+)
 def test_stratified_without_an_interval(tables, odds, zero):
     """An odds ratio of 0 or infinity (a zero sum of a*d/n or of b*c/n): said in a note, without
     a warning on the console."""
@@ -288,9 +358,18 @@ def test_stratified_keeps_strata_with_a_margin_of_one():
 def test_bootstrap_of_a_ratio_without_denominator():
     out = ItemBootstrap(["a", "b", "c"]).intervals({"none": ([0, 0, 0], [0, 0, 0]), "all": ([1, 1, 1], [1, 1, 1])})
     assert out["none"] == {"p": None, "ci95": [None, None], "method": None, "items": 0}
-    assert out["all"] == {"p": 1.0, "ci95": pytest.approx(list(wilson_formula(3, 3)), rel=1e-12), "method": "wilson", "items": 3}
+    assert out["all"] == {
+        "p": 1.0,
+        "ci95": pytest.approx(list(wilson_formula(3, 3)), rel=1e-12),
+        "method": "wilson",
+        "items": 3,
+    }
     half = ItemBootstrap(["a", "b", "c", "d"]).intervals({"r": ([1, 1, 0, 0], [1, 1, 1, 1])})["r"]
-    assert set(half) == {"p", "ci95", "method", "items"} and (half["p"], half["method"], half["items"]) == (0.5, "bootstrap", 4)
+    assert set(half) == {"p", "ci95", "method", "items"} and (half["p"], half["method"], half["items"]) == (
+        0.5,
+        "bootstrap",
+        4,
+    )
 
 
 def test_bootstrap_of_a_rate_that_applies_to_few_items():
@@ -320,15 +399,22 @@ def test_bootstrap_beyond_the_cached_size(monkeypatch):
     assert uncached["ci95"] == pytest.approx(plain.tolist(), rel=1e-6)
 
 
-RULE = ("least-squares slope of the logged training loss over the last 25% of steps; "
-        "falling when the fitted drop across them exceeds 5% of their mean loss")
+RULE = (
+    "least-squares slope of the logged training loss over the last 25% of steps; "
+    "falling when the fitted drop across them exceeds 5% of their mean loss"
+)
 
 
 def test_loss_trend_values(monkeypatch):
     assert loss_trend([]) == {"falling": None, "points": 0, "relative_drop": None, "rule": RULE, "curve": []}
     # the curve: every logged (step, loss), in step order; only the last quarter is fitted
     assert loss_trend([{"step": 100, "loss": 0.5}, {"step": 10, "loss": 1.0}, {"epoch": 1}]) == {
-        "falling": None, "points": 1, "relative_drop": None, "rule": RULE, "curve": [[10.0, 1.0], [100.0, 0.5]]}
+        "falling": None,
+        "points": 1,
+        "relative_drop": None,
+        "rule": RULE,
+        "curve": [[10.0, 1.0], [100.0, 0.5]],
+    }
     # steps 75..100 are the last quarter of 100 (75 included): 3 points on a line falling 0.01 per
     # step, a drop of 0.25 over the 25 steps, relative to their mean loss (0.85 + 0.70 + 0.60) / 3
     log = [{"step": s, "loss": v} for s, v in ((50, 2.0), (74, 2.0), (75, 0.85), (90, 0.7), (100, 0.6))]
@@ -346,27 +432,42 @@ def test_loss_trend_values(monkeypatch):
     monkeypatch.undo()
     # a loss of zero: no relative drop, not falling
     assert loss_trend([{"step": s, "loss": 0.0} for s in (80, 90, 100)]) == {
-        "falling": False, "points": 3, "relative_drop": 0.0, "rule": RULE, "curve": [[80.0, 0.0], [90.0, 0.0], [100.0, 0.0]]}
+        "falling": False,
+        "points": 3,
+        "relative_drop": 0.0,
+        "rule": RULE,
+        "curve": [[80.0, 0.0], [90.0, 0.0], [100.0, 0.0]],
+    }
 
 
 MODEL = "logistic regression (GLM binomial, logit link), item-clustered standard errors"
 
 
 def _not_fitted(n: int, covariates: list[str], terms: dict, dropped: dict | None = None) -> dict:
-    return {"model": MODEL, "n": n, "clusters": 0, "covariates": covariates, "dropped_levels": dropped or {},
-            "terms": terms, "estimable": False}
+    return {
+        "model": MODEL,
+        "n": n,
+        "clusters": 0,
+        "covariates": covariates,
+        "dropped_levels": dropped or {},
+        "terms": terms,
+        "estimable": False,
+    }
 
 
 def test_regression_without_variation():
-    assert regression([], {"label": []}, {}, []) == _not_fitted(0, [], {"label": {"estimable": False, "note": "no outputs"}})
+    assert regression([], {"label": []}, {}, []) == _not_fitted(
+        0, [], {"label": {"estimable": False, "note": "no outputs"}}
+    )
     same = {"estimable": False, "note": "every output has the same answer correctness"}
     assert regression([1, 1, 1], {"label": [1, 0, 1]}, {}, [0, 1, 2]) == _not_fitted(3, [], {"label": same})
 
 
 def test_regression_terms_that_cannot_be_fitted():
     y = [1, 0, 1, 0, 1, 0]
-    got = regression(y, {"always": [1] * 6, "never": [0] * 6, "copy": [1, 1, 0, 0, 1, 0], "same": [1, 1, 0, 0, 1, 0]},
-                     {}, range(6))
+    got = regression(
+        y, {"always": [1] * 6, "never": [0] * 6, "copy": [1, 1, 0, 0, 1, 0], "same": [1, 1, 0, 0, 1, 0]}, {}, range(6)
+    )
     assert got["terms"]["always"] == {"estimable": False, "note": "the step is right in every output"}
     assert got["terms"]["never"] == {"estimable": False, "note": "the step is wrong in every output"}
     assert got["terms"]["same"] == {"estimable": False, "note": "collinear with the covariates or the other steps"}
@@ -376,14 +477,20 @@ def test_regression_terms_that_cannot_be_fitted():
     assert got["clusters"] == 6 and got["n"] == 6
 
 
-@pytest.mark.parametrize("x,y,note", [
-    ([1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 1], "every output with the step right (3) has the answer right"),
-    ([1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 0, 1], "every output with the step right (3) has the answer wrong"),
-    ([1, 1, 0, 0, 0, 0], [1, 0, 1, 1, 1, 1], "every output with the step wrong (4) has the answer right"),
-    ([1, 1, 1, 1, 0, 0], [1, 0, 1, 1, 0, 0], "every output with the step wrong (2) has the answer wrong"),
-])
+@pytest.mark.parametrize(
+    "x,y,note",
+    [
+        ([1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 0, 1], "every output with the step right (3) has the answer right"),
+        ([1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 0, 1], "every output with the step right (3) has the answer wrong"),
+        ([1, 1, 0, 0, 0, 0], [1, 0, 1, 1, 1, 1], "every output with the step wrong (4) has the answer right"),
+        ([1, 1, 1, 1, 0, 0], [1, 0, 1, 1, 0, 0], "every output with the step wrong (2) has the answer wrong"),
+    ],
+)
 def test_regression_quasi_separation_notes(x, y, note):
-    assert regression(y, {"label": x}, {}, range(6))["terms"]["label"] == {"estimable": False, "note": "quasi-separation: " + note}
+    assert regression(y, {"label": x}, {}, range(6))["terms"]["label"] == {
+        "estimable": False,
+        "note": "quasi-separation: " + note,
+    }
 
 
 def test_regression_terms_collinear_with_a_covariate():
@@ -397,7 +504,9 @@ def test_regression_terms_collinear_with_a_covariate():
 def test_regression_quasi_separation_by_a_single_output():
     note = "quasi-separation: every output with the step right (1) has the answer right"
     assert regression([1, 1, 0, 1, 0], {"label": [1, 0, 0, 0, 0]}, {}, range(5))["terms"]["label"] == {
-        "estimable": False, "note": note}
+        "estimable": False,
+        "note": note,
+    }
 
 
 def test_regression_drops_levels_of_every_factor_one_after_the_other():
@@ -427,8 +536,16 @@ def test_regression_fit_that_runs_off_to_infinity():
 
 # -- traces/conditions.py -------------------------------------------------------------------------
 def _story(i, texts, gold=("c0",), label="before", answers=("Paris",)) -> Example:
-    return Example(f"g/{i}", "synthetic-temporal", "s", f"Question {i}?",
-                   tuple(ContextItem(f"c{j}", t) for j, t in enumerate(texts)), answers, label=label, evidence=gold)
+    return Example(
+        f"g/{i}",
+        "synthetic-temporal",
+        "s",
+        f"Question {i}?",
+        tuple(ContextItem(f"c{j}", t) for j, t in enumerate(texts)),
+        answers,
+        label=label,
+        evidence=gold,
+    )
 
 
 def test_condition_errors_say_what_is_missing():
@@ -438,8 +555,9 @@ def test_condition_errors_say_what_is_missing():
     assert str(e.value) == "a wrong label needs at least two labels; the label space is ['before']"
     with pytest.raises(InputError) as e:
         make_targets([ex], "magic", 0, ("before", "after"))
-    assert str(e.value) == ("unknown condition 'magic'; choose one of "
-                            "answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped")
+    assert str(e.value) == (
+        "unknown condition 'magic'; choose one of answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped"
+    )
     with pytest.raises(InputError) as e:
         make_targets([ex, _story(1, ["Bob runs."])], "swapped", 0, ("before", "after"))
     assert str(e.value) == "the swapped condition needs examples with at least two different labels"
@@ -458,8 +576,10 @@ def test_swapped_with_a_single_partner():
 # each kind of choice (label, evidence, donor, partner) has its own generator.
 def _seven() -> list[Example]:
     sizes, labels = (4, 4, 4, 4, 4, 1, 1), ("before", "after", "during", "before", "after", "during", "before")
-    return [_story(i, [f"Fact {j} of example {i}." for j in range(n)], label=lab, answers=(f"answer{i}",))
-            for i, (n, lab) in enumerate(zip(sizes, labels, strict=True))]
+    return [
+        _story(i, [f"Fact {j} of example {i}." for j in range(n)], label=lab, answers=(f"answer{i}",))
+        for i, (n, lab) in enumerate(zip(sizes, labels, strict=True))
+    ]
 
 
 PINNED = {
@@ -477,7 +597,9 @@ def test_targets_of_a_seed_are_pinned(condition, seed):
     examples = _seven()
     by_id = {ex.id: ex for ex in examples}
     got = []
-    for ex, (trace, pert) in zip(examples, make_targets(examples, condition, seed, ("after", "before", "during")), strict=True):
+    for ex, (trace, pert) in zip(
+        examples, make_targets(examples, condition, seed, ("after", "before", "during")), strict=True
+    ):
         if condition == "wrong_label":
             assert pert == {"label": trace.label} and trace.evidence == (ex.context[0].text,)
             got.append(trace.label)
@@ -498,8 +620,12 @@ def test_donor_search_goes_forward_in_id_order():
     answer, c's repeats its gold fact): from a seeded start, the first donor at or after it that
     has one. Starting at a gives a, at b, c or d gives d: d three times out of four."""
     tiny = _story("t", ["Ann lives in Rome."])
-    donors = [_story("a", ["Bob went home.", "Cy ate."], gold=()), _story("b", ["Ann moved to Paris."], gold=()),
-              _story("c", ["Ann lives in Rome", "Paris is big."], gold=()), _story("d", ["Dan slept.", "Eve ran."], gold=())]
+    donors = [
+        _story("a", ["Bob went home.", "Cy ate."], gold=()),
+        _story("b", ["Ann moved to Paris."], gold=()),
+        _story("c", ["Ann lives in Rome", "Paris is big."], gold=()),
+        _story("d", ["Dan slept.", "Eve ran."], gold=()),
+    ]
     sources = Counter(wrong_evidence(tiny, seed, donors).source for seed in range(16))
     assert sources == {"g/d": 13, "g/a": 3}
 
@@ -519,9 +645,16 @@ def test_distractors_of_a_donor():
 
 
 def test_perturbation_counts():
-    perts = [None, {"label": "after"}, {"evidence": ["c1"]}, {"evidence": ["c3"]}, {"label": "after", "evidence": []},
-             {"evidence": ["c2"], "evidence_from": "g/3"}, {"evidence": [], "evidence_from": "g/4"},
-             {"swapped_with": "g/5", "label": "after", "evidence": []}]
+    perts = [
+        None,
+        {"label": "after"},
+        {"evidence": ["c1"]},
+        {"evidence": ["c3"]},
+        {"label": "after", "evidence": []},
+        {"evidence": ["c2"], "evidence_from": "g/3"},
+        {"evidence": [], "evidence_from": "g/4"},
+        {"swapped_with": "g/5", "label": "after", "evidence": []},
+    ]
     assert perturbation_counts(perts) == {"evidence_from_other_example": 2, "evidence_empty": 2}
     assert perturbation_counts([]) == {"evidence_from_other_example": 0, "evidence_empty": 0}
 
@@ -531,12 +664,25 @@ def test_set_scores_every_field():
     assert set_scores(None, ("x",)) == {"correct": False, "em": 0.0, "p": 0.0, "r": 0.0, "f1": 0.0, "token_f1": 0.0}
     assert set_scores(None, ()) == {"correct": False, "em": 0.0, "p": 0.0, "r": 0.0, "f1": 0.0, "token_f1": 0.0}
     # answers that normalise to nothing ("the", ".") are dropped on both sides
-    assert set_scores(("Paris", "."), ("paris", "the")) == {"correct": True, "em": 1.0, "p": 1.0, "r": 1.0, "f1": 1.0,
-                                                            "token_f1": 1.0}
+    assert set_scores(("Paris", "."), ("paris", "the")) == {
+        "correct": True,
+        "em": 1.0,
+        "p": 1.0,
+        "r": 1.0,
+        "f1": 1.0,
+        "token_f1": 1.0,
+    }
     assert set_scores(("x",), ("the",))["r"] == 0.0  # no gold answer left: recall 0, not 1
     # p = 1/2, r = 1: F1 = 2/3; tokens: 1 common of 2 predicted and 1 gold
     s = set_scores(("a1", "b2"), ("a1",))
-    assert s == {"correct": False, "em": 0.0, "p": 0.5, "r": 1.0, "f1": pytest.approx(2 / 3), "token_f1": pytest.approx(2 / 3)}
+    assert s == {
+        "correct": False,
+        "em": 0.0,
+        "p": 0.5,
+        "r": 1.0,
+        "f1": pytest.approx(2 / 3),
+        "token_f1": pytest.approx(2 / 3),
+    }
 
 
 def test_babi_scores_every_field():
@@ -554,7 +700,13 @@ def test_msmarco_scores_every_field():
     assert msmarco_scores(("Paris",), ("No Answer Present.",)) == {**zero, "no_answer": True}
     assert msmarco_scores(("No Answer Present.",), ("Paris",)) == {**zero, "no_answer": True}
     assert msmarco_scores(("no answer present",), ("No Answer Present.",)) == {
-        "correct": True, "em": 1.0, "f1": 1.0, "rouge_l": 1.0, "bleu_1": 1.0, "no_answer": True}
+        "correct": True,
+        "em": 1.0,
+        "f1": 1.0,
+        "rouge_l": 1.0,
+        "bleu_1": 1.0,
+        "no_answer": True,
+    }
     # the stated answers joined match a gold answer; alone they do not
     s = msmarco_scores(("New", "York"), ("New York",))
     assert s["correct"] and s["em"] == 1.0 and s["no_answer"] is False
@@ -562,8 +714,14 @@ def test_msmarco_scores_every_field():
     assert msmarco_scores(("!!!",), ("yes",)) == {**zero, "no_answer": False}
     # BLEU-1 = brevity penalty (1: equal lengths) x unigram precision 2/3
     s = msmarco_scores(("x1 y2 q9",), ("x1 y2 z3",))
-    assert s == {"correct": False, "em": 0.0, "f1": pytest.approx(2 / 3), "rouge_l": pytest.approx(2 / 3),
-                 "bleu_1": pytest.approx(2 / 3), "no_answer": False}
+    assert s == {
+        "correct": False,
+        "em": 0.0,
+        "f1": pytest.approx(2 / 3),
+        "rouge_l": pytest.approx(2 / 3),
+        "bleu_1": pytest.approx(2 / 3),
+        "no_answer": False,
+    }
 
 
 def _upstream(prediction: str, gold: tuple[str, ...], question: str = "Which one?", facts=()) -> bool:
@@ -612,7 +770,11 @@ def test_broken_lists():
     assert parse_list('["People"s Party", "Bob"]') == ('People"s Party', "Bob")
     assert parse_list("['Bob's', 'Ann's']") == ("Bob's", "Ann's")
     assert parse_list(r"""['Ann\'s', 'say \"hi\"', 'back\\slash', 'Bob's']""") == (
-        "Ann's", 'say "hi"', "back\\slash", "Bob's")
+        "Ann's",
+        'say "hi"',
+        "back\\slash",
+        "Bob's",
+    )
     assert parse_list("['Bob's', 'Ly") == ("Bob's",)  # truncated: the unterminated item is dropped
     assert parse_list("['Bob's', ''Ann']") == ("Bob's", "'Ann")  # only the list's own quotes go
 

@@ -54,7 +54,9 @@ def test_against_textbook(t):
     # Woolf's interval for the sample odds ratio
     lor, se = math.log(a * d / (b * c)), math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
     assert r["odds_ratio"] == pytest.approx(a * d / (b * c), abs=1e-6)
-    assert r["odds_ratio_ci95"] == pytest.approx([math.exp(lor - 1.959963984540054 * se), math.exp(lor + 1.959963984540054 * se)], abs=1e-6)
+    assert r["odds_ratio_ci95"] == pytest.approx(
+        [math.exp(lor - 1.959963984540054 * se), math.exp(lor + 1.959963984540054 * se)], abs=1e-6
+    )
     pc, pw = r["p_answer_given_step_correct"], r["p_answer_given_step_wrong"]
     assert pc["p"] == pytest.approx(a / (a + b)) and pw["p"] == pytest.approx(c / (c + d))
     assert pc["ci95"] == pytest.approx(list(_wilson(a, a + b)), abs=1e-6)
@@ -102,4 +104,6 @@ def test_asymmetric_table_in_closed_form():
     assert r["fisher_p"] == pytest.approx(fisher)
     # the transposed table has the same chi2, phi and OR but other conditional rates
     t = association([[8, 4], [2, 6]])
-    assert t["p_answer_given_step_correct"]["p"] == pytest.approx(8 / 12) and t["p_answer_given_step_wrong"]["p"] == 0.25
+    assert (
+        t["p_answer_given_step_correct"]["p"] == pytest.approx(8 / 12) and t["p_answer_given_step_wrong"]["p"] == 0.25
+    )

@@ -20,8 +20,12 @@ from tracekd.score.stats import (
 Z = 1.959963984540054
 
 # the label step on the paper's correct-trace outputs, per subset (tracekd's parse on the shared files)
-PUBLISHED_LABEL = {"during": [[209, 251], [64, 95]], "equal": [[47, 22], [6, 12]],
-                   "mix": [[0, 4], [5, 104]], "overlap": [[0, 0], [47, 84]]}
+PUBLISHED_LABEL = {
+    "during": [[209, 251], [64, 95]],
+    "equal": [[47, 22], [6, 12]],
+    "mix": [[0, 4], [5, 104]],
+    "overlap": [[0, 0], [47, 84]],
+}
 
 
 def expand(tables: dict[str, list[list[int]]], prefix: str = "i"):
@@ -84,7 +88,12 @@ def test_cmh_equals_hand_computation():
     assert r["odds_ratio_ci95"] == pytest.approx([orr * math.exp(-half), orr * math.exp(half)], rel=1e-9)
     assert r["breslow_day"]["chi2"] == pytest.approx(bd, rel=1e-9) and r["breslow_day"]["df"] == 2
     assert r["breslow_day"]["p"] == pytest.approx(math.exp(-bd / 2), rel=1e-9)  # chi-square, 2 df
-    assert r["items"] == 170 and r["margins"] == {"step_right": 72, "step_wrong": 98, "answer_right": 76, "answer_wrong": 94}
+    assert r["items"] == 170 and r["margins"] == {
+        "step_right": 72,
+        "step_wrong": 98,
+        "answer_right": 76,
+        "answer_wrong": 94,
+    }
 
 
 def test_published_label_tables_pooled_vs_stratified():
@@ -116,7 +125,12 @@ def test_not_estimable_and_infinite_odds_ratio():
     assert not r["estimable"] and r["chi2"] is None and r["informative_strata"] == 0 and r["left_out_outputs"] == 20
     x, y, s, items = expand({"a": [[5, 0], [3, 7]], "b": [[4, 0], [2, 2]]})
     r = stratified(x, y, s, items)
-    assert r["estimable"] and r["odds_ratio"] == math.inf and r["odds_ratio_ci95"] == [None, None] and "b*c = 0" in r["note"]
+    assert (
+        r["estimable"]
+        and r["odds_ratio"] == math.inf
+        and r["odds_ratio_ci95"] == [None, None]
+        and "b*c = 0" in r["note"]
+    )
 
 
 def test_copies_of_a_seed_do_not_change_the_stratified_test():
@@ -150,9 +164,15 @@ def test_bootstrap_identical_seeds_give_the_interval_of_one():
     rng = np.random.default_rng(3)
     y = rng.random(150) < 0.4
     items = np.array([f"x{i}" for i in range(150)])
-    one = ItemBootstrap(items).intervals({"acc": (y, np.ones(150)), "cond": (y[:75].tolist() + [0] * 75, np.r_[np.ones(75), np.zeros(75)])})
-    two = ItemBootstrap(np.tile(items, 2)).intervals({"acc": (np.tile(y, 2), np.ones(300)),
-                                                      "cond": (np.tile(y[:75].tolist() + [0] * 75, 2), np.tile(np.r_[np.ones(75), np.zeros(75)], 2))})
+    one = ItemBootstrap(items).intervals(
+        {"acc": (y, np.ones(150)), "cond": (y[:75].tolist() + [0] * 75, np.r_[np.ones(75), np.zeros(75)])}
+    )
+    two = ItemBootstrap(np.tile(items, 2)).intervals(
+        {
+            "acc": (np.tile(y, 2), np.ones(300)),
+            "cond": (np.tile(y[:75].tolist() + [0] * 75, 2), np.tile(np.r_[np.ones(75), np.zeros(75)], 2)),
+        }
+    )
     assert one == two
 
 
@@ -165,7 +185,9 @@ def test_bootstrap_disagreeing_seeds_stay_inside_zero_one():
 
 
 def test_bootstrap_without_variation_falls_back_to_wilson():
-    r = ItemBootstrap(np.arange(40)).intervals({"acc": (np.zeros(40), np.ones(40)), "none": (np.zeros(40), np.zeros(40))})
+    r = ItemBootstrap(np.arange(40)).intervals(
+        {"acc": (np.zeros(40), np.ones(40)), "none": (np.zeros(40), np.zeros(40))}
+    )
     assert r["acc"]["method"] == "wilson" and r["acc"]["ci95"] == pytest.approx(wilson(0, 40)["ci95"])
     assert r["none"]["p"] is None
 
@@ -217,8 +239,12 @@ def test_regression_reports_what_it_cannot_estimate():
     label = rng.random(n) < 0.5
     subset = np.where(np.arange(n) < 150, "a", "b")
     # evidence right only where the answer is right: quasi-separation; trace constant; copy collinear
-    r = regression(y, {"label": label, "evidence": label & y, "never": np.zeros(n, bool), "copy": label},
-                   {"subset": subset}, np.arange(n))
+    r = regression(
+        y,
+        {"label": label, "evidence": label & y, "never": np.zeros(n, bool), "copy": label},
+        {"subset": subset},
+        np.arange(n),
+    )
     assert r["terms"]["label"]["estimable"]
     assert not r["terms"]["evidence"]["estimable"] and "quasi-separation" in r["terms"]["evidence"]["note"]
     assert not r["terms"]["never"]["estimable"] and "wrong in every output" in r["terms"]["never"]["note"]

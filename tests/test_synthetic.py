@@ -15,7 +15,9 @@ def test_deterministic_and_prefix_stable():
     assert a == b[:40]
     c = get_dataset("synthetic-temporal", size=40, seed=4).load(None)
     assert [ex.question for ex in a] != [ex.question for ex in c]
-    assert get_dataset("synthetic-babi", size=30, seed=1).load(None) == get_dataset("synthetic-babi", size=30, seed=1).load(None)
+    assert get_dataset("synthetic-babi", size=30, seed=1).load(None) == get_dataset(
+        "synthetic-babi", size=30, seed=1
+    ).load(None)
 
 
 def _years(text):
@@ -89,10 +91,18 @@ def _simulate(ex):
 def test_babi_answers_replay_and_support():
     exs = get_dataset("synthetic-babi", size=500).load(None)
     assert Counter(ex.label for ex in exs) == {
-        "single-supporting-fact": 100, "two-supporting-facts": 100, "three-supporting-facts": 100,
-        "counting": 100, "yes-no-questions": 100,
+        "single-supporting-fact": 100,
+        "two-supporting-facts": 100,
+        "three-supporting-facts": 100,
+        "counting": 100,
+        "yes-no-questions": 100,
     }
-    n_support = {"single-supporting-fact": 1, "two-supporting-facts": 2, "three-supporting-facts": 3, "yes-no-questions": 1}
+    n_support = {
+        "single-supporting-fact": 1,
+        "two-supporting-facts": 2,
+        "three-supporting-facts": 3,
+        "yes-no-questions": 1,
+    }
     for ex in exs:
         assert ex.answers == (_simulate(ex),), ex
         if ex.label in n_support:

@@ -22,14 +22,17 @@ from tracekd.teach.run import judge, teach, teacher_messages
 from tracekd.traces.teacher import split_reasoning
 
 
-@pytest.mark.parametrize("content, reasoning, want", [
-    ("Paris", "The capital is Paris.", ("The capital is Paris.", "Paris")),
-    ("<think>\nstep 1\n</think>\n\nParis", None, ("step 1", "Paris")),
-    ("step 1\n</think>\nParis", None, ("step 1", "Paris")),  # template opened the block in the prompt
-    ("<think>cut off by the token lim", None, ("cut off by the token lim", "")),
-    ("Paris", None, (None, "Paris")),
-    ("<think>a</think>Paris", "  ", ("a", "Paris")),  # an empty reasoning field is no reasoning
-])
+@pytest.mark.parametrize(
+    "content, reasoning, want",
+    [
+        ("Paris", "The capital is Paris.", ("The capital is Paris.", "Paris")),
+        ("<think>\nstep 1\n</think>\n\nParis", None, ("step 1", "Paris")),
+        ("step 1\n</think>\nParis", None, ("step 1", "Paris")),  # template opened the block in the prompt
+        ("<think>cut off by the token lim", None, ("cut off by the token lim", "")),
+        ("Paris", None, (None, "Paris")),
+        ("<think>a</think>Paris", "  ", ("a", "Paris")),  # an empty reasoning field is no reasoning
+    ],
+)
 def test_split_reasoning(content, reasoning, want):
     assert split_reasoning(content, reasoning) == want
 
@@ -38,13 +41,27 @@ def test_reply_reads_reasoning_fields_and_rejects_malformed():
     from openai.types.chat import ChatCompletion
 
     def completion(message):
-        return ChatCompletion.model_validate({"id": "x", "object": "chat.completion", "created": 0, "model": "m",
-                                              "choices": [{"index": 0, "finish_reason": "stop", "message": message}]})
+        return ChatCompletion.model_validate(
+            {
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "m",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": message}],
+            }
+        )
 
     r = _reply(completion({"role": "assistant", "content": "kitchen", "reasoning_content": "Mary went there."}))
     assert (r.content, r.reasoning, r.finish_reason) == ("kitchen", "Mary went there.", "stop")
-    assert _reply(completion({"role": "assistant", "content": "k", "reasoning": "vLLM's newer field"})).reasoning == "vLLM's newer field"
-    for bad in ("<html>oops</html>", ChatCompletion.model_construct(choices=None), ChatCompletion.model_construct(choices=[])):
+    assert (
+        _reply(completion({"role": "assistant", "content": "k", "reasoning": "vLLM's newer field"})).reasoning
+        == "vLLM's newer field"
+    )
+    for bad in (
+        "<html>oops</html>",
+        ChatCompletion.model_construct(choices=None),
+        ChatCompletion.model_construct(choices=[]),
+    ):
         with pytest.raises(Malformed):
             _reply(bad)
     with pytest.raises(Malformed):
@@ -55,7 +72,9 @@ def test_request_key_covers_id_teacher_prompt_params_and_sample():
     base = ("ex/1", "trace", "openai:m", [{"role": "user", "content": "q"}], {"temperature": 1.0, "seed": 0}, 0)
     k = request_key(*base)
     assert k == request_key(*base)
-    for i, other in enumerate(["ex/2", "summary", "openai:n", [{"role": "user", "content": "q2"}], {"temperature": 0.5, "seed": 0}, 1]):
+    for i, other in enumerate(
+        ["ex/2", "summary", "openai:n", [{"role": "user", "content": "q2"}], {"temperature": 0.5, "seed": 0}, 1]
+    ):
         changed = list(base)
         changed[i] = other
         assert request_key(*changed) != k, i
@@ -78,7 +97,11 @@ def test_cache_resumes_after_a_torn_line_and_names_a_bad_line(tmp_path):
 
 def test_options_validate():
     assert TeacherOptions(model="m").sampling(2) == {"seed": 2}
-    assert TeacherOptions(model="m", temperature=0.6, max_tokens=10).sampling(0) == {"temperature": 0.6, "max_tokens": 10, "seed": 0}
+    assert TeacherOptions(model="m", temperature=0.6, max_tokens=10).sampling(0) == {
+        "temperature": 0.6,
+        "max_tokens": 10,
+        "seed": 0,
+    }
     with pytest.raises(ValidationError, match="decodes greedily"):
         TeacherOptions(model="tiny-random", backend="local", samples=3)
     with pytest.raises(ValidationError, match="must contain"):
@@ -88,18 +111,52 @@ def test_options_validate():
     assert two.summary_sampling() == {"temperature": 0.0, "max_tokens": 200}
 
 
-@pytest.mark.parametrize("args, needle", [
-    # checks of several options together (no single option in the error) used to end in a traceback
-    (["--model", "tiny-random", "--backend", "local", "--samples", "2"], "error: the local backend decodes greedily"),
-    (["--model", "nosuch", "--serve"], "error: serve needs a tracekd model (a preset or a folder): unknown model 'nosuch'"),
-    (["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--samples", "0"], "error: --samples: Input should be greater than or equal to 1"),
-    (["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--accept", "upstream"],
-     "error: accept: 'upstream' is not a score of dataset 'synthetic-babi'"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        # checks of several options together (no single option in the error) used to end in a traceback
+        (
+            ["--model", "tiny-random", "--backend", "local", "--samples", "2"],
+            "error: the local backend decodes greedily",
+        ),
+        (
+            ["--model", "nosuch", "--serve"],
+            "error: serve needs a tracekd model (a preset or a folder): unknown model 'nosuch'",
+        ),
+        (
+            ["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--samples", "0"],
+            "error: --samples: Input should be greater than or equal to 1",
+        ),
+        (
+            ["--model", "m", "--base-url", "http://127.0.0.1:9/v1", "--accept", "upstream"],
+            "error: accept: 'upstream' is not a score of dataset 'synthetic-babi'",
+        ),
+    ],
+)
 def test_bad_options_are_one_line(tmp_path, args, needle):
-    prepare(DatasetConfig(name="synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
-    r = subprocess.run([sys.executable, "-m", "tracekd", "teach", "--data", str(tmp_path / "data"),
-                        "--out", str(tmp_path / "teach"), *args], capture_output=True, text=True, check=False)
+    prepare(
+        DatasetConfig(name="synthetic-babi", size=20, limit_train=2, limit_test=1),
+        "correct",
+        "paper",
+        0,
+        tmp_path / "data",
+    )
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "teach",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "teach"),
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert not (tmp_path / "teach").exists()  # nothing asked, nothing written
 
@@ -108,7 +165,9 @@ def test_teacher_messages_drop_the_system_turn_unless_asked():
     prompt = [{"role": "system", "content": "S"}, {"role": "user", "content": "U"}]
     assert teacher_messages(prompt, TeacherOptions(model="m")) == [{"role": "user", "content": "U"}]
     assert teacher_messages(prompt, TeacherOptions(model="m", system=True, instruction=" Think.")) == [
-        {"role": "system", "content": "S"}, {"role": "user", "content": "U Think."}]
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "U Think."},
+    ]
     assert prompt[1]["content"] == "U"  # not modified in place
 
 
@@ -123,12 +182,22 @@ def test_judge_uses_the_dataset_scorer_and_the_upstream_option():
     listed = judge(ds, ex, {"content": repr(list(ex.answers)), "reasoning": None}, "correct")
     assert listed["correct"] is True and listed["trace"] == repr(list(ex.answers))  # no separate reasoning
     with pytest.raises(InputError, match="upstream"):
-        judge(get_dataset("synthetic-babi", size=5), get_dataset("synthetic-babi", size=5).load(None)[0],
-              {"content": "x", "reasoning": None}, "upstream")
+        judge(
+            get_dataset("synthetic-babi", size=5),
+            get_dataset("synthetic-babi", size=5).load(None)[0],
+            {"content": "x", "reasoning": None},
+            "upstream",
+        )
 
 
 def test_local_backend_teaches_and_resumes(tmp_path):
-    prepare(DatasetConfig(name="synthetic-babi", size=20, limit_train=3, limit_test=1), "correct", "paper", 0, tmp_path / "data")
+    prepare(
+        DatasetConfig(name="synthetic-babi", size=20, limit_train=3, limit_test=1),
+        "correct",
+        "paper",
+        0,
+        tmp_path / "data",
+    )
     opts = TeacherOptions(backend="local", model="tiny-random", max_tokens=8, summary=True)
     s = teach(tmp_path / "data", tmp_path / "t", opts)
     assert s["requests"]["sent"] == {"trace": 4} and s["acceptance"]["overall"]["examples"] == 4
@@ -143,10 +212,32 @@ def test_a_second_teach_on_the_same_folder_is_refused(tmp_path):
     test holding the lock) makes a second teach stop with one line, touching nothing."""
     from tracekd.lock import folder_lock
 
-    prepare(DatasetConfig(name="synthetic-babi", size=20, limit_train=2, limit_test=1), "correct", "paper", 0, tmp_path / "data")
+    prepare(
+        DatasetConfig(name="synthetic-babi", size=20, limit_train=2, limit_test=1),
+        "correct",
+        "paper",
+        0,
+        tmp_path / "data",
+    )
     with folder_lock(tmp_path / "teach", "test"):
-        r = subprocess.run([sys.executable, "-m", "tracekd", "teach", "--data", str(tmp_path / "data"), "--out",
-                            str(tmp_path / "teach"), "--model", "m", "--base-url", "http://127.0.0.1:9/v1"],
-                           capture_output=True, text=True, check=False)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracekd",
+                "teach",
+                "--data",
+                str(tmp_path / "data"),
+                "--out",
+                str(tmp_path / "teach"),
+                "--model",
+                "m",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     assert r.returncode == 2 and f"another tracekd process (pid {os.getpid()}) is working in this folder" in r.stderr
     assert sorted(p.name for p in (tmp_path / "teach").iterdir()) == [".tracekd.lock"]

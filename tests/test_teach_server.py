@@ -23,12 +23,19 @@ from tracekd.teach.serve import LocalServer, free_port
 
 
 def _cli(*args, env=None, timeout=600):
-    return subprocess.run([sys.executable, "-m", "tracekd", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "tracekd", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def _prepare(out: Path, size: int, train: int, test: int) -> dict[str, dict]:
-    prepare(DatasetConfig(name="synthetic-babi", size=size, limit_train=train, limit_test=test), "correct", "paper", 0, out)
+    prepare(
+        DatasetConfig(name="synthetic-babi", size=size, limit_train=train, limit_test=test), "correct", "paper", 0, out
+    )
     recs = {}
     for split in ("train", "test"):
         for line in (out / f"{split}.jsonl").open():
@@ -67,6 +74,7 @@ def _set_message(content: str, reasoning: str | None = None):
         if reasoning is not None:
             msg["reasoning_content"] = reasoning
         return resp
+
     return fn
 
 
@@ -91,9 +99,27 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
         return None
 
     out = tmp_path / "teach"
-    args = ["teach", "--data", tmp_path / "data", "--out", out, "--model", tiny_folder, "--samples", 2,
-            "--temperature", 1.0, "--max-tokens", 12, "--summary", "--posthoc", "--api-key-env", "TRACEKD_TEST_KEY",
-            "--concurrency", 3]
+    args = [
+        "teach",
+        "--data",
+        tmp_path / "data",
+        "--out",
+        out,
+        "--model",
+        tiny_folder,
+        "--samples",
+        2,
+        "--temperature",
+        1.0,
+        "--max-tokens",
+        12,
+        "--summary",
+        "--posthoc",
+        "--api-key-env",
+        "TRACEKD_TEST_KEY",
+        "--concurrency",
+        3,
+    ]
     secret = "sk-test-0123456789-never-written"
     with FaultProxy(server.port, rule) as proxy:
         r = _cli(*args, "--base-url", proxy.url, env={"TRACEKD_TEST_KEY": secret})
@@ -115,9 +141,18 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
         assert all(rows[i]["summary"] is None and rows[i]["posthoc"] is None for i in set(ids) - accepted)
         # requests seen by the proxy: K-bounded trace samples, then one summary and one explanation per kept trace
         assert len(first_requests) == sum(x["tried"] for x in rows.values()) + 2 * len(accepted)
-        assert all(q["headers"].get("Authorization", q["headers"].get("authorization")) == f"Bearer {secret}" for q in first_requests)
-        traces = [q["json"] for q in first_requests if len(q["json"]["messages"]) == 1 and q["json"]["messages"][0]["content"] in by_prompt]
-        assert all(q["messages"][0]["role"] == "user" and q["temperature"] == 1.0 and q["max_tokens"] == 12 for q in traces)
+        assert all(
+            q["headers"].get("Authorization", q["headers"].get("authorization")) == f"Bearer {secret}"
+            for q in first_requests
+        )
+        traces = [
+            q["json"]
+            for q in first_requests
+            if len(q["json"]["messages"]) == 1 and q["json"]["messages"][0]["content"] in by_prompt
+        ]
+        assert all(
+            q["messages"][0]["role"] == "user" and q["temperature"] == 1.0 and q["max_tokens"] == 12 for q in traces
+        )
         posthoc = [q["json"]["messages"] for q in first_requests if len(q["json"]["messages"]) == 4]
         assert len(posthoc) == len(accepted)
         for m in posthoc:
@@ -125,10 +160,14 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
             assert [x["role"] for x in m] == ["user", "assistant", "assistant", "user"]
             assert m[1]["content"] == rows[eid]["trace"] and m[2]["content"] == recs[eid]["answers"][0]
             assert m[3]["content"] == POSTHOC_PROMPT
-        summaries = [q["json"] for q in first_requests if q["json"]["messages"][0]["content"].startswith(SUMMARY_PROMPT[:40])]
+        summaries = [
+            q["json"] for q in first_requests if q["json"]["messages"][0]["content"].startswith(SUMMARY_PROMPT[:40])
+        ]
         assert len(summaries) == len(accepted)
         assert all(q["temperature"] == 0.0 and q["max_tokens"] == 200 for q in summaries)
-        assert {q["messages"][0]["content"] for q in summaries} == {SUMMARY_PROMPT.format(trace=rows[i]["trace"]) for i in accepted}
+        assert {q["messages"][0]["content"] for q in summaries} == {
+            SUMMARY_PROMPT.format(trace=rows[i]["trace"]) for i in accepted
+        }
         # acceptance per subset, recomputed from the sets above
         summary = json.loads((out / "teach_summary.json").read_text())
         for sub, got in summary["acceptance"]["by_subset"].items():
@@ -147,7 +186,9 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
 
 
 def _order(data: Path) -> list[str]:
-    return [json.loads(x)["id"] for split in ("train", "test") for x in (data / f"{split}.jsonl").read_text().splitlines()]
+    return [
+        json.loads(x)["id"] for split in ("train", "test") for x in (data / f"{split}.jsonl").read_text().splitlines()
+    ]
 
 
 def test_faults_are_retried(server, tiny_folder, tmp_path):
@@ -166,8 +207,25 @@ def test_faults_are_retried(server, tiny_folder, tmp_path):
         return faults[n] if n < len(faults) else None
 
     with FaultProxy(server.port, rule) as proxy:
-        r = _cli("teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", tiny_folder,
-                 "--base-url", proxy.url, "--max-tokens", 8, "--concurrency", 1, "--retry-delay", 0.05, "--timeout", 3)
+        r = _cli(
+            "teach",
+            "--data",
+            tmp_path / "data",
+            "--out",
+            tmp_path / "teach",
+            "--model",
+            tiny_folder,
+            "--base-url",
+            proxy.url,
+            "--max-tokens",
+            8,
+            "--concurrency",
+            1,
+            "--retry-delay",
+            0.05,
+            "--timeout",
+            3,
+        )
         assert r.returncode == 0, r.stderr
         assert len(proxy.chat()) == 3 + len(faults)  # 3 examples; the first one took 5 failed tries
     assert len(_lines(tmp_path / "teach" / "responses.jsonl")) == 3
@@ -177,8 +235,23 @@ def test_faults_are_retried(server, tiny_folder, tmp_path):
 def test_persistent_faults_name_the_server(server, tiny_folder, tmp_path, status, message):
     _prepare(tmp_path / "data", 20, 2, 1)
     with FaultProxy(server.port, lambda n, req: {"status": status, "body": b'{"error": {"message": "no"}}'}) as proxy:
-        r = _cli("teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", tiny_folder,
-                 "--base-url", proxy.url, "--max-retries", 2, "--retry-delay", 0.01, "--concurrency", 1)
+        r = _cli(
+            "teach",
+            "--data",
+            tmp_path / "data",
+            "--out",
+            tmp_path / "teach",
+            "--model",
+            tiny_folder,
+            "--base-url",
+            proxy.url,
+            "--max-retries",
+            2,
+            "--retry-delay",
+            0.01,
+            "--concurrency",
+            1,
+        )
         tries = len(proxy.chat())
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert message in r.stderr and proxy.url in r.stderr
@@ -189,8 +262,21 @@ def test_persistent_faults_name_the_server(server, tiny_folder, tmp_path, status
 def test_server_down_is_a_clear_error(tiny_folder, tmp_path):
     _prepare(tmp_path / "data", 20, 2, 1)
     url = f"http://127.0.0.1:{free_port()}/v1"
-    r = _cli("teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", tiny_folder,
-             "--base-url", url, "--max-retries", 1, "--retry-delay", 0.01)
+    r = _cli(
+        "teach",
+        "--data",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "teach",
+        "--model",
+        tiny_folder,
+        "--base-url",
+        url,
+        "--max-retries",
+        1,
+        "--retry-delay",
+        0.01,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert f"the teacher server at {url} cannot be reached (2 tries)" in " ".join(r.stderr.split())
     assert not (tmp_path / "teach" / "teacher.jsonl").exists()
@@ -204,12 +290,34 @@ def test_kill_server_mid_run_then_resume(tiny_folder, tmp_path):
     port = free_port()
     first = LocalServer(tiny_folder, tmp_path / "server1.log", port).start()
     cache = tmp_path / "teach" / "responses.jsonl"
-    args = ["teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", tiny_folder,
-            "--base-url", f"http://127.0.0.1:{port}/v1", "--max-tokens", 32, "--concurrency", 2,
-            "--max-retries", 2, "--retry-delay", 0.1, "--split", "train"]
+    args = [
+        "teach",
+        "--data",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "teach",
+        "--model",
+        tiny_folder,
+        "--base-url",
+        f"http://127.0.0.1:{port}/v1",
+        "--max-tokens",
+        32,
+        "--concurrency",
+        2,
+        "--max-retries",
+        2,
+        "--retry-delay",
+        0.1,
+        "--split",
+        "train",
+    ]
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "tracekd", *map(str, args)], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracekd", *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline and proc.poll() is None:
             if cache.is_file() and len(cache.read_text().splitlines()) >= 3:
@@ -242,7 +350,6 @@ def test_kill_server_mid_run_then_resume(tiny_folder, tmp_path):
     assert len(_lines(tmp_path / "teach" / "teacher.jsonl")) == n
 
 
-
 RUN = """
 name: teacher-grid
 datasets:
@@ -269,7 +376,11 @@ def test_run_with_teacher_conditions(server, tiny_folder, tmp_path):
     def rule(n, req):
         msgs = req["json"]["messages"] if req["path"].endswith("/chat/completions") else []
         if len(msgs) == 1 and msgs[0]["content"] in right:
-            return {"rewrite": _set_message(gold[msgs[0]["content"]], reasoning="Reasoning about " + msgs[0]["content"][-30:])}
+            return {
+                "rewrite": _set_message(
+                    gold[msgs[0]["content"]], reasoning="Reasoning about " + msgs[0]["content"][-30:]
+                )
+            }
         return None
 
     cfg = tmp_path / "cfg.yaml"
@@ -284,14 +395,24 @@ def test_run_with_teacher_conditions(server, tiny_folder, tmp_path):
     n_test = sum(rec["split"] == "test" for rec in recs.values())
     n_kept = sum(recs[i]["split"] == "test" for i in kept)
     assert groups[("tiny-random", "correct")]["n"] == groups[("tiny-random", "baseline")]["n"] == n_test
-    for cond in ("correct@teacher_correct", "answer_only@teacher_correct", "teacher", "teacher_summary",
-                 "teacher_posthoc", "teacher_swapped"):
+    for cond in (
+        "correct@teacher_correct",
+        "answer_only@teacher_correct",
+        "teacher",
+        "teacher_summary",
+        "teacher_posthoc",
+        "teacher_swapped",
+    ):
         assert groups[("tiny-random", cond)]["n"] == n_kept, cond
         assert groups[("tiny-random", cond)]["lengths"]["target_tokens"] > 0
     for cond in ("teacher", "teacher_swapped"):
-        scores = json.loads((run / "cells" / "synthetic-babi" / "tiny-random" / cond / "seed-0" / "scores.json").read_text())
+        scores = json.loads(
+            (run / "cells" / "synthetic-babi" / "tiny-random" / cond / "seed-0" / "scores.json").read_text()
+        )
         assert scores["trace_style"] == "freeform"
-    correct = json.loads((run / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "scores.json").read_text())
+    correct = json.loads(
+        (run / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "scores.json").read_text()
+    )
     assert correct["trace_style"] == "rule"
     teacher_rows = {x["id"]: x for x in _lines(run / "teacher" / "synthetic-babi" / "teacher.jsonl")}
     assert {i for i, x in teacher_rows.items() if x["accepted"]} == kept
@@ -326,8 +447,22 @@ def test_serve_starts_and_stops_its_own_server(tmp_path):
     import urllib.request
 
     _prepare(tmp_path / "data", 20, 2, 1)
-    r = _cli("teach", "--data", tmp_path / "data", "--out", tmp_path / "teach", "--model", "tiny-random", "--serve",
-             "--max-tokens", 8, "--temperature", 1.0, "--samples", 2)
+    r = _cli(
+        "teach",
+        "--data",
+        tmp_path / "data",
+        "--out",
+        tmp_path / "teach",
+        "--model",
+        "tiny-random",
+        "--serve",
+        "--max-tokens",
+        8,
+        "--temperature",
+        1.0,
+        "--samples",
+        2,
+    )
     assert r.returncode == 0, r.stderr
     log = (tmp_path / "teach" / "server.log").read_text()
     assert log.count('"POST /v1/chat/completions HTTP/1.1" 200') == 6  # a random model is never right: 2 samples each

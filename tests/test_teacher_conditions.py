@@ -41,9 +41,19 @@ def teacher_dir(tmp_path):
     for split in ("train", "test"):
         for i, ex in enumerate(loaded.examples[split]):
             ok = i % 3 != 0
-            rows.append({"id": ex.id, "split": split, "subset": ex.subset, "accepted": ok, "tried": 1,
-                         "sample": 0 if ok else None, "trace": f"T<{ex.id}> </think> <answer>x</answer>" if ok else None,
-                         "summary": f"S<{ex.id}>" if ok else None, "posthoc": f"P<{ex.id}>" if ok else None})
+            rows.append(
+                {
+                    "id": ex.id,
+                    "split": split,
+                    "subset": ex.subset,
+                    "accepted": ok,
+                    "tried": 1,
+                    "sample": 0 if ok else None,
+                    "trace": f"T<{ex.id}> </think> <answer>x</answer>" if ok else None,
+                    "summary": f"S<{ex.id}>" if ok else None,
+                    "posthoc": f"P<{ex.id}>" if ok else None,
+                }
+            )
     (tmp_path / "teach").mkdir()
     (tmp_path / "teach" / TEACHER_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
     return tmp_path / "teach", {r["id"]: r for r in rows}
@@ -94,21 +104,30 @@ def test_teacher_conditions_keep_the_teacher_correct_subset(tmp_path, teacher_di
                 assert ids == {i for i, r in rows.items() if r["split"] == split}
             else:
                 assert ids == {i for i in kept if rows[i]["split"] == split}, (cond, split)
-    assert manifests["teacher"]["teacher"]["kept"] == {s: sum(rows[i]["split"] == s for i in kept) for s in ("train", "test")}
+    assert manifests["teacher"]["teacher"]["kept"] == {
+        s: sum(rows[i]["split"] == s for i in kept) for s in ("train", "test")
+    }
     assert "teacher" not in manifests["correct"]
     for rec in _records(tmp_path / "out" / "teacher"):
         # tags inside the reasoning are dropped: the parser still finds the gold answer
-        assert rec["completion"][0]["content"] == f"<think>T<{rec['id']}>  x</think> <answer>{rec['answers']!r}</answer>"
+        assert (
+            rec["completion"][0]["content"] == f"<think>T<{rec['id']}>  x</think> <answer>{rec['answers']!r}</answer>"
+        )
         assert parse(rec["completion"][0]["content"], CATEGORY).answers == tuple(rec["answers"])
         assert rec["target"]["reasoning"] == rows[rec["id"]]["trace"]
     for cond, letter in (("teacher_summary", "S"), ("teacher_posthoc", "P")):
-        assert all(r["completion"][0]["content"].startswith(f"<think>{letter}<{r['id']}>") for r in _records(tmp_path / "out" / cond))
+        assert all(
+            r["completion"][0]["content"].startswith(f"<think>{letter}<{r['id']}>")
+            for r in _records(tmp_path / "out" / cond)
+        )
     swapped = _records(tmp_path / "out" / "teacher_swapped")
     partners = [r["perturbation"]["swapped_with"] for r in swapped]
     assert all(p != r["id"] and p in kept for p, r in zip(partners, swapped))
     assert sorted(partners) == sorted(r["id"] for r in swapped)  # a permutation: every trace used once
     by_id = {r["id"]: r for r in swapped}
-    assert all(by_id[r["id"]]["completion"][0]["content"].startswith(f"<think>T<{p}>") for p, r in zip(partners, swapped))
+    assert all(
+        by_id[r["id"]]["completion"][0]["content"].startswith(f"<think>T<{p}>") for p, r in zip(partners, swapped)
+    )
     same = prepare(OPTS, "teacher_swapped", "tagged", 0, tmp_path / "again", folder)
     assert same["teacher_swapped"]["files"] == manifests["teacher_swapped"]["files"]  # same seed, same bytes
     other = prepare(OPTS, "teacher_swapped", "tagged", 1, tmp_path / "seed1", folder)
@@ -150,39 +169,96 @@ def test_errors_name_what_is_missing(tmp_path, teacher_dir):
 
 def test_prepare_cli_takes_a_teacher_folder(tmp_path, teacher_dir):
     folder, rows = teacher_dir
-    r = subprocess.run([sys.executable, "-m", "tracekd", "prepare", "--dataset", "synthetic-babi", "--size", "60",
-                        "--limit-train", "20", "--limit-test", "10", "--condition", "teacher", "--teacher", str(folder),
-                        "--out", str(tmp_path / "out")], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "prepare",
+            "--dataset",
+            "synthetic-babi",
+            "--size",
+            "60",
+            "--limit-train",
+            "20",
+            "--limit-test",
+            "10",
+            "--condition",
+            "teacher",
+            "--teacher",
+            str(folder),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     kept_train = sum(1 for x in rows.values() if x["accepted"] and x["split"] == "train")
     assert f"{kept_train} train" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "tracekd", "prepare", "--dataset", "synthetic-babi", "--size", "60",
-                        "--condition", "teacher@r1", "--out", str(tmp_path / "x")], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tracekd",
+            "prepare",
+            "--dataset",
+            "synthetic-babi",
+            "--size",
+            "60",
+            "--condition",
+            "teacher@r1",
+            "--out",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2 and "unknown condition 'teacher@r1'" in r.stderr
 
 
 def test_render_reasoning_is_one_form_in_both_templates():
     t = Trace(None, None, ("garden",), "Mary went <answer>there</answer>.")
-    assert render(t, "paper", "{label}") == render(t, "tagged", "{label}") == "<think>Mary went there.</think> <answer>['garden']</answer>"
+    assert (
+        render(t, "paper", "{label}")
+        == render(t, "tagged", "{label}")
+        == "<think>Mary went there.</think> <answer>['garden']</answer>"
+    )
 
 
-_CFG = {"name": "t", "datasets": [{"name": "synthetic-babi", "size": 20}], "models": ["tiny-random"],
-        "conditions": ["baseline", "teacher"], "teacher": {"model": "some-model", "base_url": "http://127.0.0.1:9/v1"}}
+_CFG = {
+    "name": "t",
+    "datasets": [{"name": "synthetic-babi", "size": 20}],
+    "models": ["tiny-random"],
+    "conditions": ["baseline", "teacher"],
+    "teacher": {"model": "some-model", "base_url": "http://127.0.0.1:9/v1"},
+}
 
 
-@pytest.mark.parametrize("change, needle", [
-    ({"teacher": {"model": "m", "bogus": 1}}, "teacher.bogus: unknown key"),
-    ({"teacher": {"model": "m", "api_key": "sk-x"}}, "teacher.api_key: unknown key"),  # the key is never an option
-    ({"teacher": {"base_url": "http://127.0.0.1:9/v1"}}, "teacher.model: Field required"),
-    ({"teacher": {"model": "m", "samples": 0}}, "teacher.samples: Input should be greater than or equal to 1"),
-    ({"teacher": {"model": "m", "accept": "lenient"}}, "teacher.accept: Input should be 'correct' or 'upstream'"),
-    ({"teacher": {"model": "m", "splits": ["dev"]}}, "teacher.splits[0]: Input should be 'train' or 'test'"),
-    ({"teacher": {"model": "nosuch", "serve": True}}, "teacher: serve needs a tracekd model (a preset or a folder): unknown model 'nosuch'"),
-    ({"teacher": {"model": "tiny-random", "backend": "local", "temperature": 0.7}}, "teacher: the local backend decodes greedily"),
-    ({"teacher": "m"}, "teacher: Input should be a valid dictionary"),
-    ({"teacher": None}, "condition(s) teacher need a `teacher:` block"),
-    ({"conditions": ["teacher@x"]}, "conditions: unknown condition(s) teacher@x"),
-])
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"teacher": {"model": "m", "bogus": 1}}, "teacher.bogus: unknown key"),
+        ({"teacher": {"model": "m", "api_key": "sk-x"}}, "teacher.api_key: unknown key"),  # the key is never an option
+        ({"teacher": {"base_url": "http://127.0.0.1:9/v1"}}, "teacher.model: Field required"),
+        ({"teacher": {"model": "m", "samples": 0}}, "teacher.samples: Input should be greater than or equal to 1"),
+        ({"teacher": {"model": "m", "accept": "lenient"}}, "teacher.accept: Input should be 'correct' or 'upstream'"),
+        ({"teacher": {"model": "m", "splits": ["dev"]}}, "teacher.splits[0]: Input should be 'train' or 'test'"),
+        (
+            {"teacher": {"model": "nosuch", "serve": True}},
+            "teacher: serve needs a tracekd model (a preset or a folder): unknown model 'nosuch'",
+        ),
+        (
+            {"teacher": {"model": "tiny-random", "backend": "local", "temperature": 0.7}},
+            "teacher: the local backend decodes greedily",
+        ),
+        ({"teacher": "m"}, "teacher: Input should be a valid dictionary"),
+        ({"teacher": None}, "condition(s) teacher need a `teacher:` block"),
+        ({"conditions": ["teacher@x"]}, "conditions: unknown condition(s) teacher@x"),
+    ],
+)
 def test_teacher_block_errors_name_the_key(tmp_path, change, needle):
     import yaml
 
@@ -193,8 +269,12 @@ def test_teacher_block_errors_name_the_key(tmp_path, change, needle):
     with pytest.raises(InputError) as e:
         load_config(path)
     assert needle in str(e.value) and str(path) in str(e.value)
-    r = subprocess.run([sys.executable, "-m", "tracekd", "run", str(path), "--dry-run", "--out", str(tmp_path / "run")],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "run", str(path), "--dry-run", "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
@@ -204,8 +284,12 @@ def test_teacher_block_dry_run_lists_the_cells(tmp_path):
 
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump({**_CFG, "conditions": ["baseline", "baseline@teacher_correct", "teacher"]}))
-    r = subprocess.run([sys.executable, "-m", "tracekd", "run", str(path), "--dry-run", "--out", str(tmp_path / "run")],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "run", str(path), "--dry-run", "--out", str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stderr
     assert "baseline@teacher_correct" in r.stdout and "teacher" in r.stdout and "3 cells" in r.stdout
     assert not (tmp_path / "run").exists()
@@ -219,8 +303,10 @@ def test_subset_table_puts_the_teachers_row_under_its_condition():
     def g(model, cond, acc):
         return {"dataset": "d", "model": model, "condition": cond, "by_subset": {"s": {"answer_accuracy": acc}}}
 
-    results = {"conditions": ["baseline", "correct", "teacher"],
-               "groups": [g("m", "correct", 0.5), g("m", "teacher", 0.25), g("teacher (big)", "baseline", 0.75)]}
+    results = {
+        "conditions": ["baseline", "correct", "teacher"],
+        "groups": [g("m", "correct", 0.5), g("m", "teacher", 0.25), g("teacher (big)", "baseline", 0.75)],
+    }
     header, rows = _subsets(results)
     assert header == ["dataset", "model", "subset", "baseline", "correct", "teacher"]
     assert rows == [["d", "m", "s", "—", "50.0", "25.0"], ["d", "teacher (big)", "s", "75.0", "—", "—"]]

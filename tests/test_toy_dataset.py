@@ -51,12 +51,25 @@ class Toy(Dataset):
         for i in range(self.options.size):
             thing = self.labels[i % 2]
             ball, cube = COLOURS[i % 4], COLOURS[(i + 1) % 4]
-            answer = (ball if thing == "ball" else cube).upper() if self.options.shout else (ball if thing == "ball" else cube)
-            out.append(Example(
-                id=f"toy/{i}", dataset=self.name, subset=thing, question=f"What colour is the {thing}?",
-                context=(ContextItem("c0", f"The ball is {ball}."), ContextItem("c1", f"The cube is {cube}."),
-                         ContextItem("c2", "The table is brown.")),
-                answers=(answer,)))
+            answer = (
+                (ball if thing == "ball" else cube).upper()
+                if self.options.shout
+                else (ball if thing == "ball" else cube)
+            )
+            out.append(
+                Example(
+                    id=f"toy/{i}",
+                    dataset=self.name,
+                    subset=thing,
+                    question=f"What colour is the {thing}?",
+                    context=(
+                        ContextItem("c0", f"The ball is {ball}."),
+                        ContextItem("c1", f"The cube is {cube}."),
+                        ContextItem("c2", "The table is brown."),
+                    ),
+                    answers=(answer,),
+                )
+            )
         return out
 
     def classify(self, ex: Example) -> str:
@@ -76,8 +89,12 @@ def toy():
 
 def _predict_the_targets(data: Path, out: Path) -> Path:
     """Predictions that are the test split's own completions (its target traces)."""
-    out.write_text("".join(json.dumps({"id": r["id"], "output": r["completion"][0]["content"]}) + "\n"
-                           for _, r in read_jsonl(data / "test.jsonl")))
+    out.write_text(
+        "".join(
+            json.dumps({"id": r["id"], "output": r["completion"][0]["content"]}) + "\n"
+            for _, r in read_jsonl(data / "test.jsonl")
+        )
+    )
     return out
 
 
@@ -87,20 +104,27 @@ def test_prepare_evaluate_on_a_dataset_registered_here(toy, tmp_path):
     assert manifests["correct"]["options"]["shout"] is True and manifests["correct"]["options"]["size"] == 20
     assert manifests["correct"]["counts"] == {
         "train": {"total": 16, "subset": {"ball": 8, "cube": 8}, "label": {"ball": 8, "cube": 8}},
-        "test": {"total": 4, "subset": {"ball": 2, "cube": 2}, "label": {"ball": 2, "cube": 2}}}
+        "test": {"total": 4, "subset": {"ball": 2, "cube": 2}, "label": {"ball": 2, "cube": 2}},
+    }
     record = next(r for _, r in read_jsonl(tmp_path / "data" / "correct" / "train.jsonl"))
     assert record["completion"][0]["content"].startswith("<think>The thing asked about is: ")
     assert record["answers"][0].isupper()  # the option reached the dataset
 
     # the correct targets score right on every step: the label is read with the toy's own sentence
-    correct = evaluate(tmp_path / "data" / "correct", _predict_the_targets(tmp_path / "data" / "correct", tmp_path / "c.jsonl"),
-                       tmp_path / "c.json")
+    correct = evaluate(
+        tmp_path / "data" / "correct",
+        _predict_the_targets(tmp_path / "data" / "correct", tmp_path / "c.jsonl"),
+        tmp_path / "c.json",
+    )
     assert correct["dataset"] == "toy-colours"
     assert correct["answer"]["accuracy"] == 1 and correct["rates"]["trace_accuracy"]["mean"] == 1
     assert correct["rates"]["label_accuracy"]["mean"] == 1
     # the incorrect targets: right answers, wrong labels, wrong evidence (the decoy)
-    wrong = evaluate(tmp_path / "data" / "incorrect",
-                     _predict_the_targets(tmp_path / "data" / "incorrect", tmp_path / "i.jsonl"), tmp_path / "i.json")
+    wrong = evaluate(
+        tmp_path / "data" / "incorrect",
+        _predict_the_targets(tmp_path / "data" / "incorrect", tmp_path / "i.jsonl"),
+        tmp_path / "i.json",
+    )
     assert wrong["answer"]["accuracy"] == 1
     assert wrong["rates"]["label_accuracy"]["mean"] == 0 and wrong["rates"]["evidence_accuracy"]["mean"] == 0
 
@@ -116,16 +140,23 @@ def test_run_with_it_in_a_config(toy, tmp_path):
     """`tracekd run`'s config takes the toy's options flat; the run prepares, trains, generates,
     evaluates and reports it, and config.json records its options."""
     cfg = {
-        "name": "toy", "datasets": [{"name": "toy-colours", "size": 12, "shout": True, "test_fraction": 0.25}],
-        "models": ["tiny-random"], "conditions": ["baseline", "correct"], "seeds": [0], "template": "paper",
-        "train": {"max_steps": 1, "batch_size": 4, "grad_accum": 1}, "generate": {"max_new_tokens": 8},
+        "name": "toy",
+        "datasets": [{"name": "toy-colours", "size": 12, "shout": True, "test_fraction": 0.25}],
+        "models": ["tiny-random"],
+        "conditions": ["baseline", "correct"],
+        "seeds": [0],
+        "template": "paper",
+        "train": {"max_steps": 1, "batch_size": 4, "grad_accum": 1},
+        "generate": {"max_new_tokens": 8},
         "examples_in_report": 2,
     }
     path = tmp_path / "toy.yaml"
     path.write_text(yaml.safe_dump(cfg))
     results = run_experiment(load_config(path), tmp_path / "run", console=Console(file=io.StringIO()))
-    assert [(g["dataset"], g["condition"], g["n"]) for g in results["groups"]] == [("toy-colours", "baseline", 4),
-                                                                                   ("toy-colours", "correct", 4)]  # 2 of 6 per subset
+    assert [(g["dataset"], g["condition"], g["n"]) for g in results["groups"]] == [
+        ("toy-colours", "baseline", 4),
+        ("toy-colours", "correct", 4),
+    ]  # 2 of 6 per subset
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())["datasets"][0]
     assert recorded["shout"] is True and recorded["size"] == 12
     md = (tmp_path / "run" / "report.md").read_text()

@@ -32,11 +32,14 @@ def _roundtrip_all(ds, examples):
     return n
 
 
-@pytest.mark.parametrize("name,source", [
-    ("cotempqa", "cotempqa"),
-    ("babi", "babi/en"),
-    ("msmarco", "msmarco/ms_marco_v1.1_train_sample200.json"),
-])
+@pytest.mark.parametrize(
+    "name,source",
+    [
+        ("cotempqa", "cotempqa"),
+        ("babi", "babi/en"),
+        ("msmarco", "msmarco/ms_marco_v1.1_train_sample200.json"),
+    ],
+)
 def test_roundtrip_every_real_example(shared_data, name, source):
     ds = get_dataset(name)
     examples = assign_splits(ds.load(str(shared_data / source)), 42, 0.2)
@@ -60,34 +63,64 @@ def test_paper_template_text_is_the_papers():
     assert render(t, "tagged", TEMPORAL) == "label: equal\nevidence: A is x in 1990.\nanswer: x"
 
 
-@pytest.mark.parametrize("text,label,evidence,answers", [
-    # the paper's model outputs begin with a stray "assistant"
-    ("assistant\n\n<think>The temporal relation between the event in question and the event in context is: during.\n"
-     "I need to use the following facts to answer the question: ['A b c.', 'D e f.']</think> <answer>['x', 'y']</answer>",
-     "during", ("A b c.", "D e f."), ("x", "y")),
-    # evidence as a bare sentence (the paper's perturbed models write this)
-    ("<think>The category of the question asked is: counting.\nI need to use the following facts to answer the "
-     "question: Mary got the milk.</think> <answer>['one']</answer>", "counting", ("Mary got the milk.",), ("one",)),
-    # missing closing tags
-    ("<think>The category of the question asked is: counting.\nI need to use the following facts to answer the "
-     "question: ['Mary got the milk.'] <answer>['one']", "counting", ("Mary got the milk.",), ("one",)),
-    # truncated Python list
-    ("<think>The category of the question asked is: entity.</think> <answer>['Paris', 'Lyo", "entity", None, ("Paris",)),
-    # line lists
-    ("label: yes-no\nevidence:\n- Mary went home.\nanswer: yes", "yes-no", (), ("yes",)),
-    ("<think>I need to use the following facts to answer the question:\n- A.\n- B.\n</think>\n<answer>no</answer>",
-     None, ("A.", "B."), ("no",)),
-    # answer only, bare list or bare text, with trailing junk lines ignored only inside tags
-    ("assistant\n\n['heir apparent', 'Prince of Wales']", None, None, ("heir apparent", "Prince of Wales")),
-    ("assistant professor", None, None, ("assistant professor",)),
-    ("The answer is Paris.", None, None, ("The answer is Paris.",)),
-    # a think block with no answer anywhere
-    ("<think>The category of the question asked is: person.", "person", None, None),
-    ("", None, None, None),
-    # tagged template with extra chatter
-    ("Sure! Here is my reasoning.\nlabel: numeric\nevidence: It costs $20.\nanswer: $20\nHope this helps.",
-     "numeric", ("It costs $20.",), ("$20",)),
-])
+@pytest.mark.parametrize(
+    "text,label,evidence,answers",
+    [
+        # the paper's model outputs begin with a stray "assistant"
+        (
+            "assistant\n\n<think>The temporal relation between the event in question and the event in context is: during.\n"
+            "I need to use the following facts to answer the question: ['A b c.', 'D e f.']</think> <answer>['x', 'y']</answer>",
+            "during",
+            ("A b c.", "D e f."),
+            ("x", "y"),
+        ),
+        # evidence as a bare sentence (the paper's perturbed models write this)
+        (
+            "<think>The category of the question asked is: counting.\nI need to use the following facts to answer the "
+            "question: Mary got the milk.</think> <answer>['one']</answer>",
+            "counting",
+            ("Mary got the milk.",),
+            ("one",),
+        ),
+        # missing closing tags
+        (
+            "<think>The category of the question asked is: counting.\nI need to use the following facts to answer the "
+            "question: ['Mary got the milk.'] <answer>['one']",
+            "counting",
+            ("Mary got the milk.",),
+            ("one",),
+        ),
+        # truncated Python list
+        (
+            "<think>The category of the question asked is: entity.</think> <answer>['Paris', 'Lyo",
+            "entity",
+            None,
+            ("Paris",),
+        ),
+        # line lists
+        ("label: yes-no\nevidence:\n- Mary went home.\nanswer: yes", "yes-no", (), ("yes",)),
+        (
+            "<think>I need to use the following facts to answer the question:\n- A.\n- B.\n</think>\n<answer>no</answer>",
+            None,
+            ("A.", "B."),
+            ("no",),
+        ),
+        # answer only, bare list or bare text, with trailing junk lines ignored only inside tags
+        ("assistant\n\n['heir apparent', 'Prince of Wales']", None, None, ("heir apparent", "Prince of Wales")),
+        ("assistant professor", None, None, ("assistant professor",)),
+        ("The answer is Paris.", None, None, ("The answer is Paris.",)),
+        # a think block with no answer anywhere
+        ("<think>The category of the question asked is: person.", "person", None, None),
+        ("", None, None, None),
+        # tagged template with extra chatter
+        (
+            "Sure! Here is my reasoning.\nlabel: numeric\nevidence: It costs $20.\nanswer: $20\nHope this helps.",
+            "numeric",
+            ("It costs $20.",),
+            ("$20",),
+        ),
+    ],
+)
 def test_parser_tolerates_junk(text, label, evidence, answers):
     sentence = TEMPORAL if "temporal relation" in text else CATEGORY  # the dataset whose output it is
     assert parse(text, sentence) == Trace(label, evidence, answers)
@@ -102,9 +135,31 @@ def test_parser_never_raises_on_arbitrary_text(text):
     assert t.answers is None or all(isinstance(a, str) for a in t.answers)
 
 
-_pieces = st.sampled_from(["<think>", "</think>", "<answer>", "</answer>", "[", "]", "'", '"', "\n",
-                           "assistant", "label:", "evidence:", "answer:", "I need to use the following facts to answer the question:",
-                           "The category of the question asked is:", "\\", ", ", "[[[[", "x", "['']", "[' ']"])
+_pieces = st.sampled_from(
+    [
+        "<think>",
+        "</think>",
+        "<answer>",
+        "</answer>",
+        "[",
+        "]",
+        "'",
+        '"',
+        "\n",
+        "assistant",
+        "label:",
+        "evidence:",
+        "answer:",
+        "I need to use the following facts to answer the question:",
+        "The category of the question asked is:",
+        "\\",
+        ", ",
+        "[[[[",
+        "x",
+        "['']",
+        "[' ']",
+    ]
+)
 
 
 @settings(deadline=None)
@@ -134,8 +189,10 @@ _label = st.from_regex(r"[a-z][a-z-]{0,20}", fullmatch=True)
 )
 def test_roundtrip_arbitrary_content(label, evidence, answers, template, sentence):
     # the tagged template is line-based: items may not themselves look like tag lines
-    if template == "tagged" and any(x.lower().startswith(("label:", "evidence:", "answer:")) or _literal_list(x) is not None
-                                    for x in (*(evidence or ()), *answers)):
+    if template == "tagged" and any(
+        x.lower().startswith(("label:", "evidence:", "answer:")) or _literal_list(x) is not None
+        for x in (*(evidence or ()), *answers)
+    ):
         return
     if label is None and evidence is None and template == "paper":
         trace = Trace(None, None, answers)
@@ -153,31 +210,66 @@ def _looks_like_markup(s: str) -> bool:
 _EV = "I need to use the following facts to answer the question: "
 
 
-@pytest.mark.parametrize("text,label,evidence,answers", [
-    # a full stop after the evidence list used to drop its last item
-    (f"<think>{TEMPORAL.format(label='during')}\n{_EV}['A is x.', 'B is y.'].</think> <answer>['x']</answer>",
-     "during", ("A is x.", "B is y."), ("x",)),
-    # a note after the answer list used to lose the answer
-    (f"<think>{TEMPORAL.format(label='during')}\n{_EV}['A is x.']</think> <answer>['x'] (from the first fact)</answer>",
-     "during", ("A is x.",), ("x",)),
-    ("<answer>[\"People's Party\"] I think</answer>", None, None, ("People's Party",)),
-    # label and evidence sentences on one line used to give the label "equal. I need to use ..."
-    (f"<think>{TEMPORAL.format(label='equal')} {_EV}['A is x.']</think> <answer>['x']</answer>",
-     "equal", ("A is x.",), ("x",)),
-    (f"<think>The temporal relation between the events is: equal {_EV}['A is x.']</think>", "equal", ("A is x.",), None),
-    # a paraphrased label sentence used to give no label
-    (f"<think>The time interval is: equal.\n{_EV}['A is x.']</think> <answer>['x']</answer>", "equal", ("A is x.",), ("x",)),
-    (f"<think>The time period is: 1934 to 1972.\n{_EV}A is x.</think> <answer>['x']</answer>", "1934 to 1972", ("A is x.",), ("x",)),
-    # ... but only as the trace's first sentence, with "is:", inside <think>
-    (f"<think>The time interval for A is from 1935 to 1946. {_EV}['A is x.']</think>", None, ("A is x.",), None),
-    ("The answer is: Paris.", None, None, ("The answer is: Paris.",)),
-    # an empty string used to count as an answer (and as a cited fact)
-    ("<answer>['']</answer>", None, None, None),
-    ("<answer>['', 'x']</answer>", None, None, ("x",)),
-    ("<think>a</think> ['  ']", None, None, None),
-    ("label: equal\nevidence: ['']\nanswer: ['']", "equal", (), None),
-    (f"<think>{TEMPORAL.format(label='equal')}\n{_EV}['', 'A is x.']</think> <answer>['x']</answer>", "equal", ("A is x.",), ("x",)),
-])
+@pytest.mark.parametrize(
+    "text,label,evidence,answers",
+    [
+        # a full stop after the evidence list used to drop its last item
+        (
+            f"<think>{TEMPORAL.format(label='during')}\n{_EV}['A is x.', 'B is y.'].</think> <answer>['x']</answer>",
+            "during",
+            ("A is x.", "B is y."),
+            ("x",),
+        ),
+        # a note after the answer list used to lose the answer
+        (
+            f"<think>{TEMPORAL.format(label='during')}\n{_EV}['A is x.']</think> <answer>['x'] (from the first fact)</answer>",
+            "during",
+            ("A is x.",),
+            ("x",),
+        ),
+        ('<answer>["People\'s Party"] I think</answer>', None, None, ("People's Party",)),
+        # label and evidence sentences on one line used to give the label "equal. I need to use ..."
+        (
+            f"<think>{TEMPORAL.format(label='equal')} {_EV}['A is x.']</think> <answer>['x']</answer>",
+            "equal",
+            ("A is x.",),
+            ("x",),
+        ),
+        (
+            f"<think>The temporal relation between the events is: equal {_EV}['A is x.']</think>",
+            "equal",
+            ("A is x.",),
+            None,
+        ),
+        # a paraphrased label sentence used to give no label
+        (
+            f"<think>The time interval is: equal.\n{_EV}['A is x.']</think> <answer>['x']</answer>",
+            "equal",
+            ("A is x.",),
+            ("x",),
+        ),
+        (
+            f"<think>The time period is: 1934 to 1972.\n{_EV}A is x.</think> <answer>['x']</answer>",
+            "1934 to 1972",
+            ("A is x.",),
+            ("x",),
+        ),
+        # ... but only as the trace's first sentence, with "is:", inside <think>
+        (f"<think>The time interval for A is from 1935 to 1946. {_EV}['A is x.']</think>", None, ("A is x.",), None),
+        ("The answer is: Paris.", None, None, ("The answer is: Paris.",)),
+        # an empty string used to count as an answer (and as a cited fact)
+        ("<answer>['']</answer>", None, None, None),
+        ("<answer>['', 'x']</answer>", None, None, ("x",)),
+        ("<think>a</think> ['  ']", None, None, None),
+        ("label: equal\nevidence: ['']\nanswer: ['']", "equal", (), None),
+        (
+            f"<think>{TEMPORAL.format(label='equal')}\n{_EV}['', 'A is x.']</think> <answer>['x']</answer>",
+            "equal",
+            ("A is x.",),
+            ("x",),
+        ),
+    ],
+)
 def test_parser_defects_found_in_review(text, label, evidence, answers):
     assert parse(text, TEMPORAL) == Trace(label, evidence, answers)
 
@@ -217,8 +309,16 @@ def test_an_empty_answer_is_scored_as_no_answer():
     from tracekd.score.evaluate import score_output
 
     ds = get_dataset("cotempqa")
-    ex = ds.decompose(Example("cotempqa/equal/0", "cotempqa", "equal", "While A was holding the position of p, which?",
-                              (ContextItem("f0", "A holds the position of p in 1990."),), ("x",)))
+    ex = ds.decompose(
+        Example(
+            "cotempqa/equal/0",
+            "cotempqa",
+            "equal",
+            "While A was holding the position of p, which?",
+            (ContextItem("f0", "A holds the position of p in 1990."),),
+            ("x",),
+        )
+    )
     row = score_output(ds, ex, "<answer>['']</answer>")
     assert (row["status"], row["parsed"]["answers"]) == ("unparsable", None)
     assert score_output(ds, ex, "<answer>['', 'x']</answer>")["parsed"]["answers"] == ["x"]

@@ -32,8 +32,13 @@ def _batch(data, model_name, tmp_path):
     spec = resolve(model_name)
     records = read_sft_records(data)[:3]
     tok = load_tokenizer(spec)
-    trainer = SFTTrainer(model=load_model(spec), args=sft_config(TrainOptions(), tmp_path, bf16=False),
-                         train_dataset=sft_dataset(records, tok, spec), processing_class=tok, peft_config=lora_config(TrainOptions()))
+    trainer = SFTTrainer(
+        model=load_model(spec),
+        args=sft_config(TrainOptions(), tmp_path, bf16=False),
+        train_dataset=sft_dataset(records, tok, spec),
+        processing_class=tok,
+        peft_config=lora_config(TrainOptions()),
+    )
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(3)])
     return spec, tok, records, batch
 
@@ -68,7 +73,12 @@ def test_truncation_is_counted_and_checkpoints_resume(data, tmp_path):
     out = tmp_path / "run"
     opts = TrainOptions(max_steps=4, batch_size=2, grad_accum=1, save_steps=2, max_length=200, lr=1e-3)
     s = train(data, "tiny-random", out, opts)
-    assert s["steps"] == 4 and s["truncated"] > 0 and s["examples"] == 24 and (out / "adapter" / "adapter_config.json").is_file()
+    assert (
+        s["steps"] == 4
+        and s["truncated"] > 0
+        and s["examples"] == 24
+        and (out / "adapter" / "adapter_config.json").is_file()
+    )
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     saved = json.loads((out / "train_summary.json").read_text())
     assert saved["truncated"] == s["truncated"] and saved["options"]["lora_r"] == 16
@@ -96,8 +106,16 @@ def test_torn_checkpoints_are_skipped(tmp_path):
 
 def test_paper_defaults():
     o = TrainOptions()
-    assert (o.lora_r, o.lora_alpha, o.lora_dropout, o.lora_targets, o.lr, o.scheduler, o.warmup, o.epochs) == \
-        (16, 32, 0.05, "all-linear", 2e-4, "cosine", 0.1, 3.0)
+    assert (o.lora_r, o.lora_alpha, o.lora_dropout, o.lora_targets, o.lr, o.scheduler, o.warmup, o.epochs) == (
+        16,
+        32,
+        0.05,
+        "all-linear",
+        2e-4,
+        "cosine",
+        0.1,
+        3.0,
+    )
     assert o.batch_size * o.grad_accum == 16
 
 
@@ -113,7 +131,16 @@ def test_bad_input(tmp_path, data, overfit_run):
     r = _cli("train", "--data", data, "--model", "tiny-random", "--out", tmp_path / "o", "--lr", "-1")
     assert r.returncode == 2 and "--lr: Input should be greater than 0" in r.stderr
     root, _ = overfit_run
-    r = _cli("generate", "--data", root / "data", "--model", "tiny-random-qwen3", "--adapter", root / "run" / "adapter",
-             "--out", tmp_path / "p.jsonl")
+    r = _cli(
+        "generate",
+        "--data",
+        root / "data",
+        "--model",
+        "tiny-random-qwen3",
+        "--adapter",
+        root / "run" / "adapter",
+        "--out",
+        tmp_path / "p.jsonl",
+    )
     assert r.returncode == 2 and "adapter was trained on base model 'tiny-random'" in r.stderr
     assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "o").exists()

@@ -15,9 +15,13 @@ FLAT = [{"step": s, "loss": 3.0 / s if s < 50 else 0.06 + 0.001 * (-1) ** s} for
 
 def _results():
     group = {"dataset": "d", "model": "m"}
-    return {"groups": [{**group, "condition": "baseline"},
-                       {**group, "condition": "correct", "training": {"0": loss_trend(FLAT), "1": loss_trend(FALLING)}},
-                       {**group, "condition": "incorrect", "training": {"0": loss_trend(FLAT[:2])}}]}
+    return {
+        "groups": [
+            {**group, "condition": "baseline"},
+            {**group, "condition": "correct", "training": {"0": loss_trend(FLAT), "1": loss_trend(FALLING)}},
+            {**group, "condition": "incorrect", "training": {"0": loss_trend(FLAT[:2])}},
+        ]
+    }
 
 
 def test_loss_trend_keeps_the_curve():

@@ -31,9 +31,17 @@ FACTS = (
 
 def _cotempqa_like(evidence: tuple[str, ...]) -> Example:
     return Example(
-        "t/1", "cotempqa", "during", "While Ann was holding the position of mayor, which position did Ann hold?",
-        tuple(ContextItem(f"f{i}", t) for i, t in enumerate(FACTS)), ("senator",),
-        label="during", evidence=evidence, anchor=("f0",), answer_facts=("f1",))
+        "t/1",
+        "cotempqa",
+        "during",
+        "While Ann was holding the position of mayor, which position did Ann hold?",
+        tuple(ContextItem(f"f{i}", t) for i, t in enumerate(FACTS)),
+        ("senator",),
+        label="during",
+        evidence=evidence,
+        anchor=("f0",),
+        answer_facts=("f1",),
+    )
 
 
 def test_exact_evidence_needs_every_cited_item_to_match_the_context():
@@ -60,7 +68,7 @@ def test_wrong_evidence_never_cites_gold_evidence_that_is_not_anchor_or_answer_f
     assert drawn == {"f3", "f4", "f5"}  # every non-gold fact is drawn, and nothing else
     for condition in ("wrong_evidence", "incorrect"):
         for seed in range(50):
-            (trace, pert), = make_targets([ex], condition, seed, ("equal", "overlap", "during", "mix"))
+            ((trace, pert),) = make_targets([ex], condition, seed, ("equal", "overlap", "during", "mix"))
             assert len(pert["evidence"]) == 2 and not set(trace.evidence) & set(FACTS[:3])
 
 
@@ -69,9 +77,26 @@ def test_wrong_evidence_under_the_papers_rule_on_real_cotempqa(tmp_path, shared_
     over_matched = 0
     for condition in ("wrong_evidence", "incorrect"):
         out = tmp_path / condition
-        r = subprocess.run([sys.executable, "-m", "tracekd", "prepare", "--dataset", "cotempqa", "--source",
-                            shared_data / "cotempqa", "--ir-rule", "paper", "--condition", condition, "--out", out],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracekd",
+                "prepare",
+                "--dataset",
+                "cotempqa",
+                "--source",
+                shared_data / "cotempqa",
+                "--ir-rule",
+                "paper",
+                "--condition",
+                condition,
+                "--out",
+                out,
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert r.returncode == 0, r.stderr
         for split in ("train", "test"):
             for line in (out / f"{split}.jsonl").open():
@@ -87,10 +112,20 @@ def test_wrong_evidence_under_the_papers_rule_on_real_cotempqa(tmp_path, shared_
 def test_the_papers_label_rule_reads_the_first_sentence_only():
     """Bug: the paper's label check accepted the gold label anywhere in the trace; the paper's code
     looks for it in the first sentence only."""
-    ex = Example("t/2", "babi", "qa2", "Where is the apple?", (ContextItem("1", "Mary took the apple."),), ("kitchen",),
-                 label="two-supporting-facts", evidence=("1",))
-    later = ("<think>The category of the question asked is: counting. I need to use the following facts to answer "
-             "the question: ['Mary took the apple.'] so this is two-supporting-facts.</think> <answer>['kitchen']</answer>")
+    ex = Example(
+        "t/2",
+        "babi",
+        "qa2",
+        "Where is the apple?",
+        (ContextItem("1", "Mary took the apple."),),
+        ("kitchen",),
+        label="two-supporting-facts",
+        evidence=("1",),
+    )
+    later = (
+        "<think>The category of the question asked is: counting. I need to use the following facts to answer "
+        "the question: ['Mary took the apple.'] so this is two-supporting-facts.</think> <answer>['kitchen']</answer>"
+    )
     assert paper_steps(later, ex) == {"label_correct": False, "evidence_correct": True, "trace_correct": False}
     first = later.replace("counting", "two-supporting-facts", 1)
     assert paper_steps(first, ex)["label_correct"] is True
@@ -123,7 +158,7 @@ def test_train_masks_the_prompt_by_default(tmp_path):
     batch = FirstBatch.batch
     assert batch["labels"].shape[0] == 4
     for labels, mask in zip(batch["labels"].tolist(), batch["attention_mask"].tolist()):
-        labels = labels[:sum(mask)]
+        labels = labels[: sum(mask)]
         assert labels[0] == -100  # the prompt is masked ...
         trained = [t for t in labels if t != -100]
         assert tok.decode(trained) in completions  # ... and exactly the completion and EOS are trained

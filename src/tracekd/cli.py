@@ -55,18 +55,27 @@ def _root() -> None:
 
 
 # prepare's flags: the dataset config's and every registered dataset's options
-_DATA_FLAGS = Flags(DatasetConfig, {**DatasetConfig.model_fields, **option_fields()},
-                    help={"name": f"One of: {', '.join(REGISTRY)}."})
+_DATA_FLAGS = Flags(
+    DatasetConfig, {**DatasetConfig.model_fields, **option_fields()}, help={"name": f"One of: {', '.join(REGISTRY)}."}
+)
 
 
 @app.command()
 @with_flags(config=_DATA_FLAGS)
 def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
-    condition: Annotated[list[str], typer.Option(help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/).")] = ["correct"],  # noqa: B006 - typer's default of a repeatable option
+    condition: Annotated[
+        list[str],
+        typer.Option(
+            help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/)."
+        ),
+    ] = ["correct"],  # noqa: B006 - typer's default of a repeatable option
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
-    teacher: Annotated[Path | None, typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct).")] = None,
+    teacher: Annotated[
+        Path | None,
+        typer.Option(help="Folder written by `tracekd teach` (for teacher conditions and @teacher_correct)."),
+    ] = None,
     config: DatasetConfig | None = None,
 ) -> None:
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
@@ -96,9 +105,16 @@ def evaluate(
     data: Annotated[Path, typer.Option(help="Prepared folder (its test.jsonl is the gold).")],
     predictions: Annotated[Path, typer.Option(help="JSONL with `id` and `output`.")],
     out_file: Annotated[Path, typer.Option("--out", help="Scores JSON.")],
-    examples: Annotated[Path | None, typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")] = None,
+    examples: Annotated[
+        Path | None, typer.Option(help="Per-example JSONL (default: OUT with .examples.jsonl).")
+    ] = None,
     allow_missing: Annotated[bool, typer.Option(help="Count test examples without a prediction as wrong.")] = False,
-    trace_style: Annotated[str, typer.Option(help="How trace steps are read: rule (the parser), freeform (teacher-style free text), or auto (freeform for a teacher condition's folder).")] = "auto",
+    trace_style: Annotated[
+        str,
+        typer.Option(
+            help="How trace steps are read: rule (the parser), freeform (teacher-style free text), or auto (freeform for a teacher condition's folder)."
+        ),
+    ] = "auto",
 ) -> None:
     """Score predictions: answers, trace steps and their association."""
     from tracekd.score.evaluate import evaluate as run_evaluate
@@ -113,11 +129,20 @@ def evaluate(
 def rescore(
     files: Annotated[list[Path], typer.Argument(help="Published output files.")],
     fmt: Annotated[str, typer.Option("--format", help="Output format: trace-check-qa.")] = "trace-check-qa",
-    dataset: Annotated[str, typer.Option(help=f"Dataset the outputs answer, one of: {', '.join(REGISTRY)}.")] = "cotempqa",
+    dataset: Annotated[
+        str, typer.Option(help=f"Dataset the outputs answer, one of: {', '.join(REGISTRY)}.")
+    ] = "cotempqa",
     source: Annotated[str | None, typer.Option(help="The dataset's file, folder or hub id.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write all scores as JSON.")] = None,
-    ir_rule: Annotated[str | None, typer.Option(help="Primary gold evidence rule: paper (default: what the paper's models were trained to cite) or tracekd; both are shown.")] = None,
-    report: Annotated[Path | None, typer.Option(help="Also write results.json and the report (md, html, plots) into this folder.")] = None,
+    ir_rule: Annotated[
+        str | None,
+        typer.Option(
+            help="Primary gold evidence rule: paper (default: what the paper's models were trained to cite) or tracekd; both are shown."
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write results.json and the report (md, html, plots) into this folder.")
+    ] = None,
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
     from tracekd.jsonio import write_json_atomic
@@ -143,7 +168,12 @@ def rescore(
 def train(
     data: Annotated[Path, typer.Option(help="Prepared folder with train.jsonl.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (adapter/, checkpoints/, train_summary.json).")],
-    model: Annotated[str, typer.Option(help="Preset (smollm2-135m, llama-3.2-1b-instruct, qwen3-1.7b, tiny-random, ...), folder or hub id.")] = "smollm2-135m",
+    model: Annotated[
+        str,
+        typer.Option(
+            help="Preset (smollm2-135m, llama-3.2-1b-instruct, qwen3-1.7b, tiny-random, ...), folder or hub id."
+        ),
+    ] = "smollm2-135m",
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
     opts: TrainOptions | None = None,
 ) -> None:
@@ -154,13 +184,17 @@ def train(
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
     summary = run_train(data, model, out_dir, opts, resume=resume)
     if summary:
-        out.print(f"trained {summary['model']} on {summary['examples']} examples ({summary['steps']} steps, "
-                  f"loss {summary['train_loss']:.4f}, {summary['truncated']} truncated) -> {summary['output']}")
+        out.print(
+            f"trained {summary['model']} on {summary['examples']} examples ({summary['steps']} steps, "
+            f"loss {summary['train_loss']:.4f}, {summary['truncated']} truncated) -> {summary['output']}"
+        )
 
 
 def _checkpoints_kept(out_dir: Path) -> str:
-    ckpts = sorted((p for p in (out_dir / "checkpoints").glob("checkpoint-*") if p.name[11:].isdigit()),
-                   key=lambda p: int(p.name[11:]))
+    ckpts = sorted(
+        (p for p in (out_dir / "checkpoints").glob("checkpoint-*") if p.name[11:].isdigit()),
+        key=lambda p: int(p.name[11:]),
+    )
     if not ckpts:
         return f"no checkpoint was saved yet in {out_dir / 'checkpoints'}"
     return f"{len(ckpts)} checkpoint(s) kept in {out_dir / 'checkpoints'} (newest: {ckpts[-1].name})"
@@ -192,7 +226,13 @@ def generate(
 @with_flags(opts=Flags(TeacherOptions))
 def teach(
     data: Annotated[Path, typer.Option(help="Prepared folder (its train.jsonl and test.jsonl prompts are asked).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder (responses.jsonl cache, teacher.jsonl, teach_summary.json); resumed if present.")],
+    out_dir: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Output folder (responses.jsonl cache, teacher.jsonl, teach_summary.json); resumed if present.",
+        ),
+    ],
     opts: TeacherOptions | None = None,
 ) -> None:
     """Ask a teacher model for reasoning traces (cached, resumable, rejection-sampled). Every
@@ -203,22 +243,33 @@ def teach(
     _when_interrupted(lambda: _lines_kept(out_dir / RESPONSES_FILE, "teacher response(s)") + " (never asked again)")
     s = run_teach(data, out_dir, opts)
     a = s["acceptance"]["overall"]
-    out.print(f"{a['accepted']} of {a['examples']} examples kept ({100 * a['rate']:.1f} %, {a['samples']} samples; "
-              f"first-sample accuracy {100 * a['first_sample_accuracy']:.1f} %) -> {out_dir}")
+    out.print(
+        f"{a['accepted']} of {a['examples']} examples kept ({100 * a['rate']:.1f} %, {a['samples']} samples; "
+        f"first-sample accuracy {100 * a['first_sample_accuracy']:.1f} %) -> {out_dir}"
+    )
     for sub, r in s["acceptance"]["by_subset"].items():
         out.print(f"  {sub}: {r['accepted']} / {r['examples']} ({100 * r['rate']:.1f} %)")
     sent, cached = s["requests"]["sent"], s["requests"]["cached"]
-    out.print("requests: " + ", ".join(f"{k} {sent.get(k, 0)} sent / {cached.get(k, 0)} cached" for k in sorted(set(sent) | set(cached))))
+    out.print(
+        "requests: "
+        + ", ".join(f"{k} {sent.get(k, 0)} sent / {cached.get(k, 0)} cached" for k in sorted(set(sent) | set(cached)))
+    )
 
 
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Experiment config (YAML).")],
-    overrides: Annotated[list[str] | None, typer.Argument(
-        help="KEY=VALUE changes to the config (train.lr=1e-4 seeds=[0,1] datasets.0.size=100), recorded in config.json.",
-        show_default=False)] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="KEY=VALUE changes to the config (train.lr=1e-4 seeds=[0,1] datasets.0.size=100), recorded in config.json.",
+            show_default=False,
+        ),
+    ] = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="Run folder (default: runs/<name>).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the cells and what is already done; run nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the cells and what is already done; run nothing.")
+    ] = False,
 ) -> None:
     """Run a whole experiment: every dataset x model x condition x seed, then the report."""
     from tracekd.experiment.config import load_config
@@ -232,8 +283,10 @@ def run(
 
 def _cells_kept(run_dir: Path) -> str:
     done = len(list((run_dir / "cells").glob("*/*/*/*/cell.json")))
-    return (f"{done} finished cell(s) kept in {run_dir} (an unfinished cell resumes from its last "
-            "checkpoint or its last generated batch)")
+    return (
+        f"{done} finished cell(s) kept in {run_dir} (an unfinished cell resumes from its last "
+        "checkpoint or its last generated batch)"
+    )
 
 
 @app.command()
@@ -246,7 +299,9 @@ def report(
 
     path = run_dir / "results.json"
     if not path.is_file():
-        raise InputError("no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir)
+        raise InputError(
+            "no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir
+        )
     paths = write_report(read_results(path), run_dir)
     out.print(f"report -> {paths['html']}")
 

@@ -35,6 +35,7 @@ def one_of(choices: Collection[str], what: str, ordered: bool = False) -> Callab
     """A validator (pydantic `AfterValidator`): the value must be one of `choices` - a live
     collection, such as a registry that grows - else a ValueError naming them (sorted, unless
     `ordered`)."""
+
     def check(value: str) -> str:
         if value not in choices:
             names = list(choices) if ordered else sorted(choices)

@@ -53,8 +53,9 @@ def _help(field: FieldInfo) -> str:
 class Flags:
     """The flags of some options fields (name -> pydantic field)."""
 
-    def __init__(self, model: type[BaseModel], fields: dict[str, FieldInfo] | None = None,
-                 help: dict[str, str] | None = None):
+    def __init__(
+        self, model: type[BaseModel], fields: dict[str, FieldInfo] | None = None, help: dict[str, str] | None = None
+    ):
         """The flags of `model`'s fields (or of `fields`, which `model` takes: a dataset config
         takes every dataset's options); the command gets the `model` they make."""
         fields = model.model_fields if fields is None else fields
@@ -108,9 +109,13 @@ def _resolved(annotation: Any, fn: Callable[..., Any]) -> Any:
 def with_flags(**groups: Flags) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add each group's flags to a typer command; the command gets each group's model, made
     from the flags, as the keyword argument of that name."""
+
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=_resolved(p.annotation, fn))
-               for p in inspect.signature(fn).parameters.values() if p.name not in groups]
+        own = [
+            p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=_resolved(p.annotation, fn))
+            for p in inspect.signature(fn).parameters.values()
+            if p.name not in groups
+        ]
         generated = [p for g in groups.values() for p in g.parameters()]
 
         @functools.wraps(fn, assigned=("__module__", "__name__", "__qualname__", "__doc__"), updated=())

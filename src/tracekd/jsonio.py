@@ -76,7 +76,7 @@ def _check_unicode(obj: Any, raw: bytes | str, path: Path, lineno: int | None) -
     try:
         json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError as e:
-        bad = e.object[e.start:e.end].encode("unicode_escape").decode()
+        bad = e.object[e.start : e.end].encode("unicode_escape").decode()
         raise InputError(f"contains a lone surrogate escape ({bad}), which is not Unicode text", path, lineno) from None
 
 

@@ -44,8 +44,11 @@ def folder_lock(folder: str | Path, what: str, lock_name: str = LOCK_NAME) -> It
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-            raise InputError(f"another tracekd process (pid {holder}) is working in this folder; "
-                             f"wait for it to finish, or use another output for {what}", folder) from None
+            raise InputError(
+                f"another tracekd process (pid {holder}) is working in this folder; "
+                f"wait for it to finish, or use another output for {what}",
+                folder,
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

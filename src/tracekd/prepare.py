@@ -95,15 +95,29 @@ def _check(conditions: list[str], template: str, seed: int, teacher: str | Path 
         raise InputError(f"the seed must be from 0 to {SEED_MAX}, not {seed}")
 
 
-def records(selected: SelectedExamples, split: str, condition: str, template: str, seed: int,
-            teacher: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+def records(
+    selected: SelectedExamples,
+    split: str,
+    condition: str,
+    template: str,
+    seed: int,
+    teacher: dict[str, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     examples, targets = condition_targets(selected.examples[split], condition, seed, selected.labels, teacher)
-    return [sft_record(ex, trace, pert, condition, template, selected.dataset.label_sentence)
-            for ex, (trace, pert) in zip(examples, targets)]
+    return [
+        sft_record(ex, trace, pert, condition, template, selected.dataset.label_sentence)
+        for ex, (trace, pert) in zip(examples, targets)
+    ]
 
 
-def build(selected: SelectedExamples, condition: str, template: str, seed: int, teacher: str | Path | None = None,
-          teacher_rows: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, list], dict[str, Any]]:
+def build(
+    selected: SelectedExamples,
+    condition: str,
+    template: str,
+    seed: int,
+    teacher: str | Path | None = None,
+    teacher_rows: dict[str, dict[str, Any]] | None = None,
+) -> tuple[dict[str, list], dict[str, Any]]:
     """One condition's records per split and its manifest (without the file digests), in memory.
     `teacher`: a `tracekd teach` folder (for teacher conditions and `@teacher_correct` ones) and
     `teacher_rows` its records."""
@@ -126,14 +140,18 @@ def build(selected: SelectedExamples, condition: str, template: str, seed: int, 
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
     if needs_teacher(condition):
-        manifest["teacher"] = {"folder": str(teacher), "teacher": teacher_summary(teacher).get("teacher"),
-                               "kept": {s: len(built[s]) for s in SPLITS},
-                               "of": {s: len(selected.examples[s]) for s in SPLITS}}
+        manifest["teacher"] = {
+            "folder": str(teacher),
+            "teacher": teacher_summary(teacher).get("teacher"),
+            "kept": {s: len(built[s]) for s in SPLITS},
+            "of": {s: len(selected.examples[s]) for s in SPLITS},
+        }
     return built, manifest
 
 
-def publish(selected: SelectedExamples, targets: dict[str, Path], template: str, seed: int,
-            teacher: str | Path | None = None) -> dict[str, dict[str, Any]]:
+def publish(
+    selected: SelectedExamples, targets: dict[str, Path], template: str, seed: int, teacher: str | Path | None = None
+) -> dict[str, dict[str, Any]]:
     """Build every condition (condition -> its folder), then write them all or none."""
     rows = read_teacher(teacher) if any(map(needs_teacher, targets)) else None
     built = {c: build(selected, c, template, seed, teacher, rows) for c in targets}
@@ -150,8 +168,10 @@ def publish(selected: SelectedExamples, targets: dict[str, Path], template: str,
             for cond, (records_by_split, manifest) in built.items():
                 folder = targets[cond]
                 manifest["files"] = {
-                    f"{split}.jsonl": {"records": len(records_by_split[split]),
-                                       "sha256": stage.jsonl(folder / f"{split}.jsonl", records_by_split[split])}
+                    f"{split}.jsonl": {
+                        "records": len(records_by_split[split]),
+                        "sha256": stage.jsonl(folder / f"{split}.jsonl", records_by_split[split]),
+                    }
                     for split in SPLITS
                 }
                 stage.json(folder / "manifest.json", manifest)
@@ -162,8 +182,11 @@ def _check_kept(built: dict[str, list], condition: str, teacher: str | Path | No
     """A teacher-restricted condition needs a kept example in each split (nothing to train or test on otherwise)."""
     for split in SPLITS:
         if not built[split]:
-            raise InputError(f"condition {condition!r}: the teacher kept no {split} example, so there is nothing to "
-                             f"{'train' if split == 'train' else 'test'} on (see teach_summary.json)", teacher)
+            raise InputError(
+                f"condition {condition!r}: the teacher kept no {split} example, so there is nothing to "
+                f"{'train' if split == 'train' else 'test'} on (see teach_summary.json)",
+                teacher,
+            )
 
 
 def _counts(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -175,7 +198,11 @@ def _counts(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def prepare(
-    config: DatasetConfig, conditions: str | list[str], template: str, seed: int, out: str | Path,
+    config: DatasetConfig,
+    conditions: str | list[str],
+    template: str,
+    seed: int,
+    out: str | Path,
     teacher: str | Path | None = None,
 ) -> dict[str, Any]:
     """Load once and write each condition. One condition goes to `out`, several (or `all`)

@@ -21,11 +21,25 @@ from tracekd.errors import InputError
 from tracekd.jsonio import read_lines
 
 TASKS = {
-    1: "single-supporting-fact", 2: "two-supporting-facts", 3: "three-supporting-facts",
-    4: "two-arg-relations", 5: "three-arg-relations", 6: "yes-no-questions", 7: "counting",
-    8: "lists-sets", 9: "simple-negation", 10: "indefinite-knowledge", 11: "basic-coreference",
-    12: "conjunction", 13: "compound-coreference", 14: "time-reasoning", 15: "basic-deduction",
-    16: "basic-induction", 17: "positional-reasoning", 18: "size-reasoning", 19: "path-finding",
+    1: "single-supporting-fact",
+    2: "two-supporting-facts",
+    3: "three-supporting-facts",
+    4: "two-arg-relations",
+    5: "three-arg-relations",
+    6: "yes-no-questions",
+    7: "counting",
+    8: "lists-sets",
+    9: "simple-negation",
+    10: "indefinite-knowledge",
+    11: "basic-coreference",
+    12: "conjunction",
+    13: "compound-coreference",
+    14: "time-reasoning",
+    15: "basic-deduction",
+    16: "basic-induction",
+    17: "positional-reasoning",
+    18: "size-reasoning",
+    19: "path-finding",
     20: "agents-motivations",
 }
 PAPER_TASKS = (1, 2, 4, 7, 8, 12, 14, 15, 16, 17, 18)
@@ -63,7 +77,9 @@ class BabiOptions(BabiTaskOptions):
     """The tasks, and the preset: all tasks and questions, or the paper's."""
 
     preset: Literal["all", "paper"] = Field(
-        "all", description="bAbI: all (every question) or paper (tasks 1, 2, 4, 7, 8, 12, 14-18; first question per story).")
+        "all",
+        description="bAbI: all (every question) or paper (tasks 1, 2, 4, 7, 8, 12, 14-18; first question per story).",
+    )
 
 
 def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: str = "babi") -> list[Example]:
@@ -100,18 +116,22 @@ def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: st
         known = {c.id for c in story}
         bad = [i for i in ids if i not in known]
         if bad:
-            raise InputError(f"supporting id(s) {' '.join(bad)} are not story sentences before the question", file, lineno)
+            raise InputError(
+                f"supporting id(s) {' '.join(bad)} are not story sentences before the question", file, lineno
+            )
         if not (first_only and seen_q):
-            out.append(Example(
-                id=f"{dataset}/qa{task}/{split}/{qno}",
-                dataset=dataset,
-                subset=f"qa{task}",
-                split=split,
-                question=clean_text(question),
-                context=tuple(story),
-                answers=answers,
-                meta={"task": task, "supporting": ids},
-            ))
+            out.append(
+                Example(
+                    id=f"{dataset}/qa{task}/{split}/{qno}",
+                    dataset=dataset,
+                    subset=f"qa{task}",
+                    split=split,
+                    question=clean_text(question),
+                    context=tuple(story),
+                    answers=answers,
+                    meta={"task": task, "supporting": ids},
+                )
+            )
         qno += 1
         seen_q = True
     return out
@@ -154,7 +174,9 @@ class Babi(Dataset):
             if task not in self.tasks:
                 continue
             if (task, split) in found:
-                raise InputError(f"two files for bAbI task {task} ({split}): {found[task, split].name} and {f.name}", path)
+                raise InputError(
+                    f"two files for bAbI task {task} ({split}): {found[task, split].name} and {f.name}", path
+                )
             found[task, split] = f
             out += parse_babi((line for _, line in read_lines(f)), f, task, split, self.first_only)
         missing = [t for t in self.tasks if t not in {task for task, _ in found}]
@@ -174,7 +196,9 @@ class Babi(Dataset):
                 lines = []
                 for story in dd[split]:
                     s = story["story"]
-                    for sid, typ, text, sup, ans in zip(s["id"], s["type"], s["text"], s["supporting_ids"], s["answer"]):
+                    for sid, typ, text, sup, ans in zip(
+                        s["id"], s["type"], s["text"], s["supporting_ids"], s["answer"]
+                    ):
                         lines.append(f"{sid} {text}" if typ == 0 else f"{sid} {text}\t{ans}\t{' '.join(sup)}")
                 out += parse_babi(lines, f"{hub_id}[en-qa{task}/{split}]", task, split, self.first_only)
         return out
@@ -195,7 +219,10 @@ class Babi(Dataset):
 
     def answer_summary(self, accuracy_by_subset: dict[str, float]) -> dict:
         """bAbI's usual headline: how many tasks reach 95 % accuracy."""
-        return {"tasks": len(accuracy_by_subset), "tasks_at_or_above_95": sum(a >= 0.95 for a in accuracy_by_subset.values())}
+        return {
+            "tasks": len(accuracy_by_subset),
+            "tasks_at_or_above_95": sum(a >= 0.95 for a in accuracy_by_subset.values()),
+        }
 
     def label_space(self, examples: list[Example]) -> tuple[str, ...]:
         present = sorted({ex.label for ex in examples}, key=self.labels.index)

@@ -40,12 +40,14 @@ class DatasetOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    subsets: list[str] | None = Field(None, description="Subset / task to keep (repeatable).",
-                                      json_schema_extra={"flag": "subset"})
+    subsets: list[str] | None = Field(
+        None, description="Subset / task to keep (repeatable).", json_schema_extra={"flag": "subset"}
+    )
 
 
 def subsets_among(choices: tuple[str, ...], what: str) -> Any:
     """A `DatasetOptions` validator: every subset asked for must be one of `choices`."""
+
     def check(cls: type, v: list[str] | None) -> list[str] | None:
         bad = [s for s in v or () if s not in choices]
         if bad:

@@ -25,11 +25,14 @@ class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, AfterValidator(one_of(REGISTRY, "dataset"))] = Field(
-        description="The dataset (a registered name).", json_schema_extra={"flag": "dataset"})
+        description="The dataset (a registered name).", json_schema_extra={"flag": "dataset"}
+    )
     source: str | None = Field(None, description="A file, a folder or a hub id.")
     options: Any = Field(None, json_schema_extra={"flag": None})  # the dataset's Options; given flat
     data_seed: int = Field(42, ge=0, le=SEED_MAX, description="Seed of the train/test split and of synthetic data.")
-    test_fraction: float = Field(0.2, ge=0, le=1, description="Share of each subset held out for test (sources without a split).")
+    test_fraction: float = Field(
+        0.2, ge=0, le=1, description="Share of each subset held out for test (sources without a split)."
+    )
     limit_train: int | None = Field(None, ge=1, description="Keep at most N train examples.")
     limit_test: int | None = Field(None, ge=1, description="Keep at most N test examples.")
     _dataset: Dataset = PrivateAttr()
@@ -50,9 +53,16 @@ class DatasetConfig(BaseModel):
         try:
             self._dataset = get_dataset(self.name, self.data_seed, **(self.options or {}))
         except InputError as e:
-            raise ValidationError.from_exception_data(self.__class__.__name__, [{
-                "type": PydanticCustomError("dataset_option", "{message}", {"message": e.message}),
-                "loc": (e.key,) if e.key else (), "input": (self.options or {}).get(e.key)}]) from None
+            raise ValidationError.from_exception_data(
+                self.__class__.__name__,
+                [
+                    {
+                        "type": PydanticCustomError("dataset_option", "{message}", {"message": e.message}),
+                        "loc": (e.key,) if e.key else (),
+                        "input": (self.options or {}).get(e.key),
+                    }
+                ],
+            ) from None
         self.options = self._dataset.options
         return self
 

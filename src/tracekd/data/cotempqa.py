@@ -100,7 +100,7 @@ def find_anchor(question: str, facts: list[Fact]) -> list[Fact]:
         prefix = f"While {f.subj} "
         if not question.startswith(prefix):
             continue
-        rest = question[len(prefix):]
+        rest = question[len(prefix) :]
         for phrase, family in QUESTION_RELATIONS.items():
             if family == f.family and rest.startswith(f"{phrase} {f.obj},"):
                 out.append(f)
@@ -117,9 +117,7 @@ def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[
     for f in facts:
         if f.id in anchor_ids or a not in (_norm(f.obj), _norm(f.subj)):
             continue
-        if _norm(f.obj) == a and (
-            any(f.subj == x.subj for x in anchors) or f" {f.subj} " in f" {tail} "
-        ):
+        if _norm(f.obj) == a and (any(f.subj == x.subj for x in anchors) or f" {f.subj} " in f" {tail} "):
             found.append(f)  # "which position did <subject> hold ...?"
         elif _norm(f.subj) == a and any(f.obj == x.obj and f.family == x.family for x in anchors):
             found.append(f)  # "who also held the position of <object> ...?"
@@ -127,8 +125,6 @@ def answer_bearing(question: str, answer: str, anchors: list[Fact], facts: list[
         found = [f for f in facts if _norm(f.obj) == a or _norm(f.subj) == a]
     co = [f for f in found if any(f.when.overlaps(x.when) for x in anchors)]
     return co or found
-
-
 
 
 def _relations(anchors: list[Fact], found: list[Fact]) -> set[str]:
@@ -155,8 +151,9 @@ def fits_label(label: str, anchor: Fact, by_answer: list[list[Fact]]) -> bool:
     return all(label in r for r in rels)
 
 
-def resolve_anchor(question: str, label: str, answers: tuple[str, ...], facts: list[Fact]
-                   ) -> tuple[list[Fact], list[list[Fact]], bool]:
+def resolve_anchor(
+    question: str, label: str, answers: tuple[str, ...], facts: list[Fact]
+) -> tuple[list[Fact], list[list[Fact]], bool]:
     """The anchor(s), each answer's answer-bearing facts, and whether the anchor is ambiguous.
 
     When several facts match the question's clause (same subject, relation and object, other
@@ -180,8 +177,11 @@ def resolve_anchor(question: str, label: str, answers: tuple[str, ...], facts: l
 class CoTempQAOptions(DatasetOptions):
     """`subsets`: the relations to keep; `ir_rule`: the gold-evidence rule."""
 
-    ir_rule: Literal[IR_RULES] = Field(IR_RULES[0], description="CoTempQA evidence rule: tracekd (anchor + answer-bearing "
-                                                                "facts) or paper (every fact containing an answer).")
+    ir_rule: Literal[IR_RULES] = Field(
+        IR_RULES[0],
+        description="CoTempQA evidence rule: tracekd (anchor + answer-bearing "
+        "facts) or paper (every fact containing an answer).",
+    )
 
     _relations = subsets_among(SUBSETS, "CoTempQA subset(s)")
 
@@ -217,7 +217,9 @@ class CoTempQA(Dataset):
         else:
             subset = path.stem.removesuffix("_partial")
             if subset not in SUBSETS:
-                raise InputError(f"cannot tell the CoTempQA subset from the file name (expected one of {', '.join(SUBSETS)})", path)
+                raise InputError(
+                    f"cannot tell the CoTempQA subset from the file name (expected one of {', '.join(SUBSETS)})", path
+                )
             files = [(subset, path)]
         out: list[Example] = []
         for subset, file in files:
@@ -293,4 +295,3 @@ class CoTempQA(Dataset):
         if not all(any(a in t for t in texts) for a in ex.answers):
             flags.append("answer_not_in_evidence")
         return Retrieval(evidence, anchor_ids, answer_ids, tuple(flags))
-

@@ -66,7 +66,11 @@ class MsMarco(Dataset):
             if key not in rec:
                 raise InputError(f"record has no {key!r} field", file, lineno)
         p = rec["passages"]
-        if not isinstance(p, dict) or not isinstance(p.get("passage_text"), list) or not isinstance(p.get("is_selected"), list):
+        if (
+            not isinstance(p, dict)
+            or not isinstance(p.get("passage_text"), list)
+            or not isinstance(p.get("is_selected"), list)
+        ):
             raise InputError("'passages' must have lists 'passage_text' and 'is_selected'", file, lineno)
         string_list(p["passage_text"], "passages.passage_text", file, lineno, allow_empty=True)
         if not all(s in (0, 1) and not isinstance(s, float) for s in p["is_selected"]):
@@ -78,8 +82,12 @@ class MsMarco(Dataset):
             raise InputError("field 'query' must be a non-empty string", file, lineno)
         qtype = rec["query_type"].strip().lower() if isinstance(rec["query_type"], str) else None
         if qtype not in QUERY_TYPES:
-            raise InputError(f"unknown query_type {rec['query_type']!r}; expected one of {', '.join(QUERY_TYPES)}", file, lineno)
-        answers = tuple(clean_text(a) for a in string_list(rec["answers"], "answers", file, lineno, allow_empty=True) if a.strip())
+            raise InputError(
+                f"unknown query_type {rec['query_type']!r}; expected one of {', '.join(QUERY_TYPES)}", file, lineno
+            )
+        answers = tuple(
+            clean_text(a) for a in string_list(rec["answers"], "answers", file, lineno, allow_empty=True) if a.strip()
+        )
         flags: tuple[str, ...] = ()
         if not answers or NO_ANSWER in answers:
             answers, flags = (NO_ANSWER,), ("no_answer_present",)

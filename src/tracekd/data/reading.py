@@ -51,12 +51,15 @@ def record_id(value: Any, key: str, path, line: int | None) -> str:
         return str(value)
     if isinstance(value, str) and value.strip() and value == " ".join(value.split()):
         return value
-    raise InputError(f"field {key!r} must be a non-negative integer or a one-line string, not {json_type(value)}", path, line)
+    raise InputError(
+        f"field {key!r} must be a non-negative integer or a one-line string, not {json_type(value)}", path, line
+    )
 
 
 def json_type(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
+        type(value), "a number"
+    )
 
 
 def load_hub(hub_id: str, *args: Any, **kwargs: Any) -> Any:

@@ -79,17 +79,21 @@ class Example:
     @classmethod
     def from_record(cls, rec: dict[str, Any], path=None, line: int | None = None) -> Example:
         """The example of a prepared record; a missing field or a wrong type is an InputError."""
+
         def get(key: str, typ: type, default: Any = None) -> Any:
             value = rec.get(key, default)
             if value is None:
-                raise InputError(f"prepared record has no {key!r} field (is this a file written by `tracekd prepare`?)", path, line)
+                raise InputError(
+                    f"prepared record has no {key!r} field (is this a file written by `tracekd prepare`?)", path, line
+                )
             if not isinstance(value, typ) or (typ is list and not all(isinstance(v, str) for v in value)):
                 raise InputError(f"prepared record: field {key!r} must be {_TYPE_NAMES[typ]}", path, line)
             return value
 
         context = rec.get("context")
         if not isinstance(context, list) or not all(
-                isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("text"), str) for c in context):
+            isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("text"), str) for c in context
+        ):
             raise InputError("prepared record: field 'context' must be a list of {id, text} strings", path, line)
         ex = cls(
             id=get("id", str),

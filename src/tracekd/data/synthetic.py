@@ -23,35 +23,148 @@ from tracekd.data.schema import ContextItem, Example
 from tracekd.data.temporal import TEMPORAL_LABELS, combined_relation
 from tracekd.errors import InputError
 
-_FIRST = ("Ada", "Bruno", "Clara", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas",
-          "Keiko", "Luca", "Maya", "Nils", "Olga", "Pablo", "Rosa", "Sven", "Tara", "Viktor")
-_LAST = ("Albers", "Brandt", "Castillo", "Dumont", "Eriksen", "Fischer", "Garcia", "Horvath",
-         "Ivanova", "Jensen", "Kowalski", "Lindqvist", "Moreau", "Novak", "Okafor", "Petrov",
-         "Quinn", "Rossi", "Schmidt", "Tanaka")
+_FIRST = (
+    "Ada",
+    "Bruno",
+    "Clara",
+    "Dmitri",
+    "Elena",
+    "Farid",
+    "Greta",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Keiko",
+    "Luca",
+    "Maya",
+    "Nils",
+    "Olga",
+    "Pablo",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Viktor",
+)
+_LAST = (
+    "Albers",
+    "Brandt",
+    "Castillo",
+    "Dumont",
+    "Eriksen",
+    "Fischer",
+    "Garcia",
+    "Horvath",
+    "Ivanova",
+    "Jensen",
+    "Kowalski",
+    "Lindqvist",
+    "Moreau",
+    "Novak",
+    "Okafor",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+)
 #: family -> (fact phrase, question phrase, target question, objects)
 _FAMILIES = {
-    "position": ("holds the position of", "was holding the position of", "which position did {s} hold",
-                 ("mayor", "treasurer", "minister of finance", "ambassador to Peru", "chief justice",
-                  "governor", "party chair", "state senator", "secretary of state", "dean of law")),
-    "employer": ("works for", "was working for", "which employer did {s} work for",
-                 ("Nordic Steel", "Harbor University", "City Museum", "Atlas Bank", "Blue River Press",
-                  "Pine Labs", "Orion Shipping", "Central Hospital", "Delta Rail", "Summit Foods")),
-    "member": ("is a member of the", "was a member of", "which political party did {s} belong to",
-               ("Green Party", "Labour Party", "Liberal Union", "Civic Forum", "National Front",
-                "Farmers Party", "Social Democrats", "Unity List", "Reform Alliance", "Pirate Party")),
-    "school": ("attended", "attended", "which school did {s} attend",
-               ("Oak Hill Academy", "Lakeside College", "Riverside High School", "Kings College",
-                "Northgate Institute", "Elm Street School", "Westfield University", "Bay Polytechnic",
-                "St Mary's School", "Valley Conservatory")),
-    "team": ("plays for", "was playing for", "which team did {s} play for",
-             ("FC Aurora", "Red Lions", "Harbor United", "SC Borealis", "Athletic Vale",
-              "Iron City FC", "Union Marítima", "Blue Comets", "Real Sierra", "Sporting Norte")),
+    "position": (
+        "holds the position of",
+        "was holding the position of",
+        "which position did {s} hold",
+        (
+            "mayor",
+            "treasurer",
+            "minister of finance",
+            "ambassador to Peru",
+            "chief justice",
+            "governor",
+            "party chair",
+            "state senator",
+            "secretary of state",
+            "dean of law",
+        ),
+    ),
+    "employer": (
+        "works for",
+        "was working for",
+        "which employer did {s} work for",
+        (
+            "Nordic Steel",
+            "Harbor University",
+            "City Museum",
+            "Atlas Bank",
+            "Blue River Press",
+            "Pine Labs",
+            "Orion Shipping",
+            "Central Hospital",
+            "Delta Rail",
+            "Summit Foods",
+        ),
+    ),
+    "member": (
+        "is a member of the",
+        "was a member of",
+        "which political party did {s} belong to",
+        (
+            "Green Party",
+            "Labour Party",
+            "Liberal Union",
+            "Civic Forum",
+            "National Front",
+            "Farmers Party",
+            "Social Democrats",
+            "Unity List",
+            "Reform Alliance",
+            "Pirate Party",
+        ),
+    ),
+    "school": (
+        "attended",
+        "attended",
+        "which school did {s} attend",
+        (
+            "Oak Hill Academy",
+            "Lakeside College",
+            "Riverside High School",
+            "Kings College",
+            "Northgate Institute",
+            "Elm Street School",
+            "Westfield University",
+            "Bay Polytechnic",
+            "St Mary's School",
+            "Valley Conservatory",
+        ),
+    ),
+    "team": (
+        "plays for",
+        "was playing for",
+        "which team did {s} play for",
+        (
+            "FC Aurora",
+            "Red Lions",
+            "Harbor United",
+            "SC Borealis",
+            "Athletic Vale",
+            "Iron City FC",
+            "Union Marítima",
+            "Blue Comets",
+            "Real Sierra",
+            "Sporting Norte",
+        ),
+    ),
 }
 #: RELATIONS in the order a `mix` example draws two of them (part of the seeded generator: changing
 #: it would change every example of every seed)
 _MIX_DRAW_ORDER = ("equal", "during", "overlap")
-_SUFFIXES = ("during the same time period", "within the same time interval", "concurrently",
-             "simultaneously", "at the same time")
+_SUFFIXES = (
+    "during the same time period",
+    "within the same time interval",
+    "concurrently",
+    "simultaneously",
+    "at the same time",
+)
 
 
 def _span(s: int, e: int) -> str:
@@ -95,7 +208,7 @@ def generate_temporal(i: int, seed: int) -> Example:
         s, e = _interval_for(rel, y0, y1, rng)
         facts.append((f"{subj} {phrase2} {obj} {_span(s, e)}.", "answer"))
         answers.append(obj)
-    for obj in answer_objs[len(rels):]:  # same relation, disjoint in time
+    for obj in answer_objs[len(rels) :]:  # same relation, disjoint in time
         if rng.random() < 0.5:
             e = y0 - rng.randint(1, 8)
             s = e - rng.randint(1, 6)

@@ -7,8 +7,18 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 MONTHS = (
-    "January", "February", "March", "April", "May", "June",
-    "July", "August", "September", "October", "November", "December",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 _MONTH_NO = {m: i for i, m in enumerate(MONTHS, start=1)}
 

@@ -35,8 +35,10 @@ _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 def _safe_name(v: str) -> str:
     if not _SAFE.fullmatch(v):
-        raise ValueError(f"{v!r} is not a safe name (it becomes a folder name): use letters, digits, "
-                         "'.', '_' and '-', start with a letter or digit, at most 100 characters")
+        raise ValueError(
+            f"{v!r} is not a safe name (it becomes a folder name): use letters, digits, "
+            "'.', '_' and '-', start with a letter or digit, at most 100 characters"
+        )
     return v
 
 
@@ -102,8 +104,10 @@ class ExperimentConfig(BaseModel):
     def _conditions(cls, v: list[str]) -> list[str]:
         bad = [c for c in v if not known_condition(c, extra=(BASELINE,))]
         if bad:
-            raise ValueError(f"unknown condition(s) {', '.join(bad)}; choose from "
-                             f"{', '.join(all_conditions(extra=(BASELINE,)))} (any of them may end in {RESTRICT})")
+            raise ValueError(
+                f"unknown condition(s) {', '.join(bad)}; choose from "
+                f"{', '.join(all_conditions(extra=(BASELINE,)))} (any of them may end in {RESTRICT})"
+            )
         if len(set(v)) != len(v):
             raise ValueError("a condition is listed twice")
         return v
@@ -152,8 +156,11 @@ def _yaml(text: str, path: Path | None = None, what: str = "") -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise InputError(f"{what}not valid YAML ({getattr(e, 'problem', e)})", path,
-                         None if line is None or path is None else line + 1) from None
+        raise InputError(
+            f"{what}not valid YAML ({getattr(e, 'problem', e)})",
+            path,
+            None if line is None or path is None else line + 1,
+        ) from None
     except RecursionError:
         raise InputError(f"{what}YAML nested too deeply", path) from None
 
@@ -245,7 +252,11 @@ def _check_lora_targets(cfg: ExperimentConfig, config: Path) -> None:
         else:  # peft: a name matches a module whose name is it or ends with "." + it
             missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
         if missing:
-            raise InputError(f"model {m.model!r} (models[{i}]) has no module matching {missing[0]!r}", config, key="train.lora_targets")
+            raise InputError(
+                f"model {m.model!r} (models[{i}]) has no module matching {missing[0]!r}",
+                config,
+                key="train.lora_targets",
+            )
 
 
 def _module_names(model: str) -> list[str] | None:

@@ -81,7 +81,7 @@ def plan(cfg: ExperimentConfig) -> list[Cell]:
     for d in cfg.datasets:
         for m in cfg.models:
             for c in cfg.conditions:
-                for s in (cfg.seeds[:1] if split_condition(c)[0] == BASELINE else cfg.seeds):
+                for s in cfg.seeds[:1] if split_condition(c)[0] == BASELINE else cfg.seeds:
                     cells.append(Cell(d, m, c, s))
     return cells
 
@@ -144,8 +144,12 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
     if not (data / "manifest.json").is_file() or (data / JOURNAL).exists():
         prepare(d, "answer_only", cfg.template, 0, data)
     bases = {split_condition(c)[0] for c in cfg.conditions}
-    opts = cfg.teacher.model_copy(update={"summary": cfg.teacher.summary or "teacher_summary" in bases,
-                                          "posthoc": cfg.teacher.posthoc or "teacher_posthoc" in bases})
+    opts = cfg.teacher.model_copy(
+        update={
+            "summary": cfg.teacher.summary or "teacher_summary" in bases,
+            "posthoc": cfg.teacher.posthoc or "teacher_posthoc" in bases,
+        }
+    )
     teach(data, folder, opts, progress)
     return folder
 
@@ -186,12 +190,20 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
         adapter = tdir / ("model" if cfg.train.full else "adapter")
     t = time.perf_counter()
     model = str(adapter) if cfg.train.full and adapter is not None else cell.model.model
-    generate(data, model, folder / "predictions.jsonl", None if cfg.train.full else adapter, cfg.generate,
-             progress=(lambda done, total: progress("generate", done, total)) if progress else None)
+    generate(
+        data,
+        model,
+        folder / "predictions.jsonl",
+        None if cfg.train.full else adapter,
+        cfg.generate,
+        progress=(lambda done, total: progress("generate", done, total)) if progress else None,
+    )
     timings["generate_s"] = time.perf_counter() - t
     release_memory()
     summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
-    write_json_atomic(folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained))
+    write_json_atomic(
+        folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained)
+    )
     write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
     return summary
 
@@ -233,19 +245,32 @@ def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) ->
     _check_run_folder(cfg, run)
     todo = [c for c in cells if not is_done(c, run)]
     console.print(f"[bold]{cfg.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already done -> {run}")
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as bar:
         overall = bar.add_task("cells", total=len(cells), completed=len(cells) - len(todo))
         stage = bar.add_task("", total=1, visible=False)
         for d in [d for d in cfg.datasets if any(needs_teacher(c.data_condition) for c in todo if c.dataset is d)]:
+
             def teaching(kind, done, total, d=d):
-                bar.update(stage, description=f"  {d.name}: teacher {kind}s", completed=done, total=max(total, 1), visible=True)
+                bar.update(
+                    stage, description=f"  {d.name}: teacher {kind}s", completed=done, total=max(total, 1), visible=True
+                )
 
             bar.update(stage, description=f"  {d.name}: teacher", completed=0, total=1, visible=True)
             ensure_teacher(d, cfg, run, teaching)
         for cell in todo:
+
             def report(name, done, total, cell=cell):
-                bar.update(stage, description=f"  {cell.key}: {name}", completed=done, total=max(total, 1), visible=True)
+                bar.update(
+                    stage, description=f"  {cell.key}: {name}", completed=done, total=max(total, 1), visible=True
+                )
 
             bar.update(stage, description=f"  {cell.key}: prepare", completed=0, total=1, visible=True)
             run_cell(cell, cfg, run, report)

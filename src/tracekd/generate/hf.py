@@ -44,8 +44,12 @@ def row_attention(module, query, key, value, attention_mask, **kwargs):
     if query.shape[0] == 1 or attention_mask is None or query.shape[2] != 1:
         return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     starts = (~attention_mask[:, 0, -1, :]).sum(-1).tolist()  # masked columns on the left of each row
-    rows = [sdpa_attention_forward(module, query[b:b + 1], key[b:b + 1, :, s:], value[b:b + 1, :, s:], None, **kwargs)[0]
-            for b, s in enumerate(starts)]
+    rows = [
+        sdpa_attention_forward(
+            module, query[b : b + 1], key[b : b + 1, :, s:], value[b : b + 1, :, s:], None, **kwargs
+        )[0]
+        for b, s in enumerate(starts)
+    ]
     return torch.cat(rows), None
 
 
@@ -54,7 +58,9 @@ AttentionMaskInterface.register(ROW_ATTENTION, sdpa_mask)
 
 
 class HFGenerator(Generator):
-    def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"):
+    def __init__(
+        self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"
+    ):
         super().__init__(spec)
         self.model = load_adapted(spec, adapter, merge, use_bf16(precision)).eval()  # bf16 weights, no autocast
         if cuda_available():
@@ -79,7 +85,9 @@ class ContinuousDecoder:
         self.eos = set(eos_ids)
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # transformers 5.24 calls it `cache` (5.20, the GPU set's, `past_key_values`)
-        self.cache_kw = "cache" if "cache" in inspect.signature(type(self.base).forward).parameters else "past_key_values"
+        self.cache_kw = (
+            "cache" if "cache" in inspect.signature(type(self.base).forward).parameters else "past_key_values"
+        )
 
     @torch.no_grad()
     def _forward(self, ids, mask, positions, cache):
@@ -87,8 +95,14 @@ class ContinuousDecoder:
         # states to a view whose batch stride is the whole prompt's, for which the CPU matmul copies
         # the vocabulary-sized head weight once per row (about 0.2 s per prompt for SmolLM2).
         last = torch.tensor([ids.shape[1] - 1], device=self.device)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                         logits_to_keep=last, **{self.cache_kw: cache})
+        out = self.model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=last,
+            **{self.cache_kw: cache},
+        )
         return out.logits[:, -1, :]
 
     def run(self, prompts: list[list[int]], max_new: int) -> Iterator[list[tuple[int, list[int]]]]:
@@ -146,8 +160,8 @@ class GrowingLayer(DynamicLayer):
         n, q = self.length, key_states.shape[-2]
         if self.buf_k is None or n + q > self.buf_k.shape[-2]:
             self._resize(max(2 * (n + q), 64), key_states)
-        self.buf_k[..., n:n + q, :] = key_states
-        self.buf_v[..., n:n + q, :] = value_states
+        self.buf_k[..., n : n + q, :] = key_states
+        self.buf_v[..., n : n + q, :] = value_states
         self._set(n + q)
         return self.keys, self.values
 
@@ -156,8 +170,8 @@ class GrowingLayer(DynamicLayer):
         k = torch.zeros(shape, dtype=like.dtype, device=like.device)
         v = torch.zeros(shape, dtype=like.dtype, device=like.device)
         if self.buf_k is not None:
-            k[..., :self.length, :] = self.keys
-            v[..., :self.length, :] = self.values
+            k[..., : self.length, :] = self.keys
+            v[..., : self.length, :] = self.values
         self.buf_k, self.buf_v = k, v
 
     def _set(self, length: int) -> None:
@@ -169,8 +183,8 @@ class GrowingLayer(DynamicLayer):
         self.buf_k = self.buf_v = None
         self.length = 0
         self._resize(keys.shape[-2] + 64, keys)
-        self.buf_k[..., :keys.shape[-2], :] = keys
-        self.buf_v[..., :keys.shape[-2], :] = values
+        self.buf_k[..., : keys.shape[-2], :] = keys
+        self.buf_v[..., : keys.shape[-2], :] = values
         self._set(keys.shape[-2])
 
 
@@ -192,8 +206,14 @@ class RowCache(DynamicCache):
             return new_mask
         width = max(t_self, t_other)
         for mine, theirs in zip(self.layers, other.layers):
-            mine.set_rows(torch.cat([F.pad(mine.keys, (0, 0, width - t_self, 0)), F.pad(theirs.keys, (0, 0, width - t_other, 0))]),
-                          torch.cat([F.pad(mine.values, (0, 0, width - t_self, 0)), F.pad(theirs.values, (0, 0, width - t_other, 0))]))
+            mine.set_rows(
+                torch.cat(
+                    [F.pad(mine.keys, (0, 0, width - t_self, 0)), F.pad(theirs.keys, (0, 0, width - t_other, 0))]
+                ),
+                torch.cat(
+                    [F.pad(mine.values, (0, 0, width - t_self, 0)), F.pad(theirs.values, (0, 0, width - t_other, 0))]
+                ),
+            )
         return torch.cat([F.pad(mask, (width - t_self, 0)), F.pad(new_mask, (width - t_other, 0))])
 
     def keep(self, rows: list[int], mask):

@@ -58,8 +58,14 @@ def make_generator(spec, adapter, opts: GenerateOptions) -> Generator:
     return HFGenerator(spec, adapter, opts.merge, opts.precision)
 
 
-def generate(data_dir: str | Path, model: str, out_file: str | Path, adapter: str | Path | None = None,
-             opts: GenerateOptions | None = None, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def generate(
+    data_dir: str | Path,
+    model: str,
+    out_file: str | Path,
+    adapter: str | Path | None = None,
+    opts: GenerateOptions | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     opts = opts or GenerateOptions()
     data_dir, out_file = Path(data_dir), Path(out_file)
     spec = resolve(model)

@@ -49,8 +49,11 @@ def max_lora_rank(r: int, adapter: Path | None = None) -> int:
     for allowed in MAX_LORA_RANKS:
         if allowed >= r:
             return allowed
-    raise InputError(f"LoRA rank {r} is above vLLM's largest max_lora_rank ({MAX_LORA_RANKS[-1]}); "
-                     "generate with --merge or --backend hf", adapter)
+    raise InputError(
+        f"LoRA rank {r} is above vLLM's largest max_lora_rank ({MAX_LORA_RANKS[-1]}); "
+        "generate with --merge or --backend hf",
+        adapter,
+    )
 
 
 def _generation_config(path: str):
@@ -63,7 +66,9 @@ def _generation_config(path: str):
 
 
 class VLLMGenerator(Generator):
-    def __init__(self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"):
+    def __init__(
+        self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"
+    ):
         from vllm import LLM
 
         super().__init__(spec)
@@ -102,11 +107,12 @@ class VLLMGenerator(Generator):
     def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
         from vllm import SamplingParams
 
-        params = SamplingParams(temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True,
-                                stop_token_ids=self.eos_ids)
+        params = SamplingParams(
+            temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, stop_token_ids=self.eos_ids
+        )
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
-            part = prompts[i:i + chunk]
+            part = prompts[i : i + chunk]
             inputs = [{"prompt_token_ids": self.prompt_ids(msgs)} for _, msgs in part]
             outs = self.llm.generate(inputs, params, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]

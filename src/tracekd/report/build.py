@@ -63,30 +63,52 @@ def _per_group(results: dict[str, Any], build) -> tuple[list[str], list[list[str
     return None if header is None else (header, rows)
 
 
-HEADLINE_NOTE = ("Pooled over seeds [95 % interval: bootstrap over test items, all seeds of an item together] "
-                 "(sd of the per-seed values).")
-LENGTH_NOTE = ("Mean tokens per training target (what the condition teaches: trace and answer) and per output "
-               "on the test split.")
-STRATA_NOTE = ("Each table's own statistics treat its outputs as independent; with several seeds the CMH columns "
-               "stratify within it.")
+HEADLINE_NOTE = (
+    "Pooled over seeds [95 % interval: bootstrap over test items, all seeds of an item together] "
+    "(sd of the per-seed values)."
+)
+LENGTH_NOTE = (
+    "Mean tokens per training target (what the condition teaches: trace and answer) and per output on the test split."
+)
+STRATA_NOTE = (
+    "Each table's own statistics treat its outputs as independent; with several seeds the CMH columns "
+    "stratify within it."
+)
 
 
 def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     conditions = results["conditions"]
     by_key = {(group["dataset"], group["model"], group["condition"]): group for group in results["groups"]}
     return ["dataset", "model", *conditions], [
-        [dataset, model, *(_rate(by_key[(dataset, model, condition)]["rates"]["answer_accuracy"])
-                           if (dataset, model, condition) in by_key else "—" for condition in conditions)]
-        for dataset, model in _pairs(results)]
+        [
+            dataset,
+            model,
+            *(
+                _rate(by_key[(dataset, model, condition)]["rates"]["answer_accuracy"])
+                if (dataset, model, condition) in by_key
+                else "—"
+                for condition in conditions
+            ),
+        ]
+        for dataset, model in _pairs(results)
+    ]
 
 
 def _rates(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every metric of tracekd's definitions (the metric table), per group."""
     columns = table_columns("tracekd")
     header = [*GROUP, "seeds", "n", *(metric.column for metric in columns)]
-    rows = [[group["dataset"], group["model"], group["condition"], str(len(group["seeds"])), str(group["n"]),
-             *(rate_text(metric, group["rates"].get(metric.name, {})) for metric in columns)]
-            for group in results["groups"]]
+    rows = [
+        [
+            group["dataset"],
+            group["model"],
+            group["condition"],
+            str(len(group["seeds"])),
+            str(group["n"]),
+            *(rate_text(metric, group["rates"].get(metric.name, {})) for metric in columns),
+        ]
+        for group in results["groups"]
+    ]
     return header, rows
 
 
@@ -94,17 +116,32 @@ def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One column per condition (a pair without it, e.g. the teacher's own row, gets "—")."""
     rows, conditions = [], results["conditions"]
     for dataset, model in _pairs(results):
-        by_condition = {group["condition"]: group for group in results["groups"]
-                        if (group["dataset"], group["model"]) == (dataset, model)}
+        by_condition = {
+            group["condition"]: group
+            for group in results["groups"]
+            if (group["dataset"], group["model"]) == (dataset, model)
+        }
         for subset in sorted({name for group in by_condition.values() for name in group["by_subset"]}):
-            rows.append([dataset, model, subset, *[
-                pct(by_condition[condition]["by_subset"].get(subset, {}).get("answer_accuracy"))
-                if condition in by_condition else "—" for condition in conditions]])
+            rows.append(
+                [
+                    dataset,
+                    model,
+                    subset,
+                    *[
+                        pct(by_condition[condition]["by_subset"].get(subset, {}).get("answer_accuracy"))
+                        if condition in by_condition
+                        else "—"
+                        for condition in conditions
+                    ],
+                ]
+            )
     return ["dataset", "model", "subset", *conditions], rows
 
 
-TRAINING_NOTE = ("Each trained cell's logged training loss; still falling: a least-squares line through the losses of "
-                 "the last quarter of the steps drops by more than 5 % of their mean (the findings' caveat).")
+TRAINING_NOTE = (
+    "Each trained cell's logged training loss; still falling: a least-squares line through the losses of "
+    "the last quarter of the steps drops by more than 5 % of their mean (the findings' caveat)."
+)
 
 
 def _training(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | None:
@@ -114,8 +151,19 @@ def _training(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | No
             curve = loss.get("curve") or []
             trend = {True: "still falling", False: "flat", None: "unknown"}[loss["falling"]]
             drop = pct(loss["relative_drop"], " %")
-            rows.append([group["dataset"], group["model"], group["condition"], str(seed), f"{curve[-1][0]:g}" if curve else "—",
-                         f"{curve[0][1]:.3f}" if curve else "—", f"{curve[-1][1]:.3f}" if curve else "—", drop, trend])
+            rows.append(
+                [
+                    group["dataset"],
+                    group["model"],
+                    group["condition"],
+                    str(seed),
+                    f"{curve[-1][0]:g}" if curve else "—",
+                    f"{curve[0][1]:.3f}" if curve else "—",
+                    f"{curve[-1][1]:.3f}" if curve else "—",
+                    drop,
+                    trend,
+                ]
+            )
     header = [*GROUP, "seed", "steps", "first loss", "last loss", "fitted drop, last quarter", "loss"]
     return (header, rows) if rows else None
 
@@ -126,7 +174,11 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     first = groups[0] if groups else None
     out: dict[str, Any] = {
         "headline": ("Headline: answer accuracy (%)", HEADLINE_NOTE, _headline(results)),
-        "steps": ("Trace steps (%, tracekd definitions)", "Each rate [95 % bootstrap interval over test items].", _rates(results)),
+        "steps": (
+            "Trace steps (%, tracekd definitions)",
+            "Each rate [95 % bootstrap interval over test items].",
+            _rates(results),
+        ),
     }
     if first is None:
         return out
@@ -134,21 +186,31 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     if training is not None:
         out["training"] = ("Training loss", TRAINING_NOTE, training)
     definitions = f"Definitions: tracekd = {first['definitions']}; paper = {first['paper']['definitions']}."
-    out["association"] = ("Does a right trace step go with a right answer?",
-                          f"{CELLS}. Strata: subset (one seed) or subset × seed. {ASSOCIATION_NOTE} {definitions}",
-                          _per_group(results, association_rows))
-    out["regression"] = ("Each step adjusted for the others", regression_note(first), _per_group(results, regression_rows))
+    out["association"] = (
+        "Does a right trace step go with a right answer?",
+        f"{CELLS}. Strata: subset (one seed) or subset × seed. {ASSOCIATION_NOTE} {definitions}",
+        _per_group(results, association_rows),
+    )
+    out["regression"] = (
+        "Each step adjusted for the others",
+        regression_note(first),
+        _per_group(results, regression_rows),
+    )
     for key in ("by_subset", "by_seed"):
         table = _per_group(results, lambda group, key=key: strata_rows(group, key))
         if table is not None:
             out[key] = (strata_title(key), STRATA_NOTE, table)
     for flag in sorted({name for group in groups for name in group.get("without_flagged", {})}):
+
         def without(group, flag=flag):
             tests = group.get("without_flagged", {}).get(flag)
             return None if tests is None else without_rows(tests)
 
-        out[f"without_{flag}"] = (f"Without examples flagged {flag}", "The same tests on the outputs of unflagged examples.",
-                                  _per_group(results, without))
+        out[f"without_{flag}"] = (
+            f"Without examples flagged {flag}",
+            "The same tests on the outputs of unflagged examples.",
+            _per_group(results, without),
+        )
     out["subsets"] = ("Per subset: answer accuracy (%)", "", _subsets(results))
     lengths = length_table(results)
     if lengths[1]:
@@ -162,9 +224,11 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
     if lengths is not None:
         out["accuracy_by_trace_length.png"] = lengths
     for dataset, model in _pairs(results):
-        for name, png in ((f"heatmap_{dataset}_{model}.png", plots.heatmaps(results, dataset, model, "trace")),
-                          (f"subsets_{dataset}_{model}.png", plots.by_subset(results, dataset, model)),
-                          (f"loss_{dataset}_{model}.png", plots.loss_curves(results, dataset, model))):
+        for name, png in (
+            (f"heatmap_{dataset}_{model}.png", plots.heatmaps(results, dataset, model, "trace")),
+            (f"subsets_{dataset}_{model}.png", plots.by_subset(results, dataset, model)),
+            (f"loss_{dataset}_{model}.png", plots.loss_curves(results, dataset, model)),
+        ):
             if png is not None:
                 out[name.replace("/", "_")] = png
     return out
@@ -220,12 +284,12 @@ def _example(row: dict[str, Any]) -> str:
     return (
         f'<div class="ex" data-answer="{int(ans_ok)}" data-trace="{int(row["trace_correct"])}">'
         f'<div><b>{escape(row["id"])}</b> <span class="muted">{escape(row["subset"])}</span></div>'
-        f'<div><b>Q:</b> {escape(row.get("question", ""))}</div>'
-        f'<table><tr><th></th><th>gold</th><th>predicted</th><th></th></tr>'
-        f'<tr><td>label</td><td>{escape(str(gold.get("label", row["label"])))}</td><td>{escape(str(parsed["label"]))}</td><td>{_mark(row["label_correct"])}</td></tr>'
-        f'<tr><td>evidence</td><td>{"<br>".join(escape(item) for item in gold.get("evidence", []))}</td><td>{pred_ev}</td>'
+        f"<div><b>Q:</b> {escape(row.get('question', ''))}</div>"
+        f"<table><tr><th></th><th>gold</th><th>predicted</th><th></th></tr>"
+        f"<tr><td>label</td><td>{escape(str(gold.get('label', row['label'])))}</td><td>{escape(str(parsed['label']))}</td><td>{_mark(row['label_correct'])}</td></tr>"
+        f"<tr><td>evidence</td><td>{'<br>'.join(escape(item) for item in gold.get('evidence', []))}</td><td>{pred_ev}</td>"
         f'<td>{_mark(row["evidence"]["exact"])} <span class="muted">{len(matched)} matched</span></td></tr>'
-        f'<tr><td>answer</td><td>{escape(", ".join(gold.get("answers", [])))}</td><td>{escape(", ".join(parsed["answers"] or []))}</td><td>{_mark(ans_ok)}</td></tr>'
+        f"<tr><td>answer</td><td>{escape(', '.join(gold.get('answers', [])))}</td><td>{escape(', '.join(parsed['answers'] or []))}</td><td>{_mark(ans_ok)}</td></tr>"
         f'</table><details><summary class="muted">raw output</summary><pre>{escape(row["output"])}</pre></details></div>'
     )
 
@@ -243,16 +307,24 @@ def _explorer(results: dict[str, Any], root: Path, limit: int) -> str:
             f"— seed {seed}{more}</summary><div>show: <select onchange='filt(this)'><option value='all'>all</option>"
             f"<option value='answer'>wrong answers</option><option value='trace'>wrong traces</option>"
             f"<option value='disagree'>trace and answer disagree</option></select>"
-            + "".join(_example(row) for row in rows) + "</div></details>")
+            + "".join(_example(row) for row in rows)
+            + "</div></details>"
+        )
     return "".join(parts)
 
 
 def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, limit: int) -> str:
-    imgs = "".join(f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
-                   for name, png in figs.items())
+    imgs = "".join(
+        f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
+        for name, png in figs.items()
+    )
     findings = "".join(f"<li>{html.escape(text)}</li>" for text in _findings(results)) or "<li>(none)</li>"
-    body = "".join(f"<h2>{html.escape(title)}</h2>" + (f"<p class='muted'>{html.escape(note)}</p>" if note else "")
-                   + _html_table(*table) for title, note, table in tables(results).values())
+    body = "".join(
+        f"<h2>{html.escape(title)}</h2>"
+        + (f"<p class='muted'>{html.escape(note)}</p>" if note else "")
+        + _html_table(*table)
+        for title, note, table in tables(results).values()
+    )
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>"

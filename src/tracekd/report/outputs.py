@@ -143,11 +143,15 @@ def _nested(annotation: Any) -> list[type[BaseModel]]:
 
 def fields_markdown() -> str:
     """docs/outputs.md: every field of every output model, with its type and description."""
-    parts = ["# Output files, field by field", "",
-             "Generated from the models in `src/tracekd/score/outputs.py` and `src/tracekd/report/outputs.py`",
-             "(`tests/test_outputs.py` checks this page is current). Every file is validated against its",
-             "model when it is written and when it is read: a hand-edited or old file gets one message",
-             "naming the file, the line and the field.", ""]
+    parts = [
+        "# Output files, field by field",
+        "",
+        "Generated from the models in `src/tracekd/score/outputs.py` and `src/tracekd/report/outputs.py`",
+        "(`tests/test_outputs.py` checks this page is current). Every file is validated against its",
+        "model when it is written and when it is read: a hand-edited or old file gets one message",
+        "naming the file, the line and the field.",
+        "",
+    ]
     seen: set[type[BaseModel]] = set()
     queue = list(DOCUMENTED.items())
     while queue:
@@ -157,7 +161,13 @@ def fields_markdown() -> str:
         seen.add(model)
         doc = (model.__doc__ or "").strip().replace("\n", " ")
         extra = " Other keys are allowed." if model.model_config.get("extra") == "allow" else ""
-        parts += [f"## {title}", "", *([doc + extra, ""] if doc or extra else []), "| field | type | meaning |", "|---|---|---|"]
+        parts += [
+            f"## {title}",
+            "",
+            *([doc + extra, ""] if doc or extra else []),
+            "| field | type | meaning |",
+            "|---|---|---|",
+        ]
         fields = dict(model.model_fields.items())
         for name, field in fields.items():
             meaning = (field.description or "").replace("|", "\\|").replace("<", "\\<")

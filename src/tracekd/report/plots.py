@@ -55,8 +55,11 @@ def accuracy_by_condition(results: dict[str, Any]) -> bytes:
 
 def heatmaps(results: dict[str, Any], dataset: str, model: str, step: str = "trace") -> bytes | None:
     plt = _plt()
-    groups = [g for g in results["groups"] if g["dataset"] == dataset and g["model"] == model
-              and sum(map(sum, g["association"][step]["table"]))]
+    groups = [
+        g
+        for g in results["groups"]
+        if g["dataset"] == dataset and g["model"] == model and sum(map(sum, g["association"][step]["table"]))
+    ]
     if not groups:
         return None
     fig, axes = plt.subplots(1, len(groups), figsize=(2.3 * len(groups) + 0.8, 2.8), squeeze=False, sharey=True)
@@ -87,7 +90,12 @@ def by_subset(results: dict[str, Any], dataset: str, model: str) -> bytes | None
     width = 0.8 / len(groups)
     for i, g in enumerate(groups):
         xs = [k + (i - (len(groups) - 1) / 2) * width for k in range(len(subsets))]
-        ax.bar(xs, [100 * g["by_subset"].get(s, {}).get("answer_accuracy", 0) for s in subsets], width=width, label=g["condition"])
+        ax.bar(
+            xs,
+            [100 * g["by_subset"].get(s, {}).get("answer_accuracy", 0) for s in subsets],
+            width=width,
+            label=g["condition"],
+        )
     ax.set_xticks(range(len(subsets)), subsets, rotation=30 if len(subsets) > 6 else 0)
     ax.set_ylabel("answer accuracy (%)")
     ax.set_ylim(0, 100)
@@ -100,8 +108,13 @@ def loss_curves(results: dict[str, Any], dataset: str, model: str) -> bytes | No
     """Each trained cell's logged training loss against the optimiser step; the last quarter of the
     steps (where `stats.loss_trend` looks) shaded, a cell whose loss was still falling there flagged."""
     plt = _plt()
-    curves = [(f"{g['condition']} seed {seed}", t) for g in results["groups"] if g["dataset"] == dataset and g["model"] == model
-              for seed, t in (g.get("training") or {}).items() if t.get("curve")]
+    curves = [
+        (f"{g['condition']} seed {seed}", t)
+        for g in results["groups"]
+        if g["dataset"] == dataset and g["model"] == model
+        for seed, t in (g.get("training") or {}).items()
+        if t.get("curve")
+    ]
     if not curves:
         return None
     fig, ax = plt.subplots(figsize=(5.5, 3.2))

@@ -34,25 +34,43 @@ def _loss_caveats(training: dict[str, dict[str, Any]]) -> list[str]:
     unknown = {s: t for s, t in training.items() if t["falling"] is None}
     out = []
     if falling:
-        out.append("training loss still falling at the end ("
-                   + ", ".join(f"seed {s}: fitted drop {100 * t['relative_drop']:.0f} % over the last quarter of steps"
-                               for s, t in falling.items()) + ")")
+        out.append(
+            "training loss still falling at the end ("
+            + ", ".join(
+                f"seed {s}: fitted drop {100 * t['relative_drop']:.0f} % over the last quarter of steps"
+                for s, t in falling.items()
+            )
+            + ")"
+        )
     if unknown:
-        out.append("training-loss trend unknown ("
-                   + ", ".join(f"seed {s}: {t['points']} logged losses in the last quarter" for s, t in unknown.items()) + ")")
+        out.append(
+            "training-loss trend unknown ("
+            + ", ".join(f"seed {s}: {t['points']} logged losses in the last quarter" for s, t in unknown.items())
+            + ")"
+        )
     return out
 
 
-def group_results(dataset: str, model: str, condition: str, rows_by_seed: dict[Any, list[dict[str, Any]]],
-                  training: dict[str, dict[str, Any]] | None = None, stats: dict[str, Any] | None = None) -> dict[str, Any]:
+def group_results(
+    dataset: str,
+    model: str,
+    condition: str,
+    rows_by_seed: dict[Any, list[dict[str, Any]]],
+    training: dict[str, dict[str, Any]] | None = None,
+    stats: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """One group from its per-example rows (one list per seed); `training`: seed -> `loss_trend`;
     `stats`: `statistics(rows_by_seed)` when the caller already has it."""
     rows = [r for rs in rows_by_seed.values() for r in rs]
     stats = stats or statistics(rows_by_seed)
     status = Counter(r["status"] for r in rows)
     g: dict[str, Any] = {
-        "dataset": dataset, "model": model, "condition": condition, "seeds": list(rows_by_seed),
-        "n": len({r["id"] for r in rows}), "outputs": len(rows),
+        "dataset": dataset,
+        "model": model,
+        "condition": condition,
+        "seeds": list(rows_by_seed),
+        "n": len({r["id"] for r in rows}),
+        "outputs": len(rows),
         **{k: v for k, v in stats.items() if k != "seeds"},
         "by_subset": subset_rates(rows),
         "status": {k: status.get(k, 0) for k in ("ok", "empty", "unparsable", "missing")},
@@ -63,12 +81,23 @@ def group_results(dataset: str, model: str, condition: str, rows_by_seed: dict[A
     return g
 
 
-def write_results(path: Path, name: str, kind: str, config: dict[str, Any], conditions: list[str],
-                   groups: list[dict[str, Any]]) -> dict[str, Any]:
+def write_results(
+    path: Path, name: str, kind: str, config: dict[str, Any], conditions: list[str], groups: list[dict[str, Any]]
+) -> dict[str, Any]:
     """results.json (checked against `report.outputs.Results` first)."""
-    findings = [{"dataset": g["dataset"], "model": g["model"], "condition": g["condition"], **f}
-                for g in groups for f in g["findings"]]
-    results = {"name": name, "kind": kind, "findings": findings, "config": config, "conditions": conditions, "groups": groups}
+    findings = [
+        {"dataset": g["dataset"], "model": g["model"], "condition": g["condition"], **f}
+        for g in groups
+        for f in g["findings"]
+    ]
+    results = {
+        "name": name,
+        "kind": kind,
+        "findings": findings,
+        "config": config,
+        "conditions": conditions,
+        "groups": groups,
+    }
     check_results(results, path)
     write_json_atomic(path, results)
     return results
@@ -78,7 +107,9 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
     groups: dict[tuple, dict] = {}
     for c in cells:
         folder = c.folder(run)
-        g = groups.setdefault((c.dataset.name, c.model.name, c.condition), {"rows": {}, "training": {}, "examples": [], "folders": []})
+        g = groups.setdefault(
+            (c.dataset.name, c.model.name, c.condition), {"rows": {}, "training": {}, "examples": [], "folders": []}
+        )
         path = folder / "scores.examples.jsonl"
         g["rows"][c.seed] = read_rows(path)
         g["examples"].append(str(path.relative_to(run)))
@@ -96,11 +127,19 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
     conditions = list(cfg.conditions)
     if teachers and BASELINE not in conditions:
         conditions.insert(0, BASELINE)
-    return write_results(run / "results.json", cfg.name, "experiment", json.loads(cfg.model_dump_json()), conditions,
-                          out_groups + teachers)
+    return write_results(
+        run / "results.json",
+        cfg.name,
+        "experiment",
+        json.loads(cfg.model_dump_json()),
+        conditions,
+        out_groups + teachers,
+    )
 
 
-def results_from_rescore(rescore: dict[str, Any], rows_by_condition: dict[str, list[dict]], out: Path) -> dict[str, Any]:
+def results_from_rescore(
+    rescore: dict[str, Any], rows_by_condition: dict[str, list[dict]], out: Path
+) -> dict[str, Any]:
     """The same schema for published outputs: one group per training condition (files pooled)."""
     model = published_model(rescore["files"])
     groups = []
@@ -113,7 +152,13 @@ def results_from_rescore(rescore: dict[str, Any], rows_by_condition: dict[str, l
         write_jsonl_atomic(path, rows_by_condition[cond])
         g["examples"] = [str(path.relative_to(out))]
         groups.append(g)
-    config = {"format": rescore["format"], "dataset": rescore["dataset"], "source": rescore["source"],
-              "ir_rule": rescore.get("ir_rule"), "files": sorted(rescore["files"])}
-    return write_results(out / "results.json", f"rescore of {len(rescore['files'])} published files", "rescore", config,
-                          order, groups)
+    config = {
+        "format": rescore["format"],
+        "dataset": rescore["dataset"],
+        "source": rescore["source"],
+        "ir_rule": rescore.get("ir_rule"),
+        "files": sorted(rescore["files"]),
+    }
+    return write_results(
+        out / "results.json", f"rescore of {len(rescore['files'])} published files", "rescore", config, order, groups
+    )

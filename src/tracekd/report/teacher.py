@@ -54,6 +54,14 @@ def length_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         lengths = g.get("lengths")
         if not lengths:
             continue
-        rows.append([g["dataset"], g["model"], g["condition"], num(lengths.get("target_tokens"), ".0f"),
-                     num(lengths.get("output_tokens"), ".0f"), pct(g["rates"]["answer_accuracy"]["mean"])])
+        rows.append(
+            [
+                g["dataset"],
+                g["model"],
+                g["condition"],
+                num(lengths.get("target_tokens"), ".0f"),
+                num(lengths.get("output_tokens"), ".0f"),
+                pct(g["rates"]["answer_accuracy"]["mean"]),
+            ]
+        )
     return ["dataset", "model", "condition", "target tokens", "output tokens", "answer %"], rows

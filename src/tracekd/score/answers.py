@@ -26,6 +26,7 @@ SCORERS: dict[str, AnswerScorer] = {}
 
 def answer_scorer(name: str) -> Callable[[AnswerScorer], AnswerScorer]:
     """Register an answer scorer under `name` (a name is taken once)."""
+
     def register(fn: AnswerScorer) -> AnswerScorer:
         if name in SCORERS:
             raise ValueError(f"an answer scorer named {name!r} is already registered")
@@ -38,8 +39,10 @@ def answer_scorer(name: str) -> Callable[[AnswerScorer], AnswerScorer]:
 def score_answer(ds: Dataset, answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str, Any]:
     """The dataset's scorer on one predicted answer list."""
     if ds.answer_scorer not in SCORERS:
-        raise InputError(f"dataset {ds.name!r} names the answer scorer {ds.answer_scorer!r}, which is not registered; "
-                         f"registered: {', '.join(sorted(SCORERS))}")
+        raise InputError(
+            f"dataset {ds.name!r} names the answer scorer {ds.answer_scorer!r}, which is not registered; "
+            f"registered: {', '.join(sorted(SCORERS))}"
+        )
     return SCORERS[ds.answer_scorer](answers, ex, output)
 
 
@@ -56,7 +59,14 @@ def set_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[str,
     rec = same / len(g) if g else 0.0
     f1 = 2 * prec * rec / (prec + rec) if same else 0.0
     tok = token_f1([t for a in sorted(p) for t in a.split()], [t for a in sorted(g) for t in a.split()]) if p else 0.0
-    return {"correct": bool(p) and p == g, "em": float(bool(p) and p == g), "p": prec, "r": rec, "f1": f1, "token_f1": tok}
+    return {
+        "correct": bool(p) and p == g,
+        "em": float(bool(p) and p == g),
+        "p": prec,
+        "r": rec,
+        "f1": f1,
+        "token_f1": tok,
+    }
 
 
 @answer_scorer("set")
@@ -71,15 +81,35 @@ def _set(answers: tuple[str, ...] | None, ex: Example, output: str) -> dict[str,
 # reproduce. The one change: candidates of equal length are tried in alphabetical order, where
 # the original used set iteration order (which varies with PYTHONHASHSEED).
 _UP_EXTRACT = {  # EXTRACT_TEMPLATES: P39's "in" pattern is listed twice there, harmless
-    rel: tuple(re.compile(t.format(phrase)) for t in (
-        r"(.+?) {} (.+?) from (.+?) to (.+?)\.", r"(.+?) {} (.+?) in (.+?)\.", r"(.+?) {} (.+?) from (.+?)", r"(.+?) {} (.+?)\."))
-    for rel, phrase in (("P39", "holds the position of"), ("P102", "is a member of the"), ("P69", "attended"),
-                        ("P108", "works for"), ("P54", "plays for"), ("P488", "is the chair of"),
-                        ("P6", "is the head of"), ("P127", "is owned by"))
+    rel: tuple(
+        re.compile(t.format(phrase))
+        for t in (
+            r"(.+?) {} (.+?) from (.+?) to (.+?)\.",
+            r"(.+?) {} (.+?) in (.+?)\.",
+            r"(.+?) {} (.+?) from (.+?)",
+            r"(.+?) {} (.+?)\.",
+        )
+    )
+    for rel, phrase in (
+        ("P39", "holds the position of"),
+        ("P102", "is a member of the"),
+        ("P69", "attended"),
+        ("P108", "works for"),
+        ("P54", "plays for"),
+        ("P488", "is the chair of"),
+        ("P6", "is the head of"),
+        ("P127", "is owned by"),
+    )
 }
 _UP_REVERSE_SEARCH = (  # REVERSE_SEARCH, in its order
-    (" the position of ", "P39"), (" a member of ", "P102"), (" the chair of ", "P488"),
-    (" the head of ", "P6"), (" owned by ", "P127"), ("attend", "P69"), ("work", "P108"), ("play", "P54"),
+    (" the position of ", "P39"),
+    (" a member of ", "P102"),
+    (" the chair of ", "P488"),
+    (" the head of ", "P6"),
+    (" owned by ", "P127"),
+    ("attend", "P69"),
+    ("work", "P108"),
+    ("play", "P54"),
 )
 _UP_PUNCT = frozenset(string.punctuation)
 
@@ -100,7 +130,12 @@ def _up_alternative(fact: str, is_subject: bool) -> str | None:
     (anchored at the start only)."""
     for key, rel in _UP_REVERSE_SEARCH:
         if key in fact:
-            fact = fact.replace(" was ", " is ").replace(" held ", " holds ").replace(" worked ", " works ").replace(" played ", " plays ")
+            fact = (
+                fact.replace(" was ", " is ")
+                .replace(" held ", " holds ")
+                .replace(" worked ", " works ")
+                .replace(" played ", " plays ")
+            )
             for pattern in _UP_EXTRACT[rel]:
                 m = pattern.match(fact)
                 if m:
@@ -124,8 +159,9 @@ def _up_answer_span(prediction: str) -> str:
     return prediction.replace("assistant", "").replace("think", "")
 
 
-def cotempqa_upstream(output: str, gold: tuple[str, ...] | list[str], question: str, facts: list[str],
-                      triple_element: str | None) -> dict[str, Any]:
+def cotempqa_upstream(
+    output: str, gold: tuple[str, ...] | list[str], question: str, facts: list[str], triple_element: str | None
+) -> dict[str, Any]:
     """One record scored as the original `evaluate_model` scores it.
 
     Give it the published record's own fields (`prediction`, `gold`, `question`, `facts`,
@@ -168,10 +204,13 @@ def upstream_totals(scores: list[dict[str, Any]]) -> dict[str, float]:
     n = len(scores)
     em = sum(s["correct"] for s in scores)
     f1 = sum(s["f1"] for s in scores)
-    return {"acc": round(em * 100 / n, 1), "f1": round(f1 * 100 / n, 1),
-            "p": round(sum(s["p"] for s in scores) * 100 / n, 1),
-            "r": round(sum(s["r"] for s in scores) * 100 / n, 1),
-            "avg": round((em + f1) * 50 / n, 1)}
+    return {
+        "acc": round(em * 100 / n, 1),
+        "f1": round(f1 * 100 / n, 1),
+        "p": round(sum(s["p"] for s in scores) * 100 / n, 1),
+        "r": round(sum(s["r"] for s in scores) * 100 / n, 1),
+        "avg": round((em + f1) * 50 / n, 1),
+    }
 
 
 @answer_scorer("cotempqa")
@@ -181,7 +220,9 @@ def _cotempqa(answers: tuple[str, ...] | None, ex: Example, output: str) -> dict
     holds them (`gold`, `question`, `facts`, `triple_element`); otherwise the example's."""
     scores = set_scores(answers, ex.answers)
     rec = ex.meta.get("published") or {
-        "gold": ex.answers, "question": ex.question, "facts": [c.text for c in ex.context],
+        "gold": ex.answers,
+        "question": ex.question,
+        "facts": [c.text for c in ex.context],
         "triple_element": ex.meta.get("triple_element"),
     }
     scores["upstream"] = cotempqa_upstream(output, rec["gold"], rec["question"], rec["facts"], rec["triple_element"])
@@ -191,6 +232,7 @@ def _cotempqa(answers: tuple[str, ...] | None, ex: Example, output: str) -> dict
 # -- bAbI -----------------------------------------------------------------------------------
 def babi_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...], task: int) -> dict[str, Any]:
     """Exact match; order-insensitive for lists-sets (task 8), ordered for path-finding (19)."""
+
     def split(items):
         return [t.strip().lower().rstrip(".") for a in items for t in a.split(",") if t.strip()]
 
@@ -248,7 +290,8 @@ def msmarco_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[
         return sum(metric(a) for a in items) / len(items)
 
     return {
-        "correct": bool(em), "em": em,
+        "correct": bool(em),
+        "em": em,
         "f1": per_item(lambda a: max(token_f1(tokens(a), tokens(g)) for g in gold)),
         "rouge_l": per_item(lambda a: max(_rouge_l(a, g) for g in gold)),
         "bleu_1": per_item(lambda a: _bleu1(a, list(gold))),

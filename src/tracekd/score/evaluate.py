@@ -55,13 +55,20 @@ def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) 
         "subset": ex.subset,
         "label": ex.label,
         "question": ex.question,
-        "gold": {"label": ex.label, "evidence": ex.texts(ex.evidence), "anchor": ex.texts(ex.anchor),
-                 "answer_facts": ex.texts(ex.answer_facts), "answers": list(ex.answers)},
+        "gold": {
+            "label": ex.label,
+            "evidence": ex.texts(ex.evidence),
+            "anchor": ex.texts(ex.anchor),
+            "answer_facts": ex.texts(ex.answer_facts),
+            "answers": list(ex.answers),
+        },
         "flags": list(ex.flags),
         "status": status,
-        "parsed": {"label": parsed.label,
-                   "evidence": None if parsed.evidence is None else list(parsed.evidence),
-                   "answers": None if parsed.answers is None else list(parsed.answers)},
+        "parsed": {
+            "label": parsed.label,
+            "evidence": None if parsed.evidence is None else list(parsed.evidence),
+            "answers": None if parsed.answers is None else list(parsed.answers),
+        },
         "answer": score_answer(ds, parsed.answers, ex, output),
         **steps,
         "paper": paper_steps(output, ex),
@@ -73,8 +80,11 @@ def rejudge_steps(row: dict[str, Any], ex: Example) -> dict[str, Any]:
     """The same output's row with its trace steps judged against another decomposition of its
     example (another evidence rule); the answer scores are kept."""
     p = row["parsed"]
-    parsed = Trace(p["label"], None if p["evidence"] is None else tuple(p["evidence"]),
-                   None if p["answers"] is None else tuple(p["answers"]))
+    parsed = Trace(
+        p["label"],
+        None if p["evidence"] is None else tuple(p["evidence"]),
+        None if p["answers"] is None else tuple(p["answers"]),
+    )
     gold = {**row["gold"], "label": ex.label, "evidence": ex.texts(ex.evidence)}
     return {**row, "label": ex.label, "gold": gold, "flags": list(ex.flags), **score_steps(parsed, ex)}
 
@@ -86,10 +96,10 @@ def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool | None]]:
 
 DEFINITIONS = {
     "tracekd": "tracekd's definitions (docs/scoring.md): the normalised label equals the gold one; the cited "
-               "evidence is exactly the gold set; the trace is both; the answer is tracekd's strict scorer's",
+    "evidence is exactly the gold set; the trace is both; the answer is tracekd's strict scorer's",
     "paper": "the paper's definitions: the gold label occurs in the trace's first sentence; any context fact "
-             "occurs verbatim in the trace; the trace is both; the answer is the upstream scorer's; outputs "
-             "without a <think> trace are not evaluated (not in the tables; in the denominator of shares)",
+    "occurs verbatim in the trace; the trace is both; the answer is the upstream scorer's; outputs "
+    "without a <think> trace are not evaluated (not in the tables; in the denominator of shares)",
 }
 
 
@@ -160,8 +170,9 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
 
 
 # -- statistics from per-example rows ----------------------------------------------------------------
-def _block(x: np.ndarray, y: np.ndarray, subset: np.ndarray, seed: np.ndarray, item: np.ndarray,
-           detail: bool = True) -> dict[str, Any]:
+def _block(
+    x: np.ndarray, y: np.ndarray, subset: np.ndarray, seed: np.ndarray, item: np.ndarray, detail: bool = True
+) -> dict[str, Any]:
     """One step's association: the pooled table with its textbook statistics (the paper's test),
     the stratified test (by subset, and by subset x seed when there are several seeds) and, with
     `detail`, the same per subset and per seed."""
@@ -170,15 +181,22 @@ def _block(x: np.ndarray, y: np.ndarray, subset: np.ndarray, seed: np.ndarray, i
     table = table_2x2(x, y)
     out: dict[str, Any] = {
         "table": table,
-        "pooled": {**association(table), "test": "Pearson chi-square on the table pooled over subsets and seeds (the paper's test)"},
+        "pooled": {
+            **association(table),
+            "test": "Pearson chi-square on the table pooled over subsets and seeds (the paper's test)",
+        },
         "stratified": {**stratified(x, y, strata, item), "by": "subset x seed" if multi else "subset"},
     }
     if detail and len(np.unique(subset)) > 1:
-        out["by_subset"] = {str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False)
-                            for s in np.unique(subset) for m in [subset == s]}
+        out["by_subset"] = {
+            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False)
+            for s in np.unique(subset)
+            for m in [subset == s]
+        }
     if detail and multi:
-        out["by_seed"] = {str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False)
-                          for s in np.unique(seed) for m in [seed == s]}
+        out["by_seed"] = {
+            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False) for s in np.unique(seed) for m in [seed == s]
+        }
     return out
 
 
@@ -186,9 +204,11 @@ def _shares(prefix: str, x: np.ndarray, y: np.ndarray, evaluated: np.ndarray) ->
     """The bootstrap ratios of one step: both right (share of all outputs: the paper's headline
     quantity), P(answer right | step right) and P(answer right | step wrong) among evaluated outputs."""
     ones = np.ones(len(x))
-    return {f"{prefix}both_right": (x & y & evaluated, ones),
-            f"{prefix}answer_given_step_right": (x & y & evaluated, x & evaluated),
-            f"{prefix}answer_given_step_wrong": (~x & y & evaluated, ~x & evaluated)}
+    return {
+        f"{prefix}both_right": (x & y & evaluated, ones),
+        f"{prefix}answer_given_step_right": (x & y & evaluated, x & evaluated),
+        f"{prefix}answer_given_step_wrong": (~x & y & evaluated, ~x & evaluated),
+    }
 
 
 STATISTICS_KEYS = ("seeds", "definitions", "rates", "association", "regression", "paper", "without_flagged")
@@ -210,7 +230,9 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
     applies = {k: np.array([f is not None for f in v]) for k, v in raw_steps.items()}
     steps = {k: np.array([bool(f) for f in v]) for k, v in raw_steps.items()}
     evaluated = np.array([r["paper"] is not None for r in rows])
-    paper = {k: np.array([bool(r["paper"] and r["paper"][f"{k}_correct"]) for r in rows]) for k in metrics.paper_steps()}
+    paper = {
+        k: np.array([bool(r["paper"] and r["paper"][f"{k}_correct"]) for r in rows]) for k in metrics.paper_steps()
+    }
     upstream = [r["answer"].get("upstream") for r in rows]
     y_paper = np.array([bool((u or r["answer"])["correct"]) for u, r in zip(upstream, rows)])
     everyone = np.ones(len(rows), dtype=bool)
@@ -233,11 +255,21 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
             continue
         num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
         per_seed = [float(num[m].sum() / den[m].sum()) for m in by_seed]
-        rates[name] = {"mean": ci[name]["p"], "ci95": ci[name]["ci95"], "method": ci[name]["method"],
-                       "sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else None, "per_seed": per_seed}
+        rates[name] = {
+            "mean": ci[name]["p"],
+            "ci95": ci[name]["ci95"],
+            "method": ci[name]["method"],
+            "sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else None,
+            "per_seed": per_seed,
+        }
 
-    def steps_block(flags: dict[str, np.ndarray], answer: np.ndarray, keep: np.ndarray, prefix: str,
-                    applicable: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    def steps_block(
+        flags: dict[str, np.ndarray],
+        answer: np.ndarray,
+        keep: np.ndarray,
+        prefix: str,
+        applicable: dict[str, np.ndarray] | None = None,
+    ) -> dict[str, Any]:
         out = {}
         for k, x in flags.items():
             m = keep & applicable[k] if applicable else keep
@@ -252,8 +284,11 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
         terms = {k: x[keep] for k, x in flags.items() if metrics.step_metric(k).in_regression}
         return regression(answer[keep], terms, factors, item[keep])
 
-    paper_block: dict[str, Any] = {"definitions": DEFINITIONS["paper"], "evaluated": int(evaluated.sum()),
-                                   "unevaluated": int((~evaluated).sum())}
+    paper_block: dict[str, Any] = {
+        "definitions": DEFINITIONS["paper"],
+        "evaluated": int(evaluated.sum()),
+        "unevaluated": int((~evaluated).sum()),
+    }
     paper_block.update({f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["p"] for k in paper})
     paper_block["association"] = steps_block(paper, y_paper, evaluated, "paper:")
     paper_block["regression"] = model(paper, y_paper, evaluated)
@@ -275,11 +310,24 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
     for flag in sorted({f for r in rows for f in r.get("flags", ())}):
         clean = np.array([flag not in r.get("flags", ()) for r in rows])
         out[flag] = {
-            "left_out_outputs": int((~clean).sum()), "left_out_items": len(set(item[~clean])),
-            "association": {k: _block(x[m], y[m], subset[m], seed[m], item[m], False)
-                            for k, x in steps.items() for m in [clean & applies[k]]},
-            "paper": {k: _block(x[clean & evaluated], y_paper[clean & evaluated], subset[clean & evaluated],
-                                seed[clean & evaluated], item[clean & evaluated], False) for k, x in paper.items()},
+            "left_out_outputs": int((~clean).sum()),
+            "left_out_items": len(set(item[~clean])),
+            "association": {
+                k: _block(x[m], y[m], subset[m], seed[m], item[m], False)
+                for k, x in steps.items()
+                for m in [clean & applies[k]]
+            },
+            "paper": {
+                k: _block(
+                    x[clean & evaluated],
+                    y_paper[clean & evaluated],
+                    subset[clean & evaluated],
+                    seed[clean & evaluated],
+                    item[clean & evaluated],
+                    False,
+                )
+                for k, x in paper.items()
+            },
         }
     return out
 
@@ -331,9 +379,14 @@ def freeform_folder(data_dir: str | Path) -> bool:
     return isinstance(condition, str) and is_teacher_condition(condition)
 
 
-def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
-             examples_out: str | Path | None = None, allow_missing: bool = False,
-             trace_style: str = "auto") -> dict[str, Any]:
+def evaluate(
+    data_dir: str | Path,
+    predictions: str | Path,
+    out: str | Path,
+    examples_out: str | Path | None = None,
+    allow_missing: bool = False,
+    trace_style: str = "auto",
+) -> dict[str, Any]:
     """`trace_style`: `rule` (the parser), `freeform` (score/freeform.py), or `auto`: free-form
     for a folder prepared with a teacher condition."""
     if trace_style not in TRACE_STYLES:
@@ -344,8 +397,11 @@ def evaluate(data_dir: str | Path, predictions: str | Path, out: str | Path,
     preds = read_predictions(predictions, known)
     missing = [ex.id for ex in examples if ex.id not in preds]
     if missing and not allow_missing:
-        raise InputError(f"{len(missing)} test example(s) have no prediction (first: {missing[0]!r}); "
-                         "pass --allow-missing to count them as wrong", predictions)
+        raise InputError(
+            f"{len(missing)} test example(s) have no prediction (first: {missing[0]!r}); "
+            "pass --allow-missing to count them as wrong",
+            predictions,
+        )
     rows = [score_output(ds, ex, preds.get(ex.id, ""), freeform) for ex in examples]
     for r in rows:
         if r["id"] not in preds:

@@ -42,23 +42,35 @@ def caveats(block: dict[str, Any], seeds: int, parse_rate: float | None) -> list
     if st["estimable"] and st["left_out_outputs"]:
         names = list(st["left_out"])
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        out.append(f"{st['left_out_outputs']} outputs left out, in strata where the step or the answer never varies ({shown})")
+        out.append(
+            f"{st['left_out_outputs']} outputs left out, in strata where the step or the answer never varies ({shown})"
+        )
     if st["estimable"]:
         name, smallest = min(st["margins"].items(), key=lambda kv: kv[1])
         per_seed = smallest / max(seeds, 1)
         if st["items"] < FEW_ITEMS or per_seed < FEW_OUTPUTS_PER_SEED:
-            out.append(f"few items ({st['items']} test items; smallest margin: {smallest} output{'s' * (smallest != 1)} with the "
-                       f"{name.replace('_', ' ')}" + (f", {per_seed:.0f} per seed" if seeds > 1 else "") + ")")
+            out.append(
+                f"few items ({st['items']} test items; smallest margin: {smallest} output{'s' * (smallest != 1)} with the "
+                f"{name.replace('_', ' ')}" + (f", {per_seed:.0f} per seed" if seeds > 1 else "") + ")"
+            )
     if parse_rate is not None and parse_rate < LOW_PARSE_RATE:
         out.append(f"parse rate {pct(parse_rate, ' %')} (below {LOW_PARSE_RATE:.0%})")
     bd = st.get("breslow_day")
     if bd and bd["p"] is not None and bd["p"] < ALPHA:
-        out.append(f"the odds ratio differs between strata (Breslow-Day p = {bd['p']:.3g}), so one common odds ratio summarises unlike strata")
+        out.append(
+            f"the odds ratio differs between strata (Breslow-Day p = {bd['p']:.3g}), so one common odds ratio summarises unlike strata"
+        )
     return out
 
 
-def sentence(subject: str, step: str, definitions: str, block: dict[str, Any], notes: list[str],
-             without: dict[str, Any] | None = None) -> tuple[str, str]:
+def sentence(
+    subject: str,
+    step: str,
+    definitions: str,
+    block: dict[str, Any],
+    notes: list[str],
+    without: dict[str, Any] | None = None,
+) -> tuple[str, str]:
     """(verdict, sentence) for one step."""
     st, pooled = block["stratified"], block["pooled"]
     head = f"{subject} — {step} step ({definitions} definitions): "
@@ -76,8 +88,10 @@ def sentence(subject: str, step: str, definitions: str, block: dict[str, Any], n
         lo, hi = st["odds_ratio_ci95"]
         ci = f" [95 % CI {num(lo, '.2f')}, {num(hi, '.2f')}]" if lo is not None else " (no interval)"
         adj = f", design effect {st['design_effect']:.2f}" if st["design_effect"] > 1 else ""
-        body = (f"{what} (CMH χ² = {st['chi2']:.2f}, p = {st['p']:.3g}, stratified by {st['by']}{adj}); "
-                f"Mantel-Haenszel odds ratio {num(st['odds_ratio'], '.2f')}{ci}")
+        body = (
+            f"{what} (CMH χ² = {st['chi2']:.2f}, p = {st['p']:.3g}, stratified by {st['by']}{adj}); "
+            f"Mantel-Haenszel odds ratio {num(st['odds_ratio'], '.2f')}{ci}"
+        )
     both, given = block.get("both_right", {}), block.get("answer_given_step_right", {})
     if both.get("p") is not None:
         body += f"; both right in {pct(both['p'], ' %')} of outputs"
@@ -89,8 +103,11 @@ def sentence(subject: str, step: str, definitions: str, block: dict[str, Any], n
         ws = w["stratified"]
         if ws["estimable"]:
             lo, hi = ws["odds_ratio_ci95"]
-            body += (f"; without the {w['left_out_outputs']} outputs flagged {flag}: odds ratio {num(ws['odds_ratio'], '.2f')}"
-                     + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None else "") + f", p = {ws['p']:.3g}")
+            body += (
+                f"; without the {w['left_out_outputs']} outputs flagged {flag}: odds ratio {num(ws['odds_ratio'], '.2f')}"
+                + (f" [{lo:.2f}, {hi:.2f}]" if lo is not None else "")
+                + f", p = {ws['p']:.3g}"
+            )
     return verdict, head + body + ". Caveats: " + ("; ".join(notes) if notes else "none") + "."
 
 
@@ -99,15 +116,19 @@ def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[s
     seeds = len(s.get("seeds", [0]))
     parse_rate = s["rates"]["parse_rate"]["mean"]
     out = []
-    for defs, steps, unevaluated, without_key in (("tracekd", s["association"], 0, "association"),
-                                                   ("paper", s["paper"]["association"], s["paper"]["unevaluated"], "paper")):
+    for defs, steps, unevaluated, without_key in (
+        ("tracekd", s["association"], 0, "association"),
+        ("paper", s["paper"]["association"], s["paper"]["unevaluated"], "paper"),
+    ):
         for step, block in steps.items():
             notes = caveats(block, seeds, parse_rate)
             if unevaluated:
                 notes.append(f"{unevaluated} outputs without a <think> trace are not evaluated")
             notes += list(extra)
-            without = {flag: {**w[without_key][step], "left_out_outputs": w["left_out_outputs"]}
-                       for flag, w in s.get("without_flagged", {}).items()}
+            without = {
+                flag: {**w[without_key][step], "left_out_outputs": w["left_out_outputs"]}
+                for flag, w in s.get("without_flagged", {}).items()
+            }
             verdict, text = sentence(subject, step, defs, block, notes, without)
             out.append({"step": step, "definitions": defs, "verdict": verdict, "text": text})
     return out

@@ -46,20 +46,108 @@ QUOTE_MATCH = 90.0  # fuzz.partial_ratio of a passage sentence against a trace s
 LONG_ITEM = 30  # items with more content words are matched by quotation
 
 _STOP = frozenset(
-    ["a", "an", "the", "to", "of", "in", "on", "at", "is", "are", "was", "were", "be", "been", "and", "or", "that", "this", "these", "those", "there", "then", "it", "its", "he", "she", "they", "him", "her", "them", "his", "their", "i", "you", "we", "for", "from", "by", "with", "as", "into", "also", "after", "afterwards", "following", "back", "up", "down", "either"]
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "of",
+        "in",
+        "on",
+        "at",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "and",
+        "or",
+        "that",
+        "this",
+        "these",
+        "those",
+        "there",
+        "then",
+        "it",
+        "its",
+        "he",
+        "she",
+        "they",
+        "him",
+        "her",
+        "them",
+        "his",
+        "their",
+        "i",
+        "you",
+        "we",
+        "for",
+        "from",
+        "by",
+        "with",
+        "as",
+        "into",
+        "also",
+        "after",
+        "afterwards",
+        "following",
+        "back",
+        "up",
+        "down",
+        "either",
+    ]
 )
 #: interchangeable verbs: a fact's verb is matched by any verb of its class
 _VERB_CLASSES = {
-    "go": ("moved", "move", "moves", "went", "go", "goes", "gone", "going", "journeyed", "journey", "journeys",
-           "travelled", "traveled", "travel", "travels"),
-    "get": ("got", "get", "gets", "grabbed", "grab", "grabs", "picked", "pick", "picks", "took", "take", "takes", "taken"),
+    "go": (
+        "moved",
+        "move",
+        "moves",
+        "went",
+        "go",
+        "goes",
+        "gone",
+        "going",
+        "journeyed",
+        "journey",
+        "journeys",
+        "travelled",
+        "traveled",
+        "travel",
+        "travels",
+    ),
+    "get": (
+        "got",
+        "get",
+        "gets",
+        "grabbed",
+        "grab",
+        "grabs",
+        "picked",
+        "pick",
+        "picks",
+        "took",
+        "take",
+        "takes",
+        "taken",
+    ),
     "drop": ("dropped", "drop", "drops", "discarded", "discard", "discards", "put", "puts", "left", "leave", "leaves"),
     "give": ("gave", "give", "gives", "given", "handed", "hand", "hands", "passed", "pass", "passes"),
 }
 _VERB = {w: c for c, ws in _VERB_CLASSES.items() for w in ws}
 
 _TEMPORAL = {
-    "equal": ("equal", "identical", "exactly the same", "exact same", "same dates", "same start", "coincide", "coincides"),
+    "equal": (
+        "equal",
+        "identical",
+        "exactly the same",
+        "exact same",
+        "same dates",
+        "same start",
+        "coincide",
+        "coincides",
+    ),
     "overlap": ("overlap", "overlaps", "overlapping", "overlapped", "intersect", "intersects", "partially"),
     "during": ("during", "within", "contained", "inside", "falls within", "entirely", "encompass", "encompasses"),
     "mix": ("mix", "mixed", "combination of"),
@@ -87,22 +175,36 @@ _BABI = {
     "agents-motivations": ("agents motivations", "motivation", "motivations"),
 }
 _MSMARCO = {
-    "description": ("description",), "numeric": ("numeric",), "entity": ("entity",),
-    "location": ("location",), "person": ("person",),
+    "description": ("description",),
+    "numeric": ("numeric",),
+    "entity": ("entity",),
+    "location": ("location",),
+    "person": ("person",),
 }
 #: CoTempQA's seven ways of saying "at the same time" in a question: they state no relation
-_TEMPORAL_QUESTION = ("within the same time interval", "concurrently", "simultaneously", "at the same time",
-                      "during the same time period", "during the same time span", "during the identical time period")
+_TEMPORAL_QUESTION = (
+    "within the same time interval",
+    "concurrently",
+    "simultaneously",
+    "at the same time",
+    "during the same time period",
+    "during the same time span",
+    "during the identical time period",
+)
 #: dataset name -> phrases that never state a label (the dataset's question wording)
 LABEL_NEUTRAL: dict[str, tuple[str, ...]] = {"cotempqa": _TEMPORAL_QUESTION, "synthetic-temporal": _TEMPORAL_QUESTION}
 #: dataset name -> label -> phrases stating it (matched on normalised text, hyphens as spaces)
 LABEL_LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
-    "cotempqa": _TEMPORAL, "synthetic-temporal": _TEMPORAL,
-    "babi": _BABI, "synthetic-babi": _BABI,
+    "cotempqa": _TEMPORAL,
+    "synthetic-temporal": _TEMPORAL,
+    "babi": _BABI,
+    "synthetic-babi": _BABI,
     "msmarco": _MSMARCO,
 }
 _YEAR = re.compile(r"\b\d{4}\b")
-_ABBREV_END = re.compile(r"(?:^|[^A-Za-z0-9])(?:(?:[A-Z]\.)+|Jr\.|Sr\.|St\.|Dr\.|Mr\.|Mrs\.|Ms\.|Inc\.|Co\.|Ltd\.|No\.)$")
+_ABBREV_END = re.compile(
+    r"(?:^|[^A-Za-z0-9])(?:(?:[A-Z]\.)+|Jr\.|Sr\.|St\.|Dr\.|Mr\.|Mrs\.|Ms\.|Inc\.|Co\.|Ltd\.|No\.)$"
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+|['\"]\s*,\s*['\"]|\[\s*['\"]|['\"]\s*\]")
 
 
@@ -147,8 +249,15 @@ def _content_words(text: str) -> tuple[str, ...]:
 def _items(ex: Example) -> list[Item]:
     facts = {c.id: parse_fact(c) for c in ex.context}
     if ex.context and all(facts.values()):
-        shared = {e for e in {norm(f.subj) for f in facts.values()} | {norm(f.obj) for f in facts.values()}
-                  if all(e in (norm(f.subj), norm(f.obj)) for f in facts.values())} if len(ex.context) > 1 else set()
+        shared = (
+            {
+                e
+                for e in {norm(f.subj) for f in facts.values()} | {norm(f.obj) for f in facts.values()}
+                if all(e in (norm(f.subj), norm(f.obj)) for f in facts.values())
+            }
+            if len(ex.context) > 1
+            else set()
+        )
         out = []
         for c in ex.context:
             f = facts[c.id]
@@ -210,8 +319,14 @@ def _part_of(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
         return False
     rest = list(b)
     for u in a:
-        hit = next((i for i, v in enumerate(rest) if u == v or f" {u} " in f" {v} "
-                    or (len(u) >= 5 and fuzz.ratio(u, v) >= WORD_MATCH)), None)
+        hit = next(
+            (
+                i
+                for i, v in enumerate(rest)
+                if u == v or f" {u} " in f" {v} " or (len(u) >= 5 and fuzz.ratio(u, v) >= WORD_MATCH)
+            ),
+            None,
+        )
         if hit is None:
             return False
         rest.pop(hit)
@@ -245,8 +360,10 @@ def cited(trace: str, ex: Example) -> list[str]:
 @lru_cache(maxsize=16)
 def _label_patterns(dataset: str) -> tuple[tuple[str, re.Pattern], ...]:
     lexicon = LABEL_LEXICON.get(dataset, {})
-    return tuple((label, re.compile(r"\b(?:" + "|".join(re.escape(norm(p)) for p in phrases) + r")\b"))
-                 for label, phrases in lexicon.items())
+    return tuple(
+        (label, re.compile(r"\b(?:" + "|".join(re.escape(norm(p)) for p in phrases) + r")\b"))
+        for label, phrases in lexicon.items()
+    )
 
 
 def stated_labels(trace: str, ex: Example) -> list[str]:
@@ -263,7 +380,7 @@ def stated_labels(trace: str, ex: Example) -> list[str]:
         for m in pattern.finditer(text):
             start = len(text[: m.start()].split())
             end = start + len(m.group(0).split())
-            if f" {' '.join(words[max(0, start - 1): end + 1])} " not in question:
+            if f" {' '.join(words[max(0, start - 1) : end + 1])} " not in question:
                 spans.append((m.start(), m.end(), label))
     first: dict[str, int] = {}
     for a, b, label in sorted(spans):

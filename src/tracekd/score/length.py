@@ -23,5 +23,9 @@ def trace_lengths(data_dir: str | Path, predictions: str | Path, model: str, tra
     tok = load_tokenizer(resolve(model))
     targets = [r["completion"][0]["content"] for r in read_sft_records(Path(data_dir), "train")] if trained else []
     outputs = [rec["output"] for _, rec in read_jsonl(predictions)]
-    return {"target_tokens": mean_tokens(tok, targets), "output_tokens": mean_tokens(tok, outputs),
-            "targets": len(targets), "outputs": len(outputs)}
+    return {
+        "target_tokens": mean_tokens(tok, targets),
+        "output_tokens": mean_tokens(tok, outputs),
+        "targets": len(targets),
+        "outputs": len(outputs),
+    }

@@ -65,14 +65,30 @@ def step(name: str, title: str, of: Callable[[Row], bool | None], **kw: Any) -> 
 #: exactly the gold set), anchor / answer-bearing fact(s) among the cited ones (the two parts of
 #: the evidence step; None where the example has none), and the full trace (label and evidence).
 METRICS: list[Metric] = [
-    Metric("answer_accuracy", "answer", "answer accuracy (tracekd, strict)", lambda r: bool(r["answer"]["correct"]),
-           kind="answer"),
+    Metric(
+        "answer_accuracy",
+        "answer",
+        "answer accuracy (tracekd, strict)",
+        lambda r: bool(r["answer"]["correct"]),
+        kind="answer",
+    ),
     Metric("parse_rate", "parse rate", "parse rate (an answer found)", lambda r: r["parsed"]["answers"] is not None),
-    Metric("evidence_f1", "evidence F1", "evidence F1 (against the gold set)", lambda r: r["evidence"]["f1"],
-           kind="evidence"),
-    Metric("upstream_answer_accuracy", "upstream", "answer accuracy (upstream CoTempQA scorer)",
-           lambda r: None if r["answer"].get("upstream") is None else bool(r["answer"]["upstream"]["correct"]),
-           kind="answer", definitions="paper", optional=True),
+    Metric(
+        "evidence_f1",
+        "evidence F1",
+        "evidence F1 (against the gold set)",
+        lambda r: r["evidence"]["f1"],
+        kind="evidence",
+    ),
+    Metric(
+        "upstream_answer_accuracy",
+        "upstream",
+        "answer accuracy (upstream CoTempQA scorer)",
+        lambda r: None if r["answer"].get("upstream") is None else bool(r["answer"]["upstream"]["correct"]),
+        kind="answer",
+        definitions="paper",
+        optional=True,
+    ),
     step("label", "label step", lambda r: r["label_correct"], paper_step=True),
     step("evidence", "evidence step", lambda r: r["evidence"]["exact"], evidence_rule=True, paper_step=True),
     step("anchor", "anchor fact(s) retrieved", lambda r: r["anchor_retrieved"], in_regression=False),

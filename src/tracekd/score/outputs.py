@@ -415,8 +415,12 @@ def invalid(e: ValidationError, path: str | Path, line: int | None = None, what:
     """A validation error as one line: the file (and line), the field, what is wrong."""
     err = e.errors()[0]
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-    return InputError(f"{what or 'not the file this tracekd writes'}: {where or 'the top'}: "
-                      f"{err['msg'].removeprefix('Value error, ')}", path, line)
+    return InputError(
+        f"{what or 'not the file this tracekd writes'}: {where or 'the top'}: "
+        f"{err['msg'].removeprefix('Value error, ')}",
+        path,
+        line,
+    )
 
 
 def validated(model: type[BaseModel], obj: Any, path: str | Path, what: str, line: int | None = None) -> Any:

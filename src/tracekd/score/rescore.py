@@ -80,7 +80,9 @@ def read_trace_check_qa(path: Path, index: dict[tuple, Example]) -> list[tuple[E
     for lineno, rec in read_jsonl(path):
         for key, typ in (("prediction", str), ("question", str), ("facts", list), ("gold", list)):
             if not isinstance(rec.get(key), typ):
-                raise InputError(f"not a trace-check-qa record: field {key!r} missing or not a {typ.__name__}", path, lineno)
+                raise InputError(
+                    f"not a trace-check-qa record: field {key!r} missing or not a {typ.__name__}", path, lineno
+                )
         ex = index.get(_key(rec["question"], rec["facts"]))
         if ex is None:
             raise InputError("no dataset example has this record's question and facts", path, lineno)
@@ -98,7 +100,7 @@ def _published(path: Path) -> dict[str, Any] | None:
     if "evaluation_outputs" not in parts:
         return None
     i = len(parts) - 1 - parts[::-1].index("evaluation_outputs")
-    cand = Path(*parts[:i], "evaluation_results", *parts[i + 1:])
+    cand = Path(*parts[:i], "evaluation_results", *parts[i + 1 :])
     try:
         return json.loads(cand.read_text())
     except (OSError, ValueError):
@@ -124,8 +126,14 @@ def _rule_view(summary: dict[str, Any]) -> dict[str, Any]:
     return {"steps": summary["steps"], "association": summary["association"]}
 
 
-def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str | None = None,
-            rows_out: dict[str, list] | None = None) -> dict[str, Any]:
+def rescore(
+    fmt: str,
+    dataset: str,
+    source: str,
+    files: list[str],
+    ir_rule: str | None = None,
+    rows_out: dict[str, list] | None = None,
+) -> dict[str, Any]:
     """Scores per file and per condition (files pooled), under each evidence rule. `rows_out`, if
     given, receives the per-example rows of each condition under the primary rule (for the
     report's explorer)."""
@@ -141,8 +149,15 @@ def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str 
         if k in index:
             raise InputError(f"examples {index[k].id} and {ex.id} have the same question and facts", source)
         index[k] = ex
-    results: dict[str, Any] = {"format": fmt, "dataset": dataset, "source": str(source), "ir_rule": rules[0] or "tracekd",
-                               "evidence_rules": [r for r in rules if r is not None], "files": {}, "by_condition": {}}
+    results: dict[str, Any] = {
+        "format": fmt,
+        "dataset": dataset,
+        "source": str(source),
+        "ir_rule": rules[0] or "tracekd",
+        "evidence_rules": [r for r in rules if r is not None],
+        "files": {},
+        "by_condition": {},
+    }
     rows_by_condition: dict[str, dict[str | None, list]] = {}
     cache: dict[tuple[str | None, str], Example] = {}
 
@@ -159,13 +174,23 @@ def rescore(fmt: str, dataset: str, source: str, files: list[str], ir_rule: str 
         for ex, rec in pairs:
             ex = decomposed(rules[0], ex)
             published = {k: rec.get(k, ex.meta.get(k)) for k in _PUBLISHED_FIELDS}
-            primary.append(score_output(datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]))
+            primary.append(
+                score_output(
+                    datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]
+                )
+            )
         summaries = {}
         for rule in rules:
-            rows = primary if rule == rules[0] else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]
+            rows = (
+                primary
+                if rule == rules[0]
+                else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]
+            )
             summaries[rule] = summarize(rows, datasets[rule])
             rows_by_condition.setdefault(cond, {}).setdefault(rule, []).extend(rows)
-        upstream = upstream_totals([r["answer"]["upstream"] for r in primary]) if "upstream" in primary[0]["answer"] else None
+        upstream = (
+            upstream_totals([r["answer"]["upstream"] for r in primary]) if "upstream" in primary[0]["answer"] else None
+        )
         subsets = sorted({r["subset"] for r in primary})
         results["files"][str(path)] = {
             "condition": cond,

@@ -69,15 +69,22 @@ def association(table: list[list[int]]) -> dict[str, Any]:
         prod = margins[0] * margins[1] * margins[2] * margins[3]
         chi2 = n * (a * d - b * c) ** 2 / prod
         chi2y = n * max(0.0, abs(a * d - b * c) - n / 2) ** 2 / prod
-        out.update(chi2=chi2, chi2_p=float(stats.chi2.sf(chi2, 1)), chi2_yates=chi2y, chi2_yates_p=float(stats.chi2.sf(chi2y, 1)),
-                   phi=(a * d - b * c) / math.sqrt(prod))
+        out.update(
+            chi2=chi2,
+            chi2_p=float(stats.chi2.sf(chi2, 1)),
+            chi2_yates=chi2y,
+            chi2_yates_p=float(stats.chi2.sf(chi2y, 1)),
+            phi=(a * d - b * c) / math.sqrt(prod),
+        )
     out["fisher_p"] = float(stats.fisher_exact(table).pvalue) if n else None
     if n and 0 not in (a, b, c, d):
         lor, se = math.log(a * d / (b * c)), math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
         out["odds_ratio"] = a * d / (b * c)
         out["odds_ratio_ci95"] = [math.exp(lor - Z95 * se), math.exp(lor + Z95 * se)]
     else:
-        out["odds_ratio"] = None if n == 0 or (a * d == 0 and b * c == 0) else (math.inf if b * c == 0 else (a * d) / (b * c))
+        out["odds_ratio"] = (
+            None if n == 0 or (a * d == 0 and b * c == 0) else (math.inf if b * c == 0 else (a * d) / (b * c))
+        )
         out["odds_ratio_ci95"] = [None, None]
     out["p_answer_given_step_correct"] = wilson(a, a + b)
     out["p_answer_given_step_wrong"] = wilson(c, c + d)
@@ -147,11 +154,22 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
     margins = np.concatenate([cells.sum(2), cells.sum(1)], axis=1)  # step right, wrong, answer right, wrong
     informative = (margins > 0).all(1)
     out: dict[str, Any] = {
-        "test": "Cochran-Mantel-Haenszel", "strata": k, "informative_strata": int(informative.sum()),
+        "test": "Cochran-Mantel-Haenszel",
+        "strata": k,
+        "informative_strata": int(informative.sum()),
         "left_out": {str(labels[i]): cells[i].tolist() for i in np.flatnonzero(~informative)},
-        "left_out_outputs": int(cells[~informative].sum()), "outputs": int(cells[informative].sum()),
-        "items": 0, "margins": None, "chi2": None, "p": None, "chi2_unadjusted": None, "design_effect": None,
-        "odds_ratio": None, "odds_ratio_ci95": [None, None], "breslow_day": None, "estimable": False,
+        "left_out_outputs": int(cells[~informative].sum()),
+        "outputs": int(cells[informative].sum()),
+        "items": 0,
+        "margins": None,
+        "chi2": None,
+        "p": None,
+        "chi2_unadjusted": None,
+        "design_effect": None,
+        "odds_ratio": None,
+        "odds_ratio_ci95": [None, None],
+        "breslow_day": None,
+        "estimable": False,
     }
     if not informative.any():
         out["note"] = "no stratum has both the step and the answer varying"
@@ -165,8 +183,15 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
     _, sk = _codes(s[keep])
     deff = design_effect(x[keep].astype(float), y[keep].astype(float), sk, item)
     raw = float(st.test_null_odds(correction=False).statistic)
-    out.update(chi2=raw / deff, p=float(stats.chi2.sf(raw / deff, 1)), chi2_unadjusted=raw, design_effect=deff, estimable=True,
-               items=int(item.max()) + 1, margins=dict(zip(MARGINS, (int(v) for v in margins[informative].sum(0)))))
+    out.update(
+        chi2=raw / deff,
+        p=float(stats.chi2.sf(raw / deff, 1)),
+        chi2_unadjusted=raw,
+        design_effect=deff,
+        estimable=True,
+        items=int(item.max()) + 1,
+        margins=dict(zip(MARGINS, (int(v) for v in margins[informative].sum(0)))),
+    )
     with np.errstate(divide="ignore", invalid="ignore"):  # a zero sum of a*d/n or b*c/n: OR 0 or infinite
         r = float(st.oddsratio_pooled)
         out["odds_ratio"] = r if math.isfinite(r) else math.inf
@@ -174,7 +199,9 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
             half = Z95 * float(st.logodds_pooled_se) * math.sqrt(deff)
             out["odds_ratio_ci95"] = [math.exp(math.log(r) - half), math.exp(math.log(r) + half)]
         else:
-            out["note"] = f"every informative stratum has {'b*c' if r != 0 else 'a*d'} = 0: the odds ratio is {r}, without an interval"
+            out["note"] = (
+                f"every informative stratum has {'b*c' if r != 0 else 'a*d'} = 0: the odds ratio is {r}, without an interval"
+            )
         bd = _breslow_day(st, tables)
     if bd is not None:
         stat, df = bd
@@ -210,8 +237,12 @@ def regression(y, terms: dict[str, Any], factors: dict[str, Any], clusters) -> d
                 dropped.setdefault(name, []).append(str(level))
     out: dict[str, Any] = {
         "model": "logistic regression (GLM binomial, logit link), item-clustered standard errors",
-        "n": int(keep.sum()), "clusters": 0, "covariates": list(factors), "dropped_levels": dropped,
-        "terms": {}, "estimable": False,
+        "n": int(keep.sum()),
+        "clusters": 0,
+        "covariates": list(factors),
+        "dropped_levels": dropped,
+        "terms": {},
+        "estimable": False,
     }
     yk = y[keep]
     design = [np.ones(int(keep.sum()))]
@@ -232,8 +263,10 @@ def regression(y, terms: dict[str, Any], factors: dict[str, Any], clusters) -> d
         elif np.ptp(yk[x == 1]) == 0 or np.ptp(yk[x == 0]) == 0:
             side = 1 if np.ptp(yk[x == 1]) == 0 else 0
             answer = "right" if yk[x == side][0] else "wrong"
-            note = (f"quasi-separation: every output with the step {'right' if side else 'wrong'} "
-                    f"({int(np.sum(x == side))}) has the answer {answer}")
+            note = (
+                f"quasi-separation: every output with the step {'right' if side else 'wrong'} "
+                f"({int(np.sum(x == side))}) has the answer {answer}"
+            )
         else:
             r = np.linalg.matrix_rank(np.column_stack([*design, x]))
             if r == rank:
@@ -263,8 +296,14 @@ def regression(y, terms: dict[str, Any], factors: dict[str, Any], clusters) -> d
         if separated or not res.converged or not math.isfinite(se) or abs(b) > SEPARATED_COEF:
             out["terms"][name] = {"estimable": False, "note": "the fit ran off to infinity (separation)"}
             continue
-        out["terms"][name] = {"estimable": True, "coef": b, "se": se, "p": _f(pvalues[j]), "odds_ratio": math.exp(b),
-                              "odds_ratio_ci95": [math.exp(b - Z95 * se), math.exp(b + Z95 * se)]}
+        out["terms"][name] = {
+            "estimable": True,
+            "coef": b,
+            "se": se,
+            "p": _f(pvalues[j]),
+            "odds_ratio": math.exp(b),
+            "odds_ratio_ci95": [math.exp(b - Z95 * se), math.exp(b + Z95 * se)],
+        }
     return out
 
 
@@ -318,8 +357,11 @@ class ItemBootstrap:
             index.append(pair)
         per_item = np.stack(arrays, 1)
         num, den = per_item[:, [i for i, _ in index]], per_item[:, [j for _, j in index]]
-        counts = (_cached_counts(k, self.resamples, self.seed) if k * self.resamples <= _CACHED_CELLS
-                  else _resample_counts(k, self.resamples, self.seed))
+        counts = (
+            _cached_counts(k, self.resamples, self.seed)
+            if k * self.resamples <= _CACHED_CELLS
+            else _resample_counts(k, self.resamples, self.seed)
+        )
         sums = np.concatenate([w @ per_item.astype(np.float32) for w in counts])
         with np.errstate(divide="ignore", invalid="ignore"):
             boot = sums[:, [i for i, _ in index]] / sums[:, [j for _, j in index]]
@@ -351,10 +393,15 @@ def loss_trend(log_history: list[dict[str, Any]]) -> dict[str, Any]:
     step, and call the loss still falling when the line drops by more than 5 % of the tail's mean
     loss across the tail. Fewer than 3 logged points in the tail: unknown (`falling` None).
     `curve`: the logged (step, loss) points, for the report's loss plot."""
-    pts = sorted((float(e["step"]), float(e["loss"])) for e in log_history
-                 if isinstance(e, dict) and "loss" in e and "step" in e and math.isfinite(float(e["loss"])))
-    rule = (f"least-squares slope of the logged training loss over the last {LOSS_TAIL:.0%} of steps; "
-            f"falling when the fitted drop across them exceeds {LOSS_FALLING:.0%} of their mean loss")
+    pts = sorted(
+        (float(e["step"]), float(e["loss"]))
+        for e in log_history
+        if isinstance(e, dict) and "loss" in e and "step" in e and math.isfinite(float(e["loss"]))
+    )
+    rule = (
+        f"least-squares slope of the logged training loss over the last {LOSS_TAIL:.0%} of steps; "
+        f"falling when the fitted drop across them exceeds {LOSS_FALLING:.0%} of their mean loss"
+    )
     known = {"rule": rule, "curve": [[s, v] for s, v in pts]}
     if not pts:
         return {"falling": None, "points": 0, "relative_drop": None, **known}

@@ -27,7 +27,8 @@ ASSOCIATION_NOTE = (
     "independent). CMH: Cochran-Mantel-Haenszel χ² and p, stratified as stated, corrected for seeds of one item "
     "(design effect); MH OR: Mantel-Haenszel common odds ratio; BD: Breslow-Day test of one common odds ratio. "
     "both✓: % of all outputs with the step and the answer right (the paper's headline quantity); P(a|s✓) and "
-    "P(a|s✗): % of outputs with the step right / wrong whose answer is right. Intervals: bootstrap over test items.")
+    "P(a|s✗): % of outputs with the step right / wrong whose answer is right. Intervals: bootstrap over test items."
+)
 
 
 def _named(step: str, rule: str | None) -> str:
@@ -79,15 +80,39 @@ def association_rows(s: dict[str, Any], intervals: bool = True, rules: dict[str,
     """Per step and definitions: the pooled table and its χ² (the paper's test), the stratified
     test (the headline), and the paper's headline quantity (both right) beside P(answer | step)."""
     share = with_ci if intervals else (lambda r: pct(r["p"]))
-    header = ["step", "defs", "a/b/c/d", "χ² pool", "CMH χ²", "CMH p", "MH OR [95 % CI]", "BD p", "both✓", "P(a|s✓)", "P(a|s✗)"]
+    header = [
+        "step",
+        "defs",
+        "a/b/c/d",
+        "χ² pool",
+        "CMH χ²",
+        "CMH p",
+        "MH OR [95 % CI]",
+        "BD p",
+        "both✓",
+        "P(a|s✓)",
+        "P(a|s✗)",
+    ]
     rows = []
     for defs, steps in _definitions(s):
         named = _tracekd_steps(s, rules) if defs == "tracekd" else list(steps.items())
         for step, a in named:
             st = a["stratified"]
-            rows.append([step, defs, cells(a["table"]), num(a["pooled"]["chi2"], ".2f"), num(st["chi2"], ".2f"), num(st["p"]),
-                         odds(st), num((st.get("breslow_day") or {}).get("p")), share(a["both_right"]),
-                         share(a["answer_given_step_right"]), share(a["answer_given_step_wrong"])])
+            rows.append(
+                [
+                    step,
+                    defs,
+                    cells(a["table"]),
+                    num(a["pooled"]["chi2"], ".2f"),
+                    num(st["chi2"], ".2f"),
+                    num(st["p"]),
+                    odds(st),
+                    num((st.get("breslow_day") or {}).get("p")),
+                    share(a["both_right"]),
+                    share(a["answer_given_step_right"]),
+                    share(a["answer_given_step_wrong"]),
+                ]
+            )
     return header, rows
 
 
@@ -104,8 +129,18 @@ def strata_rows(s: dict[str, Any], key: str) -> Rows | None:
     rows = []
     for step, name, b in found:
         p, st = b["pooled"], b["stratified"]
-        rows.append([step, name, cells(b["table"]), num(p["chi2"], ".2f"), num(p["fisher_p"]), num(p["phi"], ".3f"),
-                     num(p["odds_ratio"], ".2f"), *((num(st["chi2"], ".2f"), num(st["p"]), odds(st)) if within else ())])
+        rows.append(
+            [
+                step,
+                name,
+                cells(b["table"]),
+                num(p["chi2"], ".2f"),
+                num(p["fisher_p"]),
+                num(p["phi"], ".3f"),
+                num(p["odds_ratio"], ".2f"),
+                *((num(st["chi2"], ".2f"), num(st["p"]), odds(st)) if within else ()),
+            ]
+        )
     return header, rows
 
 
@@ -126,9 +161,11 @@ def regression_rows(s: dict[str, Any]) -> Rows:
 
 def regression_note(s: dict[str, Any]) -> str:
     steps = ", ".join(k for k in s["association"] if metrics.step_metric(k).in_regression)
-    return (f"Logistic regression of answer correctness on the steps ({steps}) together, with "
-            f"{' and '.join(s['regression']['covariates'])} as covariates; standard errors clustered by test item. "
-            "Each odds ratio is that step's association with the answer, the other steps held fixed.")
+    return (
+        f"Logistic regression of answer correctness on the steps ({steps}) together, with "
+        f"{' and '.join(s['regression']['covariates'])} as covariates; standard errors clustered by test item. "
+        "Each odds ratio is that step's association with the answer, the other steps held fixed."
+    )
 
 
 def without_rows(w: dict[str, Any]) -> Rows:
@@ -137,7 +174,17 @@ def without_rows(w: dict[str, Any]) -> Rows:
     for defs, steps in (("tracekd", w["association"]), ("paper", w["paper"])):
         for step, b in steps.items():
             st = b["stratified"]
-            rows.append([step, defs, cells(b["table"]), num(b["pooled"]["chi2"], ".2f"), num(st["chi2"], ".2f"), num(st["p"]), odds(st)])
+            rows.append(
+                [
+                    step,
+                    defs,
+                    cells(b["table"]),
+                    num(b["pooled"]["chi2"], ".2f"),
+                    num(st["chi2"], ".2f"),
+                    num(st["p"]),
+                    odds(st),
+                ]
+            )
     return header, rows
 
 
@@ -152,7 +199,15 @@ def without_title(flag: str, w: dict[str, Any]) -> str:
 # -- terminal ------------------------------------------------------------------------------------------
 def _rich(rows: Rows, caption: str | None = None, title: str | None = None, wrap_last: bool = False) -> Table:
     header, body = rows
-    t = Table(show_header=True, header_style="bold", box=None, pad_edge=False, caption=caption, title=title, title_justify="left")
+    t = Table(
+        show_header=True,
+        header_style="bold",
+        box=None,
+        pad_edge=False,
+        caption=caption,
+        title=title,
+        title_justify="left",
+    )
     for i, col in enumerate(header):
         last = wrap_last and i == len(header) - 1
         t.add_column(col, justify="left" if i < 2 or last else "right", no_wrap=not last)
@@ -161,8 +216,12 @@ def _rich(rows: Rows, caption: str | None = None, title: str | None = None, wrap
     return t
 
 
-def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None,
-                  upstream: dict[str, float] | None = None, rules: dict[str, Any] | None = None) -> Table:
+def metrics_table(
+    s: dict[str, Any],
+    published: dict[str, Any] | None = None,
+    upstream: dict[str, float] | None = None,
+    rules: dict[str, Any] | None = None,
+) -> Table:
     """`upstream`: the original scorer's totals for a file (compared with `published`); `rules`:
     the steps under each evidence rule, by rule name."""
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
@@ -198,8 +257,13 @@ def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None,
         row(_named("evidence P / R / F1", rule), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}")
         row(_named("evidence exact set, tolerant match", rule), pct(tol["exact"]))
     p = s["paper"]
-    row("paper: " + " / ".join(p["association"]) + " right", " / ".join(pct(p[f"{k}_accuracy"]) for k in p["association"]))
-    row("outputs ok / empty / unparsable", f"{s['status']['ok']} / {s['status']['empty']} / {s['status']['unparsable']}")
+    row(
+        "paper: " + " / ".join(p["association"]) + " right",
+        " / ".join(pct(p[f"{k}_accuracy"]) for k in p["association"]),
+    )
+    row(
+        "outputs ok / empty / unparsable", f"{s['status']['ok']} / {s['status']['empty']} / {s['status']['unparsable']}"
+    )
     if s.get("flags"):
         row("examples flagged", ", ".join(f"{k} {v}" for k, v in s["flags"].items()))
     return t
@@ -207,8 +271,11 @@ def metrics_table(s: dict[str, Any], published: dict[str, Any] | None = None,
 
 def association_table(s: dict[str, Any], caption: bool = True, rules: dict[str, Any] | None = None) -> Table:
     by = next(iter(s["association"].values()))["stratified"]["by"]
-    note = (f"{CELLS}. Steps that do not apply to an example leave it out. CMH stratified by {by}. {ASSOCIATION_NOTE}"
-            if caption else None)
+    note = (
+        f"{CELLS}. Steps that do not apply to an example leave it out. CMH stratified by {by}. {ASSOCIATION_NOTE}"
+        if caption
+        else None
+    )
     return _rich(association_rows(s, intervals=False, rules=rules), caption=note)
 
 
@@ -228,8 +295,15 @@ def findings_panel(findings: list[dict[str, Any]], title: str = "Findings") -> P
     return Panel("\n".join(f"• {f['text']}" for f in findings) or "(none)", title=title, expand=False)
 
 
-def print_summary(console: Console, title: str, s: dict[str, Any], published: dict[str, Any] | None = None,
-                  full: bool = True, upstream: dict[str, float] | None = None, rules: dict[str, Any] | None = None) -> None:
+def print_summary(
+    console: Console,
+    title: str,
+    s: dict[str, Any],
+    published: dict[str, Any] | None = None,
+    full: bool = True,
+    upstream: dict[str, float] | None = None,
+    rules: dict[str, Any] | None = None,
+) -> None:
     """One summary's metrics and association; `full` adds the per-subset/seed tables, the regression
     and the legend (without it, the legend is left to a fuller table printed with it)."""
     body = statistics_group(s, rules) if full else association_table(s, caption=False, rules=rules)
@@ -242,18 +316,32 @@ def print_rescore(console: Console, results: dict[str, Any]) -> None:
     console.print(findings_panel(results["findings"], "Findings (per training condition, files pooled)"))
     for path, r in results["files"].items():
         title = f"{path.rsplit('/', 2)[-2] if '/' in path else ''}/{path.rsplit('/', 1)[-1]}  [{r['condition']}, n={r['summary']['n']}]"
-        print_summary(console, title, r["summary"], r["published"], full=False, upstream=r.get("upstream"),
-                      rules=r.get("evidence_rules"))
+        print_summary(
+            console,
+            title,
+            r["summary"],
+            r["published"],
+            full=False,
+            upstream=r.get("upstream"),
+            rules=r.get("evidence_rules"),
+        )
     for cond, r in results["by_condition"].items():
-        console.print(Panel(statistics_group(r["summary"], r.get("evidence_rules")),
-                            title=f"{cond}: all files pooled (n={r['summary']['n']})", expand=False))
+        console.print(
+            Panel(
+                statistics_group(r["summary"], r.get("evidence_rules")),
+                title=f"{cond}: all files pooled (n={r['summary']['n']})",
+                expand=False,
+            )
+        )
     rules = results.get("evidence_rules") or [None]
     first = next(iter(results["by_condition"].values()))["summary"]
     rule_steps = metrics.rule_steps()
     steps = [metrics.step_metric(k) for k in first["association"] if k not in rule_steps]
     short = {"paper": "P", "tracekd": "T", None: ""}
-    legend = ("accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence rule; "
-              "both✓ and P(a|t): trace and answer both right, and P(answer right | trace right), paper's definitions")
+    legend = (
+        "accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence rule; "
+        "both✓ and P(a|t): trace and answer both right, and P(answer right | trace right), paper's definitions"
+    )
     t = Table(title="by condition (all files pooled)", caption=legend, header_style="bold")
     cols = ["condition", "files", "n", "answer", "upstr.", *(m.column.replace("answer_", "ans.") for m in steps)]
     cols += [f"{step[:2]} {short[rule]}".strip() for rule in rules for step in rule_steps]
@@ -265,8 +353,15 @@ def print_rescore(console: Console, results: dict[str, Any]) -> None:
         views = r.get("evidence_rules") or {None: {"steps": s["steps"]}}
         up = s["answer"].get("upstream", {}).get("acc")
         tr = s["paper"]["association"]["trace"]
-        t.add_row(cond, str(r["files"]), str(r["unique_examples"]), pct(s["answer"]["accuracy"]), pct(up),
-                  *(pct(s["rates"][m.name]["mean"]) for m in steps),
-                  *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in rule_steps),
-                  pct(tr["both_right"]["p"]), pct(tr["answer_given_step_right"]["p"]))
+        t.add_row(
+            cond,
+            str(r["files"]),
+            str(r["unique_examples"]),
+            pct(s["answer"]["accuracy"]),
+            pct(up),
+            *(pct(s["rates"][m.name]["mean"]) for m in steps),
+            *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in rule_steps),
+            pct(tr["both_right"]["p"]),
+            pct(tr["answer_given_step_right"]["p"]),
+        )
     console.print(t)

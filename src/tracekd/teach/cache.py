@@ -19,10 +19,14 @@ from tracekd.errors import InputError
 from tracekd.jsonio import cut_torn_line, dumps_line, read_jsonl
 
 
-def request_key(example_id: str, kind: str, teacher: str, messages: list[dict[str, str]],
-                params: dict[str, Any], sample: int) -> str:
-    blob = json.dumps({"id": example_id, "kind": kind, "teacher": teacher, "messages": messages,
-                       "params": params, "sample": sample}, sort_keys=True, ensure_ascii=False)
+def request_key(
+    example_id: str, kind: str, teacher: str, messages: list[dict[str, str]], params: dict[str, Any], sample: int
+) -> str:
+    blob = json.dumps(
+        {"id": example_id, "kind": kind, "teacher": teacher, "messages": messages, "params": params, "sample": sample},
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 

@@ -42,8 +42,12 @@ class Reply:
     completion_tokens: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"content": self.content, "reasoning": self.reasoning, "finish_reason": self.finish_reason,
-                "completion_tokens": self.completion_tokens}
+        return {
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "finish_reason": self.finish_reason,
+            "completion_tokens": self.completion_tokens,
+        }
 
 
 class Malformed(Exception):
@@ -63,8 +67,9 @@ def _reply(resp: Any) -> Reply:
     if content is None and reasoning is None:
         raise Malformed("the message has neither content nor reasoning")
     usage = getattr(resp, "usage", None)
-    return Reply(content or "", reasoning, getattr(choices[0], "finish_reason", None),
-                 getattr(usage, "completion_tokens", None))
+    return Reply(
+        content or "", reasoning, getattr(choices[0], "finish_reason", None), getattr(usage, "completion_tokens", None)
+    )
 
 
 class ServerBackend:
@@ -101,7 +106,7 @@ class ServerBackend:
             after = float(headers.get("retry-after", ""))
         except ValueError:
             after = None
-        base = min(MAX_DELAY, self.endpoint.retry_delay * 2 ** attempt)
+        base = min(MAX_DELAY, self.endpoint.retry_delay * 2**attempt)
         if after is not None and 0 <= after <= 60:
             return max(after, base)
         return base * (0.75 + 0.5 * random.random())
@@ -113,13 +118,17 @@ class ServerBackend:
         for attempt in range(self.endpoint.max_retries + 1):
             try:
                 extra = self.sampling_body if req.params.get("temperature", 0) > 0 else None
-                resp = self.client.chat.completions.create(model=self.model, messages=req.messages, extra_body=extra, **req.params)
+                resp = self.client.chat.completions.create(
+                    model=self.model, messages=req.messages, extra_body=extra, **req.params
+                )
                 return _reply(resp)
             except openai.APIStatusError as e:
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
                     hint = f"; is the key in ${self.endpoint.api_key_env}?" if e.status_code in (401, 403) else ""
-                    raise InputError(f"the teacher server at {self.url} refused the request "
-                                     f"(HTTP {e.status_code}: {_short(e)}){hint}") from None
+                    raise InputError(
+                        f"the teacher server at {self.url} refused the request "
+                        f"(HTTP {e.status_code}: {_short(e)}){hint}"
+                    ) from None
                 last = e
             except (openai.APIConnectionError, Malformed, json.JSONDecodeError) as e:
                 last = e
@@ -130,8 +139,12 @@ class ServerBackend:
             what = "timed out" if isinstance(last, openai.APITimeoutError) else "cannot be reached"
             raise InputError(f"the teacher server at {self.url} {what} ({tries} tries); is it running?")
         if isinstance(last, openai.APIStatusError):
-            raise InputError(f"the teacher server at {self.url} kept failing (HTTP {last.status_code}: {_short(last)}; {tries} tries)")
-        raise InputError(f"the teacher server at {self.url} kept sending malformed responses ({_short(last)}; {tries} tries)")
+            raise InputError(
+                f"the teacher server at {self.url} kept failing (HTTP {last.status_code}: {_short(last)}; {tries} tries)"
+            )
+        raise InputError(
+            f"the teacher server at {self.url} kept sending malformed responses ({_short(last)}; {tries} tries)"
+        )
 
     def complete(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
         """Replies as they arrive, at most `concurrency` requests in flight; the first failure

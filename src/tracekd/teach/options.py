@@ -56,44 +56,70 @@ class TeacherOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # -- the teacher ---------------------------------------------------------------------------
-    backend: Literal["openai", "local"] = Field("openai", description="openai (a server) or local (tracekd's generator, greedy).")
-    model: str = Field(description="The teacher: the model name the server knows (`vllm serve X` -> X), or a tracekd "
-                                   "model (--backend local, --serve).")
-    base_url: str | None = Field(None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 "
-                                                   "(default: the openai client's).")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key (never the key "
-                                                           "itself; unset: no key, for local servers).")
-    serve: bool = Field(False, description="Start `transformers serve` for MODEL (a tracekd preset or folder) on "
-                                           "127.0.0.1 while teaching.")
+    backend: Literal["openai", "local"] = Field(
+        "openai", description="openai (a server) or local (tracekd's generator, greedy)."
+    )
+    model: str = Field(
+        description="The teacher: the model name the server knows (`vllm serve X` -> X), or a tracekd "
+        "model (--backend local, --serve)."
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: the openai client's)."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the API key (never the key "
+        "itself; unset: no key, for local servers).",
+    )
+    serve: bool = Field(
+        False,
+        description="Start `transformers serve` for MODEL (a tracekd preset or folder) on 127.0.0.1 while teaching.",
+    )
     # -- sampling (None: the server's default) ----------------------------------------------
     temperature: float | None = Field(None, ge=0, description="Sampling temperature (default: the server's).")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling (default: the server's).")
     max_tokens: int | None = Field(None, ge=1, description="Max new tokens per reply.")
-    seed: int | None = Field(0, description="Seed of sample 0 (sample k uses seed + k; servers that honour it repeat themselves).")
+    seed: int | None = Field(
+        0, description="Seed of sample 0 (sample k uses seed + k; servers that honour it repeat themselves)."
+    )
     # -- rejection sampling --------------------------------------------------------------------
     samples: int = Field(1, ge=1, description="Rejection sampling: ask up to K times until the answer scores correct.")
-    accept: Literal["correct", "upstream"] = Field("correct", description="Answer score that decides acceptance: correct, "
-                                                                          "or upstream (CoTempQA's original scorer, the paper's).")
+    accept: Literal["correct", "upstream"] = Field(
+        "correct",
+        description="Answer score that decides acceptance: correct, "
+        "or upstream (CoTempQA's original scorer, the paper's).",
+    )
     # -- the prompt ------------------------------------------------------------------------------
     system: bool = Field(False, description="Also send the students' system message (the paper sent one user turn).")
-    instruction: str = Field("", description="Text appended to the user turn (for teachers that do not reason unasked).")
+    instruction: str = Field(
+        "", description="Text appended to the user turn (for teachers that do not reason unasked)."
+    )
     # -- summaries and post-hoc explanations of accepted traces --------------------------------
     summary: bool = Field(False, description="Also ask for a summary of each kept trace (the paper's prompt).")
     summary_model: str | None = Field(None, description="Summarise with a second model (default: the teacher).")
     summary_base_url: str | None = Field(None, description="Server of the second model.")
-    summary_api_key_env: str | None = Field(None, description="API key variable of the second model's server "
-                                                              "(default: the teacher's).")
+    summary_api_key_env: str | None = Field(
+        None, description="API key variable of the second model's server (default: the teacher's)."
+    )
     summary_max_tokens: int | None = Field(200, ge=1, description="Max new tokens of a summary.")
     summary_prompt: str = Field(SUMMARY_PROMPT, description="The summary prompt ({trace}: the kept trace).")
-    posthoc: bool = Field(False, description="Also ask for a post-hoc explanation of each kept answer (the paper's second turn).")
+    posthoc: bool = Field(
+        False, description="Also ask for a post-hoc explanation of each kept answer (the paper's second turn)."
+    )
     posthoc_prompt: str = Field(POSTHOC_PROMPT, description="The post-hoc prompt (a second user turn).")
     # -- transport -------------------------------------------------------------------------------
     concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
     timeout: float = Field(600.0, gt=0, description="Seconds per request.")
-    max_retries: int = Field(5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors / malformed replies.")
+    max_retries: int = Field(
+        5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors / malformed replies."
+    )
     retry_delay: float = Field(0.5, ge=0, description="First backoff in seconds (doubles each retry, capped at 30).")
-    splits: list[Literal["train", "test"]] = Field(default_factory=lambda: ["train", "test"], min_length=1,
-                                                   description="Splits to teach (repeatable).", json_schema_extra={"flag": "split"})
+    splits: list[Literal["train", "test"]] = Field(
+        default_factory=lambda: ["train", "test"],
+        min_length=1,
+        description="Splits to teach (repeatable).",
+        json_schema_extra={"flag": "split"},
+    )
 
     @model_validator(mode="after")
     def _local_is_greedy(self) -> TeacherOptions:
@@ -110,26 +136,49 @@ class TeacherOptions(BaseModel):
             try:
                 resolve(self.model)
             except InputError as e:
-                raise ValueError(f"{'serve' if self.serve else 'the local backend'} needs a tracekd model (a preset or a folder): {e}") from None
+                raise ValueError(
+                    f"{'serve' if self.serve else 'the local backend'} needs a tracekd model (a preset or a folder): {e}"
+                ) from None
         return self
 
     def endpoint(self) -> Endpoint:
-        return Endpoint(self.backend, self.model, self.base_url, self.api_key_env, self.serve, self.timeout,
-                        self.max_retries, self.retry_delay, self.concurrency)
+        return Endpoint(
+            self.backend,
+            self.model,
+            self.base_url,
+            self.api_key_env,
+            self.serve,
+            self.timeout,
+            self.max_retries,
+            self.retry_delay,
+            self.concurrency,
+        )
 
     def summary_endpoint(self) -> Endpoint:
         second = self.summary_base_url is not None
         backend = "openai" if second else self.backend
-        return Endpoint(backend, self.summary_model or self.model, self.summary_base_url if second else self.base_url,
-                        self.summary_api_key_env or self.api_key_env, self.serve and not second, self.timeout,
-                        self.max_retries, self.retry_delay, self.concurrency)
+        return Endpoint(
+            backend,
+            self.summary_model or self.model,
+            self.summary_base_url if second else self.base_url,
+            self.summary_api_key_env or self.api_key_env,
+            self.serve and not second,
+            self.timeout,
+            self.max_retries,
+            self.retry_delay,
+            self.concurrency,
+        )
 
     def sampling(self, sample: int) -> dict[str, Any]:
         """The request's sampling parameters (part of the cache key)."""
         if self.backend == "local":
             return {"max_new_tokens": self.max_tokens or 512, "greedy": True}
-        params = {"temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
-                  "seed": None if self.seed is None else self.seed + sample}
+        params = {
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "max_tokens": self.max_tokens,
+            "seed": None if self.seed is None else self.seed + sample,
+        }
         return {k: v for k, v in params.items() if v is not None}
 
     def summary_sampling(self) -> dict[str, Any]:

@@ -58,8 +58,11 @@ class Item:
 
 
 def load_items(data_dir: Path, opts: TeacherOptions) -> tuple[list[Item], Dataset]:
-    items = [Item(split, Example.from_record(rec, data_dir / f"{split}.jsonl"), teacher_messages(rec["prompt"], opts))
-             for split in opts.splits for rec in read_sft_records(data_dir, split)]
+    items = [
+        Item(split, Example.from_record(rec, data_dir / f"{split}.jsonl"), teacher_messages(rec["prompt"], opts))
+        for split in opts.splits
+        for rec in read_sft_records(data_dir, split)
+    ]
     names = {it.ex.dataset for it in items}
     if len(names) != 1:
         raise InputError(f"the data folder mixes datasets {sorted(names)}", data_dir)
@@ -85,9 +88,15 @@ def judge(ds: Dataset, ex: Example, reply: dict[str, Any], accept: str) -> dict[
     ok = bool(score["correct"] if accept == "correct" else score[accept]["correct"])
     trace = reasoning if reasoning is not None else answer_text
     output = f"<think>{reasoning}</think>\n{answer_text}" if reasoning is not None else answer_text
-    return {"trace": trace, "separate_reasoning": reasoning is not None, "answer_text": answer_text, "output": output,
-            "answers": None if answers is None else list(answers), "correct": ok,
-            "tokens": reply.get("completion_tokens")}
+    return {
+        "trace": trace,
+        "separate_reasoning": reasoning is not None,
+        "answer_text": answer_text,
+        "output": output,
+        "answers": None if answers is None else list(answers),
+        "correct": ok,
+        "tokens": reply.get("completion_tokens"),
+    }
 
 
 class Asker:
@@ -101,10 +110,14 @@ class Asker:
         self.sent: dict[str, int] = defaultdict(int)
         self.cached: dict[str, int] = defaultdict(int)
 
-    def ask(self, kind: str, endpoint: Endpoint, wanted: list[tuple[str, int, list[dict], dict]]) -> dict[tuple[str, int], dict]:
+    def ask(
+        self, kind: str, endpoint: Endpoint, wanted: list[tuple[str, int, list[dict], dict]]
+    ) -> dict[tuple[str, int], dict]:
         """wanted: (example id, sample, messages, params). Returns the reply of each (id, sample)."""
         keys = {(eid, k): request_key(eid, kind, endpoint.name, msgs, params, k) for eid, k, msgs, params in wanted}
-        todo = [Request(keys[(eid, k)], msgs, params) for eid, k, msgs, params in wanted if keys[(eid, k)] not in self.cache]
+        todo = [
+            Request(keys[(eid, k)], msgs, params) for eid, k, msgs, params in wanted if keys[(eid, k)] not in self.cache
+        ]
         meta = {keys[(eid, k)]: (eid, k, params) for eid, k, _, params in wanted}
         self.cached[kind] += len(wanted) - len(todo)
         if todo:
@@ -113,8 +126,17 @@ class Asker:
             done = len(wanted) - len(todo)
             for req, reply in self.backends[endpoint].complete(todo):
                 eid, k, params = meta[req.key]
-                self.cache.put({"key": req.key, "id": eid, "kind": kind, "sample": k, "teacher": endpoint.name,
-                                "params": params, "reply": reply.as_dict()})
+                self.cache.put(
+                    {
+                        "key": req.key,
+                        "id": eid,
+                        "kind": kind,
+                        "sample": k,
+                        "teacher": endpoint.name,
+                        "params": params,
+                        "reply": reply.as_dict(),
+                    }
+                )
                 self.sent[kind] += 1
                 done += 1
                 if self.progress:
@@ -130,8 +152,11 @@ def posthoc_messages(item: Item, kept: dict[str, Any], prompt: str) -> list[dict
     """The paper's second turn: the problem, the teacher's trace and answer as assistant turns
     (the trace only when it came separately), then the request for an explanation."""
     turns = [kept["trace"]] if kept["separate_reasoning"] else []
-    return [*item.messages, *({"role": "assistant", "content": t} for t in [*turns, kept["answer_text"]]),
-            {"role": "user", "content": prompt}]
+    return [
+        *item.messages,
+        *({"role": "assistant", "content": t} for t in [*turns, kept["answer_text"]]),
+        {"role": "user", "content": prompt},
+    ]
 
 
 def _ask_all(items: list[Item], ds: Dataset, opts: TeacherOptions, asker: Asker):
@@ -160,22 +185,38 @@ def _ask_all(items: list[Item], ds: Dataset, opts: TeacherOptions, asker: Asker)
 
     posthoc: dict[str, str] = {}
     if opts.posthoc and accepted:
-        wanted = [(it.ex.id, kept[it.ex.id]["sample"], posthoc_messages(it, kept[it.ex.id], opts.posthoc_prompt),
-                   opts.sampling(kept[it.ex.id]["sample"])) for it in accepted]
+        wanted = [
+            (
+                it.ex.id,
+                kept[it.ex.id]["sample"],
+                posthoc_messages(it, kept[it.ex.id], opts.posthoc_prompt),
+                opts.sampling(kept[it.ex.id]["sample"]),
+            )
+            for it in accepted
+        ]
         for (eid, _), reply in asker.ask("posthoc", teacher, wanted).items():
             posthoc[eid] = split_reasoning(reply["content"], reply["reasoning"])[1]
     summary: dict[str, str] = {}
     if opts.summary and accepted:
         summarizer = opts.summary_endpoint()
-        wanted = [(it.ex.id, 0, [{"role": "user", "content": opts.summary_prompt.format(trace=kept[it.ex.id]["trace"])}],
-                   opts.summary_sampling()) for it in accepted]
+        wanted = [
+            (
+                it.ex.id,
+                0,
+                [{"role": "user", "content": opts.summary_prompt.format(trace=kept[it.ex.id]["trace"])}],
+                opts.summary_sampling(),
+            )
+            for it in accepted
+        ]
         for (eid, _), reply in asker.ask("summary", summarizer, wanted).items():
             summary[eid] = split_reasoning(reply["content"], reply["reasoning"])[1]
 
     return kept, first, tried, posthoc, summary
 
 
-def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progress: Progress | None = None) -> dict[str, Any]:
+def teach(
+    data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progress: Progress | None = None
+) -> dict[str, Any]:
     """Teach every example of `data_dir` into `out_dir` (locked while this runs)."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -192,8 +233,12 @@ def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progr
         rows = [teacher_row(it, kept.get(it.ex.id), first[it.ex.id], tried[it.ex.id], summary, posthoc) for it in items]
         result = summarize_teaching(rows, opts, data_dir)
         scored, scores = score_teacher(items, rows, ds)
-        result["scores"] = {"split": scores["split"], "n": scores["n"], "answer_accuracy": scores["answer"]["accuracy"],
-                            **{k: v for k, v in scores["steps"].items() if k.endswith("_accuracy")}}
+        result["scores"] = {
+            "split": scores["split"],
+            "n": scores["n"],
+            "answer_accuracy": scores["answer"]["accuracy"],
+            **{k: v for k, v in scores["steps"].items() if k.endswith("_accuracy")},
+        }
         check_rows(scored, out_dir / TEACHER_SCORES_EXAMPLES)
         check_scores(scores, out_dir / TEACHER_SCORES)
         with staged() as stage:  # the derived files together, or none of them
@@ -204,36 +249,57 @@ def teach(data_dir: str | Path, out_dir: str | Path, opts: TeacherOptions, progr
     return {**result, "requests": {"sent": dict(asker.sent), "cached": dict(asker.cached)}}
 
 
-def teacher_row(it: Item, kept: dict[str, Any] | None, first: dict[str, Any], tried: int,
-                summary: dict[str, str], posthoc: dict[str, str]) -> dict[str, Any]:
+def teacher_row(
+    it: Item,
+    kept: dict[str, Any] | None,
+    first: dict[str, Any],
+    tried: int,
+    summary: dict[str, str],
+    posthoc: dict[str, str],
+) -> dict[str, Any]:
     eid = it.ex.id
     return {
-        "id": eid, "split": it.split, "subset": it.ex.subset, "accepted": kept is not None, "tried": tried,
+        "id": eid,
+        "split": it.split,
+        "subset": it.ex.subset,
+        "accepted": kept is not None,
+        "tried": tried,
         "sample": None if kept is None else kept["sample"],
         "trace": None if kept is None else kept["trace"],
         "answer_text": None if kept is None else kept["answer_text"],
         "answers": None if kept is None else kept["answers"],
         "tokens": None if kept is None else kept["tokens"],
-        "summary": summary.get(eid), "posthoc": posthoc.get(eid),
+        "summary": summary.get(eid),
+        "posthoc": posthoc.get(eid),
         "first": {k: first[k] for k in ("output", "answers", "correct", "tokens")},
     }
 
 
-def score_teacher(items: list[Item], rows: list[dict[str, Any]], ds: Dataset) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def score_teacher(
+    items: list[Item], rows: list[dict[str, Any]], ds: Dataset
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The teacher's own first samples scored like any model's outputs (free-form steps): on the
     test split (on everything when no test split was taught). Per-example rows and their summary."""
     split = "test" if any(it.split == "test" for it in items) else None
-    scored = [score_output(ds, it.ex, row["first"]["output"], freeform=True)
-              for it, row in zip(items, rows) if split is None or it.split == split]
+    scored = [
+        score_output(ds, it.ex, row["first"]["output"], freeform=True)
+        for it, row in zip(items, rows)
+        if split is None or it.split == split
+    ]
     return scored, {**summarize(scored, ds), "split": split or "all", "trace_style": "freeform"}
 
 
 def _rate(rows: list[dict[str, Any]]) -> dict[str, Any]:
     n, acc = len(rows), sum(r["accepted"] for r in rows)
     samples = sum(r["tried"] for r in rows)
-    return {"examples": n, "accepted": acc, "rate": acc / n if n else 0.0, "samples": samples,
-            "per_sample_rate": acc / samples if samples else 0.0,
-            "first_sample_accuracy": sum(r["first"]["correct"] for r in rows) / n if n else 0.0}
+    return {
+        "examples": n,
+        "accepted": acc,
+        "rate": acc / n if n else 0.0,
+        "samples": samples,
+        "per_sample_rate": acc / samples if samples else 0.0,
+        "first_sample_accuracy": sum(r["first"]["correct"] for r in rows) / n if n else 0.0,
+    }
 
 
 def summarize_teaching(rows: list[dict[str, Any]], opts: TeacherOptions, data_dir: Path) -> dict[str, Any]:
@@ -247,11 +313,12 @@ def summarize_teaching(rows: list[dict[str, Any]], opts: TeacherOptions, data_di
         "teacher": opts.endpoint().name,
         "data": str(data_dir),
         "options": opts.model_dump(),
-        "acceptance": {"overall": _rate(rows),
-                       "by_split": {k: _rate(v) for k, v in sorted(by_split.items())},
-                       "by_subset": {k: _rate(v) for k, v in sorted(by_subset.items())}},
+        "acceptance": {
+            "overall": _rate(rows),
+            "by_split": {k: _rate(v) for k, v in sorted(by_split.items())},
+            "by_subset": {k: _rate(v) for k, v in sorted(by_subset.items())},
+        },
         "summaries": sum(r["summary"] is not None for r in rows),
         "explanations": sum(r["posthoc"] is not None for r in rows),
         "mean_completion_tokens": sum(tokens) / len(tokens) if tokens else None,
     }
-

@@ -40,8 +40,9 @@ class LocalServer:
     """`transformers serve MODEL_FOLDER` on 127.0.0.1:port, CPU unless told otherwise. The access
     log (one line per request at log level info) goes to `log`."""
 
-    def __init__(self, model: str | Path, log: str | Path, port: int | None = None, device: str = "cpu",
-                 threads: int | None = 1):
+    def __init__(
+        self, model: str | Path, log: str | Path, port: int | None = None, device: str = "cpu", threads: int | None = 1
+    ):
         self.model, self.log, self.port = Path(model), Path(log), port or free_port()
         self.device, self.threads = device, threads
         self.proc: subprocess.Popen | None = None
@@ -57,9 +58,23 @@ class LocalServer:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [serve_command(), "serve", str(self.model), "--host", "127.0.0.1", "--port", str(self.port),
-                 "--device", self.device, "--log-level", "info"],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                [
+                    serve_command(),
+                    "serve",
+                    str(self.model),
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--device",
+                    self.device,
+                    "--log-level",
+                    "info",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -154,5 +154,7 @@ def perturbation_counts(perturbations: list[dict[str, Any] | None]) -> dict[str,
     """For the manifest: wrong evidence borrowed from another example, and wrong evidence left
     empty (no distractor anywhere in the subset)."""
     wrong = [p for p in perturbations if p is not None and "evidence" in p and "swapped_with" not in p]
-    return {"evidence_from_other_example": sum("evidence_from" in p for p in wrong),
-            "evidence_empty": sum(not p["evidence"] for p in wrong)}
+    return {
+        "evidence_from_other_example": sum("evidence_from" in p for p in wrong),
+        "evidence_empty": sum(not p["evidence"] for p in wrong),
+    }

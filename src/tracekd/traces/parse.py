@@ -17,7 +17,8 @@ from functools import lru_cache
 from tracekd.traces.render import EVIDENCE_SENTENCE, Trace
 
 _EVIDENCE_RE = re.compile(
-    re.escape(EVIDENCE_SENTENCE.strip()) + r"[ \t]*(.*?)(?=</think>|<answer>|<think>|^[ \t]*answer[ \t]*:|\Z)", re.I | re.S | re.M
+    re.escape(EVIDENCE_SENTENCE.strip()) + r"[ \t]*(.*?)(?=</think>|<answer>|<think>|^[ \t]*answer[ \t]*:|\Z)",
+    re.I | re.S | re.M,
 )
 _THINK_RE = re.compile(r"<think>(.*?)(?:</think>|(?=<answer>)|\Z)", re.S)
 _ANSWER_RE = re.compile(r"<answer>(.*?)(?:</answer>|\Z)", re.S)
@@ -183,7 +184,7 @@ def parse(text: str, label_sentence: str) -> Trace:
         if think_m:
             close = t.find("</think>")
             if close >= 0:
-                bare = t[close + len("</think>"):]
+                bare = t[close + len("</think>") :]
         elif label is None and evidence is None and not tags["label"] and not tags["evidence"]:
             bare = t
         if bare is not None:

@@ -16,8 +16,9 @@ from tracekd.traces.prompt import prompt_messages
 from tracekd.traces.render import Trace, render
 
 
-def sft_record(ex: Example, trace: Trace, perturbation: dict[str, Any] | None, condition: str, template: str,
-               label_sentence: str) -> dict[str, Any]:
+def sft_record(
+    ex: Example, trace: Trace, perturbation: dict[str, Any] | None, condition: str, template: str, label_sentence: str
+) -> dict[str, Any]:
     """One example's record: the prompt, the rendered target, and the example's own fields."""
     rec = {
         "id": ex.id,
@@ -58,7 +59,9 @@ def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any
         seen.add(rec["id"])
         for key in ("prompt", "completion"):
             if not _messages(rec.get(key)):
-                raise InputError(f"record needs {key!r}: a non-empty list of {{role, content}} string messages", path, lineno)
+                raise InputError(
+                    f"record needs {key!r}: a non-empty list of {{role, content}} string messages", path, lineno
+                )
         out.append(rec)
     if not out:
         raise InputError(f"{split}.jsonl is empty", path)
@@ -66,5 +69,10 @@ def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any
 
 
 def _messages(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(
-        isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+        )
+    )

@@ -39,8 +39,12 @@ TEACHER_SCORES = "teacher_scores.json"
 TEACHER_SCORES_EXAMPLES = "teacher_scores.examples.jsonl"
 
 #: the teacher.jsonl field each teacher condition trains on, and the `tracekd teach` option that fills it
-_TEXT = {"teacher": ("trace", None), "teacher_swapped": ("trace", None),
-         "teacher_summary": ("summary", "--summary"), "teacher_posthoc": ("posthoc", "--posthoc")}
+_TEXT = {
+    "teacher": ("trace", None),
+    "teacher_swapped": ("trace", None),
+    "teacher_summary": ("summary", "--summary"),
+    "teacher_posthoc": ("posthoc", "--posthoc"),
+}
 
 
 def split_condition(condition: str) -> tuple[str, bool]:
@@ -72,8 +76,10 @@ def known_condition(condition: str, extra: tuple[str, ...] = ()) -> bool:
 
 def check_condition(condition: str, extra: tuple[str, ...] = ()) -> None:
     if not known_condition(condition, extra):
-        raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(all_conditions(extra))} "
-                         f"(any of them may end in {RESTRICT})")
+        raise InputError(
+            f"unknown condition {condition!r}; choose one of {', '.join(all_conditions(extra))} "
+            f"(any of them may end in {RESTRICT})"
+        )
 
 
 def read_teacher(folder: str | Path) -> dict[str, dict[str, Any]]:
@@ -119,8 +125,13 @@ def _swap_partners(examples: list[Example], seed: int) -> dict[str, Example]:
     return partners
 
 
-def condition_targets(examples: list[Example], condition: str, seed: int, labels: tuple[str, ...],
-                      teacher: dict[str, dict[str, Any]] | None = None) -> tuple[list[Example], list[tuple[Trace, dict | None]]]:
+def condition_targets(
+    examples: list[Example],
+    condition: str,
+    seed: int,
+    labels: tuple[str, ...],
+    teacher: dict[str, dict[str, Any]] | None = None,
+) -> tuple[list[Example], list[tuple[Trace, dict | None]]]:
     """The examples a condition keeps and their (target trace, perturbation record).
 
     Rule-based conditions keep every example (`make_targets`); teacher conditions and restricted
@@ -130,23 +141,31 @@ def condition_targets(examples: list[Example], condition: str, seed: int, labels
     if not needs_teacher(condition):
         return examples, make_targets(examples, condition, seed, labels)
     if teacher is None:
-        raise InputError(f"condition {condition!r} needs teacher traces: give the folder `tracekd teach` wrote (--teacher)")
+        raise InputError(
+            f"condition {condition!r} needs teacher traces: give the folder `tracekd teach` wrote (--teacher)"
+        )
     missing = [ex.id for ex in examples if ex.id not in teacher]
     if missing:
-        raise InputError(f"{len(missing)} example(s) have no teacher record (first: {missing[0]!r}); "
-                         "run `tracekd teach` on the same data")
+        raise InputError(
+            f"{len(missing)} example(s) have no teacher record (first: {missing[0]!r}); "
+            "run `tracekd teach` on the same data"
+        )
     kept = [ex for ex in examples if teacher[ex.id]["accepted"]]
     if base in CONDITIONS:
         return kept, make_targets(kept, base, seed, labels)
     field, option = _TEXT[base]
     absent = [ex.id for ex in kept if not isinstance(teacher[ex.id].get(field), str)]
     if absent:
-        raise InputError(f"condition {condition!r} needs the teacher's {field} of every kept example "
-                         f"({absent[0]!r} has none): run `tracekd teach` with {option}")
+        raise InputError(
+            f"condition {condition!r} needs the teacher's {field} of every kept example "
+            f"({absent[0]!r} has none): run `tracekd teach` with {option}"
+        )
     if base == "teacher_swapped":
         partners = _swap_partners(kept, seed)
-        return kept, [(Trace(None, None, ex.answers, teacher[partners[ex.id].id]["trace"]),
-                       {"swapped_with": partners[ex.id].id}) for ex in kept]
+        return kept, [
+            (Trace(None, None, ex.answers, teacher[partners[ex.id].id]["trace"]), {"swapped_with": partners[ex.id].id})
+            for ex in kept
+        ]
     return kept, [(Trace(None, None, ex.answers, teacher[ex.id][field]), None) for ex in kept]
 
 
@@ -161,7 +180,7 @@ def split_reasoning(content: str, reasoning: str | None) -> tuple[str | None, st
         return reasoning.strip(), content.strip()
     m = _THINK_RE.search(content)
     if m:
-        return m.group(1).strip(), (content[: m.start()] + content[m.end():]).strip()
+        return m.group(1).strip(), (content[: m.start()] + content[m.end() :]).strip()
     if "</think>" in content:
         before, after = content.split("</think>", 1)
         return before.strip(), after.strip()

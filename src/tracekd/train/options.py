@@ -19,26 +19,43 @@ class TrainOptions(BaseModel):
     scheduler: str = Field("cosine", description="Learning-rate schedule (a transformers SchedulerType).")
     warmup: float = Field(0.1, ge=0, description="Warm-up (a ratio of the steps when < 1).")
     batch_size: int = Field(4, ge=1, description="Per-device batch size.")
-    grad_accum: int = Field(4, ge=1, description="Gradient accumulation steps (effective batch = batch size x "
-                                                 "accumulation x devices: 16).")
+    grad_accum: int = Field(
+        4, ge=1, description="Gradient accumulation steps (effective batch = batch size x accumulation x devices: 16)."
+    )
     max_length: int = Field(1024, ge=16, description="Max tokens of prompt + completion.")
     full: bool = Field(False, description="Full fine-tuning instead of LoRA.")
     lora_r: int = Field(16, ge=1, description="LoRA rank.")
     lora_alpha: int = Field(32, ge=1, description="LoRA alpha.")
     lora_dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
-    lora_targets: str | list[str] = Field("all-linear", description="LoRA target modules: all-linear, or module names "
-                                                                    "(repeatable; a config also takes a regular expression).")
-    qlora: bool | None = Field(None, description="4-bit QLoRA (default: as the preset says, when CUDA and bitsandbytes are present).")
-    precision: Precision = Field("auto", description="fp32, bf16 (mixed precision: bf16 autocast) or auto (bf16 where "
-                                                     "supported and faster: CUDA, CPUs with AMX / AVX512-BF16).")
-    activation_checkpointing: bool | None = Field(None, description="Recompute activations in the backward pass "
-                                                                    "(default: on for the paper's presets on CUDA cards below 40 GB).")
+    lora_targets: str | list[str] = Field(
+        "all-linear",
+        description="LoRA target modules: all-linear, or module names "
+        "(repeatable; a config also takes a regular expression).",
+    )
+    qlora: bool | None = Field(
+        None, description="4-bit QLoRA (default: as the preset says, when CUDA and bitsandbytes are present)."
+    )
+    precision: Precision = Field(
+        "auto",
+        description="fp32, bf16 (mixed precision: bf16 autocast) or auto (bf16 where "
+        "supported and faster: CUDA, CPUs with AMX / AVX512-BF16).",
+    )
+    activation_checkpointing: bool | None = Field(
+        None,
+        description="Recompute activations in the backward pass "
+        "(default: on for the paper's presets on CUDA cards below 40 GB).",
+    )
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed.")
     group_by_length: bool = Field(True, description="Batch examples of similar length.")
-    completion_only_loss: bool = Field(True, description="Loss on the completion only (off: on the prompt too, the paper's "
-                                                         "code; for comparison).")
+    completion_only_loss: bool = Field(
+        True, description="Loss on the completion only (off: on the prompt too, the paper's code; for comparison)."
+    )
     save_steps: int = Field(50, ge=1, description="Checkpoint every N steps.")
-    logging_steps: int = Field(10, ge=1, description="Log the loss every N steps (made a divisor of save_steps, so a resumed run logs the same curve).")
+    logging_steps: int = Field(
+        10,
+        ge=1,
+        description="Log the loss every N steps (made a divisor of save_steps, so a resumed run logs the same curve).",
+    )
     report_to: str = Field("none", description="Trainer report_to (none, wandb, tensorboard, ...).")
     use_cpu: bool = Field(False, description="Train on CPU (also what `accelerate launch` on CPUs needs).")
 
@@ -66,7 +83,9 @@ class TrainOptions(BaseModel):
             for name in v.split(","):
                 name = name.strip()
                 if name != "all" and name not in INTEGRATION_TO_CALLBACK:
-                    raise ValueError(f"unknown report_to {name!r}; choose none, all or one of {', '.join(INTEGRATION_TO_CALLBACK)}")
+                    raise ValueError(
+                        f"unknown report_to {name!r}; choose none, all or one of {', '.join(INTEGRATION_TO_CALLBACK)}"
+                    )
                 if name != "all" and name not in get_available_reporting_integrations():
                     raise ValueError(f"report_to {name!r} needs its package installed (pip install {name})")
         return v
@@ -78,7 +97,9 @@ class TrainOptions(BaseModel):
             try:
                 re.compile(v)
             except re.error as e:
-                raise ValueError(f"lora_targets is 'all-linear', a regular expression or a list of module names ({e})") from None
+                raise ValueError(
+                    f"lora_targets is 'all-linear', a regular expression or a list of module names ({e})"
+                ) from None
             return v
         if v == ["all-linear"]:  # `--lora-targets all-linear`: the keyword, not a module name
             return "all-linear"

@@ -115,8 +115,13 @@ def _checkpointing_args(on: bool) -> dict[str, Any]:
 def lora_config(opts: TrainOptions):
     from peft import LoraConfig
 
-    return LoraConfig(r=opts.lora_r, lora_alpha=opts.lora_alpha, lora_dropout=opts.lora_dropout,
-                      target_modules=opts.lora_targets, task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=opts.lora_r,
+        lora_alpha=opts.lora_alpha,
+        lora_dropout=opts.lora_dropout,
+        target_modules=opts.lora_targets,
+        task_type="CAUSAL_LM",
+    )
 
 
 def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
@@ -126,7 +131,9 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
 
     if not ckpt_dir.is_dir():
         return None
-    found = sorted((int(p.name.split("-")[1]), p) for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit())
+    found = sorted(
+        (int(p.name.split("-")[1]), p) for p in ckpt_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit()
+    )
     for step, path in reversed(found):
         try:
             state = json.loads((path / "trainer_state.json").read_text())
@@ -139,8 +146,14 @@ def last_complete_checkpoint(ckpt_dir: Path) -> str | None:
     return None
 
 
-def train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
-          resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
+def train(
+    data_dir: str | Path,
+    model: str,
+    out_dir: str | Path,
+    opts: TrainOptions | None = None,
+    resume: bool = False,
+    callbacks: list | None = None,
+) -> dict[str, Any]:
     """Train with OUT locked (one process per output folder), after removing what a killed run
     left half-written there. Bad input is refused before OUT is made."""
     from tracekd.train.reproducible import locked_output
@@ -171,7 +184,9 @@ def device_policy(spec: ModelSpec, opts: TrainOptions) -> DevicePolicy:
     qlora = use_qlora(spec, opts.qlora, opts.full)
     on_cpu = opts.use_cpu or not cuda_available()
     bf16 = use_bf16(opts.precision, on_cpu=on_cpu)
-    return DevicePolicy(bf16, bf16 and (qlora or not (on_cpu and opts.full)), qlora, use_activation_checkpointing(spec, opts))
+    return DevicePolicy(
+        bf16, bf16 and (qlora or not (on_cpu and opts.full)), qlora, use_activation_checkpointing(spec, opts)
+    )
 
 
 @dataclass(frozen=True)
@@ -191,15 +206,26 @@ def training_data(data_dir: Path, tok, spec: ModelSpec, opts: TrainOptions) -> T
     return TrainingData(records, dataset, lengths, sum(n > opts.max_length for n in lengths))
 
 
-def make_trainer(spec: ModelSpec, tok, data: TrainingData, opts: TrainOptions, policy: DevicePolicy, out_dir: Path,
-                 callbacks: list | None):
+def make_trainer(
+    spec: ModelSpec,
+    tok,
+    data: TrainingData,
+    opts: TrainOptions,
+    policy: DevicePolicy,
+    out_dir: Path,
+    callbacks: list | None,
+):
     """The base model loaded as the policy says, under the reproducible SFT trainer."""
     from tracekd.train.reproducible import ReproducibleTrainer
 
     base = load_model(spec, qlora=policy.qlora, bf16=policy.weights_bf16)
     trainer = ReproducibleTrainer(
-        model=base, args=sft_config(opts, out_dir, policy.bf16, policy.checkpointing), train_dataset=data.dataset,
-        processing_class=tok, peft_config=None if opts.full else lora_config(opts), callbacks=callbacks,
+        model=base,
+        args=sft_config(opts, out_dir, policy.bf16, policy.checkpointing),
+        train_dataset=data.dataset,
+        processing_class=tok,
+        peft_config=None if opts.full else lora_config(opts),
+        callbacks=callbacks,
     )
     if callbacks:  # a caller with its own progress display: no log lines on stdout
         from transformers.trainer_callback import PrinterCallback
@@ -219,8 +245,14 @@ def save_final(trainer, tok, spec: ModelSpec, final: Path) -> bool:
     return True
 
 
-def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOptions | None = None,
-           resume: bool = False, callbacks: list | None = None) -> dict[str, Any]:
+def _train(
+    data_dir: str | Path,
+    model: str,
+    out_dir: str | Path,
+    opts: TrainOptions | None = None,
+    resume: bool = False,
+    callbacks: list | None = None,
+) -> dict[str, Any]:
     import datasets
 
     datasets.disable_progress_bars()
@@ -233,8 +265,10 @@ def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpt
     trainer = make_trainer(spec, tok, data, opts, policy, out_dir, callbacks)
     checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
     if data.truncated:
-        print(f"tracekd train: {data.truncated} of {len(data.records)} examples are longer than "
-              f"max_length={opts.max_length} tokens and are truncated")
+        print(
+            f"tracekd train: {data.truncated} of {len(data.records)} examples are longer than "
+            f"max_length={opts.max_length} tokens and are truncated"
+        )
     start = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - start
@@ -249,8 +283,16 @@ def _train(data_dir: str | Path, model: str, out_dir: str | Path, opts: TrainOpt
     return summary
 
 
-def _summary(trainer, spec: ModelSpec, opts: TrainOptions, data_dir: Path, final: Path, data: TrainingData,
-             policy: DevicePolicy, run: dict[str, Any]) -> dict[str, Any]:
+def _summary(
+    trainer,
+    spec: ModelSpec,
+    opts: TrainOptions,
+    data_dir: Path,
+    final: Path,
+    data: TrainingData,
+    policy: DevicePolicy,
+    run: dict[str, Any],
+) -> dict[str, Any]:
     import torch
 
     steps = trainer.state.global_step
