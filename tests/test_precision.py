@@ -112,7 +112,11 @@ def test_precision_in_the_cli_and_configs(tmp_path, data):
         text=True,
         check=False,
     )
-    assert r.returncode == 2 and "--precision: Input should be 'auto', 'fp32' or 'bf16'" in r.stderr
+    said = " ".join(r.stderr.replace("│", " ").split())  # the message as one line, out of its box
+    assert (
+        r.returncode == 2
+        and "Invalid value for '--precision': Value error, 'fp16' is not one of 'auto', 'fp32', 'bf16'." in said
+    )
     r = subprocess.run(
         [sys.executable, "-m", "tracekd", "train", "--data", str(data), "--out", str(tmp_path / "o"), "--bf16"],
         capture_output=True,

@@ -222,6 +222,11 @@ def test_wilson_values():
     w = wilson(3, 10)
     assert set(w) == {"p", "k", "n", "ci95"} and (w["p"], w["k"], w["n"]) == (0.3, 3, 10)
     assert w["ci95"] == pytest.approx(list(wilson_formula(3, 10)), rel=1e-12)
+    # the closed form is statsmodels' interval, fractional counts (bootstrap fallbacks) included
+    from statsmodels.stats.proportion import proportion_confint
+
+    for k, n in [(0, 1), (1, 1), (0, 7), (7, 7), (3, 10), (2.5, 9), (1234, 4001), (1, 100000)]:
+        assert wilson(k, n)["ci95"] == pytest.approx(list(proportion_confint(k, n, method="wilson")), rel=1e-12, abs=1e-15)
 
 
 @pytest.mark.parametrize(

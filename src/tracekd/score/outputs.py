@@ -268,6 +268,8 @@ class Block(Model):
 
 
 class Term(Model):
+    """One step's term in the regression."""
+
     estimable: bool | None = None
     """the term could be fitted"""
     note: str | None = None
@@ -276,15 +278,17 @@ class Term(Model):
     """log odds ratio"""
     se: float | None = None
     """its item-clustered standard error"""
-    p: Num = None
-    """its p"""
     odds_ratio: float | None = None
     """exp(coef): the step's odds ratio, the others held fixed"""
     odds_ratio_ci95: Pair | None = None
     """its 95 % interval"""
+    p: Num = None
+    """the Wald test's p"""
 
 
 class Regression(Model):
+    """The answer's logistic regression on the steps together."""
+
     model: str
     """the model (in words)"""
     n: int

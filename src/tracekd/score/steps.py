@@ -45,14 +45,8 @@ class EvidenceScore:
     unmatched: int  # predicted items matching no context item
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "precision": self.precision,
-            "recall": self.recall,
-            "f1": self.f1,
-            "exact": self.exact,
-            "matched": list(self.matched),
-            "unmatched": self.unmatched,
-        }
+        """The fields in order, `matched` as a list (JSON)."""
+        return {**{name: getattr(self, name) for name in self.__slots__}, "matched": list(self.matched)}
 
 
 def _match(item: str, ex: Example, gold: set[str], index: dict[str, list[str]], tolerant: bool) -> str | None:

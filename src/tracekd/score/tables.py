@@ -80,40 +80,25 @@ def association_rows(s: dict[str, Any], intervals: bool = True, rules: dict[str,
     """Per step and definitions: the pooled table and its χ² (the paper's test), the stratified
     test (the headline), and the paper's headline quantity (both right) beside P(answer | step)."""
     share = with_ci if intervals else (lambda r: pct(r["p"]))
-    header = [
-        "step",
-        "defs",
-        "a/b/c/d",
-        "χ² pool",
-        "CMH χ²",
-        "CMH p",
-        "MH OR [95 % CI]",
-        "BD p",
-        "both✓",
-        "P(a|s✓)",
-        "P(a|s✗)",
-    ]
+    header = [*TEST_HEADER, "BD p", "both✓", "P(a|s✓)", "P(a|s✗)"]
     rows = []
     for defs, steps in _definitions(s):
         named = _tracekd_steps(s, rules) if defs == "tracekd" else list(steps.items())
         for step, a in named:
-            st = a["stratified"]
-            rows.append(
-                [
-                    step,
-                    defs,
-                    cells(a["table"]),
-                    num(a["pooled"]["chi2"], ".2f"),
-                    num(st["chi2"], ".2f"),
-                    num(st["p"]),
-                    odds(st),
-                    num((st.get("breslow_day") or {}).get("p")),
-                    share(a["both_right"]),
-                    share(a["answer_given_step_right"]),
-                    share(a["answer_given_step_wrong"]),
-                ]
-            )
+            bd = num((a["stratified"].get("breslow_day") or {}).get("p"))
+            shares = [share(a[k]) for k in ("both_right", "answer_given_step_right", "answer_given_step_wrong")]
+            rows.append([*step_test_cells(step, defs, a), bd, *shares])
     return header, rows
+
+
+TEST_HEADER = ("step", "defs", "a/b/c/d", "χ² pool", "CMH χ²", "CMH p", "MH OR [95 % CI]")
+
+
+def step_test_cells(step: str, defs: str, block: dict[str, Any]) -> list[str]:
+    """One step's table and tests: its cells, the pooled χ², the stratified test and its odds ratio."""
+    st = block["stratified"]
+    chi2s = [num(block["pooled"]["chi2"], ".2f"), num(st["chi2"], ".2f")]
+    return [step, defs, cells(block["table"]), *chi2s, num(st["p"]), odds(st)]
 
 
 def strata_rows(s: dict[str, Any], key: str) -> Rows | None:
@@ -169,23 +154,9 @@ def regression_note(s: dict[str, Any]) -> str:
 
 
 def without_rows(w: dict[str, Any]) -> Rows:
-    header = ["step", "defs", "a/b/c/d", "χ² pool", "CMH χ²", "CMH p", "MH OR [95 % CI]"]
-    rows = []
-    for defs, steps in (("tracekd", w["association"]), ("paper", w["paper"])):
-        for step, b in steps.items():
-            st = b["stratified"]
-            rows.append(
-                [
-                    step,
-                    defs,
-                    cells(b["table"]),
-                    num(b["pooled"]["chi2"], ".2f"),
-                    num(st["chi2"], ".2f"),
-                    num(st["p"]),
-                    odds(st),
-                ]
-            )
-    return header, rows
+    both = (("tracekd", w["association"]), ("paper", w["paper"]))
+    rows = [step_test_cells(step, defs, b) for defs, steps in both for step, b in steps.items()]
+    return list(TEST_HEADER), rows
 
 
 def strata_title(key: str) -> str:

@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +42,7 @@ class Reply:
     completion_tokens: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "content": self.content,
-            "reasoning": self.reasoning,
-            "finish_reason": self.finish_reason,
-            "completion_tokens": self.completion_tokens,
-        }
+        return asdict(self)
 
 
 class Malformed(Exception):

@@ -66,11 +66,7 @@ class TeacherOptions(BaseModel):
     base_url: str | None = Field(
         None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: the openai client's)."
     )
-    api_key_env: str = Field(
-        "OPENAI_API_KEY",
-        description="Environment variable holding the API key (never the key "
-        "itself; unset: no key, for local servers).",
-    )
+    api_key_env: str = Field("OPENAI_API_KEY", description="The variable holding the API key (unset: no key).")
     serve: bool = Field(
         False,
         description="Start `transformers serve` for MODEL (a tracekd preset or folder) on 127.0.0.1 while teaching.",

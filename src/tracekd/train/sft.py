@@ -245,14 +245,7 @@ def save_final(trainer, tok, spec: ModelSpec, final: Path) -> bool:
     return True
 
 
-def _train(
-    data_dir: str | Path,
-    model: str,
-    out_dir: str | Path,
-    opts: TrainOptions | None = None,
-    resume: bool = False,
-    callbacks: list | None = None,
-) -> dict[str, Any]:
+def _train(data_dir, model: str, out_dir, opts: TrainOptions | None, resume: bool, callbacks: list | None) -> dict:
     import datasets
 
     datasets.disable_progress_bars()
