@@ -30,7 +30,8 @@ CPU second (timed the same way). `--threads 1` avoids the other distortion of a 
 with two threads every parallel operation waits for the thread that is not scheduled.
 
 Default: SmolLM2-135M, LoRA r16 all-linear, CoTempQA from ../shared (10-36 facts per example),
-400 examples, batch 2 (the longest batches come first: batch 4 needs about 12 GB in fp32), 6 steps.
+400 examples, batch 1 (batches grouped by length start with the longest, about 1,300 tokens: fp32
+needs about 6 GB per sequence of that length in a batch), 8 steps.
 The machine is shared: compare ratios measured in one run.
 """
 
@@ -162,9 +163,9 @@ def worker(data: str, model: str, run: str, batch: int, steps: int, out: str, th
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--batch-size", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=1)
     ap.add_argument("--examples", type=int, default=400)
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     ap.add_argument("--worker", nargs=3, metavar=("RUN", "DATA", "OUT"))
@@ -217,7 +218,7 @@ def main() -> None:
                 text=True,
             )
             if r.returncode != 0:
-                sys.exit(r.stderr[-3000:])
+                sys.exit(f"{run}: exit code {r.returncode} (-9: killed, e.g. out of memory)\n{r.stderr[-3000:]}")
             res[run] = json.loads(out.read_text())
     runs = {}
     for run, r in res.items():

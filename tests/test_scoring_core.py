@@ -14,6 +14,7 @@ import pytest
 
 from recompute import wilson as wilson_formula
 from tracekd.data import ContextItem, Example
+from tracekd.data.base import LABEL_SENTENCE_CATEGORY
 from tracekd.errors import InputError
 from tracekd.score import stats
 from tracekd.score.answers import babi_scores, cotempqa_upstream, msmarco_scores, set_scores, upstream_totals
@@ -36,7 +37,8 @@ from tracekd.score.steps import (
     score_steps,
 )
 from tracekd.traces.conditions import distractors, make_targets, perturbation_counts, wrong_evidence, wrong_label
-from tracekd.traces.parse import parse, parse_list
+from tracekd.traces.parse import parse as parse_trace
+from tracekd.traces.parse import parse_list
 from tracekd.traces.render import Trace
 
 
@@ -226,7 +228,9 @@ def test_wilson_values():
     from statsmodels.stats.proportion import proportion_confint
 
     for k, n in [(0, 1), (1, 1), (0, 7), (7, 7), (3, 10), (2.5, 9), (1234, 4001), (1, 100000)]:
-        assert wilson(k, n)["ci95"] == pytest.approx(list(proportion_confint(k, n, method="wilson")), rel=1e-12, abs=1e-15)
+        assert wilson(k, n)["ci95"] == pytest.approx(
+            list(proportion_confint(k, n, method="wilson")), rel=1e-12, abs=1e-15
+        )
 
 
 @pytest.mark.parametrize(
@@ -642,7 +646,7 @@ def test_distractors_of_a_donor():
     ex = _story(0, ["Ann lives in Rome.", "Ann is a baker."], gold=("c0", "c1"), answers=("Paris",))
     donor = _story(1, ["Ann lives in Rome.", "Bob went to Paris.", "Cy ate.", "Cy ate", "Dan slept."], gold=("c4",))
     assert [c.id for c in distractors(ex, donor)] == ["c2", "c4"]
-    wrong = wrong_evidence(ex.with_(context=ex.context[:1], evidence=("c0",) * 3), 0, [donor])
+    wrong = wrong_evidence(ex.replace(context=ex.context[:1], evidence=("c0",) * 3), 0, [donor])
     assert (wrong.source, [c.id for c in wrong.items]) == ("g/1", ["c2", "c4"])
     # in the example's own context: gold, repeated and answer-stating items are left out
     own = _story(2, ["Ann lives in Rome.", "Ann lives in Rome", "Dan slept.", "dan slept", "Paris!"], gold=("c0",))
@@ -756,6 +760,11 @@ def test_upstream_removes_found_candidates_without_a_trace():
 
 
 # -- traces/parse.py ------------------------------------------------------------------------------
+def parse(text) -> Trace:
+    """The parser with the category sentence CoTempQA, bAbI and MS MARCO share."""
+    return parse_trace(text, LABEL_SENTENCE_CATEGORY)
+
+
 def _label(value: str) -> str | None:
     return parse(f"<think>The category of the question asked is: {value}</think>").label
 

@@ -227,11 +227,23 @@ def make_trainer(
         peft_config=None if opts.full else lora_config(opts),
         callbacks=callbacks,
     )
+    if policy.bf16:
+        keep_adapter_inputs_bf16(trainer.model)
     if callbacks:  # a caller with its own progress display: no log lines on stdout
         from transformers.trainer_callback import PrinterCallback
 
         trainer.remove_callback(PrinterCallback)
     return trainer
+
+
+def keep_adapter_inputs_bf16(model) -> None:
+    """Under bf16 autocast, peft would cast each LoRA layer's input to the adapter's fp32, run the
+    dropout in fp32, and autocast would cast it back to bf16 for the adapter's product: two copies
+    and an fp32 dropout per layer, about a fifth of a CPU step. The input stays bf16 instead (peft's
+    `cast_input_dtype_enabled`); the products are bf16 either way."""
+    for module in model.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = False
 
 
 def save_final(trainer, tok, spec: ModelSpec, final: Path) -> bool:
