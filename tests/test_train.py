@@ -144,3 +144,43 @@ def test_bad_input(tmp_path, data, overfit_run):
     )
     assert r.returncode == 2 and "adapter was trained on base model 'tiny-random'" in r.stderr
     assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("model_name", ["tiny-random", "tiny-random-qwen3"])
+def test_cpu_loss_scores_label_positions_only_and_equals_trl(data, tmp_path, model_name):
+    """On a CPU, ReproducibleTrainer projects only the label positions through the LM head; its
+    loss and gradients are TRL's (which projects every position there), with and without
+    `num_items_in_batch`, and it logs the same token accuracy."""
+    import torch
+    from trl import SFTTrainer
+
+    from tracekd.train.reproducible import ReproducibleTrainer
+
+    spec = resolve(model_name)
+    records = read_sft_records(data)[:4]
+    tok = load_tokenizer(spec)
+    opts = TrainOptions(lora_dropout=0.0)
+    trainer = ReproducibleTrainer(
+        model=load_model(spec),
+        args=sft_config(opts, tmp_path, bf16=False),
+        train_dataset=sft_dataset(records, tok, spec),
+        processing_class=tok,
+        peft_config=lora_config(opts),
+    )
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(4)])
+    labelled = int((batch["labels"][:, 1:] != -100).sum())
+    assert labelled < batch["labels"][:, 1:].numel() / 2  # most positions are prompt: worth skipping
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    for items in (None, torch.tensor(3 * labelled)):
+        results = []
+        for compute in (ReproducibleTrainer.compute_loss, SFTTrainer.compute_loss):
+            trainer.model.zero_grad()
+            trainer._metrics["train"].clear()
+            loss = compute(trainer, trainer.model, dict(batch), num_items_in_batch=items)
+            loss.backward()
+            results.append((loss.detach(), [p.grad.clone() for p in params], dict(trainer._metrics["train"])))
+        (ours, ours_grads, ours_logged), (trl, trl_grads, trl_logged) = results
+        assert torch.allclose(ours, trl, rtol=1e-5, atol=1e-6)
+        assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(ours_grads, trl_grads, strict=True))
+        assert ours_logged["mean_token_accuracy"] == pytest.approx(trl_logged["mean_token_accuracy"])
+        assert ours_logged["entropy"] == pytest.approx(trl_logged["entropy"], rel=1e-4)

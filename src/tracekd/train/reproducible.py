@@ -75,6 +75,18 @@ class EpochSampler(Sampler[int]):
         return iter(self.order(self.epoch))
 
 
+def _selective_head(model):
+    """(backbone, LM head) of a causal LM (under PEFT or not) whose logits are the head's output
+    unchanged (no temperature, scale or soft-capping); None otherwise."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    config = base.config.get_text_config()
+    scaled = ("final_logit_softcapping", "logit_scale", "output_multiplier", "lm_head_multiplier", "logits_scaling")
+    if any(getattr(config, k, None) not in (None, 1.0) for k in scaled):
+        return None
+    backbone, lm_head = getattr(base, "base_model", None), base.get_output_embeddings()
+    return None if backbone is None or backbone is base or lm_head is None else (backbone, lm_head)
+
+
 def sort_peft_sets(model) -> None:
     """Turn the set-valued fields of the model's peft configs into sorted lists."""
     for cfg in getattr(model, "peft_config", {}).values():
@@ -94,6 +106,35 @@ class ReproducibleTrainer(SFTTrainer):
 
     def _send_telemetry(self) -> None:
         """tracekd makes no network call unless a hub id is asked for: no usage ping."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """On a CPU (one process), the loss of the label positions only. TRL's fused LM head scores
+        only the positions with a label on Triton devices, but every position elsewhere, so a CPU
+        spent about a third of each step on prompt positions whose loss is masked away. Here the
+        backbone runs as TRL runs it, the LM head projects only the positions whose next-token
+        label is not -100, and the loss is TRL's: minus the sum of their log-probabilities over
+        `num_items_in_batch`; entropy and token accuracy are logged as TRL logs them. Elsewhere
+        (CUDA, several processes, a model that scales its logits, asked for outputs): TRL's own."""
+        head = _selective_head(model)
+        if head is None or return_outputs or self.args.world_size > 1 or self.args.device.type != "cpu":
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        backbone, lm_head = head
+        labels = inputs["labels"][:, 1:]
+        mask = labels != -100
+        kwargs = {k: v for k, v in inputs.items() if k != "labels"}
+        with self.accelerator.autocast():  # what the prepared model's forward would have entered
+            hidden = backbone(**kwargs, use_cache=False).last_hidden_state[:, :-1][mask]
+            logits = lm_head(hidden)
+        log_probs = logits.float().log_softmax(-1)
+        targets = labels[mask]
+        picked = log_probs.gather(-1, targets[:, None]).squeeze(-1)
+        loss = -picked.sum() / (mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
+        with torch.no_grad():
+            n = max(int(mask.sum()), 1)
+            mode = "train" if self.model.training else "eval"
+            self._metrics[mode]["entropy"].append(float(-(log_probs.exp() * log_probs).sum() / n))
+            self._metrics[mode]["mean_token_accuracy"].append(float((log_probs.argmax(-1) == targets).sum() / n))
+        return loss
 
     def _get_train_sampler(self, train_dataset=None):
         ds = self.train_dataset if train_dataset is None else train_dataset
