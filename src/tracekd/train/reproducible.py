@@ -115,8 +115,9 @@ class ReproducibleTrainer(SFTTrainer):
         label is not -100, and the loss is TRL's: minus the sum of their log-probabilities over
         `num_items_in_batch`; entropy and token accuracy are logged as TRL logs them. Elsewhere
         (CUDA, several processes, a model that scales its logits, asked for outputs): TRL's own."""
-        head = _selective_head(model)
-        if head is None or return_outputs or self.args.world_size > 1 or self.args.device.type != "cpu":
+        single_cpu = not return_outputs and self.args.world_size == 1 and self.args.device.type == "cpu"
+        head = _selective_head(model) if single_cpu else None  # a wrapped (DDP) model is never read here
+        if head is None:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         backbone, lm_head = head
         labels = inputs["labels"][:, 1:]
