@@ -15,7 +15,7 @@ and divides the useful FLOP/s of training by it. Useful FLOPs are counted from t
 trained (a forward hook reads their attention masks and labels), padding excluded:
   per real token      4 * N_layers          frozen weights: forward 2N + input gradients 2N
                     + 6 * N_lora            adapters: forward, input and weight gradients
-  per supervised token 4 * d * V            the LM head, run only where the loss is (TRL's fused head)
+  per supervised token 4 * d * V            the LM head, run only where the loss is (tracekd's CPU loss)
   per sequence of s tokens, per layer  12 * d_attn * s(s+1)/2   causal attention (scores and values:
                                           forward 4 d_attn per query-key pair, backward twice that)
 with N_layers the weights of the decoder's linear layers, N_lora the adapters' weights, d the hidden
@@ -84,18 +84,21 @@ class FlopCounter:
             p.numel() for n, p in base.named_parameters() if ".layers." in n and p.dim() == 2 and "lora_" not in n
         )
         self.n_lora = sum(p.numel() for n, p in model.named_parameters() if p.requires_grad)
-        model.register_forward_pre_hook(self._count, with_kwargs=True)  # the trainer calls this one with the labels
+        base.base_model.register_forward_pre_hook(self._count, with_kwargs=True)  # the backbone: every token
+        base.get_output_embeddings().register_forward_hook(self._count_head)  # the rows the LM head projects
 
     def _count(self, module, args, kwargs) -> None:
-        if not module.training or kwargs.get("labels") is None:
+        if not module.training:
             return
-        mask, labels = kwargs["attention_mask"], kwargs["labels"]
-        lengths = mask.sum(1).double()
+        lengths = kwargs["attention_mask"].sum(1).double()  # tracekd's collator always passes the mask
         tokens = float(lengths.sum())
-        supervised = float((labels[:, 1:] != -100).sum())
         attention = 3 * 2 * 2 * self.d_attn * float((lengths * (lengths + 1) / 2).sum()) * self.layers
-        self.flops += tokens * (4 * self.n_layers + 6 * self.n_lora) + supervised * 4 * self.d * self.vocab + attention
+        self.flops += tokens * (4 * self.n_layers + 6 * self.n_lora) + attention
         self.tokens += int(tokens)
+
+    def _count_head(self, module, args, output) -> None:
+        if module.training:  # on a CPU tracekd projects only the supervised positions
+            self.flops += float(args[0].shape[:-1].numel()) * 4 * self.d * self.vocab
 
 
 def worker(data: str, model: str, run: str, batch: int, steps: int, out: str, threads: int | None) -> None:

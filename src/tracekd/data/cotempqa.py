@@ -77,6 +77,7 @@ class Fact:
     when: Interval
 
 
+@lru_cache(maxsize=1 << 17)  # each example is decomposed once per evidence rule; facts recur across examples
 def parse_fact(item: ContextItem) -> Fact | None:
     m = _FACT_RE.match(item.text)
     if not m:
