@@ -184,3 +184,5 @@ def test_cpu_loss_scores_label_positions_only_and_equals_trl(data, tmp_path, mod
         assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(ours_grads, trl_grads, strict=True))
         assert ours_logged["mean_token_accuracy"] == pytest.approx(trl_logged["mean_token_accuracy"])
         assert ours_logged["entropy"] == pytest.approx(trl_logged["entropy"], rel=1e-4)
+    # tokens seen, counted as TRL counts them (both calls of each pass above added the batch)
+    assert trainer._metrics["train"]["num_tokens"] == [4 * int(batch["attention_mask"].sum())]

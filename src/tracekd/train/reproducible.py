@@ -135,6 +135,9 @@ class ReproducibleTrainer(SFTTrainer):
             mode = "train" if self.model.training else "eval"
             self._metrics[mode]["entropy"].append(float(-(log_probs.exp() * log_probs).sum() / n))
             self._metrics[mode]["mean_token_accuracy"].append(float((log_probs.argmax(-1) == targets).sum() / n))
+            if mode == "train":  # tokens seen, padding excluded (one process: nothing to gather)
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
+                self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
         return loss
 
     def _get_train_sampler(self, train_dataset=None):
