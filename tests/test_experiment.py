@@ -279,7 +279,10 @@ def test_sigkill_during_training_resumes_to_the_same_results(tmp_path):
     ref_summary = json.loads(
         (tmp_path / "ref" / ckpt.relative_to(tmp_path / "run").parent / "train_summary.json").read_text()
     )
-    losses = lambda s: [(e["step"], e["loss"]) for e in s["log_history"] if "loss" in e]  # noqa: E731
+
+    def losses(summary):
+        return [(e["step"], e["loss"]) for e in summary["log_history"] if "loss" in e]
+
     assert losses(summary) == losses(ref_summary) and len(losses(ref_summary)) == 12
     assert 0 < state["global_step"] < 60
     assert done_before <= {p.parent.name for p in (tmp_path / "run" / "cells").glob("*/*/*/*/cell.json")}

@@ -174,9 +174,12 @@ def test_teach_rejection_sampling_summary_posthoc(server, tiny_folder, tmp_path)
             members = [i for i in ids if recs[i]["subset"] == sub]
             assert (got["examples"], got["accepted"]) == (len(members), len([i for i in members if i in accepted]))
         assert summary["acceptance"]["overall"]["rate"] == len(accepted) / len(ids)
+
         # rerun: everything is cached, nothing is asked, the same bytes are written
         # (the folder's lock file holds the pid of the last process that took it, nothing else)
-        outputs = lambda: {p.name: p.read_bytes() for p in out.iterdir() if p.name != LOCK_NAME}  # noqa: E731
+        def outputs():
+            return {p.name: p.read_bytes() for p in out.iterdir() if p.name != LOCK_NAME}
+
         before = outputs()
         r = _cli(*args, "--base-url", proxy.url, env={"TRACEKD_TEST_KEY": secret})
         assert r.returncode == 0, r.stderr

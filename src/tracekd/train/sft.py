@@ -158,10 +158,11 @@ def train(
     left half-written there. Bad input is refused before OUT is made."""
     from tracekd.train.reproducible import locked_output
 
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
     resolve(model)
-    read_sft_records(Path(data_dir))
-    with locked_output(Path(out_dir)):
-        return _train(data_dir, model, out_dir, opts, resume, callbacks)
+    records = read_sft_records(data_dir)  # read once: bad input refused here, the records trained below
+    with locked_output(out_dir):
+        return _train(records, data_dir, model, out_dir, opts or TrainOptions(), resume, callbacks)
 
 
 @dataclass(frozen=True)
@@ -199,8 +200,7 @@ class TrainingData:
     truncated: int  # sequences longer than max_length
 
 
-def training_data(data_dir: Path, tok, spec: ModelSpec, opts: TrainOptions) -> TrainingData:
-    records = read_sft_records(data_dir)
+def training_data(records: list[dict[str, Any]], tok, spec: ModelSpec, opts: TrainOptions) -> TrainingData:
     dataset = sft_dataset(records, tok, spec, opts.completion_only_loss)
     lengths = [len(x) for x in dataset["input_ids"]]
     return TrainingData(records, dataset, lengths, sum(n > opts.max_length for n in lengths))
@@ -257,15 +257,15 @@ def save_final(trainer, tok, spec: ModelSpec, final: Path) -> bool:
     return True
 
 
-def _train(data_dir, model: str, out_dir, opts: TrainOptions | None, resume: bool, callbacks: list | None) -> dict:
+def _train(
+    records: list, data_dir: Path, model: str, out_dir: Path, opts: TrainOptions, resume: bool, callbacks
+) -> dict:
     import datasets
 
     datasets.disable_progress_bars()
-    opts = opts or TrainOptions()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
     spec = resolve(model)
     tok = load_tokenizer(spec)
-    data = training_data(data_dir, tok, spec, opts)
+    data = training_data(records, tok, spec, opts)
     policy = device_policy(spec, opts)
     trainer = make_trainer(spec, tok, data, opts, policy, out_dir, callbacks)
     checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
