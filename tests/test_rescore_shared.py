@@ -345,7 +345,50 @@ def test_rescore_report_uses_the_same_report_code(tmp_path, shared_data, referen
     # the whole command, per-subset tables, CMH, the regression and the paper's joint share on the terminal
     for needle in ("Findings", "CMH χ²", "Per subset", "Logistic regression", "both✓", "P(a|t)", "ev P", "tr T"):
         assert needle in r.stdout
+    # one row per file, the original scorer's five numbers equal to the published ones on every file;
+    # no number cut short to fit the width
+    per_file = r.stdout[r.stdout.index("per file (Llama-3.2-1B-Instruct)") :].split("\n")[:16]
+    assert sum(line.rstrip().endswith(" same") for line in per_file) == 12 and "…" not in r.stdout
     # the report rebuilds from results.json alone
     (out / "report.html").unlink()
     r = subprocess.run([sys.executable, "-m", "tracekd", "report", str(out)], capture_output=True, text=True)
     assert r.returncode == 0 and (out / "report.html").read_text() == page
+
+
+def test_light_views_equal_the_full_statistics(results, shared_data, reference_outputs):
+    """Per file the summary carries the 2x2 tables without tests (the tests are on the files
+    pooled), and another evidence rule's view carries only its steps and their association: both
+    the same numbers a full summary of the same rows gives."""
+    from tracekd.data import get_dataset
+    from tracekd.score.evaluate import rule_view, summarize
+
+    rows: dict[str, list] = {}
+    files = sorted(str(p) for p in (reference_outputs / "evaluation_outputs").glob("*/*.json"))
+    res = rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), files, rows_out=rows)
+    ds = get_dataset("cotempqa", ir_rule="paper")
+    for f in res["files"].values():
+        light = f["summary"]
+        mine = [r for r in rows[f["condition"]] if r["subset"] == f["subset"]]
+        assert len(mine) == light["n"]
+        full = summarize(mine, ds)
+        assert set(full) - set(light) == {"seeds", "rates", "regression", "without_flagged"}
+        assert {k: v for k, v in light.items() if k not in ("association", "paper")} == {
+            k: v for k, v in full.items() if k in light and k not in ("association", "paper")
+        }
+        assert {k: b["table"] for k, b in full["association"].items()} == {
+            k: b["table"] for k, b in light["association"].items()
+        }
+        assert {k: b["table"] for k, b in full["paper"]["association"].items()} == {
+            k: b["table"] for k, b in light["paper"]["association"].items()
+        }
+    correct = res["by_condition"]["correct"]
+    assert rule_view(rows["correct"]) == {
+        "steps": correct["summary"]["steps"],
+        "association": correct["summary"]["association"],
+    }
+    # the secondary rule's view is what a full summary of the rows judged under that rule gives
+    other: dict[str, list] = {}
+    rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), files, ir_rule="tracekd", rows_out=other)
+    tracekd_rule = correct["evidence_rules"]["tracekd"]
+    full = summarize(other["correct"], get_dataset("cotempqa", ir_rule="tracekd"))
+    assert tracekd_rule == {"steps": full["steps"], "association": full["association"]}

@@ -233,6 +233,19 @@ def test_wilson_values():
         )
 
 
+def test_chi2_and_fisher_shortcuts_equal_scipy():
+    """`chi2_sf` is the special function `scipy.stats.chi2.sf` evaluates; `fisher_p` is
+    `scipy.stats.fisher_exact` kept per table."""
+    from scipy import stats
+
+    from tracekd.score.stats import chi2_sf, fisher_p
+
+    for x, df in [(0.0, 1), (1e-9, 1), (0.5, 1), (3.84, 1), (34.4, 1), (470.0, 1), (2.0, 3), (11.3, 3), (1e4, 2)]:
+        assert chi2_sf(x, df) == float(stats.chi2.sf(x, df))
+    for t in [(0, 0, 0, 1), (3, 1, 1, 3), (8, 2, 1, 5), (237, 2, 141, 570), (40, 10, 40, 10), (0, 5, 7, 0)]:
+        assert fisher_p(*t) == float(stats.fisher_exact([t[:2], t[2:]]).pvalue)
+
+
 @pytest.mark.parametrize(
     "table,odds",
     [

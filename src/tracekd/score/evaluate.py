@@ -25,6 +25,7 @@ from tracekd.score.outputs import check_rows, check_scores
 from tracekd.score.stats import (
     ItemBootstrap,
     association,
+    item_codes,
     regression,
     stratified,
     table_2x2,
@@ -141,8 +142,26 @@ def subset_rates(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {k: _breakdown(v) for k, v in sorted(by_subset.items())}
 
 
-def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
-    """One run's scores overall, per subset and per label, with the statistics of `statistics`."""
+def step_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each step's accuracy and the evidence scores' means."""
+    return {
+        **_step_rates(rows),
+        "evidence": _means([r["evidence"] for r in rows]),
+        "evidence_tolerant": _means([r["evidence_tolerant"] for r in rows]),
+    }
+
+
+def rule_view(rows: list[dict[str, Any]], inference: bool = True) -> dict[str, Any]:
+    """What an evidence rule changes (rows judged under it): the step scores and their association
+    (with `inference`, the tests of `statistics`; without, the 2x2 tables of `step_tables`)."""
+    association = statistics({0: rows}, steps_only=True) if inference else step_tables(rows)
+    return {"steps": step_scores(rows), "association": association["association"]}
+
+
+def summarize(rows: list[dict[str, Any]], ds: Dataset, inference: bool = True) -> dict[str, Any]:
+    """One run's scores overall, per subset and per label, with the statistics of `statistics`.
+    Without `inference` (a file that is also pooled with others, whose statistics are reported on
+    the pool): each step's 2x2 table (`tables`) in place of the statistics."""
     if not rows:
         raise InputError("nothing to score: no predictions")
     status = Counter(r["status"] for r in rows)
@@ -156,13 +175,9 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
         "status": {k: status.get(k, 0) for k in ("ok", "empty", "unparsable")},
         "parsed": parsed,
         "answer": {"accuracy": mean(r["answer"]["correct"] for r in rows), **_means([r["answer"] for r in rows])},
-        "steps": {
-            **_step_rates(rows),
-            "evidence": _means([r["evidence"] for r in rows]),
-            "evidence_tolerant": _means([r["evidence_tolerant"] for r in rows]),
-        },
+        "steps": step_scores(rows),
         "flags": dict(sorted(Counter(f for r in rows for f in r.get("flags", ())).items())),
-        **statistics({0: rows}),
+        **(statistics({0: rows}) if inference else step_tables(rows)),
         "by_subset": subset_summary,
         "by_label": {k: _breakdown(v) for k, v in sorted(by_label.items())},
         "dataset_summary": ds.answer_summary({k: v["answer_accuracy"] for k, v in subset_summary.items()}),
@@ -170,6 +185,37 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset) -> dict[str, Any]:
 
 
 # -- statistics from per-example rows ----------------------------------------------------------------
+def step_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each step's 2x2 table of step right/wrong x answer right/wrong, under tracekd's definitions
+    (over the rows the step applies to) and the paper's (over the outputs it evaluates), without
+    tests: the part of `statistics` that costs nothing."""
+    y = np.array([bool(r["answer"]["correct"]) for r in rows])
+    evaluated = np.array([r["paper"] is not None for r in rows])
+    y_paper = np.array([bool((r["answer"].get("upstream") or r["answer"])["correct"]) for r in rows])
+    steps = {
+        k: table_2x2([bool(f) for f, a in zip(v, y) if f is not None], [a for f, a in zip(v, y) if f is not None])
+        for k, v in _step_flags(rows).items()
+    }
+    paper = {
+        k: table_2x2([bool(r["paper"][f"{k}_correct"]) for r in rows if r["paper"]], y_paper[evaluated])
+        for k in metrics.paper_steps()
+    }
+    return {
+        "definitions": DEFINITIONS["tracekd"],
+        "association": {k: {"table": t} for k, t in steps.items()},
+        "paper": {
+            "definitions": DEFINITIONS["paper"],
+            "evaluated": int(evaluated.sum()),
+            "unevaluated": int((~evaluated).sum()),
+            **{
+                f"{k}_accuracy": float(np.mean([bool(r["paper"] and r["paper"][f"{k}_correct"]) for r in rows]))
+                for k in paper
+            },
+            "association": {k: {"table": t} for k, t in paper.items()},
+        },
+    }
+
+
 def _block(
     x: np.ndarray, y: np.ndarray, subset: np.ndarray, seed: np.ndarray, item: np.ndarray, detail: bool = True
 ) -> dict[str, Any]:
@@ -214,16 +260,17 @@ def _shares(prefix: str, x: np.ndarray, y: np.ndarray, evaluated: np.ndarray) ->
 STATISTICS_KEYS = ("seeds", "definitions", "rates", "association", "regression", "paper", "without_flagged")
 
 
-def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
+def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool = False) -> dict[str, Any]:
     """Everything tracekd infers from per-example rows (one list per seed, rows keyed by example
     id; the seeds of one example are the same test item): rates with item-bootstrap intervals,
     per step the 2x2 tables and tests (pooled, stratified, per subset, per seed), the regression of
     the answer on the steps, the same under the paper's definitions, and the association without
-    examples carrying each flag (`flags` of a row)."""
+    examples carrying each flag (`flags` of a row). `steps_only`: only the association of
+    tracekd's steps (what another evidence rule changes; `rule_view`)."""
     seeds = list(rows_by_seed)
     rows = [r for s in seeds for r in rows_by_seed[s]]
     seed = np.repeat(np.array([str(s) for s in seeds]), [len(rows_by_seed[s]) for s in seeds])
-    item = np.array([r["id"] for r in rows])
+    item = item_codes([r["id"] for r in rows])
     subset = np.array([r["subset"] for r in rows])
     y = np.array([bool(r["answer"]["correct"]) for r in rows])
     raw_steps = _step_flags(rows)
@@ -240,28 +287,15 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
 
     ratios: dict[str, tuple] = {}  # every metric of the table: the mean over the outputs it applies to
     for m in metrics.reported(rows):
-        values = [m.of(r) for r in rows]
-        ratios[m.name] = ([0.0 if v is None else float(v) for v in values], [float(v is not None) for v in values])
+        if not steps_only:
+            values = [m.of(r) for r in rows]
+            ratios[m.name] = ([0.0 if v is None else float(v) for v in values], [float(v is not None) for v in values])
         if m.step is not None:
             ratios.update(_shares(f"{m.step}:", steps[m.step], y, applies[m.step]))
-    for k, x in paper.items():
+    for k, x in {} if steps_only else paper.items():
         ratios[f"paper:{k}_accuracy"] = (x, ones)
         ratios.update(_shares(f"paper:{k}:", x, y_paper, evaluated))
     ci = ItemBootstrap(item).intervals(ratios)
-    by_seed = [seed == str(s) for s in seeds]
-    rates = {}
-    for name, (num, den) in ratios.items():
-        if ":" in name:
-            continue
-        num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-        per_seed = [float(num[m].sum() / den[m].sum()) for m in by_seed]
-        rates[name] = {
-            "mean": ci[name]["p"],
-            "ci95": ci[name]["ci95"],
-            "method": ci[name]["method"],
-            "sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else None,
-            "per_seed": per_seed,
-        }
 
     def steps_block(
         flags: dict[str, np.ndarray],
@@ -278,6 +312,23 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, Any]:
                 b[share] = ci[f"{prefix}{k}:{share}"]
             out[k] = b
         return out
+
+    if steps_only:
+        return {"association": steps_block(steps, y, everyone, "", applies)}
+    by_seed = [seed == str(s) for s in seeds]
+    rates = {}
+    for name, (num, den) in ratios.items():
+        if ":" in name:
+            continue
+        num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+        per_seed = [float(num[m].sum() / den[m].sum()) for m in by_seed]
+        rates[name] = {
+            "mean": ci[name]["p"],
+            "ci95": ci[name]["ci95"],
+            "method": ci[name]["method"],
+            "sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else None,
+            "per_seed": per_seed,
+        }
 
     def model(flags: dict[str, np.ndarray], answer: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
         factors = {"subset": subset[keep], **({"seed": seed[keep]} if len(seeds) > 1 else {})}

@@ -24,7 +24,7 @@ from tracekd.data.schema import Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 from tracekd.score.answers import upstream_totals
-from tracekd.score.evaluate import rejudge_steps, score_output, summarize
+from tracekd.score.evaluate import rejudge_steps, rule_view, score_output, summarize
 from tracekd.score.findings import summary_findings
 
 FORMATS = ("trace-check-qa",)
@@ -57,7 +57,7 @@ def published_model(files) -> str:
 
 def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Findings for `tracekd rescore`: one set per training condition (files pooled)."""
-    model = published_model(results["files"])
+    model = results["model"]
     out = []
     for cond, r in results["by_condition"].items():
         for f in summary_findings(r["summary"], f"{model} / {cond}"):
@@ -121,11 +121,6 @@ def evidence_rules(fmt: str, dataset: str, ir_rule: str | None) -> list[str | No
     return [primary] + [r for r in offered if r != primary]
 
 
-def _rule_view(summary: dict[str, Any]) -> dict[str, Any]:
-    """What an evidence rule changes: the step scores and their associations."""
-    return {"steps": summary["steps"], "association": summary["association"]}
-
-
 def rescore(
     fmt: str,
     dataset: str,
@@ -152,6 +147,7 @@ def rescore(
     results: dict[str, Any] = {
         "format": fmt,
         "dataset": dataset,
+        "model": published_model(files),
         "source": str(source),
         "ir_rule": rules[0] or "tracekd",
         "evidence_rules": [r for r in rules if r is not None],
@@ -179,14 +175,14 @@ def rescore(
                     datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]
                 )
             )
-        summaries = {}
+        views = {}
         for rule in rules:
             rows = (
                 primary
                 if rule == rules[0]
                 else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]
             )
-            summaries[rule] = summarize(rows, datasets[rule])
+            views[rule] = rule_view(rows, inference=False)  # the tests are on the files pooled
             rows_by_condition.setdefault(cond, {}).setdefault(rule, []).extend(rows)
         upstream = (
             upstream_totals([r["answer"]["upstream"] for r in primary]) if "upstream" in primary[0]["answer"] else None
@@ -197,18 +193,24 @@ def rescore(
             "subset": subsets[0] if len(subsets) == 1 else subsets,
             "published": _published(path),
             "upstream": upstream,
-            "summary": summaries[rules[0]],
-            "evidence_rules": {rule: _rule_view(s) for rule, s in summaries.items() if rule is not None},
+            "summary": summarize(primary, datasets[rules[0]], inference=False),
+            "evidence_rules": {rule: v for rule, v in views.items() if rule is not None},
         }
     if rows_out is not None:
         rows_out.update({cond: by_rule[rules[0]] for cond, by_rule in rows_by_condition.items()})
     for cond, by_rule in rows_by_condition.items():
-        summaries = {rule: summarize(rows, datasets[rule]) for rule, rows in by_rule.items()}
+        summary = summarize(by_rule[rules[0]], datasets[rules[0]])
         ids = [r["id"] for r in by_rule[rules[0]]]
         results["by_condition"][cond] = {
             "files": sum(v["condition"] == cond for v in results["files"].values()),
             "unique_examples": len(set(ids)),
-            "summary": summaries[rules[0]],
-            "evidence_rules": {rule: _rule_view(s) for rule, s in summaries.items() if rule is not None},
+            "summary": summary,
+            "evidence_rules": {
+                rule: {"steps": summary["steps"], "association": summary["association"]}
+                if rule == rules[0]
+                else rule_view(rows)
+                for rule, rows in by_rule.items()
+                if rule is not None
+            },
         }
     return {"findings": rescore_findings(results), **results}

@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 Z95 = 1.959963984540054
 BOOTSTRAP_RESAMPLES = 2000
@@ -55,6 +55,19 @@ def wilson(k: float, n: int) -> dict[str, Any]:
     return {"p": k / n, "k": k, "n": n, "ci95": [center - half, center + half]}
 
 
+def chi2_sf(x: float, df: int) -> float:
+    """P(chi-square with `df` degrees of freedom > x): `scipy.special.chdtrc`, the function
+    `scipy.stats.chi2.sf` evaluates, without its per-call argument handling (a test holds them equal)."""
+    return float(special.chdtrc(df, x))
+
+
+@lru_cache(maxsize=4096)
+def fisher_p(a: int, b: int, c: int, d: int) -> float:
+    """Two-sided p of Fisher's exact test (`scipy.stats.fisher_exact`), kept per table: a rescore
+    asks for the same table under both evidence rules and in the tables without flagged outputs."""
+    return float(stats.fisher_exact([[a, b], [c, d]]).pvalue)
+
+
 def association(table: list[list[int]]) -> dict[str, Any]:
     """For one table whose outputs are independent: Pearson chi-square without and with Yates'
     correction (the closed forms of `scipy.stats.chi2_contingency`, p from the chi-square
@@ -73,12 +86,12 @@ def association(table: list[list[int]]) -> dict[str, Any]:
         chi2y = n * max(0.0, abs(a * d - b * c) - n / 2) ** 2 / prod
         out.update(
             chi2=chi2,
-            chi2_p=float(stats.chi2.sf(chi2, 1)),
+            chi2_p=chi2_sf(chi2, 1),
             chi2_yates=chi2y,
-            chi2_yates_p=float(stats.chi2.sf(chi2y, 1)),
+            chi2_yates_p=chi2_sf(chi2y, 1),
             phi=(a * d - b * c) / math.sqrt(prod),
         )
-    out["fisher_p"] = float(stats.fisher_exact(table).pvalue) if n else None
+    out["fisher_p"] = fisher_p(a, b, c, d) if n else None
     if n and 0 not in (a, b, c, d):
         lor, se = math.log(a * d / (b * c)), math.sqrt(1 / a + 1 / b + 1 / c + 1 / d)
         out["odds_ratio"] = a * d / (b * c)
@@ -97,6 +110,12 @@ def association(table: list[list[int]]) -> dict[str, Any]:
 def _codes(labels) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct labels and each element's index into them."""
     return np.unique(np.asarray(labels), return_inverse=True)
+
+
+def item_codes(ids) -> np.ndarray:
+    """Each output's test item as an integer (the rank of its id among the distinct ids): what the
+    stratified tests, the regression and the bootstrap group by, sorted once instead of per test."""
+    return _codes(np.asarray(ids))[1]
 
 
 def design_effect(x: np.ndarray, y: np.ndarray, stratum: np.ndarray, cluster: np.ndarray) -> float:
@@ -187,7 +206,7 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
     raw = float(st.test_null_odds(correction=False).statistic)
     out.update(
         chi2=raw / deff,
-        p=float(stats.chi2.sf(raw / deff, 1)),
+        p=chi2_sf(raw / deff, 1),
         chi2_unadjusted=raw,
         design_effect=deff,
         estimable=True,
@@ -207,7 +226,7 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
         bd = _breslow_day(st, tables)
     if bd is not None:
         stat, df = bd
-        out["breslow_day"] = {"chi2": stat / deff, "df": df, "p": float(stats.chi2.sf(stat / deff, df))}
+        out["breslow_day"] = {"chi2": stat / deff, "df": df, "p": chi2_sf(stat / deff, df)}
     return out
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich import box
 from rich.console import Console, Group
 from rich.panel import Panel
 from rich.table import Table
@@ -181,28 +182,19 @@ def _rich(rows: Rows, caption: str | None = None, title: str | None = None, wrap
     )
     for i, col in enumerate(header):
         last = wrap_last and i == len(header) - 1
-        t.add_column(col, justify="left" if i < 2 or last else "right", no_wrap=not last)
+        # fold, never cut, a cell that does not fit: a truncated number reads as another number
+        t.add_column(col, justify="left" if i < 2 or last else "right", no_wrap=not last, overflow="fold")
     for r in body:
         t.add_row(*r)
     return t
 
 
-def metrics_table(
-    s: dict[str, Any],
-    published: dict[str, Any] | None = None,
-    upstream: dict[str, float] | None = None,
-    rules: dict[str, Any] | None = None,
-) -> Table:
-    """`upstream`: the original scorer's totals for a file (compared with `published`); `rules`:
-    the steps under each evidence rule, by rule name."""
+def metrics_table(s: dict[str, Any], rules: dict[str, Any] | None = None) -> Table:
+    """`rules`: the steps under each evidence rule, by rule name."""
     t = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     t.add_column("metric")
     t.add_column("value [95 % CI]", justify="right")
-    if published:
-        t.add_column("published", justify="right")
-
-    def row(name: str, value: str, pub: str = "") -> None:
-        t.add_row(name, value, pub) if published else t.add_row(name, value)
+    row = t.add_row
 
     rule_steps = metrics.rule_steps()
     for m in metrics.METRICS:
@@ -216,12 +208,7 @@ def metrics_table(
     for key, value in a.items():  # whatever else the dataset's answer scorer measures
         if key not in ("accuracy", "correct") and not isinstance(value, dict):
             row(f"answer {key}", pct(value))
-    if upstream:
-        for key in UPSTREAM_KEYS:
-            pub = published.get(key) if published else None
-            diff = f" ({upstream[key] - pub:+.1f})" if pub is not None else ""
-            row(f"answer {key} (upstream scorer)", f"{upstream[key]:.1f}{diff}", "" if pub is None else f"{pub:.1f}")
-    elif "upstream" in a:
+    if "upstream" in a:
         row("answer acc / f1 (upstream scorer)", f"{pct(a['upstream']['acc'])} / {pct(a['upstream']['f1'])}")
     for rule, view in (rules or {None: {"steps": s["steps"]}}).items():
         ev, tol = view["steps"]["evidence"], view["steps"]["evidence_tolerant"]
@@ -266,44 +253,62 @@ def findings_panel(findings: list[dict[str, Any]], title: str = "Findings") -> P
     return Panel("\n".join(f"• {f['text']}" for f in findings) or "(none)", title=title, expand=False)
 
 
-def print_summary(
-    console: Console,
-    title: str,
-    s: dict[str, Any],
-    published: dict[str, Any] | None = None,
-    full: bool = True,
-    upstream: dict[str, float] | None = None,
-    rules: dict[str, Any] | None = None,
-) -> None:
-    """One summary's metrics and association; `full` adds the per-subset/seed tables, the regression
-    and the legend (without it, the legend is left to a fuller table printed with it)."""
-    body = statistics_group(s, rules) if full else association_table(s, caption=False, rules=rules)
-    console.print(Panel(Group(metrics_table(s, published, upstream, rules), "", body), title=title, expand=False))
+def print_summary(console: Console, title: str, s: dict[str, Any], rules: dict[str, Any] | None = None) -> None:
+    """One summary's metrics and statistics, in a panel."""
+    console.print(Panel(Group(metrics_table(s, rules), "", statistics_group(s, rules)), title=title, expand=False))
+
+
+def files_table(results: dict[str, Any]) -> Table:
+    """One row per rescored file: its answer and step accuracies under each evidence rule, and the
+    original scorer's accuracy with its five numbers checked against the published ones (the test
+    statistics are on the pools)."""
+    rules = results.get("evidence_rules") or [None]
+    short = {"paper": "P", "tracekd": "T", None: ""}
+    rule_steps = metrics.rule_steps()
+    first = next(iter(results["files"].values()))["summary"]
+    other = [m for m in metrics.steps() if m.step not in rule_steps and m.name in first["steps"]]
+    t = Table(
+        title=f"per file ({results['model']})",
+        caption="accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence "
+        "rule; unp.: unparsable outputs; upstr.: the original scorer's acc; published: 'same' where its acc, f1, p, "
+        "r and avg all equal the published numbers (one decimal), else the published ones that differ",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+    )
+    cols = ["subset", "condition", "n", "answer", *(m.column.replace("answer_", "ans.") for m in other)]
+    cols += [f"{step[:2]} {short[rule]}".strip() for rule in rules for step in rule_steps]
+    cols += ["unp.", "upstr.", "published"]
+    for col in cols:
+        t.add_column(col, justify="left" if col in ("subset", "condition", "published") else "right", no_wrap=True)
+    for r in results["files"].values():
+        s = r["summary"]
+        views = r.get("evidence_rules") or {None: {"steps": s["steps"]}}
+        up, pub = r.get("upstream"), r.get("published") or {}
+        differ = [k for k in UPSTREAM_KEYS if up and (pub.get(k) is None or round(up[k], 1) != round(pub[k], 1))]
+        t.add_row(
+            r["subset"] if isinstance(r["subset"], str) else "+".join(r["subset"]),
+            r["condition"],
+            str(s["n"]),
+            pct(s["answer"]["accuracy"]),
+            *(pct(s["steps"][m.name]) for m in other),
+            *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in rule_steps),
+            str(s["status"]["unparsable"]),
+            f"{up['acc']:.1f}" if up else "—",
+            "—" if not up or not pub else ", ".join(f"{k} {num(pub.get(k), '.1f')}" for k in differ) or "same",
+        )
+    return t
 
 
 def print_rescore(console: Console, results: dict[str, Any]) -> None:
     """Findings first; then per file and per condition every step, the evidence steps under each
     rule side by side (the primary rule - the one the models were trained to cite - first)."""
     console.print(findings_panel(results["findings"], "Findings (per training condition, files pooled)"))
-    for path, r in results["files"].items():
-        title = f"{path.rsplit('/', 2)[-2] if '/' in path else ''}/{path.rsplit('/', 1)[-1]}  [{r['condition']}, n={r['summary']['n']}]"
-        print_summary(
-            console,
-            title,
-            r["summary"],
-            r["published"],
-            full=False,
-            upstream=r.get("upstream"),
-            rules=r.get("evidence_rules"),
-        )
+    console.print(files_table(results))
     for cond, r in results["by_condition"].items():
-        console.print(
-            Panel(
-                statistics_group(r["summary"], r.get("evidence_rules")),
-                title=f"{cond}: all files pooled (n={r['summary']['n']})",
-                expand=False,
-            )
-        )
+        title = f"{cond}: all files pooled (n={r['summary']['n']})"
+        print_summary(console, title, r["summary"], r.get("evidence_rules"))
     rules = results.get("evidence_rules") or [None]
     first = next(iter(results["by_condition"].values()))["summary"]
     rule_steps = metrics.rule_steps()
