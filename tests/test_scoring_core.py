@@ -422,18 +422,20 @@ def test_bootstrap_beyond_the_cached_size(monkeypatch):
 
 
 RULE = (
-    "least-squares slope of the logged training loss over the last 25% of steps; "
-    "falling when the fitted drop across them exceeds 5% of their mean loss"
+    "least-squares line through the logged training loss over the last 25% of steps; "
+    "falling when its drop across them exceeds 5% of their mean loss and its slope is "
+    "below zero beyond the points' scatter (one-sided t test, p < 0.05)"
 )
+NONE = {"relative_drop": None, "drop_ci95": [None, None], "p": None}
 
 
 def test_loss_trend_values(monkeypatch):
-    assert loss_trend([]) == {"falling": None, "points": 0, "relative_drop": None, "rule": RULE, "curve": []}
+    assert loss_trend([]) == {"falling": None, "points": 0, **NONE, "rule": RULE, "curve": []}
     # the curve: every logged (step, loss), in step order; only the last quarter is fitted
     assert loss_trend([{"step": 100, "loss": 0.5}, {"step": 10, "loss": 1.0}, {"epoch": 1}]) == {
         "falling": None,
         "points": 1,
-        "relative_drop": None,
+        **NONE,
         "rule": RULE,
         "curve": [[10.0, 1.0], [100.0, 0.5]],
     }
@@ -453,13 +455,42 @@ def test_loss_trend_values(monkeypatch):
     assert loss_trend(log)["falling"] is True
     monkeypatch.undo()
     # a loss of zero: no relative drop, not falling
-    assert loss_trend([{"step": s, "loss": 0.0} for s in (80, 90, 100)]) == {
+    zero = loss_trend([{"step": s, "loss": 0.0} for s in (80, 90, 100)])
+    assert zero == {
         "falling": False,
         "points": 3,
         "relative_drop": 0.0,
+        "drop_ci95": [0.0, 0.0],
+        "p": 1.0,
         "rule": RULE,
         "curve": [[80.0, 0.0], [90.0, 0.0], [100.0, 0.0]],
     }
+    assert math.copysign(1, zero["relative_drop"]) == 1  # not -0.0
+
+
+def test_loss_trend_tests_the_slope_against_the_scatter():
+    """A tail whose fitted drop is over 5 % only by batch-to-batch scatter is not falling; the same
+    scatter around a real fall is. Values by hand: slope, its standard error and the t interval."""
+    from scipy import stats as sps
+
+    steps = [30, 32, 34, 36, 38, 40]
+    noisy = [0.35, 0.309, 0.424, 0.412, 0.288, 0.33]  # a demo cell's tail (lr 2e-3)
+    t = loss_trend([{"step": 2, "loss": 4.0}, *({"step": s, "loss": v} for s, v in zip(steps, noisy))])
+    x, y = np.array(steps, float), np.array(noisy)
+    sxx = ((x - x.mean()) ** 2).sum()
+    slope = ((x - x.mean()) * (y - y.mean())).sum() / sxx
+    resid = y - (y.mean() + slope * (x - x.mean()))
+    se = math.sqrt((resid**2).sum() / (len(x) - 2) / sxx)
+    scale = 10 / y.mean()
+    half = sps.t.ppf(0.975, 4) * se
+    assert t["points"] == 6 and t["relative_drop"] == pytest.approx(-slope * scale, rel=1e-9)
+    assert t["relative_drop"] > 0.05
+    assert t["p"] == pytest.approx(sps.t.cdf(slope / se, 4), rel=1e-9) and t["p"] > 0.3
+    assert t["drop_ci95"] == pytest.approx([-(slope + half) * scale, -(slope - half) * scale], rel=1e-9)
+    assert t["falling"] is False  # the 5 % rule alone called this falling
+    falling = [v - 0.03 * (s - 30) for s, v in zip(steps, noisy)]  # the same scatter on a fall of 0.3
+    f = loss_trend([{"step": 2, "loss": 4.0}, *({"step": s, "loss": v} for s, v in zip(steps, falling))])
+    assert f["falling"] is True and f["p"] < 0.05 and f["drop_ci95"][0] > 0.05
 
 
 MODEL = "logistic regression (GLM binomial, logit link), item-clustered standard errors"

@@ -32,13 +32,20 @@ def test_loss_trend_keeps_the_curve():
 
 def test_training_table_flags_a_falling_cell():
     header, rows = _training(_results())
-    assert header[-6:] == ["seed", "steps", "first loss", "last loss", "fitted drop, last quarter", "loss"]
+    assert header[-6:] == [
+        "seed",
+        "steps",
+        "first loss",
+        "last loss",
+        "fitted drop, last quarter [95 % CI], p",
+        "loss",
+    ]
     assert rows == [
-        ["d", "m", "correct", "0", "100", "1.500", "0.061", rows[0][7], "flat"],
-        ["d", "m", "correct", "1", "100", "1.900", "1.000", "18.2 %", "still falling"],
+        ["d", "m", "correct", "0", "100", "1.500", "0.061", rows[0][7], "not falling"],
+        ["d", "m", "correct", "1", "100", "1.900", "1.000", "18.2 % [18.2, 18.2], p 0", "still falling"],
         ["d", "m", "incorrect", "0", "4", "1.500", "0.750", "—", "unknown"],
     ]
-    assert abs(float(rows[0][7].removesuffix(" %"))) < 5
+    assert abs(float(rows[0][7].split(" %")[0])) < 5 and rows[0][7].endswith(", p 0.5")
     assert _training({"groups": [{"dataset": "d", "model": "m", "condition": "baseline"}]}) is None
 
 

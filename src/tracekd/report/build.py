@@ -140,7 +140,9 @@ def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 TRAINING_NOTE = (
     "Each trained cell's logged training loss; still falling: a least-squares line through the losses of "
-    "the last quarter of the steps drops by more than 5 % of their mean (the findings' caveat)."
+    "the last quarter of the steps drops by more than 5 % of their mean and its slope is below zero beyond "
+    "the points' scatter (one-sided t test, p < 0.05; the findings' caveat); not falling: no such fall "
+    "(the interval says how large a fall the noise could hide)."
 )
 
 
@@ -149,8 +151,11 @@ def _training(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | No
     for group in results["groups"]:
         for seed, loss in (group.get("training") or {}).items():
             curve = loss.get("curve") or []
-            trend = {True: "still falling", False: "flat", None: "unknown"}[loss["falling"]]
-            drop = pct(loss["relative_drop"], " %")
+            trend = {True: "still falling", False: "not falling", None: "unknown"}[loss["falling"]]
+            lo, hi = loss["drop_ci95"]
+            drop = pct(loss["relative_drop"], " %") + (
+                "" if lo is None else f" [{pct(lo)}, {pct(hi)}], p {loss['p']:.2g}"
+            )
             rows.append(
                 [
                     group["dataset"],
@@ -164,7 +169,7 @@ def _training(results: dict[str, Any]) -> tuple[list[str], list[list[str]]] | No
                     trend,
                 ]
             )
-    header = [*GROUP, "seed", "steps", "first loss", "last loss", "fitted drop, last quarter", "loss"]
+    header = [*GROUP, "seed", "steps", "first loss", "last loss", "fitted drop, last quarter [95 % CI], p", "loss"]
     return (header, rows) if rows else None
 
 

@@ -20,11 +20,15 @@ from tracekd.score.outputs import Compact, Model, Num, Statistics, Status, valid
 
 class LossTrend(Model):
     falling: bool | None
-    """the training loss was still falling at the end (null: too few points)"""
+    """the training loss was still falling at the end: fitted drop over 5 %, slope below zero beyond the scatter (null: too few points)"""
     points: int
     """logged losses in the last quarter of the steps"""
     relative_drop: Num
     """the fitted drop across them, as a share of their mean"""
+    drop_ci95: list[Num]
+    """its 95 % interval (t interval of the slope)"""
+    p: Num
+    """one-sided p of the slope (below zero)"""
     rule: str
     """the rule, in words"""
     curve: list[list[float]]

@@ -37,7 +37,7 @@ def _loss_caveats(training: dict[str, dict[str, Any]]) -> list[str]:
         out.append(
             "training loss still falling at the end ("
             + ", ".join(
-                f"seed {s}: fitted drop {100 * t['relative_drop']:.0f} % over the last quarter of steps"
+                f"seed {s}: fitted drop {100 * t['relative_drop']:.0f} % over the last quarter of steps, p {t['p']:.2g}"
                 for s, t in falling.items()
             )
             + ")"
