@@ -29,7 +29,8 @@ time (user + system, from the Trainer's train-begin to train-end callbacks): `to
 CPU second (timed the same way). `--threads 1` avoids the other distortion of a loaded machine:
 with two threads every parallel operation waits for the thread that is not scheduled.
 
-Default: SmolLM2-135M, LoRA r16 all-linear, CoTempQA from ../shared (10-36 facts per example),
+Default: SmolLM2-135M, LoRA r16 all-linear without LoRA dropout (as tracekd's CPU configs; `--lora-dropout`),
+CoTempQA from ../shared (10-36 facts per example; `--data synthetic-babi`: the demo's short examples),
 400 examples, batch 1 (batches grouped by length start with the longest, about 1,300 tokens: fp32
 needs about 6 GB per sequence of that length in a batch), 8 steps.
 The machine is shared: compare ratios measured in one run.
@@ -101,7 +102,9 @@ class FlopCounter:
             self.flops += float(args[0].shape[:-1].numel()) * 4 * self.d * self.vocab
 
 
-def worker(data: str, model: str, run: str, batch: int, steps: int, out: str, threads: int | None) -> None:
+def worker(
+    data: str, model: str, run: str, batch: int, steps: int, out: str, threads: int | None, lora_dropout: float
+) -> None:
     import torch
     from transformers import TrainerCallback
 
@@ -139,6 +142,7 @@ def worker(data: str, model: str, run: str, batch: int, steps: int, out: str, th
         completion_only_loss=tracekd,
         logging_steps=1,
         precision=precision,
+        lora_dropout=lora_dropout,
     )
     s = train(data, model, Path(out).with_suffix(""), opts, callbacks=[Attach()])
     peak_after = matmul_peak(dtype)
@@ -171,17 +175,31 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
     ap.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
+    ap.add_argument(
+        "--data",
+        choices=["cotempqa", "synthetic-babi"],
+        default="cotempqa" if COTEMPQA.is_dir() else "synthetic-babi",
+        help="cotempqa (../shared; 10-36 facts, sequences up to about 1,300 tokens) or synthetic-babi "
+        "(the demo's data: about 100-250 tokens)",
+    )
+    ap.add_argument(
+        "--lora-dropout",
+        type=float,
+        default=0.0,
+        help="LoRA dropout (default 0, as tracekd's CPU configs: on a CPU its random masks cost a quarter of a "
+        "fp32 step and more of a bf16 one; the paper's 0.05 for comparison)",
+    )
     ap.add_argument("--worker", nargs=3, metavar=("RUN", "DATA", "OUT"))
     a = ap.parse_args()
     if a.worker:
-        worker(a.worker[1], a.model, a.worker[0], a.batch_size, a.steps, a.worker[2], a.threads)
+        worker(a.worker[1], a.model, a.worker[0], a.batch_size, a.steps, a.worker[2], a.threads, a.lora_dropout)
         return
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         src = (
             ["--dataset", "cotempqa", "--source", str(COTEMPQA)]
-            if COTEMPQA.is_dir()
-            else ["--dataset", "synthetic-temporal", "--size", "400"]
+            if a.data == "cotempqa"
+            else ["--dataset", "synthetic-babi", "--size", str(a.examples * 5 // 4)]
         )
         subprocess.run(
             [
@@ -212,6 +230,8 @@ def main() -> None:
                     "--steps",
                     str(a.steps),
                     *(["--threads", str(a.threads)] if a.threads else []),
+                    "--lora-dropout",
+                    str(a.lora_dropout),
                     "--worker",
                     run,
                     str(tmp / "data"),
@@ -243,10 +263,11 @@ def main() -> None:
     report = {
         "benchmark": "sft_tokens_per_second_and_mfu_cpu",
         "model": a.model,
-        "data": "cotempqa" if COTEMPQA.is_dir() else "synthetic-temporal",
+        "data": a.data,
         "examples": a.examples,
         "batch_size": a.batch_size,
         "steps": a.steps,
+        "lora_dropout": a.lora_dropout,
         "flop_count": "per real token 4*N_layers + 6*N_lora; per supervised token 4*d*V (LM head); "
         "per sequence 12*d_attn*s(s+1)/2 per layer (causal attention); padding excluded",
         "runs": runs,
