@@ -161,7 +161,7 @@ def rule_view(rows: list[dict[str, Any]], inference: bool = True) -> dict[str, A
 def summarize(rows: list[dict[str, Any]], ds: Dataset, inference: bool = True) -> dict[str, Any]:
     """One run's scores overall, per subset and per label, with the statistics of `statistics`.
     Without `inference` (a file that is also pooled with others, whose statistics are reported on
-    the pool): each step's 2x2 table (`tables`) in place of the statistics."""
+    the pool): each step's 2x2 table (`step_tables`) in place of the statistics."""
     if not rows:
         raise InputError("nothing to score: no predictions")
     status = Counter(r["status"] for r in rows)
