@@ -121,6 +121,19 @@ def evidence_rules(fmt: str, dataset: str, ir_rule: str | None) -> list[str | No
     return [primary] + [r for r in offered if r != primary]
 
 
+def _rule_views(summary: dict[str, Any], by_rule: dict[str | None, list], inference: bool = True) -> dict[str, Any]:
+    """Each evidence rule's step scores and association (`rule_view`), the primary rule's (the
+    first) taken from its summary; none when the dataset has one rule."""
+    primary = next(iter(by_rule))
+    return {
+        rule: {"steps": summary["steps"], "association": summary["association"]}
+        if rule == primary
+        else rule_view(rows, inference)
+        for rule, rows in by_rule.items()
+        if rule is not None
+    }
+
+
 def rescore(
     fmt: str,
     dataset: str,
@@ -175,15 +188,15 @@ def rescore(
                     datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]
                 )
             )
-        views = {}
-        for rule in rules:
-            rows = (
-                primary
-                if rule == rules[0]
-                else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]
-            )
-            views[rule] = rule_view(rows, inference=False)  # the tests are on the files pooled
+        by_rule = {
+            rule: primary
+            if rule == rules[0]
+            else [rejudge_steps(r, decomposed(rule, ex)) for r, (ex, _) in zip(primary, pairs)]
+            for rule in rules
+        }
+        for rule, rows in by_rule.items():
             rows_by_condition.setdefault(cond, {}).setdefault(rule, []).extend(rows)
+        summary = summarize(primary, datasets[rules[0]], inference=False)  # the tests are on the files pooled
         upstream = (
             upstream_totals([r["answer"]["upstream"] for r in primary]) if "upstream" in primary[0]["answer"] else None
         )
@@ -193,8 +206,8 @@ def rescore(
             "subset": subsets[0] if len(subsets) == 1 else subsets,
             "published": _published(path),
             "upstream": upstream,
-            "summary": summarize(primary, datasets[rules[0]], inference=False),
-            "evidence_rules": {rule: v for rule, v in views.items() if rule is not None},
+            "summary": summary,
+            "evidence_rules": _rule_views(summary, by_rule, inference=False),
         }
     if rows_out is not None:
         rows_out.update({cond: by_rule[rules[0]] for cond, by_rule in rows_by_condition.items()})
@@ -205,12 +218,6 @@ def rescore(
             "files": sum(v["condition"] == cond for v in results["files"].values()),
             "unique_examples": len(set(ids)),
             "summary": summary,
-            "evidence_rules": {
-                rule: {"steps": summary["steps"], "association": summary["association"]}
-                if rule == rules[0]
-                else rule_view(rows)
-                for rule, rows in by_rule.items()
-                if rule is not None
-            },
+            "evidence_rules": _rule_views(summary, by_rule),
         }
     return {"findings": rescore_findings(results), **results}

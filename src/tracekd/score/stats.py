@@ -431,11 +431,9 @@ def loss_trend(log_history: list[dict[str, Any]]) -> dict[str, Any]:
         f"below zero beyond the points' scatter (one-sided t test, p < {LOSS_ALPHA:g})"
     )
     known = {"rule": rule, "curve": [[s, v] for s, v in pts]}
-    if not pts:
-        return {"falling": None, "points": 0, "relative_drop": None, "drop_ci95": [None, None], "p": None, **known}
-    last = pts[-1][0]
+    last = pts[-1][0] if pts else 0.0
     tail = [(s, v) for s, v in pts if s >= last * (1 - LOSS_TAIL)]
-    if len(tail) < 3:
+    if len(tail) < 3:  # no points at all included
         return {
             "falling": None,
             "points": len(tail),

@@ -258,33 +258,49 @@ def print_summary(console: Console, title: str, s: dict[str, Any], rules: dict[s
     console.print(Panel(Group(metrics_table(s, rules), "", statistics_group(s, rules)), title=title, expand=False))
 
 
+RULE_SHORT = {"paper": "P", "tracekd": "T", None: ""}
+RULE_COLUMNS = "accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence rule"
+
+
+def _other_steps(summary: dict[str, Any]) -> list[metrics.Metric]:
+    """The steps the evidence rule does not change, in the metric table's order."""
+    rule_steps = metrics.rule_steps()
+    return [m for m in metrics.steps() if m.step not in rule_steps and m.step in summary["association"]]
+
+
+def _step_header(steps: list[metrics.Metric], rules: list[str | None]) -> list[str]:
+    """Columns of the rule-independent steps, then each rule's evidence and trace."""
+    rule_cols = [f"{step[:2]} {RULE_SHORT[rule]}".strip() for rule in rules for step in metrics.rule_steps()]
+    return [*(m.column.replace("answer_", "ans.") for m in steps), *rule_cols]
+
+
+def _rule_cells(r: dict[str, Any], rules: list[str | None]) -> list[str]:
+    """Each rule's evidence and trace accuracy of one file or condition."""
+    views = r.get("evidence_rules") or {None: {"steps": r["summary"]["steps"]}}
+    return [pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in metrics.rule_steps()]
+
+
 def files_table(results: dict[str, Any]) -> Table:
     """One row per rescored file: its answer and step accuracies under each evidence rule, and the
     original scorer's accuracy with its five numbers checked against the published ones (the test
     statistics are on the pools)."""
     rules = results.get("evidence_rules") or [None]
-    short = {"paper": "P", "tracekd": "T", None: ""}
-    rule_steps = metrics.rule_steps()
-    first = next(iter(results["files"].values()))["summary"]
-    other = [m for m in metrics.steps() if m.step not in rule_steps and m.name in first["steps"]]
+    other = _other_steps(next(iter(results["files"].values()))["summary"])
     t = Table(
         title=f"per file ({results['model']})",
-        caption="accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence "
-        "rule; unp.: unparsable outputs; upstr.: the original scorer's acc; published: 'same' where its acc, f1, p, "
-        "r and avg all equal the published numbers (one decimal), else the published ones that differ",
+        caption=f"{RULE_COLUMNS}; unp.: unparsable outputs; upstr.: the original scorer's acc; published: 'same' "
+        "where its acc, f1, p, r and avg all equal the published numbers (one decimal), else the published ones "
+        "that differ",
         header_style="bold",
         box=box.SIMPLE_HEAD,
         show_edge=False,
         pad_edge=False,
     )
-    cols = ["subset", "condition", "n", "answer", *(m.column.replace("answer_", "ans.") for m in other)]
-    cols += [f"{step[:2]} {short[rule]}".strip() for rule in rules for step in rule_steps]
-    cols += ["unp.", "upstr.", "published"]
+    cols = ["subset", "condition", "n", "answer", *_step_header(other, rules), "unp.", "upstr.", "published"]
     for col in cols:
         t.add_column(col, justify="left" if col in ("subset", "condition", "published") else "right", no_wrap=True)
     for r in results["files"].values():
         s = r["summary"]
-        views = r.get("evidence_rules") or {None: {"steps": s["steps"]}}
         up, pub = r.get("upstream"), r.get("published") or {}
         differ = [k for k in UPSTREAM_KEYS if up and (pub.get(k) is None or round(up[k], 1) != round(pub[k], 1))]
         t.add_row(
@@ -293,7 +309,7 @@ def files_table(results: dict[str, Any]) -> Table:
             str(s["n"]),
             pct(s["answer"]["accuracy"]),
             *(pct(s["steps"][m.name]) for m in other),
-            *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in rule_steps),
+            *_rule_cells(r, rules),
             str(s["status"]["unparsable"]),
             f"{up['acc']:.1f}" if up else "—",
             "—" if not up or not pub else ", ".join(f"{k} {num(pub.get(k), '.1f')}" for k in differ) or "same",
@@ -310,23 +326,17 @@ def print_rescore(console: Console, results: dict[str, Any]) -> None:
         title = f"{cond}: all files pooled (n={r['summary']['n']})"
         print_summary(console, title, r["summary"], r.get("evidence_rules"))
     rules = results.get("evidence_rules") or [None]
-    first = next(iter(results["by_condition"].values()))["summary"]
-    rule_steps = metrics.rule_steps()
-    steps = [metrics.step_metric(k) for k in first["association"] if k not in rule_steps]
-    short = {"paper": "P", "tracekd": "T", None: ""}
+    steps = _other_steps(next(iter(results["by_condition"].values()))["summary"])
     legend = (
-        "accuracies in %; ev, tr: evidence and full trace under the paper's (P) and tracekd's (T) evidence rule; "
-        "both✓ and P(a|t): trace and answer both right, and P(answer right | trace right), paper's definitions"
+        f"{RULE_COLUMNS}; both✓ and P(a|t): trace and answer both right, and P(answer right | trace right), "
+        "paper's definitions"
     )
     t = Table(title="by condition (all files pooled)", caption=legend, header_style="bold")
-    cols = ["condition", "files", "n", "answer", "upstr.", *(m.column.replace("answer_", "ans.") for m in steps)]
-    cols += [f"{step[:2]} {short[rule]}".strip() for rule in rules for step in rule_steps]
-    cols += ["both✓", "P(a|t)"]
+    cols = ["condition", "files", "n", "answer", "upstr.", *_step_header(steps, rules), "both✓", "P(a|t)"]
     for col in cols:
         t.add_column(col, justify="right" if col != "condition" else "left", no_wrap=True)
     for cond, r in results["by_condition"].items():
         s = r["summary"]
-        views = r.get("evidence_rules") or {None: {"steps": s["steps"]}}
         up = s["answer"].get("upstream", {}).get("acc")
         tr = s["paper"]["association"]["trace"]
         t.add_row(
@@ -336,7 +346,7 @@ def print_rescore(console: Console, results: dict[str, Any]) -> None:
             pct(s["answer"]["accuracy"]),
             pct(up),
             *(pct(s["rates"][m.name]["mean"]) for m in steps),
-            *(pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in rule_steps),
+            *_rule_cells(r, rules),
             pct(tr["both_right"]["p"]),
             pct(tr["answer_given_step_right"]["p"]),
         )
