@@ -77,7 +77,7 @@ def write_spec(root: Path, **changes) -> Path:
     }
     spec.update(changes)
     path = root / "spec.yaml"
-    path.write_text(yaml.safe_dump(spec))
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
     return path
 
 
