@@ -23,7 +23,7 @@ from tracekd.humanstudy.spec import load_spec
 from tracekd.prepare import prepare
 
 TYPES = ("rule", "teacher", "teacher_summary", "teacher_posthoc")
-HOSTILE = "<script>window.__pwned = 1</script><img src=x onerror=\"window.__pwned=2\">"
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned=2">'
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from humanstudy import ROOT, TYPES, make_sources, write_spec
 from scipy import stats
 
+from humanstudy import ROOT, TYPES, make_sources, write_spec
 from tracekd.humanstudy.analyze import cronbach_alpha, d_prime, krippendorff_ordinal
 from tracekd.humanstudy.simulate import power
 from tracekd.humanstudy.spec import INTERPRETABILITY, LOAD, load_study
@@ -60,7 +60,10 @@ def _kept_pages(a) -> pd.DataFrame:
     long = long[long["participant"].astype(int).isin(_kept(a))]
     items = long[(long["kind"] == "item") & (long["attention"] == "0")]
     wide = items.pivot_table(
-        index=["participant", "item", "type", "wrong", "true_step", "seconds"], columns="question", values="value", aggfunc="first"
+        index=["participant", "item", "type", "wrong", "true_step", "seconds"],
+        columns="question",
+        values="value",
+        aggfunc="first",
     ).reset_index()
     for q in (*INTERPRETABILITY, *LOAD):
         wide[q] = wide[q].astype(int)
@@ -179,7 +182,9 @@ def test_alpha_functions_on_random_data(seed):
     data = rng.integers(1, 6, size=(6, 15)).astype(float)
     data[rng.random(data.shape) < 0.3] = np.nan
     units = {j: [int(v) for v in data[:, j] if not np.isnan(v)] for j in range(data.shape[1])}
-    assert krippendorff_ordinal(units) == pytest.approx(krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal"))
+    assert krippendorff_ordinal(units) == pytest.approx(
+        krippendorff.alpha(reliability_data=data, level_of_measurement="ordinal")
+    )
 
 
 def test_verification_and_bootstrap_equal_counts_from_the_csv(analysis):
@@ -212,5 +217,19 @@ def test_power_by_simulation(analysis):
     big = power(study, [20], {**dict.fromkeys(TYPES, 0.0), "rule": 0.8}, ("rule", "teacher"), reps=60, seed=1)[0]
     assert null["power"] <= 0.15 and big["power"] >= 0.9
     assert null["ci"][0] <= null["power"] <= null["ci"][1]
-    out = _cli("power", analysis["study"], "--compare", "rule", "teacher", "--effect", "rule=0.3", "--participants", 20, "--participants", 40, "--reps", 30)
+    out = _cli(
+        "power",
+        analysis["study"],
+        "--compare",
+        "rule",
+        "teacher",
+        "--effect",
+        "rule=0.3",
+        "--participants",
+        20,
+        "--participants",
+        40,
+        "--reps",
+        30,
+    )
     assert "20 participants: power" in out and "40 participants: power" in out

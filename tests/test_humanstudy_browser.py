@@ -14,8 +14,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from humanstudy import make_sources, make_study, server
 
+from humanstudy import make_sources, make_study, server
 from tracekd.humanstudy.export import open_store, rows
 
 CHROMIUM = os.environ.get("TRACEKD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
@@ -101,7 +101,10 @@ def test_a_whole_session_by_keyboard_with_a_reload(tmp_path):
     items = [r for r in recs if r["kind"] == "item" and r["attention"] == 0]
     assert len({r["page"] for r in items}) == 4
     by_q = {(r["page"], r["question"]): r["value"] for r in items}
-    assert all(by_q[(p, "interp_understand")] == "4" and by_q[(p, "tlx_frustration")] == "3" for p in {r["page"] for r in items})
+    assert all(
+        by_q[(p, "interp_understand")] == "4" and by_q[(p, "tlx_frustration")] == "3"
+        for p in {r["page"] for r in items}
+    )
     assert sum(v == "no" for (_, q), v in by_q.items() if q == "verify") == said_no > 0
     assert {r["question"]: r["value"] for r in recs if r["kind"] == "demographics"} == {
         "age": "25-34",

@@ -8,8 +8,8 @@ import sys
 from collections import Counter
 
 import pytest
-from humanstudy import ROOT, TYPES, make_sources, make_study, write_spec
 
+from humanstudy import ROOT, TYPES, make_sources, make_study, write_spec
 from tracekd.errors import InputError
 from tracekd.humanstudy.design import assign, williams
 from tracekd.humanstudy.spec import load_spec, load_study

@@ -11,8 +11,8 @@ from collections import Counter
 
 import httpx2
 import pytest
-from humanstudy import answer_for, make_sources, make_study, page_index, server
 
+from humanstudy import answer_for, make_sources, make_study, page_index, server
 from tracekd.humanstudy.export import open_store, rows
 
 DEADLINE = 240  # seconds: the whole concurrent run is bounded
@@ -57,7 +57,12 @@ def _balanced(study, people: list[dict]) -> None:
 
 def test_100_participants_at_once_lose_nothing_and_stay_balanced(sources, tmp_path):
     study, folder = make_study(
-        sources, name=f"s-{tmp_path.name}", participants=100, items_per_participant=4, verification_share=0, attention_checks=1
+        sources,
+        name=f"s-{tmp_path.name}",
+        participants=100,
+        items_per_participant=4,
+        verification_share=0,
+        attention_checks=1,
     )
     acked: list = []
     with server(folder) as (base, _):
@@ -82,13 +87,15 @@ def test_100_participants_at_once_lose_nothing_and_stay_balanced(sources, tmp_pa
     per_person = Counter(r["prolific_pid"] for r in recs)
     assert set(per_person.values()) == {5 * 7 + 3}  # 4 items + 1 check, 7 answers each; demographics
     assert len(acked) == 100 * (2 + 5 + 1)
-    assert Counter(r["type"] for r in recs if r["kind"] == "item" and r["attention"] == 0 and r["question"] == "verify") == {
-        t: 100 for t in study.spec.types
-    }
+    assert Counter(
+        r["type"] for r in recs if r["kind"] == "item" and r["attention"] == 0 and r["question"] == "verify"
+    ) == dict.fromkeys(study.spec.types, 100)
 
 
 def test_a_killed_server_loses_no_acknowledged_answer_and_gives_no_slot_twice(sources, tmp_path):
-    study, folder = make_study(sources, name=f"s-{tmp_path.name}", participants=12, items_per_participant=4, verification_share=0)
+    study, folder = make_study(
+        sources, name=f"s-{tmp_path.name}", participants=12, items_per_participant=4, verification_share=0
+    )
     acked: list = []
     with server(folder) as (base, proc):
 

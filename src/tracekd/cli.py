@@ -434,7 +434,9 @@ def humanstudy_power(
             raise InputError(f"{name!r} is not a type of this study ({', '.join(effects)})", key="compare")
     for row in power(study, participants or [len(study.plans)], effects, compare, reps, seed):
         lo, hi = row["ci"]
-        out.print(f"{row['participants']} participants: power {100 * row['power']:.0f} % [95 % CI {100 * lo:.0f}, {100 * hi:.0f}]")
+        out.print(
+            f"{row['participants']} participants: power {100 * row['power']:.0f} % [95 % CI {100 * lo:.0f}, {100 * hi:.0f}]"
+        )
 
 
 def _shutdown_distributed() -> None:

@@ -148,7 +148,9 @@ def create_app(study_dir: str | Path, db_url: str | None = None, admin_token: st
             return RedirectResponse("/page", status_code=303)
         if pid is None:
             if not study.spec.allow_anonymous:
-                return message("Please open this study from its Prolific page (the link carries your Prolific ID).", 400)
+                return message(
+                    "Please open this study from its Prolific page (the link carries your Prolific ID).", 400
+                )
             import secrets
 
             pid = "anon-" + secrets.token_hex(8)

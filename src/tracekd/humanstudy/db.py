@@ -167,7 +167,9 @@ class Answers:
             ).rowcount
             if moved != 1:
                 return False
-            shown_at = conn.execute(select(participants.c.page_shown_at).where(participants.c.id == participant.id)).first()
+            shown_at = conn.execute(
+                select(participants.c.page_shown_at).where(participants.c.id == participant.id)
+            ).first()
             conn.execute(update(participants).where(participants.c.id == participant.id).values(page_shown_at=None))
             seconds = None if shown_at is None or shown_at[0] is None else max(now - shown_at[0], 0.0)
             if values:

@@ -29,11 +29,6 @@ from rapidfuzz import fuzz
 from tracekd.data import get_dataset
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, write_text_atomic
-from tracekd.traces.conditions import distractors, wrong_label
-from tracekd.traces.parse import parse
-from tracekd.traces.records import read_sft_records
-from tracekd.traces.render import EVIDENCE_SENTENCE
 from tracekd.humanstudy.spec import (
     DB_FILE,
     STUDY_FILE,
@@ -47,6 +42,11 @@ from tracekd.humanstudy.spec import (
     Wrong,
     study_yaml,
 )
+from tracekd.jsonio import read_jsonl, write_text_atomic
+from tracekd.traces.conditions import distractors, wrong_label
+from tracekd.traces.parse import parse
+from tracekd.traces.records import read_sft_records
+from tracekd.traces.render import EVIDENCE_SENTENCE
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
@@ -173,7 +173,7 @@ def _item_sets(n_items: int, n: int, types: int, participants: int, design: str,
             key="items_per_participant",
         )
     per_type = n // types if design == "within" else n
-    if 0 < share and wrong_count(share, per_type) == 0:
+    if share > 0 and wrong_count(share, per_type) == 0:
         raise InputError(
             f"a verification share of {share:g} of the {per_type} pages of a type a participant sees gives no "
             f"wrong trace: raise it to at least {0.5 / per_type:.2g} or show more items",

@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from tracekd.humanstudy.spec import AGREE, LIKERT_QUESTIONS, LOW_HIGH, LOAD
+from tracekd.humanstudy.spec import AGREE, LIKERT_QUESTIONS, LOAD, LOW_HIGH
 from tracekd.jsonio import write_json_atomic, write_text_atomic
 
 ALPHA = 0.05
@@ -38,7 +38,11 @@ def findings(r: dict[str, Any]) -> list[str]:
             ordinal = block["ordinal_model"]["log_odds"]
             for t, e in mm["effects"].items():
                 agrees = t in ordinal and (ordinal[t]["estimate"] > 0) == (e["difference"] > 0)
-                check = "the ordinal model agrees in direction" if agrees else "the ordinal model does NOT agree in direction"
+                check = (
+                    "the ordinal model agrees in direction"
+                    if agrees
+                    else "the ordinal model does NOT agree in direction"
+                )
                 if e["p"] < ALPHA:
                     side = "higher" if e["difference"] > 0 else "lower"
                     if scale == "load":
@@ -100,7 +104,13 @@ def plot_likert(r: dict[str, Any], path: Path) -> None:
         ax.set_title(f"{q}: {LIKERT_QUESTIONS[q]}", fontsize=9, loc="left")
     labels = LOW_HIGH if qs[-1] in LOAD else AGREE
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors]
-    fig.legend(handles, [f"{i + 1} {a} / {b}" for i, (a, b) in enumerate(zip(AGREE, labels))], loc="lower center", ncol=3, fontsize=7)
+    fig.legend(
+        handles,
+        [f"{i + 1} {a} / {b}" for i, (a, b) in enumerate(zip(AGREE, labels))],
+        loc="lower center",
+        ncol=3,
+        fontsize=7,
+    )
     axes[-1].set_xlabel("share of answers (left: disagree / low, right: agree / high)")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=110)
@@ -148,7 +158,15 @@ def write_report(r: dict[str, Any], out: Path) -> dict[str, Path]:
     parts.append(_table([[e["name"], e["rule"], e["excluded"]] for e in r["exclusions"]], ["rule", "what", "excluded"]))
     for scale, block in r.get("scales", {}).items():
         rows = [
-            [t, s["participants"], s["pages"], f"{s['mean']:.2f}", _ci(s["mean_ci"]), f"{s['median']:.2f}", _ci(s["median_ci"])]
+            [
+                t,
+                s["participants"],
+                s["pages"],
+                f"{s['mean']:.2f}",
+                _ci(s["mean_ci"]),
+                f"{s['median']:.2f}",
+                _ci(s["median_ci"]),
+            ]
             for t, s in block["summary"].items()
         ]
         parts.append(f"<h2>{html.escape(scale.capitalize())}</h2>")

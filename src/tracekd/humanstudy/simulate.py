@@ -69,7 +69,6 @@ def _likert(x: np.ndarray) -> np.ndarray:
 
 def draw_pages(study: Study, slots: list[int], effects: dict[str, float], rng: np.random.Generator, p: Params):
     """Every page answer of the participants in `slots`: a dict of arrays, one entry per page."""
-    types = list(study.spec.types)
     items = sorted(study.items)
     kind = rng.choice(3, size=len(slots), p=[1 - p.inattentive - p.speeders, p.inattentive, p.speeders])
     u = rng.normal(0, p.sd_participant, len(slots))

@@ -175,7 +175,9 @@ def _yaml(path: Path) -> Any:
         return yaml.safe_load(read_text(path))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        raise InputError(f"not valid YAML ({getattr(e, 'problem', e)})", path, mark.line + 1 if mark else None) from None
+        raise InputError(
+            f"not valid YAML ({getattr(e, 'problem', e)})", path, mark.line + 1 if mark else None
+        ) from None
 
 
 def _validate(model: type[BaseModel], raw: Any, path: Path) -> Any:
