@@ -133,7 +133,7 @@ def test_the_mixed_model_agrees_with_an_independent_fit(analysis):
 
 def test_rank_tests_equal_scipy_and_holm(analysis):
     df = _kept_pages(analysis)
-    means = df.groupby(["participant", "type"])["interp"].mean().unstack()[list(TYPES)].dropna()
+    means = df.groupby(["participant", "type"])["interp"].mean().round(10).unstack()[list(TYPES)].dropna()
     rt = analysis["r"]["scales"]["interpretability"]["rank_tests"]
     f = stats.friedmanchisquare(*(means[t] for t in TYPES))
     assert rt["statistic"] == pytest.approx(f.statistic) and rt["p"] == pytest.approx(f.pvalue)
@@ -233,3 +233,31 @@ def test_power_by_simulation(analysis):
         30,
     )
     assert "20 participants: power" in out and "40 participants: power" in out
+
+
+def test_a_between_participant_study(tmp_path):
+    """Between-participant: Kruskal-Wallis and Mann-Whitney U on participants' means (scipy, here
+    recomputed), the same exclusions; simulate refuses more participants than free slots."""
+    from humanstudy import make_study
+    from tracekd.errors import InputError
+    from tracekd.humanstudy.analyze import analyze
+    from tracekd.humanstudy.export import open_store, rows
+    from tracekd.humanstudy.simulate import simulate
+
+    root = make_sources(tmp_path)
+    study, folder = make_study(root, participants=48, items_per_participant=4, design="between", attention_checks=1)
+    store = open_store(folder, None)
+    with pytest.raises(InputError, match="only 48 participant slot"):
+        simulate(study, store, 49, EFFECT, seed=0)
+    assert simulate(study, store, None, EFFECT, seed=0) == 48
+    r = analyze(study, rows(study, store), boot=200)
+    rt = r["scales"]["interpretability"]["rank_tests"]
+    assert rt["test"] == "Kruskal-Wallis" and rt["pair_test"] == "Mann-Whitney U"
+    long = pd.DataFrame(rows(study, store))
+    kept = long[long["participant"].isin(_kept({"long": long.astype(str)}))]
+    items = kept[(kept["kind"] == "item") & (kept["attention"] == 0) & kept["question"].isin(list(INTERPRETABILITY))]
+    items = items.assign(v=items["value"].astype(int))
+    means = items.groupby(["participant", "type"])["v"].mean().round(10).groupby("type").apply(list)
+    want = stats.kruskal(*(means[t] for t in TYPES))
+    assert rt["statistic"] == pytest.approx(want.statistic) and rt["p"] == pytest.approx(want.pvalue)
+    assert r["scales"]["interpretability"]["mixed_model"]["effects"]["teacher"]["difference"] < 0

@@ -144,3 +144,34 @@ def test_a_second_create_in_the_same_folder_is_refused(sources, tmp_path):
     make_study(sources, name=f"s-{tmp_path.name}")
     with pytest.raises(InputError, match="a study is already here"):
         make_study(sources, name=f"s-{tmp_path.name}")
+
+
+def test_a_type_from_model_outputs(sources, tmp_path):
+    """Model outputs from a run (JSONL id, output) on a prepared folder's examples: parsed into the
+    rule-based steps when the output has them, shown as free text when not."""
+    import json
+
+    recs = [json.loads(line) for line in (sources / "rule" / "test.jsonl").open()]
+    preds = tmp_path / "preds.jsonl"
+    with preds.open("w") as f:
+        for i, r in enumerate(recs):
+            out = r["completion"][0]["content"] if i % 2 else f"I think it is {r['answers'][0]}. Done."
+            f.write(json.dumps({"id": r["id"], "output": out}) + "\n")
+    study, _ = make_study(
+        sources,
+        name=f"s-{tmp_path.name}",
+        types={"rule": {"data": "rule"}, "model:smollm2": {"data": "rule", "predictions": str(preds)}},
+        participants=6,
+        items_per_participant=4,
+    )
+    shown = {t.item: t for t in study.traces if t.type == "model:smollm2"}
+    by_id = {r["id"]: i for i, r in enumerate(recs)}
+    for item, t in shown.items():
+        if by_id[item] % 2:
+            assert t.trace.steps[0].startswith("The temporal relation") and t.wrong.kind in (
+                "wrong_label",
+                "wrong_evidence",
+            )
+        else:
+            assert t.trace.steps == ["I think it is " + recs[by_id[item]]["answers"][0] + ".", "Done."]
+            assert t.wrong.kind == "swapped_fact"

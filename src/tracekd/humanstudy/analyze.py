@@ -175,7 +175,8 @@ def rank_tests(df: pd.DataFrame, column: str, types: list[str], design: str) -> 
     pairwise Wilcoxon signed-rank; between: Kruskal-Wallis, pairwise Mann-Whitney U. Holm over the pairs."""
     from statsmodels.stats.multitest import multipletests
 
-    means = df.groupby(["participant", "type"])[column].mean().unstack("type")
+    # rounded: means of Likert answers that are equal tie (float noise would break ties in the ranks)
+    means = df.groupby(["participant", "type"])[column].mean().round(10).unstack("type")
     present = [t for t in types if t in means.columns]
     pairs = list(itertools.combinations(present, 2))
     if design == "within":
