@@ -43,7 +43,7 @@ from tracekd.humanstudy.spec import (
 
 COOKIE = "tracekd_hs"
 _PID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}
+LOOPBACK = {"127.0.0.1", "::1", "localhost", "testclient"}  # "testclient": Starlette's test client's host
 PROLIFIC_COMPLETE = "https://app.prolific.com/submissions/complete?cc="
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=select_autoescape(["html"]))
 
@@ -165,7 +165,9 @@ def create_app(study_dir: str | Path, db_url: str | None = None, admin_token: st
                 "This Prolific ID has already started the study in another browser. Please continue there.", 403
             )
         response = RedirectResponse("/page", status_code=303)
-        response.set_cookie(COOKIE, me.token, httponly=True, samesite="strict", max_age=7 * 24 * 3600)
+        # Lax, not Strict: a participant who returns through Prolific's link (a navigation from
+        # another site) must bring the cookie to resume; POSTs come from this site's own pages
+        response.set_cookie(COOKIE, me.token, httponly=True, samesite="lax", max_age=7 * 24 * 3600)
         return response
 
     def show(me: Participant, error: str | None = None, status: int = 200) -> HTMLResponse:
