@@ -261,3 +261,16 @@ def test_a_between_participant_study(tmp_path):
     want = stats.kruskal(*(means[t] for t in TYPES))
     assert rt["statistic"] == pytest.approx(want.statistic) and rt["p"] == pytest.approx(want.pvalue)
     assert r["scales"]["interpretability"]["mixed_model"]["effects"]["teacher"]["difference"] < 0
+
+
+def test_analyze_before_anyone_answered(tmp_path):
+    from humanstudy import make_study
+    from tracekd.humanstudy.analyze import analyze
+    from tracekd.humanstudy.export import open_store, rows
+    from tracekd.humanstudy.report import findings, write_report
+
+    study, folder = make_study(make_sources(tmp_path))
+    r = analyze(study, rows(study, open_store(folder, None)))
+    assert r["participants"] == 0 and "scales" not in r
+    assert findings(r)[-1] == "Too few participants kept (fewer than 3) for any statistic."
+    assert write_report(r, tmp_path / "out")["html"].is_file()

@@ -179,6 +179,8 @@ def test_admin_needs_the_token_away_from_loopback(study):
     assert far.get("/admin").status_code == 403
     assert far.get("/admin?token=nope").status_code == 403
     assert far.get("/admin?token=s3cret&fmt=json").json()["slots"] == 8
+    near = TestClient(create_app(folder, admin_token="s3cret"), client=("127.0.0.1", 1))
+    assert near.get("/admin").status_code == 403  # a token set: needed from loopback too (a local proxy)
     assert TestClient(create_app(folder), client=("203.0.113.9", 1)).get("/admin").status_code == 403
 
 

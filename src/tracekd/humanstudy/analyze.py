@@ -276,19 +276,13 @@ def verification(df: pd.DataFrame, types: list[str], boot: int, seed: int) -> di
 def analyze(study: Study, records: list[dict[str, Any]], boot: int = 2000, seed: int = 0) -> dict:
     """All the statistics of a study's exported rows (export.rows)."""
     long = pd.DataFrame(records)
+    types = list(study.spec.types)
+    result: dict[str, Any] = {"study": study.spec.name, "design": study.spec.design, "types": types}
     if long.empty:
-        return {"participants": 0, "exclusions": [], "kept": 0}
+        return {**result, "participants": 0, "exclusions": [], "kept": 0}
     long["seconds"] = pd.to_numeric(long["seconds"], errors="coerce")
     kept, rules = exclusions(long, study.spec.min_seconds_per_page)
-    types = list(study.spec.types)
-    result: dict[str, Any] = {
-        "study": study.spec.name,
-        "design": study.spec.design,
-        "types": types,
-        "participants": int(long["participant"].nunique()),
-        "exclusions": rules,
-        "kept": len(kept),
-    }
+    result.update(participants=int(long["participant"].nunique()), exclusions=rules, kept=len(kept))
     pages = item_pages(long, kept)
     result["pages"] = len(pages)
     if pages.empty or pages["participant"].nunique() < 3:

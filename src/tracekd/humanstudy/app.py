@@ -7,13 +7,14 @@ among them) → demographics → completion. `GET /?PROLIFIC_PID=..&STUDY_ID=..&
 session elsewhere cannot take it over. `GET /page` shows the participant's current page (a reload
 or a return resumes there), `POST /page` saves it (see db.py: stale or second-tab submissions
 save nothing). Every form value is checked: a missing, out-of-range or unknown field is refused
-with a message naming it, and nothing is saved. `/admin` shows progress (from loopback, or with
-the admin token).
+with a message naming it, and nothing is saved. `/admin` shows progress (with the admin token when
+one is set — `serve` sets one when it listens beyond loopback — else from loopback only).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ def create_app(study_dir: str | Path, db_url: str | None = None, admin_token: st
             redirect = study.spec.prolific.redirect and not me.pid.startswith("anon-")
             return render("done.html", code=code, link=PROLIFIC_COMPLETE + code, redirect=redirect)
         store.shown(me)
-        ctx: dict[str, Any] = {"page_index": me.page, "error": error, "status_code": status}
+        ctx: dict[str, Any] = {"page_index": me.page, "error": error}
         if step.kind == "item":
             ctx.update(_item_context(study, step, len(plans[me.slot])))
         if step.kind == "demographics":
@@ -223,8 +224,14 @@ def create_app(study_dir: str | Path, db_url: str | None = None, admin_token: st
 
     @app.get("/admin")
     def admin(request: Request, token: str | None = None, fmt: str = "html"):
+        # with a token (serve sets one when it listens beyond loopback) every request needs it, so a
+        # proxy on this machine does not make the world loopback; without one, loopback only
         host = request.client.host if request.client else ""
-        if host not in LOOPBACK and (admin_token is None or token != admin_token):
+        if admin_token is not None:
+            allowed = token is not None and secrets.compare_digest(token.encode(), admin_token.encode())
+        else:
+            allowed = host in LOOPBACK
+        if not allowed:
             return message("Not allowed (the admin view needs the admin token away from this machine).", 403)
         data = progress(study, store)
         if fmt == "json":

@@ -48,6 +48,7 @@ from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
 from tracekd.traces.render import EVIDENCE_SENTENCE
 
+_EVIDENCE = EVIDENCE_SENTENCE.rstrip(": ") + ": "  # each cited fact is a step of its own
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 
 
@@ -68,8 +69,9 @@ def _steps_of_text(text: str) -> list[str]:
 
 
 def _rule_steps(ex: Example, label: str | None, evidence: list[str] | tuple[str, ...] | None) -> list[str]:
+    """A rule-based trace's steps: its label sentence, then one step per fact it cites."""
     steps = [] if label is None else [_label_sentence(ex).format(label=label)]
-    return steps + [f"{EVIDENCE_SENTENCE.rstrip(': ')}: {e}" for e in evidence or ()]
+    return steps + [_EVIDENCE + e for e in evidence or ()]
 
 
 def _trace_of(ex: Example, target: dict, answers: tuple[str, ...]) -> tuple[Trace, bool]:
@@ -82,17 +84,26 @@ def _trace_of(ex: Example, target: dict, answers: tuple[str, ...]) -> tuple[Trac
 
 
 def _wrong(ex: Example, trace: Trace, rule: bool, labels: tuple[str, ...], seed: int) -> Wrong:
+    """The trace with one step made wrong (see the module docstring). Rule-based: the wrong label
+    or one wrong-evidence distractor, even odds when both are possible; free-form, or when neither
+    is: a swapped fact. The new step always differs from the one it replaces."""
     rng = _rng(seed, "wrong", ex.id)
     pool = distractors(ex)
     steps = list(trace.steps)
-    has_label = rule and ex.label and steps[0] == _label_sentence(ex).format(label=ex.label)
-    if rule and pool and (not has_label or len(steps) > 1) and (not has_label or rng.random() < 0.5):
-        i = rng.randrange(1 if has_label else 0, len(steps))
-        steps[i] = f"{EVIDENCE_SENTENCE.rstrip(': ')}: {rng.choice(pool).text}"
-        return Wrong(steps=steps, step=i + 1, kind="wrong_evidence")
-    if has_label and len(labels) > 1:
-        steps[0] = _label_sentence(ex).format(label=wrong_label(ex, labels, seed))
-        return Wrong(steps=steps, step=1, kind="wrong_label")
+    has_label = rule and not steps[0].startswith(_EVIDENCE)
+    first_fact = 1 if has_label else 0
+    can_evidence = rule and bool(pool) and len(steps) > first_fact
+    if has_label and len(labels) > 1 and (not can_evidence or rng.random() < 0.5):
+        new = _label_sentence(ex).format(label=wrong_label(ex, labels, seed))
+        if new != steps[0]:  # (a model's own label may already be the drawn one)
+            steps[0] = new
+            return Wrong(steps=steps, step=1, kind="wrong_label")
+    if can_evidence:
+        i = rng.randrange(first_fact, len(steps))
+        fits = [c.text for c in pool if fuzz.ratio(_EVIDENCE + c.text, steps[i]) < 90]
+        if fits:
+            steps[i] = _EVIDENCE + rng.choice(fits)
+            return Wrong(steps=steps, step=i + 1, kind="wrong_evidence")
     # the step that states a fact of the context most closely (else a random step) gets another fact
     facts = [c.text for c in ex.context]
     scores = [max((fuzz.ratio(s, f) for f in facts), default=0) for s in steps]

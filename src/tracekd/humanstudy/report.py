@@ -26,8 +26,10 @@ def _ci(ci: list[float], fmt: str = ".2f") -> str:
 def findings(r: dict[str, Any]) -> list[str]:
     """One sentence per comparison, the test that supports it named, with its caveats."""
     out = []
-    excluded = ", ".join(f"{e['excluded']} {e['name']}" for e in r["exclusions"])
+    excluded = ", ".join(f"{e['excluded']} {e['name']}" for e in r["exclusions"]) or "no answers yet"
     out.append(f"{r['kept']} of {r['participants']} participants kept ({excluded}); {r.get('pages', 0)} item pages.")
+    if "scales" not in r:
+        return [*out, "Too few participants kept (fewer than 3) for any statistic."]
     if r["kept"] < FEW_PARTICIPANTS:
         out.append(f"Caveat: only {r['kept']} participants kept (fewer than {FEW_PARTICIPANTS}); intervals are wide.")
     for scale, block in r.get("scales", {}).items():
