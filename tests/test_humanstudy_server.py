@@ -97,7 +97,9 @@ def test_a_killed_server_loses_no_acknowledged_answer_and_gives_no_slot_twice(so
 
         async def until_killed():
             tasks = [asyncio.create_task(_participant(base, f"K{k:03d}", acked)) for k in range(8)]
+            deadline = time.monotonic() + 120
             while len(acked) < 20:  # let about a third of the pages be saved, then kill mid-flight
+                assert time.monotonic() < deadline and not all(t.done() for t in tasks), "no progress"
                 await asyncio.sleep(0.005)
             proc.kill()
             return await asyncio.wait_for(asyncio.gather(*tasks), 60)

@@ -431,7 +431,7 @@ def humanstudy_power(
     effects = parse_effects(effect or [], list(study.spec.types))
     for name in compare:
         if name not in effects:
-            raise InputError(f"{name!r} is not a type of this study ({', '.join(effects)})", key="compare")
+            raise InputError(f"{name!r} is not a type of this study ({', '.join(effects)})", key="--compare")
     for row in power(study, participants or [len(study.plans)], effects, compare, reps, seed):
         lo, hi = row["ci"]
         out.print(

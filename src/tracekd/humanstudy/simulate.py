@@ -55,11 +55,11 @@ def parse_effects(items: list[str], types: list[str]) -> dict[str, float]:
     for it in items:
         name, sep, value = it.partition("=")
         if not sep or name not in out:
-            raise InputError(f"effect {it!r}: give TYPE=SHIFT with TYPE one of {', '.join(types)}", key="effect")
+            raise InputError(f"{it!r}: give TYPE=SHIFT with TYPE one of {', '.join(types)}", key="--effect")
         try:
             out[name] = float(value)
         except ValueError:
-            raise InputError(f"effect {it!r}: SHIFT must be a number", key="effect") from None
+            raise InputError(f"{it!r}: SHIFT must be a number", key="--effect") from None
     return out
 
 
@@ -117,7 +117,7 @@ def simulate(
     free = len(study.plans) - len(store.all_participants())
     n = free if participants is None else participants
     if n > free:
-        raise InputError(f"only {free} participant slot(s) are free in this study", key="participants")
+        raise InputError(f"only {free} participant slot(s) are free in this study", key="--participants")
     rng = np.random.default_rng(seed)
     t0 = 1.0e9
     people = []
