@@ -307,6 +307,138 @@ def report(
     out.print(f"report -> {paths['html']}")
 
 
+humanstudy = typer.Typer(
+    no_args_is_help=True, help="A study in which people rate traces and verify them (docs: README, Human study)."
+)
+app.add_typer(humanstudy, name="humanstudy")
+_DB_URL = typer.Option("--db", help="Database URL (default: SQLite, study.db in the study folder).")
+
+
+@humanstudy.command("create")
+def humanstudy_create(
+    spec: Annotated[Path, typer.Argument(help="Study spec (YAML; configs/humanstudy-paper.yaml).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New study folder (study.yaml, study.db).")],
+) -> None:
+    """Draw a balanced, seeded study from prepared (and teacher) folders."""
+    from tracekd.humanstudy.design import create
+    from tracekd.humanstudy.spec import load_spec
+
+    study = create(load_spec(spec), out_dir)
+    b = study.balance
+    out.print(
+        f"{len(study.plans)} participant slots, {len(study.spec.types)} types, {b['items_used']} items "
+        f"({b['item_sets']} set(s) of {b['items_per_set']}; balanced every {b['cycle']} participants) -> {out_dir}"
+    )
+
+
+@humanstudy.command("serve")
+def humanstudy_serve(
+    study_dir: Annotated[Path, typer.Argument(help="Study folder.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    db: Annotated[str | None, _DB_URL] = None,
+    admin_token: Annotated[
+        str | None, typer.Option(envvar="TRACEKD_ADMIN_TOKEN", help="Token of /admin away from loopback.")
+    ] = None,
+) -> None:
+    """Serve the study (participants open /?PROLIFIC_PID=...; progress at /admin)."""
+    import secrets
+
+    import uvicorn
+
+    from tracekd.humanstudy.app import create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1") and admin_token is None:
+        admin_token = secrets.token_urlsafe(16)
+        out.print(f"admin view: /admin?token={admin_token}")
+    uvicorn.run(create_app(study_dir, db, admin_token), host=host, port=port, log_level="warning")
+
+
+@humanstudy.command("export")
+def humanstudy_export(
+    study_dir: Annotated[Path, typer.Argument(help="Study folder.")],
+    out_file: Annotated[Path, typer.Option("--out", help="CSV (one row per participant x item x question).")],
+    db: Annotated[str | None, _DB_URL] = None,
+) -> None:
+    """Write the answers as tidy long CSV."""
+    from tracekd.humanstudy.export import open_store, rows, write_csv
+    from tracekd.humanstudy.spec import load_study
+
+    records = rows(load_study(study_dir), open_store(study_dir, db))
+    write_csv(out_file, records)
+    out.print(f"{len(records)} rows -> {out_file}")
+
+
+@humanstudy.command("simulate")
+def humanstudy_simulate(
+    study_dir: Annotated[Path, typer.Argument(help="Study folder.")],
+    effect: Annotated[
+        list[str] | None, typer.Option(help="TYPE=SHIFT: interpretability shift in Likert points (repeatable).")
+    ] = None,
+    participants: Annotated[int | None, typer.Option(help="How many (default: every free slot).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    db: Annotated[str | None, _DB_URL] = None,
+) -> None:
+    """Fill a study with synthetic participants (seeded, with a chosen effect)."""
+    from tracekd.humanstudy.export import open_store
+    from tracekd.humanstudy.simulate import parse_effects, simulate
+    from tracekd.humanstudy.spec import load_study
+
+    study = load_study(study_dir)
+    effects = parse_effects(effect or [], list(study.spec.types))
+    n = simulate(study, open_store(study_dir, db), participants, effects, seed)
+    out.print(f"{n} synthetic participants added to {study_dir}")
+
+
+@humanstudy.command("analyze")
+def humanstudy_analyze(
+    study_dir: Annotated[Path, typer.Argument(help="Study folder.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for analysis.json, plots, report.html.")],
+    db: Annotated[str | None, _DB_URL] = None,
+    boot: Annotated[int, typer.Option(help="Bootstrap resamples (over participants).")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """Exclusions, per-type ratings, models, reliability, verification; findings and a report page."""
+    from tracekd.humanstudy.analyze import analyze
+    from tracekd.humanstudy.export import open_store, rows
+    from tracekd.humanstudy.report import findings, write_report
+    from tracekd.humanstudy.spec import load_study
+
+    study = load_study(study_dir)
+    result = analyze(study, rows(study, open_store(study_dir, db)), boot, seed)
+    paths = write_report(result, out_dir)
+    for line in findings(result):
+        out.print(rich_escape(line))
+    out.print(f"report -> {paths['html']}")
+
+
+@humanstudy.command("power")
+def humanstudy_power(
+    study_dir: Annotated[Path, typer.Argument(help="Study folder (its design and items).")],
+    compare: Annotated[tuple[str, str], typer.Option(help="The two types of the planned comparison.")],
+    effect: Annotated[
+        list[str] | None, typer.Option(help="TYPE=SHIFT: interpretability shift in Likert points (repeatable).")
+    ] = None,
+    participants: Annotated[list[int] | None, typer.Option(help="Numbers of participants to try (repeatable).")] = None,
+    reps: Annotated[int, typer.Option(help="Simulated studies per number.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """How many participants detect a given difference (power by simulation)."""
+    from tracekd.humanstudy.simulate import parse_effects, power
+    from tracekd.humanstudy.spec import load_study
+
+    study = load_study(study_dir)
+    effects = parse_effects(effect or [], list(study.spec.types))
+    for name in compare:
+        if name not in effects:
+            raise InputError(f"{name!r} is not a type of this study ({', '.join(effects)})", key="--compare")
+    for row in power(study, participants or [len(study.plans)], effects, compare, reps, seed):
+        lo, hi = row["ci"]
+        out.print(
+            f"{row['participants']} participants: power {100 * row['power']:.0f} % [95 % CI {100 * lo:.0f}, {100 * hi:.0f}]"
+        )
+
+
 def _shutdown_distributed() -> None:
     """End a torch.distributed run cleanly before the interpreter exits."""
     dist = sys.modules.get("torch.distributed")
