@@ -146,10 +146,11 @@ def rescore(
     ] = None,
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
-    from tracekd.jsonio import write_json_atomic
+    from tracekd.jsonio import refuse_overwriting, write_json_atomic
     from tracekd.score.rescore import rescore as run_rescore
     from tracekd.score.tables import print_rescore
 
+    refuse_overwriting([json_out, *(report / f for f in ("results.json", "report.md", "report.html") if report)], files)
     rows: dict[str, list] = {}
     results = run_rescore(fmt, dataset, source, [str(f) for f in files], ir_rule, rows_out=rows)
     print_rescore(out, results)
@@ -187,8 +188,12 @@ def train(
     if summary:
         out.print(
             f"trained {summary['model']} on {summary['examples']} examples ({summary['steps']} steps, "
-            f"loss {summary['train_loss']:.4f}, {summary['truncated']} truncated) -> {summary['output']}"
+            f"loss {_loss(summary['train_loss'])}, {summary['truncated']} truncated) -> {summary['output']}"
         )
+
+
+def _loss(value: float | None) -> str:
+    return "- (nothing left to train)" if value is None else f"{value:.4f}"
 
 
 def _checkpoints_kept(out_dir: Path) -> str:

@@ -352,3 +352,57 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# -- provenance -----------------------------------------------------------------------------------
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def check_provenance(record_file: str | Path, produced_by: dict[str, Any], output_exists: bool, fresh: str) -> None:
+    """What produced an output (model, adapter / data hashes, options: `produced_by`, JSON
+    values) is kept in `record_file` beside it. A resume into an output that another producer
+    made, or one without a record, is refused with one line naming what differs and `fresh`
+    (how to start fresh); else the record is (re)written. Call it holding the output's lock,
+    before writing the output."""
+    record_file = Path(record_file)
+    current = json.loads(json.dumps(produced_by))
+    if output_exists:
+        if not record_file.is_file():
+            raise InputError(f"resuming, but {record_file.name} (what produced it) is missing; {fresh}", record_file)
+        stored, now = _flat(read_json(record_file)), _flat(current)
+        differ = [k for k in sorted(set(stored) | set(now)) if stored.get(k, "-") != now.get(k, "-")]
+        if differ:
+            what = ", ".join(f"{k}: {stored.get(k, '-')!r} (now {now.get(k, '-')!r})" for k in differ[:4])
+            more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+            raise InputError(f"made by something else, would mix outputs: {what}{more}; {fresh}", record_file.parent)
+        return
+    write_json_atomic(record_file, current)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def refuse_overwriting(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None]) -> None:
+    """No output may be an input (resolved paths: symlinks and hard links included), and no two
+    outputs may be one file: an `InputError` naming the output, before anything is written."""
+    outs = [Path(p) for p in outputs if p is not None]
+    ins = [Path(p) for p in inputs if p is not None]
+    for i, out in enumerate(outs):
+        for src in ins:
+            if _same_file(out, src):
+                raise InputError(f"is also an input ({src}); name another output", out)
+        for other in outs[:i]:
+            if _same_file(out, other):
+                raise InputError(f"is named for two outputs (also {other}); name another", out)

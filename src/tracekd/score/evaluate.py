@@ -17,7 +17,7 @@ import numpy as np
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.data.reading import check_unique_ids
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, staged
+from tracekd.jsonio import read_jsonl, refuse_overwriting, staged
 from tracekd.score import metrics
 from tracekd.score.answers import score_answer
 from tracekd.score.freeform import freeform_trace
@@ -442,6 +442,12 @@ def evaluate(
     for a folder prepared with a teacher condition."""
     if trace_style not in TRACE_STYLES:
         raise InputError(f"unknown trace style {trace_style!r}; choose one of {', '.join(TRACE_STYLES)}")
+    out = Path(out)
+    examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
+    data = Path(data_dir)
+    refuse_overwriting(
+        [out, examples_out], [predictions, *(data / f for f in ("test.jsonl", "train.jsonl", "manifest.json"))]
+    )
     freeform = trace_style == "freeform" or (trace_style == "auto" and freeform_folder(data_dir))
     examples, ds = load_test_set(data_dir)
     known = {ex.id: ex for ex in examples}
@@ -463,8 +469,6 @@ def evaluate(
     summary["trace_style"] = "freeform" if freeform else "rule"
     summary["data"] = str(data_dir)
     summary["predictions"] = str(predictions)
-    out = Path(out)
-    examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
     check_rows(rows, examples_out)
     check_scores(summary, out)
     with staged() as stage:  # both files or neither

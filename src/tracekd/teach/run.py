@@ -25,7 +25,7 @@ from typing import Any
 
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
-from tracekd.jsonio import remove_stale_temps, staged
+from tracekd.jsonio import refuse_overwriting, remove_stale_temps, staged
 from tracekd.lock import folder_lock
 from tracekd.score.answers import score_answer
 from tracekd.score.evaluate import score_output, summarize
@@ -221,6 +221,9 @@ def teach(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output path exists and is not a folder", out_dir)
+    refuse_overwriting(
+        [out_dir / f for f in (RESPONSES_FILE, *DERIVED)], [data_dir / f for f in ("train.jsonl", "test.jsonl")]
+    )
     items, ds = load_items(data_dir, opts)
     judge(ds, items[0].ex, {"content": "", "reasoning": None}, opts.accept)  # a bad `accept` fails before any request
     with folder_lock(out_dir, "tracekd teach"):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracekd.jsonio import write_json_atomic
+from tracekd.jsonio import check_provenance, sha256_file, write_json_atomic
 from tracekd.models.loading import (
     cuda_available,
     cuda_memory_gib,
@@ -161,8 +161,29 @@ def train(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     resolve(model)
     records = read_sft_records(data_dir)  # read once: bad input refused here, the records trained below
+    opts = opts or TrainOptions()
     with locked_output(out_dir):
-        return _train(records, data_dir, model, out_dir, opts or TrainOptions(), resume, callbacks)
+        check_provenance(
+            out_dir / PROVENANCE,
+            training_provenance(resolve(model), data_dir, opts),
+            resume
+            and (any((out_dir / "checkpoints").glob("checkpoint-*")) or (out_dir / "train_summary.json").exists()),
+            "rerun without --resume, or name another --out, to start fresh",
+        )
+        return _train(records, data_dir, model, out_dir, opts, resume, callbacks)
+
+
+PROVENANCE = "provenance.json"  # what produced OUT: model, data hash, options (a resume must match it)
+
+
+def training_provenance(spec: ModelSpec, data_dir: Path, opts: TrainOptions) -> dict[str, Any]:
+    """What the weights depend on: a resume with another model, data or recipe would mix two runs
+    (logging, checkpoint cadence and reporting do not change the weights)."""
+    return {
+        "model": {"name": spec.name, "source": spec.source},
+        "data": sha256_file(data_dir / "train.jsonl"),
+        "options": opts.model_dump(exclude={"save_steps", "logging_steps", "report_to"}),
+    }
 
 
 @dataclass(frozen=True)
@@ -275,7 +296,10 @@ def _train(
             f"max_length={opts.max_length} tokens and are truncated"
         )
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    if checkpoint is not None and _finished(checkpoint):
+        result = _load_finished(trainer, checkpoint)
+    else:
+        result = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - start
     final = out_dir / ("model" if opts.full else "adapter")
     summary: dict[str, Any] = {}
@@ -286,6 +310,23 @@ def _train(
     del trainer
     release_memory()
     return summary
+
+
+def _finished(checkpoint: str) -> bool:
+    """The checkpoint of the last step (a run killed before its summary was written)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state["global_step"] >= state["max_steps"] > 0
+
+
+def _load_finished(trainer, checkpoint: str):
+    """The final checkpoint's weights and state, without training: the Trainer's resume would take
+    one more optimiser step when the last step is not the end of an epoch."""
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    return TrainOutput(trainer.state.global_step, None, {})
 
 
 def _summary(
