@@ -165,8 +165,11 @@ def rescore(
         out.print(f"report -> {paths['html']}")
 
 
+_TRAIN_FLAGS = Flags(TrainOptions)
+
+
 @app.command()
-@with_flags(opts=Flags(TrainOptions))
+@with_flags(opts=_TRAIN_FLAGS)
 def train(
     data: Annotated[Path, typer.Option(help="Prepared folder with train.jsonl.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (adapter/, checkpoints/, train_summary.json).")],
@@ -184,7 +187,12 @@ def train(
     from tracekd.train.sft import train as run_train
 
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
-    summary = run_train(data, model, out_dir, opts, resume=resume)
+    try:
+        summary = run_train(data, model, out_dir, opts, resume=resume)
+    except InputError as e:
+        if e.key is not None:
+            e.key = _TRAIN_FLAGS.flag(e.key)
+        raise
     if summary:
         out.print(
             f"trained {summary['model']} on {summary['examples']} examples ({summary['steps']} steps, "

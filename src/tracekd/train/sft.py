@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tracekd.errors import InputError
 from tracekd.jsonio import check_provenance, sha256_file, write_json_atomic
 from tracekd.models.loading import (
     cuda_available,
@@ -40,7 +41,7 @@ from tracekd.models.loading import (
 from tracekd.models.presets import ModelSpec, resolve
 from tracekd.models.prompts import prompt_ids
 from tracekd.traces.records import read_sft_records
-from tracekd.train.options import TrainOptions
+from tracekd.train.options import TrainOptions, unmatched_lora_target
 
 
 def tokenize_example(rec: dict[str, Any], tok, spec: ModelSpec, completion_only: bool = True) -> dict[str, list[int]]:
@@ -96,6 +97,7 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
         # losses (the trainer's first log after a resume averages only the steps since it)
         logging_steps=math.gcd(opts.logging_steps, opts.save_steps),
         report_to=opts.report_to,
+        logging_nan_inf_filter=False,  # a non-finite loss is logged as it is (and stops the run: DivergenceGuard)
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=not opts.use_cpu and cuda_available(),
@@ -162,6 +164,9 @@ def train(
     resolve(model)
     records = read_sft_records(data_dir)  # read once: bad input refused here, the records trained below
     opts = opts or TrainOptions()
+    missing = None if opts.full else unmatched_lora_target(model, opts.lora_targets)
+    if missing is not None:
+        raise InputError(f"model {model!r} has no module matching {missing!r}", key="lora_targets")
     with locked_output(out_dir):
         check_provenance(
             out_dir / PROVENANCE,
@@ -224,6 +229,12 @@ class TrainingData:
 def training_data(records: list[dict[str, Any]], tok, spec: ModelSpec, opts: TrainOptions) -> TrainingData:
     dataset = sft_dataset(records, tok, spec, opts.completion_only_loss)
     lengths = [len(x) for x in dataset["input_ids"]]
+    # a label at position i is predicted from position i - 1: it needs 1 <= i < max_length
+    if not any(any(t != -100 for t in labels[1 : opts.max_length]) for labels in dataset["labels"]):
+        raise InputError(
+            f"max_length={opts.max_length} tokens cuts every example before its completion "
+            f"(the shortest is {min(lengths)} tokens): nothing to learn; raise max_length"
+        )
     return TrainingData(records, dataset, lengths, sum(n > opts.max_length for n in lengths))
 
 
@@ -246,7 +257,7 @@ def make_trainer(
         train_dataset=data.dataset,
         processing_class=tok,
         peft_config=None if opts.full else lora_config(opts),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), divergence_guard()],
     )
     if policy.bf16:
         keep_adapter_inputs_bf16(trainer.model)
@@ -255,6 +266,26 @@ def make_trainer(
 
         trainer.remove_callback(PrinterCallback)
     return trainer
+
+
+def divergence_guard():
+    """A callback that stops training at the first logged non-finite loss or gradient norm, before
+    that step's checkpoint is saved (every save step is a log step: `sft_config`)."""
+    from transformers import TrainerCallback
+
+    class DivergenceGuard(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            for key in ("loss", "grad_norm"):
+                value = (logs or {}).get(key)
+                if isinstance(value, int | float) and not math.isfinite(value):
+                    raise InputError(
+                        f"training diverged at step {state.global_step}: {key} {value} "
+                        f"(learning rate {args.learning_rate:g}); no adapter was saved - lower the "
+                        "learning rate and train again without --resume",
+                        Path(args.output_dir).parent,
+                    )
+
+    return DivergenceGuard()
 
 
 def keep_adapter_inputs_bf16(model) -> None:
