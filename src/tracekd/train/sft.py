@@ -22,12 +22,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
-from tracekd.jsonio import check_provenance, sha256_file, write_json_atomic
+from tracekd.jsonio import check_provenance, naming, sha256_file, write_json_atomic
 from tracekd.models.loading import (
     cuda_available,
     cuda_memory_gib,
@@ -330,7 +332,8 @@ def _train(
     if checkpoint is not None and _finished(checkpoint):
         result = _load_finished(trainer, checkpoint)
     else:
-        result = trainer.train(resume_from_checkpoint=checkpoint)
+        with saving_named(out_dir / "checkpoints"):
+            result = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - start
     final = out_dir / ("model" if opts.full else "adapter")
     summary: dict[str, Any] = {}
@@ -341,6 +344,25 @@ def _train(
     del trainer
     release_memory()
     return summary
+
+
+@contextmanager
+def saving_named(folder: Path) -> Iterator[None]:
+    """A checkpoint that cannot be written (a full disk) is one line naming its folder: torch's
+    writer raises a RuntimeError with its C++ trace, others an OSError without a file name."""
+    try:
+        with naming(folder):
+            yield
+    except RuntimeError as e:
+        text = str(e).strip()
+        if "PytorchStreamWriter" not in text and "write failed" not in text:
+            raise
+        cause = text[text.find("PytorchStreamWriter") :] if "PytorchStreamWriter" in text else text
+        raise InputError(
+            f"could not write a checkpoint ({cause.splitlines()[0]}); is the disk full? "
+            "the complete checkpoints are kept: free space and resume with --resume",
+            folder,
+        ) from None
 
 
 def _finished(checkpoint: str) -> bool:
