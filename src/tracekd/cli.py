@@ -82,7 +82,9 @@ def prepare(
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
     from tracekd.prepare import prepare as run_prepare
 
-    _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
+    _when_interrupted(
+        lambda: f"{out_dir} holds its previous files or all the new ones, never a mix (prepare publishes them together)"
+    )
     try:
         manifests = run_prepare(config, condition, template, seed, out_dir, teacher)
     except InputError as e:

@@ -17,7 +17,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -288,14 +290,31 @@ class Staged:
 
     def publish(self, journal: Path | None) -> None:
         """Rename every staged file into place. With a journal, a kill between the renames is
-        rolled forward by `recover(journal)`."""
-        if journal is not None:
-            write_json_atomic(journal, [[str(t), str(p)] for t, p in self.moves])
-        for tmp, path in self.moves:
-            _replace(tmp, path)
-        if journal is not None:
-            journal.unlink()
-        self.moves.clear()
+        rolled forward by `recover(journal)`; a Ctrl-C waits until the renames are done."""
+        with _deferred_interrupt():
+            if journal is not None:
+                write_json_atomic(journal, [[str(t), str(p)] for t, p in self.moves])
+            for tmp, path in self.moves:
+                _replace(tmp, path)
+            if journal is not None:
+                journal.unlink()
+            self.moves.clear()
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """A Ctrl-C (SIGINT) in the body takes effect when it ends: a few renames are not left half done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt here
 
 
 @contextmanager
@@ -327,6 +346,19 @@ def recover(journal: Path) -> bool:
             os.replace(tmp, path)
     journal.unlink()
     return True
+
+
+def check_published(folder: str | Path) -> None:
+    """Refuse a folder whose publication a kill interrupted (its journal, or its parent's for a
+    multi-condition prepare, is still there): its files may be a mix of two results."""
+    folder = Path(folder)
+    for journal in (folder / JOURNAL, folder.parent / JOURNAL):
+        if journal.is_file():
+            raise InputError(
+                "a `tracekd prepare` into this folder was killed while publishing its files, so they may "
+                "mix two results; rerun that prepare to finish it",
+                journal,
+            )
 
 
 def remove_stale_temps(folder: str | Path, names: Iterable[str] | None = None, recursive: bool = False) -> list[Path]:

@@ -17,7 +17,7 @@ import numpy as np
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.data.reading import check_unique_ids
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, refuse_overwriting, staged
+from tracekd.jsonio import check_published, read_jsonl, refuse_overwriting, staged
 from tracekd.score import metrics
 from tracekd.score.answers import score_answer
 from tracekd.score.freeform import freeform_trace
@@ -386,6 +386,7 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
 # -- tracekd evaluate --------------------------------------------------------------------------------
 def load_test_set(data_dir: str | Path) -> tuple[list[Example], Dataset]:
     path = Path(data_dir) / "test.jsonl"
+    check_published(data_dir)
     examples = [Example.from_record(rec, path, lineno) for lineno, rec in read_jsonl(path)]
     if not examples:
         raise InputError("test set is empty", path)
