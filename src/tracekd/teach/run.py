@@ -31,7 +31,7 @@ from tracekd.score.answers import score_answer
 from tracekd.score.evaluate import score_output, summarize
 from tracekd.score.outputs import check_rows, check_scores
 from tracekd.teach.cache import ResponseCache, request_key
-from tracekd.teach.client import Request, make_backend
+from tracekd.teach.client import Reply, Request, make_backend
 from tracekd.teach.options import Endpoint, TeacherOptions
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
@@ -124,19 +124,13 @@ class Asker:
             if endpoint not in self.backends:
                 self.backends[endpoint] = make_backend(endpoint, self.workdir)
             done = len(wanted) - len(todo)
-            for req, reply in self.backends[endpoint].complete(todo):
+
+            def keep(req: Request, reply: Reply) -> None:  # in the thread that received it: never lost
                 eid, k, params = meta[req.key]
-                self.cache.put(
-                    {
-                        "key": req.key,
-                        "id": eid,
-                        "kind": kind,
-                        "sample": k,
-                        "teacher": endpoint.name,
-                        "params": params,
-                        "reply": reply.as_dict(),
-                    }
-                )
+                record = {"key": req.key, "id": eid, "kind": kind, "sample": k, "teacher": endpoint.name}
+                self.cache.put({**record, "params": params, "reply": reply.as_dict()})
+
+            for _ in self.backends[endpoint].complete(todo, keep):
                 self.sent[kind] += 1
                 done += 1
                 if self.progress:
