@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import tempfile
 import threading
@@ -259,6 +260,28 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> str:
     with atomic_open(path, "wb") as f:
         _jsonl_filler(records, digest)(f)
     return digest[0]
+
+
+def write_folder_atomic(out: str | Path, fill: Callable[[Path], None], marker: str = "config.json") -> Path:
+    """Build a folder with `fill(tmp)` under a temporary name beside `out`, then rename it into
+    place (with the usual permissions, not mkdtemp's 0700). Two processes may build it at once:
+    the one that renames second finds `out/marker` there, drops its copy and uses the winner's."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        fill(tmp)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not (out / marker).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
 
 
 class Staged:
