@@ -310,7 +310,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a rescore report folder) with results.json.")],
 ) -> None:
     """Rebuild report.md, report.html and the plots from a folder's results.json."""
-    from tracekd.report.build import write_report
+    from tracekd.report.build import rebuild_report
     from tracekd.report.outputs import read_results
 
     path = run_dir / "results.json"
@@ -318,7 +318,7 @@ def report(
         raise InputError(
             "no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir
         )
-    paths = write_report(read_results(path), run_dir)
+    paths = rebuild_report(run_dir, read_results(path))
     out.print(f"report -> {paths['html']}")
 
 

@@ -181,12 +181,13 @@ def dumps_line(obj: Any) -> str:
 
 @contextmanager
 def naming(path: str | Path) -> Iterator[None]:
-    """An OSError raised in the body without a file name gets `path` (the CLI prints it)."""
+    """An OSError raised in the body without a file name, or naming a temporary file of ours,
+    names `path` instead (the CLI prints it)."""
     try:
         yield
     except OSError as e:
-        if e.filename is None:
-            e.filename = str(path)
+        if e.filename is None or _TEMP.match(Path(str(e.filename)).name):
+            e.filename, e.filename2 = str(path), None
         raise
 
 

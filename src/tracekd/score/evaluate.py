@@ -17,7 +17,8 @@ import numpy as np
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.data.reading import check_unique_ids
 from tracekd.errors import InputError
-from tracekd.jsonio import check_published, read_jsonl, refuse_overwriting, staged
+from tracekd.jsonio import check_published, read_jsonl, refuse_overwriting, remove_stale_temps, staged
+from tracekd.lock import folder_lock
 from tracekd.score import metrics
 from tracekd.score.answers import score_answer
 from tracekd.score.freeform import freeform_trace
@@ -472,7 +473,13 @@ def evaluate(
     summary["predictions"] = str(predictions)
     check_rows(rows, examples_out)
     check_scores(summary, out)
-    with staged() as stage:  # both files or neither
-        stage.jsonl(examples_out, rows)
-        stage.json(out, summary)
+    for path in (out, examples_out):
+        if path.is_dir():
+            raise InputError("is a folder; name a file", path)
+    with folder_lock(out.parent, "tracekd evaluate", lock_name=f".{out.name}.lock"):
+        remove_stale_temps(out.parent, [out.name])  # what a killed evaluate left
+        remove_stale_temps(examples_out.parent, [examples_out.name])
+        with staged() as stage:  # both files or neither
+            stage.jsonl(examples_out, rows)
+            stage.json(out, summary)
     return summary
