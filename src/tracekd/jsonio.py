@@ -132,6 +132,8 @@ def read_json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """
     path = Path(path)
     text = read_text(path)
+    if text.lstrip().startswith("{") and "\n" in text.strip() and _one_object(text):
+        raise InputError("is one JSON object; expected a JSON array of records or JSON Lines (one record a line)", path)
     if not text.lstrip().startswith("["):
         yield from read_jsonl(path)
         return
@@ -141,6 +143,14 @@ def read_json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(obj, dict):
             raise InputError(f"record {i}: expected a JSON object", path, starts[i])
         yield starts[i], obj
+
+
+def _one_object(text: str) -> bool:
+    """The whole text is one JSON object (spread over several lines)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _record_start_lines(text: str, n: int) -> list[int]:

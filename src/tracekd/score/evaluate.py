@@ -322,12 +322,14 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
         if ":" in name:
             continue
         num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-        per_seed = [float(num[m].sum() / den[m].sum()) for m in by_seed]
+        # a seed with nothing to count (no evaluated output) has no rate: null, left out of the sd
+        per_seed = [float(num[m].sum() / den[m].sum()) if den[m].sum() > 0 else None for m in by_seed]
+        defined = [v for v in per_seed if v is not None]
         rates[name] = {
             "mean": ci[name]["p"],
             "ci95": ci[name]["ci95"],
             "method": ci[name]["method"],
-            "sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else None,
+            "sd": float(np.std(defined, ddof=1)) if len(defined) > 1 else None,
             "per_seed": per_seed,
         }
 
