@@ -70,6 +70,21 @@ def test_train_resume_with_other_options_is_refused(tmp_path, data):
     # the same recipe resumes (nothing left to train), another one without --resume starts fresh
     assert train(data, "tiny-random", out, opts, resume=True)["steps"] == 4
     assert train(data, "tiny-random", out, opts.model_copy(update={"max_steps": 3}))["steps"] == 3
+    # ... and leaves none of the older run's checkpoints to resume from
+    assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+
+
+def test_rescore_refuses_to_write_over_a_file_it_reads(tmp_path):
+    import subprocess
+    import sys
+
+    f = tmp_path / "outputs.jsonl"
+    f.write_text("{}\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "rescore", str(f), "--json", str(f)], capture_output=True, text=True
+    )
+    assert r.returncode == 2 and f"{f}: is also an input" in r.stderr
+    assert f.read_text() == "{}\n"
 
 
 def test_no_output_is_an_input(tmp_path, data):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -177,6 +178,9 @@ def train(
             and (any((out_dir / "checkpoints").glob("checkpoint-*")) or (out_dir / "train_summary.json").exists()),
             "rerun without --resume, or name another --out, to start fresh",
         )
+        if not resume:  # a fresh start: an older run's checkpoints must never be resumed into this one
+            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+            (out_dir / "train_summary.json").unlink(missing_ok=True)
         return _train(records, data_dir, model, out_dir, opts, resume, callbacks)
 
 
