@@ -91,6 +91,15 @@ def test_standalone_train_checks_lora_targets_and_max_length(tmp_path, data):
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--lora-targets: model 'tiny-random' has no module matching 'nope_proj'" in r.stderr
     assert not (tmp_path / "o").exists()
-    with pytest.raises(InputError, match="max_length=16 tokens cuts every example before its completion"):
+    with pytest.raises(InputError, match="max_length: 16 tokens cut every example before its completion"):
         train(data, "tiny-random", tmp_path / "o2", TrainOptions(max_length=16, max_steps=2, batch_size=2))
     assert not (tmp_path / "o2" / "adapter").exists()
+
+
+def test_a_run_checks_max_length_before_any_cell(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(BASE))
+    r = _cli("run", path, "train.max_length=16", "--out", tmp_path / "run")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "train.max_length: synthetic-babi/tiny-random/correct/seed-0: 16 tokens cut every example" in r.stderr
+    assert not (tmp_path / "run" / "cells").exists()  # not even the baseline cell ran

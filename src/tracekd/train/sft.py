@@ -197,6 +197,17 @@ def training_provenance(spec: ModelSpec, data_dir: Path, opts: TrainOptions) -> 
     }
 
 
+def check_trainable(data_dir: str | Path, model: str, opts: TrainOptions) -> None:
+    """What training would refuse only after loading the model, checked first (`tracekd run` does
+    it before any cell runs): LoRA targets that name no module, a max length that cuts every
+    completion."""
+    missing = None if opts.full else unmatched_lora_target(model, opts.lora_targets)
+    if missing is not None:
+        raise InputError(f"model {model!r} has no module matching {missing!r}", key="lora_targets")
+    spec = resolve(model)
+    training_data(read_sft_records(Path(data_dir)), load_tokenizer(spec), spec, opts)
+
+
 @dataclass(frozen=True)
 class DevicePolicy:
     """How the base model is loaded and trained on this machine."""
@@ -238,8 +249,9 @@ def training_data(records: list[dict[str, Any]], tok, spec: ModelSpec, opts: Tra
     # a label at position i is predicted from position i - 1: it needs 1 <= i < max_length
     if not any(any(t != -100 for t in labels[1 : opts.max_length]) for labels in dataset["labels"]):
         raise InputError(
-            f"max_length={opts.max_length} tokens cuts every example before its completion "
-            f"(the shortest is {min(lengths)} tokens): nothing to learn; raise max_length"
+            f"{opts.max_length} tokens cut every example before its completion "
+            f"(the shortest has {min(lengths)} tokens): nothing to learn; raise it",
+            key="max_length",
         )
     return TrainingData(records, dataset, lengths, sum(n > opts.max_length for n in lengths))
 
