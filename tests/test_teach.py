@@ -90,7 +90,7 @@ def test_cache_resumes_after_a_torn_line_and_names_a_bad_line(tmp_path):
     c2 = ResponseCache(path)
     assert list(c2.records) == ["a"] and c2.get("a")["reply"]["content"] == "x"
     assert path.read_text().count("\n") == 1 and path.read_text().endswith("\n")
-    path.write_text('{"key": "a", "reply": {}}\n{"nope": 1}\n')
+    path.write_text('{"key": "a", "reply": {"content": "x"}}\n{"nope": 1}\n')
     with pytest.raises(InputError, match=r"responses.jsonl:2: not a tracekd response-cache line"):
         ResponseCache(path)
 

@@ -4,6 +4,7 @@ is the one generation uses; truncation is counted; checkpoints resume; bad input
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -82,9 +83,12 @@ def test_truncation_is_counted_and_checkpoints_resume(data, tmp_path):
     assert sorted(p.name for p in (out / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     saved = json.loads((out / "train_summary.json").read_text())
     assert saved["truncated"] == s["truncated"] and saved["options"]["lora_r"] == 16
-    # a longer run resumed from the last checkpoint continues at step 4
-    s2 = train(data, "tiny-random", out, opts.model_copy(update={"max_steps": 6}), resume=True)
-    assert s2["steps"] == 6 and s2["resumed_from"].endswith("checkpoint-4")
+    # a run killed after checkpoint-2 resumes from it and continues at step 2 (a longer run, another
+    # recipe, is refused: tests/test_resume_provenance.py)
+    shutil.rmtree(out / "checkpoints" / "checkpoint-4")
+    (out / "train_summary.json").unlink()
+    s2 = train(data, "tiny-random", out, opts, resume=True)
+    assert s2["steps"] == 4 and s2["resumed_from"].endswith("checkpoint-2")
 
 
 def test_torn_checkpoints_are_skipped(tmp_path):

@@ -82,7 +82,9 @@ def prepare(
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
     from tracekd.prepare import prepare as run_prepare
 
-    _when_interrupted(lambda: "nothing was written (prepare publishes all its files or none)")
+    _when_interrupted(
+        lambda: f"{out_dir} holds its previous files or all the new ones, never a mix (prepare publishes them together)"
+    )
     try:
         manifests = run_prepare(config, condition, template, seed, out_dir, teacher)
     except InputError as e:
@@ -146,10 +148,11 @@ def rescore(
     ] = None,
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
-    from tracekd.jsonio import write_json_atomic
+    from tracekd.jsonio import refuse_overwriting, write_json_atomic
     from tracekd.score.rescore import rescore as run_rescore
     from tracekd.score.tables import print_rescore
 
+    refuse_overwriting([json_out, *(report / f for f in ("results.json", "report.md", "report.html") if report)], files)
     rows: dict[str, list] = {}
     results = run_rescore(fmt, dataset, source, [str(f) for f in files], ir_rule, rows_out=rows)
     print_rescore(out, results)
@@ -164,8 +167,11 @@ def rescore(
         out.print(f"report -> {paths['html']}")
 
 
+_TRAIN_FLAGS = Flags(TrainOptions)
+
+
 @app.command()
-@with_flags(opts=Flags(TrainOptions))
+@with_flags(opts=_TRAIN_FLAGS)
 def train(
     data: Annotated[Path, typer.Option(help="Prepared folder with train.jsonl.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (adapter/, checkpoints/, train_summary.json).")],
@@ -183,12 +189,21 @@ def train(
     from tracekd.train.sft import train as run_train
 
     _when_interrupted(lambda: _checkpoints_kept(out_dir), "--resume")
-    summary = run_train(data, model, out_dir, opts, resume=resume)
+    try:
+        summary = run_train(data, model, out_dir, opts, resume=resume)
+    except InputError as e:
+        if e.key is not None:
+            e.key = _TRAIN_FLAGS.flag(e.key)
+        raise
     if summary:
         out.print(
             f"trained {summary['model']} on {summary['examples']} examples ({summary['steps']} steps, "
-            f"loss {summary['train_loss']:.4f}, {summary['truncated']} truncated) -> {summary['output']}"
+            f"loss {_loss(summary['train_loss'])}, {summary['truncated']} truncated) -> {summary['output']}"
         )
+
+
+def _loss(value: float | None) -> str:
+    return "- (nothing left to train)" if value is None else f"{value:.4f}"
 
 
 def _checkpoints_kept(out_dir: Path) -> str:
@@ -295,7 +310,7 @@ def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a rescore report folder) with results.json.")],
 ) -> None:
     """Rebuild report.md, report.html and the plots from a folder's results.json."""
-    from tracekd.report.build import write_report
+    from tracekd.report.build import rebuild_report
     from tracekd.report.outputs import read_results
 
     path = run_dir / "results.json"
@@ -303,7 +318,7 @@ def report(
         raise InputError(
             "no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir
         )
-    paths = write_report(read_results(path), run_dir)
+    paths = rebuild_report(run_dir, read_results(path))
     out.print(f"report -> {paths['html']}")
 
 

@@ -17,7 +17,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -129,6 +132,8 @@ def read_json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """
     path = Path(path)
     text = read_text(path)
+    if text.lstrip().startswith("{") and "\n" in text.strip() and _one_object(text):
+        raise InputError("is one JSON object; expected a JSON array of records or JSON Lines (one record a line)", path)
     if not text.lstrip().startswith("["):
         yield from read_jsonl(path)
         return
@@ -138,6 +143,14 @@ def read_json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not isinstance(obj, dict):
             raise InputError(f"record {i}: expected a JSON object", path, starts[i])
         yield starts[i], obj
+
+
+def _one_object(text: str) -> bool:
+    """The whole text is one JSON object (spread over several lines)."""
+    try:
+        return isinstance(json.loads(text), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _record_start_lines(text: str, n: int) -> list[int]:
@@ -178,12 +191,13 @@ def dumps_line(obj: Any) -> str:
 
 @contextmanager
 def naming(path: str | Path) -> Iterator[None]:
-    """An OSError raised in the body without a file name gets `path` (the CLI prints it)."""
+    """An OSError raised in the body without a file name, or naming a temporary file of ours,
+    names `path` instead (the CLI prints it)."""
     try:
         yield
     except OSError as e:
-        if e.filename is None:
-            e.filename = str(path)
+        if e.filename is None or _TEMP.match(Path(str(e.filename)).name):
+            e.filename, e.filename2 = str(path), None
         raise
 
 
@@ -259,6 +273,28 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[Any]) -> str:
     return digest[0]
 
 
+def write_folder_atomic(out: str | Path, fill: Callable[[Path], None], marker: str = "config.json") -> Path:
+    """Build a folder with `fill(tmp)` under a temporary name beside `out`, then rename it into
+    place (with the usual permissions, not mkdtemp's 0700). Two processes may build it at once:
+    the one that renames second finds `out/marker` there, drops its copy and uses the winner's."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        os.chmod(tmp, 0o777 & ~_UMASK)
+        fill(tmp)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            if not (out / marker).is_file():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process won the race
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
 class Staged:
     """Files written under temporary names beside their targets, published together."""
 
@@ -288,14 +324,31 @@ class Staged:
 
     def publish(self, journal: Path | None) -> None:
         """Rename every staged file into place. With a journal, a kill between the renames is
-        rolled forward by `recover(journal)`."""
-        if journal is not None:
-            write_json_atomic(journal, [[str(t), str(p)] for t, p in self.moves])
-        for tmp, path in self.moves:
-            _replace(tmp, path)
-        if journal is not None:
-            journal.unlink()
-        self.moves.clear()
+        rolled forward by `recover(journal)`; a Ctrl-C waits until the renames are done."""
+        with _deferred_interrupt():
+            if journal is not None:
+                write_json_atomic(journal, [[str(t), str(p)] for t, p in self.moves])
+            for tmp, path in self.moves:
+                _replace(tmp, path)
+            if journal is not None:
+                journal.unlink()
+            self.moves.clear()
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """A Ctrl-C (SIGINT) in the body takes effect when it ends: a few renames are not left half done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received and callable(previous):
+        previous(signal.SIGINT, None)  # Python's default handler raises KeyboardInterrupt here
 
 
 @contextmanager
@@ -329,6 +382,19 @@ def recover(journal: Path) -> bool:
     return True
 
 
+def check_published(folder: str | Path) -> None:
+    """Refuse a folder whose publication a kill interrupted (its journal, or its parent's for a
+    multi-condition prepare, is still there): its files may be a mix of two results."""
+    folder = Path(folder)
+    for journal in (folder / JOURNAL, folder.parent / JOURNAL):
+        if journal.is_file():
+            raise InputError(
+                "a `tracekd prepare` into this folder was killed while publishing its files, so they may "
+                "mix two results; rerun that prepare to finish it",
+                journal,
+            )
+
+
 def remove_stale_temps(folder: str | Path, names: Iterable[str] | None = None, recursive: bool = False) -> list[Path]:
     """Delete the temporary files (`.<name>.<random>.tmp`) a killed writer left in `folder`:
     only those of `names` if given, under every subfolder if `recursive`. The caller holds the
@@ -352,3 +418,57 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# -- provenance -----------------------------------------------------------------------------------
+def _flat(obj: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            out.update(_flat(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: obj}
+
+
+def check_provenance(record_file: str | Path, produced_by: dict[str, Any], output_exists: bool, fresh: str) -> None:
+    """What produced an output (model, adapter / data hashes, options: `produced_by`, JSON
+    values) is kept in `record_file` beside it. A resume into an output that another producer
+    made, or one without a record, is refused with one line naming what differs and `fresh`
+    (how to start fresh); else the record is (re)written. Call it holding the output's lock,
+    before writing the output."""
+    record_file = Path(record_file)
+    current = json.loads(json.dumps(produced_by))
+    if output_exists:
+        if not record_file.is_file():
+            raise InputError(f"resuming, but {record_file.name} (what produced it) is missing; {fresh}", record_file)
+        stored, now = _flat(read_json(record_file)), _flat(current)
+        differ = [k for k in sorted(set(stored) | set(now)) if stored.get(k, "-") != now.get(k, "-")]
+        if differ:
+            what = ", ".join(f"{k}: {stored.get(k, '-')!r} (now {now.get(k, '-')!r})" for k in differ[:4])
+            more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+            raise InputError(f"made by something else, would mix outputs: {what}{more}; {fresh}", record_file.parent)
+        return
+    write_json_atomic(record_file, current)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links
+    except OSError:
+        return False
+
+
+def refuse_overwriting(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None]) -> None:
+    """No output may be an input (resolved paths: symlinks and hard links included), and no two
+    outputs may be one file: an `InputError` naming the output, before anything is written."""
+    outs = [Path(p) for p in outputs if p is not None]
+    ins = [Path(p) for p in inputs if p is not None]
+    for i, out in enumerate(outs):
+        for src in ins:
+            if _same_file(out, src):
+                raise InputError(f"is also an input ({src}); name another output", out)
+        for other in outs[:i]:
+            if _same_file(out, other):
+                raise InputError(f"is named for two outputs (also {other}); name another", out)

@@ -22,7 +22,7 @@ import tracekd
 from tracekd.data import Dataset, Example
 from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError
-from tracekd.jsonio import JOURNAL, recover, remove_stale_temps, staged
+from tracekd.jsonio import JOURNAL, recover, refuse_overwriting, remove_stale_temps, staged
 from tracekd.lock import folder_lock
 from tracekd.traces.conditions import CONDITIONS, perturbation_counts
 from tracekd.traces.records import sft_record
@@ -159,6 +159,10 @@ def publish(
         if folder.exists() and not folder.is_dir():
             raise InputError("output path exists and is not a folder", folder)
     root = Path(os.path.commonpath([str(p) for p in targets.values()]))
+    source = Path(selected.config.source) if selected.config.source else None
+    inputs = [source, *((source / f for f in FILES) if source is not None and source.is_dir() else ())]
+    inputs += [Path(teacher) / f for f in ("teacher.jsonl", "teach_summary.json")] if teacher else []
+    refuse_overwriting([folder / f for folder in targets.values() for f in FILES], inputs)
     with folder_lock(root, "prepare"):
         recover(root / JOURNAL)
         remove_stale_temps(root, [JOURNAL])

@@ -99,6 +99,10 @@ def parse_babi(lines, file, task: int, split: str, first_only: bool, dataset: st
         if n == "1":
             story, seen_q = [], False
         if "\t" not in rest:
+            if "?" in rest:  # bAbI's story sentences never ask: a question line that lost its tabs
+                raise InputError(
+                    "bAbI question line needs 'question<TAB>answer<TAB>supporting ids' (it has no tab)", file, lineno
+                )
             story.append(ContextItem(n, clean_text(rest)))
             continue
         parts = rest.split("\t")

@@ -22,7 +22,7 @@ SEED_MAX = 2**32 - 1  # numpy's RandomState takes seeds 0 .. 2**32 - 1
 class DatasetConfig(BaseModel):
     """What selects the examples (independent of condition, template and seed)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: Annotated[str, AfterValidator(one_of(REGISTRY, "dataset"))] = Field(
         description="The dataset (a registered name).", json_schema_extra={"flag": "dataset"}
@@ -43,6 +43,10 @@ class DatasetConfig(BaseModel):
         """Keys that are not the config's own are the dataset's options."""
         if not isinstance(data, dict):
             return data
+        if not isinstance(data.get("options") or {}, dict):
+            raise ValueError(
+                f"options: the dataset's options are keys of its entry or a mapping, not {type(data['options']).__name__}"
+            )
         own = {k: v for k, v in data.items() if k in cls.model_fields and k != "options"}
         options = {**(data.get("options") or {}), **{k: v for k, v in data.items() if k not in cls.model_fields}}
         return {**own, "options": options}

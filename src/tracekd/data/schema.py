@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -134,9 +135,19 @@ def clean_text(text: str) -> str:
     return " ".join(text.split())
 
 
+_ZERO_WIDTH = re.compile("[\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def unicode_text(s: str) -> str:
+    """One spelling of the same text: Unicode NFC (an "a" and a combining accent become "á"),
+    zero-width characters (spaces, joiners, the BOM) removed. Every comparison of answers,
+    labels and context items starts here."""
+    return _ZERO_WIDTH.sub("", unicodedata.normalize("NFC", s))
+
+
 def normalize_item(s: str) -> str:
-    """For comparing context items: case and whitespace folded, final period dropped."""
-    return " ".join(s.casefold().split()).rstrip(".").strip()
+    """For comparing context items: Unicode, case and whitespace folded, final period dropped."""
+    return " ".join(unicode_text(s).casefold().split()).rstrip(".").strip()
 
 
 _WORD = re.compile(r"\w+")
@@ -144,7 +155,7 @@ _WORD = re.compile(r"\w+")
 
 @lru_cache(maxsize=65536)
 def _words(text: str) -> str:
-    return " " + " ".join(_WORD.findall(text.casefold())) + " "
+    return " " + " ".join(_WORD.findall(unicode_text(text).casefold())) + " "
 
 
 def states_answer(text: str, answers: tuple[str, ...] | list[str]) -> bool:

@@ -28,7 +28,7 @@ from tracekd.teach.options import TeacherOptions
 from tracekd.traces.conditions import BASELINE
 from tracekd.traces.render import TEMPLATES
 from tracekd.traces.teacher import RESTRICT, all_conditions, known_condition, needs_teacher
-from tracekd.train.options import TrainOptions
+from tracekd.train.options import TrainOptions, unmatched_lora_target
 
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -43,7 +43,7 @@ def _safe_name(v: str) -> str:
 
 
 SafeName = Annotated[str, AfterValidator(_safe_name)]
-Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX, strict=True)]  # strict: `true` is not seed 1
 
 
 class ModelConfig(BaseModel):
@@ -75,7 +75,7 @@ class ExperimentConfig(BaseModel):
     template: Annotated[str, AfterValidator(one_of(TEMPLATES, "template", ordered=True))] = "paper"
     train: TrainOptions = Field(default_factory=TrainOptions)
     generate: GenerateOptions = Field(default_factory=GenerateOptions)
-    examples_in_report: int = Field(200, ge=0)  # per cell, in the HTML explorer
+    examples_in_report: int = Field(200, ge=0, strict=True)  # per cell, in the HTML explorer
     teacher: TeacherOptions | None = None  # for teacher conditions and `@teacher_correct` ones
     _overrides: list[str] = PrivateAttr(default_factory=list)
 
@@ -117,6 +117,16 @@ class ExperimentConfig(BaseModel):
         wanting = [c for c in self.conditions if needs_teacher(c)]
         if wanting and self.teacher is None:
             raise ValueError(f"condition(s) {', '.join(wanting)} need a `teacher:` block")
+        return self
+
+    @model_validator(mode="after")
+    def _test_share(self) -> ExperimentConfig:
+        for i, d in enumerate(self.datasets):
+            if not 0 < d.test_fraction < 1:
+                raise ValueError(
+                    f"datasets[{i}].test_fraction: a run trains and tests, so it must be above 0 and below 1 "
+                    f"(got {d.test_fraction:g})"
+                )
         return self
 
     @model_validator(mode="after")
@@ -240,37 +250,13 @@ def _check_dataset(d: DatasetConfig, base: Path, where: str, config: Path) -> No
 def _check_lora_targets(cfg: ExperimentConfig, config: Path) -> None:
     """Each LoRA target must name a module of each model (checked when the model's config is at
     hand: a preset, a folder, a hub id in the local cache)."""
-    targets = cfg.train.lora_targets
-    if targets == "all-linear" or cfg.train.full:
+    if cfg.train.full:
         return
     for i, m in enumerate(cfg.models):
-        names = _module_names(m.model)
-        if names is None:
-            continue
-        if isinstance(targets, str):
-            missing = [] if any(re.fullmatch(targets, n) for n in names) else [targets]
-        else:  # peft: a name matches a module whose name is it or ends with "." + it
-            missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
-        if missing:
+        missing = unmatched_lora_target(m.model, cfg.train.lora_targets)
+        if missing is not None:
             raise InputError(
-                f"model {m.model!r} (models[{i}]) has no module matching {missing[0]!r}",
+                f"model {m.model!r} (models[{i}]) has no module matching {missing!r}",
                 config,
                 key="train.lora_targets",
             )
-
-
-def _module_names(model: str) -> list[str] | None:
-    """Names of the modules of `model`, from its config alone (built on the meta device)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from tracekd.models import resolve
-    from tracekd.models.loading import model_path
-
-    try:
-        config = AutoConfig.from_pretrained(model_path(resolve(model)), local_files_only=True)
-    except (OSError, ValueError):
-        return None  # a hub id not in the cache: peft checks the targets when the run loads it
-    with torch.device("meta"):
-        net = AutoModelForCausalLM.from_config(config)
-    return [name for name, _ in net.named_modules() if name]

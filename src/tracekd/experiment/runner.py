@@ -208,6 +208,25 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
     return summary
 
 
+def _check_training_data(cfg: ExperimentConfig, run: Path, todo: list[Cell]) -> None:
+    """Before any cell runs (the baseline's included): each model's training data fits its
+    `max_length` (checked on the first trained cell of each dataset and model; teacher conditions
+    are checked when their cell trains)."""
+    from tracekd.train.sft import check_trainable
+
+    first: dict[tuple[str, str], Cell] = {}
+    for c in todo:
+        if c.trained and not needs_teacher(c.data_condition):
+            first.setdefault((c.dataset.name, c.model.name), c)
+    for c in first.values():
+        try:
+            check_trainable(ensure_data(c, cfg, run), c.model.model, cfg.train)
+        except InputError as e:
+            raise InputError(
+                f"{c.key}: {e.message}", run / "config.json", key=f"train.{e.key}" if e.key else None
+            ) from None
+
+
 def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, console=None) -> dict[str, Any] | None:
     from rich.console import Console
     from rich.table import Table
@@ -244,6 +263,7 @@ def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) ->
 
     _check_run_folder(cfg, run)
     todo = [c for c in cells if not is_done(c, run)]
+    _check_training_data(cfg, run, todo)
     console.print(f"[bold]{cfg.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already done -> {run}")
     columns = (
         TextColumn("{task.description}"),

@@ -16,7 +16,7 @@ from typing import Any
 from tracekd.errors import InputError
 from tracekd.generate.backend import Generator
 from tracekd.generate.options import GenerateOptions
-from tracekd.jsonio import dumps_line, naming
+from tracekd.jsonio import check_provenance, dumps_line, naming, refuse_overwriting, sha256_file
 from tracekd.lock import folder_lock
 from tracekd.models.presets import resolve
 from tracekd.traces.records import read_sft_records
@@ -76,8 +76,31 @@ def generate(
         raise InputError("adapter folder not found", adapter)
     if out_file.is_dir():
         raise InputError("is a folder; name the predictions file", out_file)
+    refuse_overwriting([out_file], [data_dir / "test.jsonl", data_dir / "train.jsonl", data_dir / "manifest.json"])
     with folder_lock(out_file.parent, "tracekd generate", lock_name=f".{out_file.name}.lock"):
+        produced_by = {
+            "model": {"name": spec.name, "source": spec.source},
+            "adapter": adapter_hash(adapter),
+            "data": sha256_file(data_dir / "test.jsonl"),
+            "options": opts.model_dump(exclude={"limit"}),
+        }
+        fresh = "delete it or name another --out to start fresh"
+        has_lines = out_file.is_file() and out_file.stat().st_size > 0
+        check_provenance(provenance_file(out_file), produced_by, has_lines, fresh)
         return _generate(records, spec, out_file, adapter, opts, progress)
+
+
+def provenance_file(out_file: Path) -> Path:
+    """What produced a predictions file: `<file>.provenance.json` beside it."""
+    return out_file.with_name(out_file.name + ".provenance.json")
+
+
+def adapter_hash(adapter: str | Path | None) -> str | None:
+    """sha256 of an adapter's weight files (None without an adapter)."""
+    if adapter is None:
+        return None
+    files = sorted(p for p in Path(adapter).iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    return ",".join(f"{p.name}:{sha256_file(p)}" for p in files)
 
 
 def _generate(records, spec, out_file: Path, adapter, opts: GenerateOptions, progress) -> dict[str, Any]:

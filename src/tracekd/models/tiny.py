@@ -12,6 +12,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from tracekd.jsonio import write_folder_atomic
+
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]  # ids 0, 1, 2 as in SmolLM2
 LLAMA3_SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"]
 # Qwen2's pre-tokenizer: newlines are their own pre-tokens, so a tokenized prompt ending in
@@ -148,23 +150,13 @@ def build(kind: str = "llama", seed: int = 0, hidden: int = 64, layers: int = 2,
 
 def local_folder(kind: str, root: Path) -> Path:
     """Build once into `root/tiny-random-<kind>` (atomic) and return the folder."""
-    import shutil
-    import tempfile
-
     out = root / "models" / f"tiny-random-{kind}"
     if (out / "config.json").is_file():
         return out
     model, tok = build(kind)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        try:
-            tmp.rename(out)
-        except OSError:  # another process won the race
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return write_folder_atomic(out, fill)

@@ -7,6 +7,7 @@ import html
 from pathlib import Path
 from typing import Any
 
+from tracekd.errors import InputError
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
 from tracekd.report.teacher import length_table
@@ -343,6 +344,9 @@ def write_report(results: dict[str, Any], root: Path, limit: int | None = None) 
     """Write report.md, report.html and plots/*.png into `root` (beside results.json)."""
     if limit is None:
         limit = results.get("config", {}).get("examples_in_report", 200)
+    plots_dir = root / "plots"
+    if plots_dir.is_symlink() or (plots_dir.exists() and not plots_dir.resolve().is_relative_to(root.resolve())):
+        raise InputError("is a link; the report writes its plots only inside its folder (remove the link)", plots_dir)
     figs = figures(results)
     for name, png in figs.items():
         path = root / "plots" / name
@@ -354,3 +358,19 @@ def write_report(results: dict[str, Any], root: Path, limit: int | None = None) 
     write_text_atomic(root / "report.md", markdown(results, figs))
     write_text_atomic(root / "report.html", html_report(results, figs, root, limit))
     return {"md": root / "report.md", "html": root / "report.html"}
+
+
+REPORT_FILES = ("report.md", "report.html")
+
+
+def rebuild_report(folder: Path, results: dict[str, Any]) -> dict[str, Path]:
+    """`tracekd report`: the folder locked, the temporary files a killed report left removed, then
+    `write_report`."""
+    from tracekd.jsonio import remove_stale_temps
+    from tracekd.lock import folder_lock
+
+    with folder_lock(folder, "tracekd report"):
+        remove_stale_temps(folder, REPORT_FILES)
+        if not (folder / "plots").is_symlink():
+            remove_stale_temps(folder / "plots")
+        return write_report(results, folder)

@@ -68,7 +68,7 @@ class Group(Statistics):
     """the model's name"""
     condition: str
     """the training condition (baseline: untrained)"""
-    seeds: list[Any]
+    seeds: list[Any] = Field(min_length=1)
     """its seeds"""
     n: int
     """test items"""
@@ -82,7 +82,7 @@ class Group(Statistics):
     """per seed: was the loss still falling"""
     findings: list[Finding]
     """the findings in words"""
-    examples: list[str]
+    examples: list[str] = Field(min_length=1)
     """its per-example files (relative to the folder; inside it)"""
     lengths: Lengths | None = None
     """trace lengths (tokens)"""
@@ -111,6 +111,13 @@ class Results(Model):
     """the conditions, in the report's order"""
     groups: list[Group] = Field(min_length=1)
     """one per dataset x model x condition"""
+
+    @model_validator(mode="after")
+    def _report_options(self) -> Results:
+        limit = self.config.get("examples_in_report", 0)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"config.examples_in_report must be a whole number >= 0, not {limit!r}")
+        return self
 
 
 def check_results(results: dict[str, Any], path: str | Path) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tracekd.data import Dataset, Example
 from tracekd.data.msmarco import NO_ANSWER
+from tracekd.data.schema import unicode_text
 from tracekd.errors import InputError
 from tracekd.score.normalize import normalize_answer, token_f1, tokens
 
@@ -43,7 +44,10 @@ def score_answer(ds: Dataset, answers: tuple[str, ...] | None, ex: Example, outp
             f"dataset {ds.name!r} names the answer scorer {ds.answer_scorer!r}, which is not registered; "
             f"registered: {', '.join(sorted(SCORERS))}"
         )
-    return SCORERS[ds.answer_scorer](answers, ex, output)
+    # one spelling of the same text on both sides (NFC, no zero-width characters), for every scorer
+    answers = None if answers is None else tuple(map(unicode_text, answers))
+    gold = ex.replace(answers=tuple(map(unicode_text, ex.answers)), question=unicode_text(ex.question))
+    return SCORERS[ds.answer_scorer](answers, gold, unicode_text(output))
 
 
 def set_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[str, Any]:

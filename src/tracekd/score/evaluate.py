@@ -17,7 +17,8 @@ import numpy as np
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.data.reading import check_unique_ids
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl, staged
+from tracekd.jsonio import check_published, read_jsonl, refuse_overwriting, remove_stale_temps, staged
+from tracekd.lock import folder_lock
 from tracekd.score import metrics
 from tracekd.score.answers import score_answer
 from tracekd.score.freeform import freeform_trace
@@ -321,12 +322,14 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
         if ":" in name:
             continue
         num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-        per_seed = [float(num[m].sum() / den[m].sum()) for m in by_seed]
+        # a seed with nothing to count (no evaluated output) has no rate: null, left out of the sd
+        per_seed = [float(num[m].sum() / den[m].sum()) if den[m].sum() > 0 else None for m in by_seed]
+        defined = [v for v in per_seed if v is not None]
         rates[name] = {
             "mean": ci[name]["p"],
             "ci95": ci[name]["ci95"],
             "method": ci[name]["method"],
-            "sd": float(np.std(per_seed, ddof=1)) if len(seeds) > 1 else None,
+            "sd": float(np.std(defined, ddof=1)) if len(defined) > 1 else None,
             "per_seed": per_seed,
         }
 
@@ -386,6 +389,7 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
 # -- tracekd evaluate --------------------------------------------------------------------------------
 def load_test_set(data_dir: str | Path) -> tuple[list[Example], Dataset]:
     path = Path(data_dir) / "test.jsonl"
+    check_published(data_dir)
     examples = [Example.from_record(rec, path, lineno) for lineno, rec in read_jsonl(path)]
     if not examples:
         raise InputError("test set is empty", path)
@@ -442,6 +446,12 @@ def evaluate(
     for a folder prepared with a teacher condition."""
     if trace_style not in TRACE_STYLES:
         raise InputError(f"unknown trace style {trace_style!r}; choose one of {', '.join(TRACE_STYLES)}")
+    out = Path(out)
+    examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
+    data = Path(data_dir)
+    refuse_overwriting(
+        [out, examples_out], [predictions, *(data / f for f in ("test.jsonl", "train.jsonl", "manifest.json"))]
+    )
     freeform = trace_style == "freeform" or (trace_style == "auto" and freeform_folder(data_dir))
     examples, ds = load_test_set(data_dir)
     known = {ex.id: ex for ex in examples}
@@ -463,11 +473,15 @@ def evaluate(
     summary["trace_style"] = "freeform" if freeform else "rule"
     summary["data"] = str(data_dir)
     summary["predictions"] = str(predictions)
-    out = Path(out)
-    examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
     check_rows(rows, examples_out)
     check_scores(summary, out)
-    with staged() as stage:  # both files or neither
-        stage.jsonl(examples_out, rows)
-        stage.json(out, summary)
+    for path in (out, examples_out):
+        if path.is_dir():
+            raise InputError("is a folder; name a file", path)
+    with folder_lock(out.parent, "tracekd evaluate", lock_name=f".{out.name}.lock"):
+        remove_stale_temps(out.parent, [out.name])  # what a killed evaluate left
+        remove_stale_temps(examples_out.parent, [examples_out.name])
+        with staged() as stage:  # both files or neither
+            stage.jsonl(examples_out, rows)
+            stage.json(out, summary)
     return summary

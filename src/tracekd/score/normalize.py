@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 
-from tracekd.data.schema import normalize_item
+from tracekd.data.schema import normalize_item, unicode_text
 
 __all__ = ["normalize_answer", "normalize_item", "normalize_label", "token_f1", "tokens"]
 
@@ -14,8 +14,9 @@ _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
 def normalize_answer(s: str) -> str:
-    """Lower case, punctuation and articles removed, whitespace collapsed."""
-    s = s.lower().translate(_PUNCT)
+    """Unicode NFC without zero-width characters, lower case, punctuation and articles removed,
+    whitespace collapsed."""
+    s = unicode_text(s).lower().translate(_PUNCT)
     return " ".join(_ARTICLES.sub(" ", s).split())
 
 
@@ -24,7 +25,7 @@ def tokens(s: str) -> list[str]:
 
 
 def normalize_label(s: str) -> str:
-    return " ".join(s.casefold().replace("_", "-").split()).strip(" .'\"")
+    return " ".join(unicode_text(s).casefold().replace("_", "-").split()).strip(" .'\"")
 
 
 def token_f1(pred: list[str], gold: list[str]) -> float:

@@ -30,6 +30,15 @@ def request_key(
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
+# what a cached reply must hold (`client.Reply`): a hand-edited line is refused at its line number
+REPLY_FIELDS: dict[str, tuple[type, ...]] = {
+    "content": (str,),
+    "reasoning": (str, type(None)),
+    "finish_reason": (str, type(None)),
+    "completion_tokens": (int, type(None)),
+}
+
+
 class ResponseCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -40,6 +49,14 @@ class ResponseCache:
             for lineno, rec in read_jsonl(self.path):
                 if not isinstance(rec.get("key"), str) or not isinstance(rec.get("reply"), dict):
                     raise InputError("not a tracekd response-cache line (needs 'key' and 'reply')", self.path, lineno)
+                for field, types in REPLY_FIELDS.items():
+                    if not isinstance(rec["reply"].get(field), types):
+                        raise InputError(
+                            f"not a tracekd response-cache line: reply.{field} must be "
+                            + " or ".join("null" if t is type(None) else t.__name__ for t in types),
+                            self.path,
+                            lineno,
+                        )
                 self.records[rec["key"]] = rec
 
     def __contains__(self, key: str) -> bool:

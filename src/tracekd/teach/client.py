@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
+import re
+import threading
 import time
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,8 +48,34 @@ class Reply:
         return asdict(self)
 
 
+Keep = Callable[[Request, Reply], None]  # stores a reply as soon as it arrives
+
+
 class Malformed(Exception):
     """The server answered 200 with a body that is not a chat completion."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text: str | None) -> str | None:
+    """Text that can be stored as UTF-8: a lone surrogate (a JSON escape such as "\\ud800", which is
+    not Unicode) becomes U+FFFD, as an invalid UTF-8 byte of the body does when it is decoded."""
+    return text if text is None else _SURROGATE.sub("\ufffd", text)
+
+
+def _parse(raw: Any) -> Any:
+    """The chat completion of a raw HTTP response, its body decoded as UTF-8 with bad bytes
+    replaced, built as leniently as the openai client builds it (`_reply` checks what it needs)."""
+    from openai.types.chat import ChatCompletion
+
+    try:
+        data = json.loads(raw.content.decode("utf-8", errors="replace"))
+    except ValueError as e:
+        raise Malformed(f"the body is not JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise Malformed(f"the body is not a JSON object ({str(data)[:120]!r})")
+    return ChatCompletion.construct(**data)
 
 
 def _reply(resp: Any) -> Reply:
@@ -63,7 +92,10 @@ def _reply(resp: Any) -> Reply:
         raise Malformed("the message has neither content nor reasoning")
     usage = getattr(resp, "usage", None)
     return Reply(
-        content or "", reasoning, getattr(choices[0], "finish_reason", None), getattr(usage, "completion_tokens", None)
+        clean_text(content or ""),
+        clean_text(reasoning),
+        getattr(choices[0], "finish_reason", None),
+        getattr(usage, "completion_tokens", None),
     )
 
 
@@ -113,10 +145,10 @@ class ServerBackend:
         for attempt in range(self.endpoint.max_retries + 1):
             try:
                 extra = self.sampling_body if req.params.get("temperature", 0) > 0 else None
-                resp = self.client.chat.completions.create(
+                raw = self.client.chat.completions.with_raw_response.create(
                     model=self.model, messages=req.messages, extra_body=extra, **req.params
                 )
-                return _reply(resp)
+                return _reply(_parse(raw))
             except openai.APIStatusError as e:
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
                     hint = f"; is the key in ${self.endpoint.api_key_env}?" if e.status_code in (401, 403) else ""
@@ -141,29 +173,51 @@ class ServerBackend:
             f"the teacher server at {self.url} kept sending malformed responses ({_short(last)}; {tries} tries)"
         )
 
-    def complete(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
-        """Replies as they arrive, at most `concurrency` requests in flight; the first failure
-        cancels what has not started and is raised once the requests in flight are done."""
+    def complete(self, requests: list[Request], keep: Keep | None = None) -> Iterator[tuple[Request, Reply]]:
+        """Replies as they arrive, at most `concurrency` requests in flight, each passed to `keep`
+        by the thread that received it (so none is lost however the caller stops). The first
+        failure stops new requests and is raised once those in flight are done. A caller that
+        stops early (Ctrl-C) does not wait: the requests in flight are abandoned with their
+        threads (daemons), and the replies that arrived are kept."""
         if not requests:
             return
-        pool = ThreadPoolExecutor(max_workers=self.endpoint.concurrency, thread_name_prefix="tracekd-teach")
-        todo = iter(requests)
-        running: dict = {}
+        pending = deque(requests)
+        results: queue.Queue = queue.Queue()
+        stop = threading.Event()
+        lock = threading.Lock()
+
+        def work() -> None:
+            while not stop.is_set():
+                with lock:
+                    if not pending:
+                        return
+                    req = pending.popleft()
+                try:
+                    reply = self.ask(req)
+                    if keep is not None:
+                        keep(req, reply)
+                except BaseException as e:  # handed to the caller's thread
+                    stop.set()
+                    results.put((req, None, e))
+                    return
+                results.put((req, reply, None))
+
+        threads = [
+            threading.Thread(target=work, name="tracekd-teach", daemon=True)
+            for _ in range(min(self.endpoint.concurrency, len(requests)))
+        ]
+        for t in threads:
+            t.start()
         try:
-            for req in todo:
-                running[pool.submit(self.ask, req)] = req
-                if len(running) >= self.endpoint.concurrency:
-                    break
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    req = running.pop(fut)
-                    yield req, fut.result()
-                    nxt = next(todo, None)
-                    if nxt is not None:
-                        running[pool.submit(self.ask, nxt)] = nxt
+            for _ in requests:
+                req, reply, error = results.get()
+                if error is not None:
+                    for t in threads:  # the requests in flight end (their replies are kept)
+                        t.join()
+                    raise error
+                yield req, reply
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            stop.set()
 
 
 def sampling_body(folder: Path) -> dict[str, Any]:
@@ -198,7 +252,7 @@ class LocalBackend:
     def close(self) -> None:
         pass
 
-    def complete(self, requests: list[Request]) -> Iterator[tuple[Request, Reply]]:
+    def complete(self, requests: list[Request], keep: Keep | None = None) -> Iterator[tuple[Request, Reply]]:
         by_key = {r.key: r for r in requests}
         groups: dict[int, list[Request]] = {}
         for r in requests:
@@ -206,7 +260,10 @@ class LocalBackend:
         for max_new, reqs in groups.items():
             for batch in self.gen.generate([(r.key, r.messages) for r in reqs], max_new, self.batch_size):
                 for key, text in batch:
-                    yield by_key[key], Reply(text, None)
+                    reply = Reply(text, None)
+                    if keep is not None:
+                        keep(by_key[key], reply)
+                    yield by_key[key], reply
 
 
 def make_backend(endpoint: Endpoint, workdir: Path):

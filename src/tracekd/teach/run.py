@@ -25,13 +25,13 @@ from typing import Any
 
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
-from tracekd.jsonio import remove_stale_temps, staged
+from tracekd.jsonio import refuse_overwriting, remove_stale_temps, staged
 from tracekd.lock import folder_lock
 from tracekd.score.answers import score_answer
 from tracekd.score.evaluate import score_output, summarize
 from tracekd.score.outputs import check_rows, check_scores
 from tracekd.teach.cache import ResponseCache, request_key
-from tracekd.teach.client import Request, make_backend
+from tracekd.teach.client import Reply, Request, make_backend
 from tracekd.teach.options import Endpoint, TeacherOptions
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
@@ -124,19 +124,13 @@ class Asker:
             if endpoint not in self.backends:
                 self.backends[endpoint] = make_backend(endpoint, self.workdir)
             done = len(wanted) - len(todo)
-            for req, reply in self.backends[endpoint].complete(todo):
+
+            def keep(req: Request, reply: Reply) -> None:  # in the thread that received it: never lost
                 eid, k, params = meta[req.key]
-                self.cache.put(
-                    {
-                        "key": req.key,
-                        "id": eid,
-                        "kind": kind,
-                        "sample": k,
-                        "teacher": endpoint.name,
-                        "params": params,
-                        "reply": reply.as_dict(),
-                    }
-                )
+                record = {"key": req.key, "id": eid, "kind": kind, "sample": k, "teacher": endpoint.name}
+                self.cache.put({**record, "params": params, "reply": reply.as_dict()})
+
+            for _ in self.backends[endpoint].complete(todo, keep):
                 self.sent[kind] += 1
                 done += 1
                 if self.progress:
@@ -221,6 +215,9 @@ def teach(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output path exists and is not a folder", out_dir)
+    refuse_overwriting(
+        [out_dir / f for f in (RESPONSES_FILE, *DERIVED)], [data_dir / f for f in ("train.jsonl", "test.jsonl")]
+    )
     items, ds = load_items(data_dir, opts)
     judge(ds, items[0].ex, {"content": "", "reasoning": None}, opts.accept)  # a bad `accept` fails before any request
     with folder_lock(out_dir, "tracekd teach"):

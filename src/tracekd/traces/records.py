@@ -11,7 +11,7 @@ from typing import Any
 
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl
+from tracekd.jsonio import check_published, read_jsonl
 from tracekd.traces.prompt import prompt_messages
 from tracekd.traces.render import Trace, render
 
@@ -47,6 +47,7 @@ def _trace_record(t: Trace) -> dict[str, Any]:
 def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:
     """Read back a prepared split (for training and generation)."""
     path = data_dir / f"{split}.jsonl"
+    check_published(data_dir)
     if not path.is_file():
         raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
     out = []

@@ -9,14 +9,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tracekd.models.loading import Precision
 
+# the schedules transformers builds from the Trainer's arguments alone; the others need arguments
+# of their own (`cosine_with_min_lr`: a minimum; `warmup_stable_decay`: decay steps) or an
+# evaluation metric (`reduce_lr_on_plateau`), or are not learning-rate schedules (`greedy`)
+SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
+
 
 class TrainOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     epochs: float = Field(3.0, gt=0, description="Epochs.")
     max_steps: int = Field(-1, description="Stop after N optimiser steps (> 0 overrides epochs).")
     lr: float = Field(2e-4, gt=0, description="Peak learning rate.")
-    scheduler: str = Field("cosine", description="Learning-rate schedule (a transformers SchedulerType).")
+    scheduler: str = Field("cosine", description=f"Learning-rate schedule: {', '.join(SCHEDULERS)}.")
     warmup: float = Field(0.1, ge=0, description="Warm-up (a ratio of the steps when < 1).")
     batch_size: int = Field(4, ge=1, description="Per-device batch size.")
     grad_accum: int = Field(
@@ -63,12 +76,8 @@ class TrainOptions(BaseModel):
     @field_validator("scheduler")
     @classmethod
     def _scheduler(cls, v: str) -> str:
-        if v != "cosine":
-            from transformers.trainer_utils import SchedulerType
-
-            names = [s.value for s in SchedulerType]
-            if v not in names:
-                raise ValueError(f"unknown scheduler {v!r}; choose one of {', '.join(names)}")
+        if v not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {v!r}; choose one of {', '.join(SCHEDULERS)}")
         return v
 
     @field_validator("report_to")
@@ -106,3 +115,34 @@ class TrainOptions(BaseModel):
         if not v or not all(t.strip() for t in v) or len(set(v)) != len(v):
             raise ValueError("lora_targets must be a non-empty list of distinct module names")
         return v
+
+
+def unmatched_lora_target(model: str, targets: str | list[str]) -> str | None:
+    """The first LoRA target that names no module of `model` (None when all do, or when the
+    model's config is not at hand: a hub id not in the cache, which peft checks when it loads)."""
+    if targets == "all-linear":
+        return None
+    names = _module_names(model)
+    if names is None:
+        return None
+    if isinstance(targets, str):
+        return None if any(re.fullmatch(targets, n) for n in names) else targets
+    # peft: a name matches a module whose name is it or ends with "." + it
+    return next((t for t in targets if not any(n == t or n.endswith("." + t) for n in names)), None)
+
+
+def _module_names(model: str) -> list[str] | None:
+    """Names of the modules of `model`, from its config alone (built on the meta device)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from tracekd.models import resolve
+    from tracekd.models.loading import model_path
+
+    try:
+        config = AutoConfig.from_pretrained(model_path(resolve(model)), local_files_only=True)
+    except (OSError, ValueError):
+        return None
+    with torch.device("meta"):
+        net = AutoModelForCausalLM.from_config(config)
+    return [name for name, _ in net.named_modules() if name]

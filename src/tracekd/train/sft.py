@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tracekd.jsonio import write_json_atomic
+from tracekd.errors import InputError
+from tracekd.jsonio import check_provenance, naming, sha256_file, write_json_atomic
 from tracekd.models.loading import (
     cuda_available,
     cuda_memory_gib,
@@ -40,7 +44,7 @@ from tracekd.models.loading import (
 from tracekd.models.presets import ModelSpec, resolve
 from tracekd.models.prompts import prompt_ids
 from tracekd.traces.records import read_sft_records
-from tracekd.train.options import TrainOptions
+from tracekd.train.options import TrainOptions, unmatched_lora_target
 
 
 def tokenize_example(rec: dict[str, Any], tok, spec: ModelSpec, completion_only: bool = True) -> dict[str, list[int]]:
@@ -96,6 +100,7 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
         # losses (the trainer's first log after a resume averages only the steps since it)
         logging_steps=math.gcd(opts.logging_steps, opts.save_steps),
         report_to=opts.report_to,
+        logging_nan_inf_filter=False,  # a non-finite loss is logged as it is (and stops the run: DivergenceGuard)
         disable_tqdm=True,
         dataloader_num_workers=0,
         dataloader_pin_memory=not opts.use_cpu and cuda_available(),
@@ -161,8 +166,46 @@ def train(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     resolve(model)
     records = read_sft_records(data_dir)  # read once: bad input refused here, the records trained below
+    opts = opts or TrainOptions()
+    missing = None if opts.full else unmatched_lora_target(model, opts.lora_targets)
+    if missing is not None:
+        raise InputError(f"model {model!r} has no module matching {missing!r}", key="lora_targets")
     with locked_output(out_dir):
-        return _train(records, data_dir, model, out_dir, opts or TrainOptions(), resume, callbacks)
+        check_provenance(
+            out_dir / PROVENANCE,
+            training_provenance(resolve(model), data_dir, opts),
+            resume
+            and (any((out_dir / "checkpoints").glob("checkpoint-*")) or (out_dir / "train_summary.json").exists()),
+            "rerun without --resume, or name another --out, to start fresh",
+        )
+        if not resume:  # a fresh start: an older run's checkpoints must never be resumed into this one
+            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
+            (out_dir / "train_summary.json").unlink(missing_ok=True)
+        return _train(records, data_dir, model, out_dir, opts, resume, callbacks)
+
+
+PROVENANCE = "provenance.json"  # what produced OUT: model, data hash, options (a resume must match it)
+
+
+def training_provenance(spec: ModelSpec, data_dir: Path, opts: TrainOptions) -> dict[str, Any]:
+    """What the weights depend on: a resume with another model, data or recipe would mix two runs
+    (logging, checkpoint cadence and reporting do not change the weights)."""
+    return {
+        "model": {"name": spec.name, "source": spec.source},
+        "data": sha256_file(data_dir / "train.jsonl"),
+        "options": opts.model_dump(exclude={"save_steps", "logging_steps", "report_to"}),
+    }
+
+
+def check_trainable(data_dir: str | Path, model: str, opts: TrainOptions) -> None:
+    """What training would refuse only after loading the model, checked first (`tracekd run` does
+    it before any cell runs): LoRA targets that name no module, a max length that cuts every
+    completion."""
+    missing = None if opts.full else unmatched_lora_target(model, opts.lora_targets)
+    if missing is not None:
+        raise InputError(f"model {model!r} has no module matching {missing!r}", key="lora_targets")
+    spec = resolve(model)
+    training_data(read_sft_records(Path(data_dir)), load_tokenizer(spec), spec, opts)
 
 
 @dataclass(frozen=True)
@@ -203,6 +246,13 @@ class TrainingData:
 def training_data(records: list[dict[str, Any]], tok, spec: ModelSpec, opts: TrainOptions) -> TrainingData:
     dataset = sft_dataset(records, tok, spec, opts.completion_only_loss)
     lengths = [len(x) for x in dataset["input_ids"]]
+    # a label at position i is predicted from position i - 1: it needs 1 <= i < max_length
+    if not any(any(t != -100 for t in labels[1 : opts.max_length]) for labels in dataset["labels"]):
+        raise InputError(
+            f"{opts.max_length} tokens cut every example before its completion "
+            f"(the shortest has {min(lengths)} tokens): nothing to learn; raise it",
+            key="max_length",
+        )
     return TrainingData(records, dataset, lengths, sum(n > opts.max_length for n in lengths))
 
 
@@ -225,7 +275,7 @@ def make_trainer(
         train_dataset=data.dataset,
         processing_class=tok,
         peft_config=None if opts.full else lora_config(opts),
-        callbacks=callbacks,
+        callbacks=[*(callbacks or []), divergence_guard()],
     )
     if policy.bf16:
         keep_adapter_inputs_bf16(trainer.model)
@@ -234,6 +284,26 @@ def make_trainer(
 
         trainer.remove_callback(PrinterCallback)
     return trainer
+
+
+def divergence_guard():
+    """A callback that stops training at the first logged non-finite loss or gradient norm, before
+    that step's checkpoint is saved (every save step is a log step: `sft_config`)."""
+    from transformers import TrainerCallback
+
+    class DivergenceGuard(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kw):
+            for key in ("loss", "grad_norm"):
+                value = (logs or {}).get(key)
+                if isinstance(value, int | float) and not math.isfinite(value):
+                    raise InputError(
+                        f"training diverged at step {state.global_step}: {key} {value} "
+                        f"(learning rate {args.learning_rate:g}); no adapter was saved - lower the "
+                        "learning rate and train again without --resume",
+                        Path(args.output_dir).parent,
+                    )
+
+    return DivergenceGuard()
 
 
 def keep_adapter_inputs_bf16(model) -> None:
@@ -275,7 +345,11 @@ def _train(
             f"max_length={opts.max_length} tokens and are truncated"
         )
     start = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    if checkpoint is not None and _finished(checkpoint):
+        result = _load_finished(trainer, checkpoint)
+    else:
+        with saving_named(out_dir / "checkpoints"):
+            result = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - start
     final = out_dir / ("model" if opts.full else "adapter")
     summary: dict[str, Any] = {}
@@ -286,6 +360,42 @@ def _train(
     del trainer
     release_memory()
     return summary
+
+
+@contextmanager
+def saving_named(folder: Path) -> Iterator[None]:
+    """A checkpoint that cannot be written (a full disk) is one line naming its folder: torch's
+    writer raises a RuntimeError with its C++ trace, others an OSError without a file name."""
+    try:
+        with naming(folder):
+            yield
+    except RuntimeError as e:
+        text = str(e).strip()
+        if "PytorchStreamWriter" not in text and "write failed" not in text:
+            raise
+        cause = text[text.find("PytorchStreamWriter") :] if "PytorchStreamWriter" in text else text
+        raise InputError(
+            f"could not write a checkpoint ({cause.splitlines()[0]}); is the disk full? "
+            "the complete checkpoints are kept: free space and resume with --resume",
+            folder,
+        ) from None
+
+
+def _finished(checkpoint: str) -> bool:
+    """The checkpoint of the last step (a run killed before its summary was written)."""
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state["global_step"] >= state["max_steps"] > 0
+
+
+def _load_finished(trainer, checkpoint: str):
+    """The final checkpoint's weights and state, without training: the Trainer's resume would take
+    one more optimiser step when the last step is not the end of an epoch."""
+    from transformers.trainer_callback import TrainerState
+    from transformers.trainer_utils import TrainOutput
+
+    trainer._load_from_checkpoint(checkpoint)
+    trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+    return TrainOutput(trainer.state.global_step, None, {})
 
 
 def _summary(
