@@ -118,3 +118,49 @@ def test_use_cpu_is_the_explicit_way_to_train_a_gpu_preset_on_a_cpu(monkeypatch)
     policy = sft.device_policy(spec, TrainOptions(use_cpu=True))
     assert not policy.qlora
     sft.device_policy(PRESETS["tiny-random"], TrainOptions())  # a CPU model needs nothing
+
+
+# --- 6. several processes on one run folder ---
+
+GRID = {
+    "name": "shared",
+    "datasets": [{"name": "synthetic-babi", "size": 30, "limit_test": 6}],
+    "models": ["tiny-random"],
+    "conditions": ["baseline", "answer_only", "correct"],
+    "seeds": [0, 1],
+    "template": "tagged",
+    "train": {"max_steps": 2, "batch_size": 4, "grad_accum": 1, "save_steps": 2},
+    "generate": {"max_new_tokens": 6, "batch_size": 6},
+}
+
+
+def _start_run(cfg: Path, out: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracekd", "run", str(cfg), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_processes_share_a_grid_each_cell_done_once(tmp_path):
+    """Two `tracekd run` on one folder: every cell done by exactly one of them, the report written
+    once all are done, results.json the same as a single process's."""
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(GRID))
+    shared, alone = tmp_path / "shared", tmp_path / "alone"
+    procs = [_start_run(tmp_path / "c.yaml", shared) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    done = [line.split("done: ", 1)[1].strip() for out, _ in outs for line in out.splitlines() if "done: " in line]
+    keys = sorted(str(p.parent.relative_to(shared / "cells")) for p in (shared / "cells").glob("*/*/*/*/cell.json"))
+    assert len(keys) == 5 and sorted(done) == keys  # each cell once: 1 baseline + 2 conditions x 2 seeds
+    assert all(any("done: " in line for line in out.splitlines()) for out, _ in outs)  # both worked
+    assert sum("report: " in out for out, _ in outs) >= 1
+    r = _cli("run", tmp_path / "c.yaml", "--out", alone)
+    assert r.returncode == 0, r.stderr[-3000:]
+
+    def results(run: Path) -> bytes:
+        return (run / "results.json").read_bytes().replace(str(run).encode(), b"RUN")
+
+    assert results(shared) == results(alone)
