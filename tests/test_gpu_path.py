@@ -5,7 +5,7 @@ check's dry mode runs."""
 
 from __future__ import annotations
 
-import json
+import importlib.machinery
 import subprocess
 import sys
 from pathlib import Path
@@ -164,3 +164,70 @@ def test_two_processes_share_a_grid_each_cell_done_once(tmp_path):
         return (run / "results.json").read_bytes().replace(str(run).encode(), b"RUN")
 
     assert results(shared) == results(alone)
+
+
+# --- 3. vLLM engines in one `tracekd run` ---
+
+
+def _recording_vllm(monkeypatch, events: list[str]) -> None:
+    """A stand-in for the `vllm` module recording engine creation, generation and shutdown; an
+    engine started while another is alive fails, as vLLM does when the card is not free."""
+    import types
+
+    alive = []
+
+    class Engine:
+        def shutdown(self):
+            events.append("shutdown")
+            alive.remove(self)
+
+    class LLM:
+        def __init__(self, model, **kw):
+            assert not alive, "a second vLLM engine started while the first holds the card"
+            self.llm_engine = Engine()
+            alive.append(self.llm_engine)
+            events.append("create")
+
+        def generate(self, prompts, params, lora_request=None, use_tqdm=True):
+            events.append("generate")
+            return [types.SimpleNamespace(outputs=[types.SimpleNamespace(text="out")]) for _ in prompts]
+
+    class SamplingParams:
+        def __init__(self, **kw):
+            self.kw = kw
+
+    class LoRARequest:
+        def __init__(self, name, int_id, path):
+            self.path = path
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM, vllm.SamplingParams = LLM, SamplingParams
+    lora, request = types.ModuleType("vllm.lora"), types.ModuleType("vllm.lora.request")
+    request.LoRARequest = LoRARequest
+    vllm.lora, lora.request = lora, request
+    for name, module in (("vllm", vllm), ("vllm.lora", lora), ("vllm.lora.request", request)):
+        module.__spec__ = importlib.machinery.ModuleSpec(name, None)  # what find_spec reads (TRL asks)
+        monkeypatch.setitem(sys.modules, name, module)
+    from tracekd.generate import vllm_backend
+
+    monkeypatch.setattr(vllm_backend, "available", lambda: True)
+
+
+def test_each_vllm_engine_is_shut_down_before_the_next_stage(tmp_path, monkeypatch):
+    from tracekd.experiment.config import load_config
+    from tracekd.experiment.runner import run_experiment
+
+    events: list[str] = []
+    _recording_vllm(monkeypatch, events)
+    original_train = sft.train
+
+    def train(*args, **kw):
+        events.append("train")
+        return original_train(*args, **kw)
+
+    monkeypatch.setattr(sft, "train", train)
+    cfg = {**GRID, "conditions": ["baseline", "correct"], "seeds": [0], "generate": {"max_new_tokens": 4}}
+    cfg["generate"]["backend"] = "vllm"
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+    run_experiment(load_config(tmp_path / "c.yaml", []), tmp_path / "run")
+    assert events == ["create", "generate", "shutdown", "train", "create", "generate", "shutdown"]
