@@ -8,7 +8,7 @@ lock nothing else is installed.
 - cpu: `make setup` (README): requirements.lock, then tracekd. With this machine's pip
   configuration, as `make setup` runs here (a local CPU wheel of torch where there is one; from
   PyPI alone torch 2.13.0 is the CUDA build, which adds NVIDIA packages: listed, not an error).
-- gpu: docs/training.md: requirements-gpu.lock with the qlora and vllm extras, resolved against
+- gpu: docs/training.md: requirements-gpu.lock with the qlora, vllm and deepspeed extras, resolved against
   PyPI alone (this machine's local wheels and constraints are ignored). The lock is for Linux
   x86_64 and Python 3.11, so this check runs there.
 
@@ -32,7 +32,7 @@ PYPI = "https://pypi.org/simple"
 INSTALLS = {
     # name: (lock file, what is installed with it, complete lock, PyPI alone)
     "cpu": ("requirements.lock", ".", False, False),
-    "gpu": ("requirements-gpu.lock", ".[qlora,vllm]", True, True),
+    "gpu": ("requirements-gpu.lock", ".[qlora,vllm,deepspeed]", True, True),
 }
 
 

@@ -6,6 +6,7 @@ check's dry mode runs."""
 from __future__ import annotations
 
 import importlib.machinery
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,114 @@ def test_each_vllm_engine_is_shut_down_before_the_next_stage(tmp_path, monkeypat
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     run_experiment(load_config(tmp_path / "c.yaml", []), tmp_path / "run")
     assert events == ["create", "generate", "shutdown", "train", "create", "generate", "shutdown"]
+
+
+# --- 4. the shipped accelerate configs ---
+
+ACCELERATE = ROOT / "configs" / "accelerate"
+
+
+def _launch_args(config: str, extra: list[str] | None = None):
+    """`accelerate launch --config_file configs/accelerate/CONFIG ...` as accelerate reads it."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+
+    argv = ["--config_file", str(ACCELERATE / config), "--num_processes", "2", *(extra or [])]
+    args = launch_command_parser().parse_args([*argv, "-m", "tracekd", "train", "--data", "D"])
+    args, defaults, _ = _validate_launch_command(args)
+    return args, defaults
+
+
+def test_the_documented_configs_ship():
+    doc = (ROOT / "docs" / "training.md").read_text()
+    for name in ("ddp.yaml", "ds_zero2.yaml", "fsdp.yaml"):
+        assert (ACCELERATE / name).is_file() and f"configs/accelerate/{name}" in doc
+
+
+def test_ddp_config_launches_two_gloo_processes_and_rank0_saves_full_weights(tmp_path):
+    from tracekd.data.config import DatasetConfig
+    from tracekd.prepare import prepare
+
+    prepare(DatasetConfig(name="synthetic-babi", size=40), "correct", "tagged", 0, tmp_path / "data")
+    args, _ = _launch_args("ddp.yaml")
+    assert args.multi_gpu and not args.use_fsdp and not args.use_deepspeed
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(ACCELERATE / "ddp.yaml")]
+    cmd += ["--num_processes", "2", "-m", "tracekd", "train", "--data", str(tmp_path / "data")]
+    cmd += ["--model", "tiny-random", "--out", str(tmp_path / "o"), "--max-steps", "2", "--batch-size", "2"]
+    cmd += ["--grad-accum", "1", "--use-cpu", "--full"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**_env(), "ACCELERATE_USE_CPU": "true"}, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "o" / "train_summary.json").read_text())
+    assert s["world_size"] == 2 and s["batch_size_per_step"] == 2 and s["effective_batch_size"] == 4
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    saved = load_file(tmp_path / "o" / "model" / "model.safetensors")
+    whole = AutoModelForCausalLM.from_pretrained(tmp_path / "o" / "model").state_dict()
+    assert saved.keys() <= whole.keys() and all(saved[k].shape == whole[k].shape for k in saved)
+    assert len(saved) >= len(whole) - 1  # every weight (a tied head is stored once)
+
+
+def _env() -> dict:
+    import os
+
+    return dict(os.environ)
+
+
+def test_fsdp_config_reaches_tracekds_loading_and_saving(monkeypatch):
+    """FSDP cannot run on a CPU (accelerate asks for a CUDA-like device): the config is read by
+    accelerate's launcher, and the environment it gives the processes is what tracekd reads."""
+    import types
+
+    import transformers
+    from accelerate.utils.launch import prepare_multi_gpu_env
+
+    args, _ = _launch_args("fsdp.yaml")
+    assert args.use_fsdp and args.num_processes == 2
+    env = prepare_multi_gpu_env(args)
+    assert env["ACCELERATE_USE_FSDP"] == "true" and env["FSDP_STATE_DICT_TYPE"] == "FULL_STATE_DICT"
+    assert env["FSDP_USE_ORIG_PARAMS"] == "true"  # LoRA: frozen and trained parameters in one unit
+    # QLoRA under FSDP: the 4-bit weights stored in the compute dtype, placed by FSDP (no device_map)
+    captured = {}
+    monkeypatch.setattr(loading, "qlora_available", lambda: True)
+    monkeypatch.setattr(loading, "model_path", lambda spec: spec.source)
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        classmethod(lambda cls, path, **kw: captured.update(kw) or "model"),
+    )
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", env["ACCELERATE_USE_FSDP"])
+    loading.load_model(PRESETS["llama-3.2-1b-instruct"], bf16=True)
+    assert captured["quantization_config"].bnb_4bit_quant_storage == torch.bfloat16
+    assert "device_map" not in captured
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
+    captured.clear()
+    loading.load_model(PRESETS["llama-3.2-1b-instruct"], bf16=True)
+    assert captured["device_map"] == {"": 0} and captured["quantization_config"].bnb_4bit_quant_storage == torch.uint8
+    # the final save gathers whole weights whatever the config's state dict type
+    calls = []
+    plugin = types.SimpleNamespace(set_state_dict_type=lambda t: calls.append(("state_dict_type", t)))
+    trainer = types.SimpleNamespace(
+        is_fsdp_enabled=True,
+        accelerator=types.SimpleNamespace(state=types.SimpleNamespace(fsdp_plugin=plugin)),
+        save_model=lambda out: calls.append(("save", out)),
+        is_world_process_zero=lambda: False,
+    )
+    assert sft.save_final(trainer, None, PRESETS["tiny-random"], Path("OUT/model")) is False
+    assert calls == [("state_dict_type", "FULL_STATE_DICT"), ("save", "OUT/model")]
+
+
+def test_deepspeed_config_is_read_by_accelerates_deepspeed_path():
+    """DeepSpeed needs CUDA: the config is read by accelerate's launcher as ZeRO-2 with the
+    Trainer's values ('auto') for what tracekd's train options set."""
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env
+
+    args, defaults = _launch_args("ds_zero2.yaml")
+    assert args.use_deepspeed and args.zero_stage == 2 and args.num_processes == 2
+    args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+    _, env = prepare_deepspeed_cmd_env(args)
+    assert env["ACCELERATE_USE_DEEPSPEED"] == "true" and env["ACCELERATE_DEEPSPEED_ZERO_STAGE"] == "2"
+    assert "ACCELERATE_GRADIENT_ACCUMULATION_STEPS" not in env  # 'auto': the Trainer's grad_accum
+    lock = (ROOT / "requirements-gpu.lock").read_text().splitlines()
+    assert "deepspeed==0.19.8" in lock
+    extras = (ROOT / "pyproject.toml").read_text()
+    assert 'deepspeed = ["deepspeed==0.19.8"]' in extras

@@ -268,7 +268,11 @@ def keep_adapter_inputs_bf16(model) -> None:
 
 def save_final(trainer, tok, spec: ModelSpec, final: Path) -> bool:
     """The adapter (or model), saved by every process (FSDP / ZeRO-3 gather the sharded weights
-    here); the tokenizer and the base-model record by the main process. True there."""
+    here); the tokenizer and the base-model record by the main process. True there. Under FSDP
+    the weights are gathered whole on rank 0 whatever state dict type the accelerate config gives
+    the checkpoints (with a sharded one the Trainer's save would write no weights)."""
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(final))
     if not trainer.is_world_process_zero():
         return False
