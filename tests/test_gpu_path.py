@@ -343,3 +343,27 @@ def test_deepspeed_config_is_read_by_accelerates_deepspeed_path():
     assert "deepspeed==0.19.8" in lock
     extras = (ROOT / "pyproject.toml").read_text()
     assert 'deepspeed = ["deepspeed==0.19.8"]' in extras
+
+
+# --- 7. the device check's dry mode ---
+
+
+def test_device_check_dry_mode_runs_every_step_and_writes_what_held(tmp_path):
+    out = tmp_path / "check.json"
+    r = subprocess.run(
+        ["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry", str(out)],
+        capture_output=True,
+        text=True,
+        env={**_env(), "PYTHON": sys.executable},
+        timeout=600,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["dry"] and report["held"]["tracekd_run_tiny"] and report["held"]["tracekd_run_llama_1b_random"]
+    assert report["tiny"]["cells_done"] == 2 and report["llama_1b_random"]["cells_done"] == 1
+    assert report["llama_1b_random"]["trained"][0]["steps"] == 1
+    assert not report["held"]["qlora"] and not report["held"]["vllm_engines_in_a_row"]  # a CPU shows neither
+    (bench,) = report["bench"]
+    assert bench["returncode"] == 0 and bench["best_mfu_vs_measured_peak"] > 0
+    assert bench["params_total"] > 128256 * 64  # the 1B shape's vocabulary
