@@ -123,10 +123,14 @@ def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
         write_json_atomic(path, {**current, "overrides": cfg.overrides} if cfg.overrides else current)
 
 
-def shared_step(folder: Path):
-    """The lock of a folder several cells share (a data folder, a teacher folder): another process
-    at work there is waited for (`.<name>.lock` beside the folder)."""
-    return folder_lock(folder.parent, "tracekd run", lock_name=f".{folder.name}.lock", wait=True)
+@contextmanager
+def shared_step(folder: Path) -> Iterator[None]:
+    """Hold the lock of a folder several cells share (a data folder, a teacher folder), waiting for
+    another process at work there (`.<name>.lock` beside the folder); what a killed one left
+    half-written there is removed first."""
+    with folder_lock(folder.parent, "tracekd run", lock_name=f".{folder.name}.lock", wait=True):
+        remove_stale_temps(folder, recursive=True)
+        yield
 
 
 def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:

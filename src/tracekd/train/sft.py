@@ -372,6 +372,8 @@ def _summary(
         "activation_checkpointing": policy.checkpointing,
         "chat_template_kwargs": spec.chat_template_kwargs,  # e.g. the fixed date of Llama 3's template
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        # under QLoRA TRL casts them to bf16 whatever the precision (the adapter is saved bf16)
+        "trainable_dtype": sorted({str(p.dtype) for p in trainer.model.parameters() if p.requires_grad}),
         "runtime_s": runtime,
         "tokens_per_s": seen * mean_len / runtime if runtime > 0 else None,
         "torch_threads": torch.get_num_threads(),
