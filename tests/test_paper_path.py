@@ -309,8 +309,10 @@ def test_full_finetuning_on_a_qlora_preset_needs_no_flag(data, tmp_path, monkeyp
     paper_like = dataclasses.replace(PRESETS["tiny-random"], qlora=True)
     monkeypatch.setattr(sft, "resolve", lambda name: paper_like)
     monkeypatch.setattr(loading, "qlora_available", lambda: True)  # as on a CUDA machine with bitsandbytes
-    s = train(data, "tiny-random", tmp_path / "full", _steps(full=True))
+    s = train(data, "tiny-random", tmp_path / "full", _steps(full=True, use_cpu=True))  # (the CPU explicitly)
     assert s["full_finetune"] and not s["qlora"] and (tmp_path / "full" / "model" / "config.json").is_file()
+    monkeypatch.setattr(loading, "cuda_available", lambda: True)
+    monkeypatch.setattr(sft, "cuda_memory_gib", lambda: 80.0)
     assert sft.device_policy(paper_like, TrainOptions()).qlora  # LoRA on the same preset stays QLoRA
     with pytest.raises(InputError, match="cannot be combined with full fine-tuning"):
         sft.device_policy(paper_like, TrainOptions(full=True, qlora=True))

@@ -4,8 +4,9 @@
 deleted: the lock is the open file, not the file's existence). The kernel drops it when the
 process ends however it ends - a SIGKILL never leaves a stale lock. A second process gets an
 `InputError` naming the folder and the holder's pid (exit 2) and touches nothing; the first is
-unharmed. In a multi-process (`accelerate launch`) run only rank 0 takes the lock: the ranks are
-one job.
+unharmed. With `wait=True` the second waits for the lock instead (`tracekd run`'s short steps
+shared by the processes of one run folder). In a multi-process (`accelerate launch`) run only
+rank 0 takes the lock: the ranks are one job.
 
 Filesystems without `flock` (Lustre without its flock mount option: ENOSYS; some NFS / FUSE
 mounts: ENOLCK, EOPNOTSUPP) get a lock file instead: `.tracekd.lock.held`, created atomically
@@ -23,6 +24,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,8 +51,15 @@ def lock_mode() -> str:
     return mode
 
 
-def _busy(folder: Path, holder: str, what: str) -> InputError:
-    return InputError(
+WAIT_POLL_S = 0.2  # how often a waiting process looks at a lock file
+
+
+class FolderBusy(InputError):
+    """Another process holds the folder's lock."""
+
+
+def _busy(folder: Path, holder: str, what: str) -> FolderBusy:
+    return FolderBusy(
         f"another tracekd process ({holder}) is working in this folder; "
         f"wait for it to finish, or use another output for {what}",
         folder,
@@ -58,8 +67,9 @@ def _busy(folder: Path, holder: str, what: str) -> InputError:
 
 
 @contextmanager
-def folder_lock(folder: str | Path, what: str, lock_name: str = LOCK_NAME) -> Iterator[None]:
-    """Hold the lock of `folder` (made if missing) for the body; `what` names the command."""
+def folder_lock(folder: str | Path, what: str, lock_name: str = LOCK_NAME, wait: bool = False) -> Iterator[None]:
+    """Hold the lock of `folder` (made if missing) for the body; `what` names the command. Held by
+    another process: `FolderBusy`, or with `wait` the body runs once the other process lets go."""
     folder = Path(folder)
     mode = lock_mode()
     if _rank() != 0 or mode == "none":
@@ -69,26 +79,26 @@ def folder_lock(folder: str | Path, what: str, lock_name: str = LOCK_NAME) -> It
         raise InputError("exists and is not a folder", folder)
     folder.mkdir(parents=True, exist_ok=True)
     if mode == "file":
-        with _file_lock(folder, folder / (lock_name + HELD_SUFFIX), what):
+        with _file_lock(folder, folder / (lock_name + HELD_SUFFIX), what, wait):
             yield
         return
     fd = os.open(folder / lock_name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
-        if _flock(fd, folder, folder / lock_name, what, mode):
+        if _flock(fd, folder, folder / lock_name, what, mode, wait):
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield
         else:
-            with _file_lock(folder, folder / (lock_name + HELD_SUFFIX), what):
+            with _file_lock(folder, folder / (lock_name + HELD_SUFFIX), what, wait):
                 yield
     finally:
         os.close(fd)
 
 
-def _flock(fd: int, folder: Path, path: Path, what: str, mode: str) -> bool:
+def _flock(fd: int, folder: Path, path: Path, what: str, mode: str, wait: bool = False) -> bool:
     """Take the OS lock; False where the filesystem has none (and `mode` allows the lock file)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
     except BlockingIOError:
         holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
         raise _busy(folder, f"pid {holder}", what) from None
@@ -130,21 +140,29 @@ def _read_record(path: Path) -> dict | None:
 
 
 @contextmanager
-def _file_lock(folder: Path, held: Path, what: str) -> Iterator[None]:
-    """The fallback: `held` made atomically (a hard link to a file that already has our record)."""
+def _file_lock(folder: Path, held: Path, what: str, wait: bool = False) -> Iterator[None]:
+    """The fallback: `held` made atomically (a hard link to a file that already has our record).
+    With `wait`, a live holder is waited for (polled)."""
     mine = {"pid": os.getpid(), "host": socket.gethostname()}
     tmp = held.with_name(f"{held.name}.{os.getpid()}.new")
     tmp.write_text(json.dumps(mine), encoding="utf-8")
     try:
-        for _ in range(3):
+        changes = 0
+        while True:
             try:
                 os.link(tmp, held)
                 break
             except FileExistsError:
                 record = _read_record(held)
-                if record is None:
-                    continue  # released in between
-                alive = _holder_alive(record)
+                alive = None if record is None else _holder_alive(record)
+                if record is not None and alive is not False:
+                    if wait:
+                        time.sleep(WAIT_POLL_S)
+                        continue
+                    holder = f"pid {record.get('pid', '?')} on {record.get('host', '?')}"
+                    if alive is None:
+                        holder += f"; if it is gone, delete {held}"
+                    raise _busy(folder, holder, what) from None
                 if alive is False:  # stale: its holder is gone; only one process wins the rename
                     stale = held.with_name(f"{held.name}.{os.getpid()}.stale")
                     try:
@@ -152,13 +170,9 @@ def _file_lock(folder: Path, held: Path, what: str) -> Iterator[None]:
                         stale.unlink()
                     except FileNotFoundError:
                         pass
-                    continue
-                holder = f"pid {record.get('pid', '?')} on {record.get('host', '?')}"
-                if alive is None:
-                    holder += f"; if it is gone, delete {held}"
-                raise _busy(folder, holder, what) from None
-        else:
-            raise InputError("could not take the lock file (it keeps changing hands)", held)
+                changes += 1  # released in between, or stale and removed: try again
+                if changes >= 3:
+                    raise InputError("could not take the lock file (it keeps changing hands)", held) from None
     finally:
         tmp.unlink(missing_ok=True)
     try:

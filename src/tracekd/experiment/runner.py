@@ -19,15 +19,21 @@ cells; a cell killed during training resumes from its last checkpoint (to the sa
 killed during generation from its last finished batch. The baseline (the untrained model) is one
 cell per dataset and model: greedy decoding does not depend on the seed.
 
-One process at a time: the run folder is locked (`.tracekd.lock`, see tracekd.lock), and the run starts by removing
-the temporary files a killed process left. Every path a cell writes is checked to lie inside the
-run folder.
+Several processes may work on one run folder (the same command on N GPUs, or a job array on a
+shared filesystem): each claims the next cell that is not done through the cell folder's lock
+(`.tracekd.lock`, see tracekd.lock), skips the cells others hold, and removes the temporary files a
+killed process left in a cell it claims. The steps cells share (config.json, a data folder, a
+dataset's teacher) run under a lock the other processes wait for. The process that finishes the
+last cell writes results.json and the report; the others say which cells are still running. Every
+path a cell writes is checked to lie inside the run folder.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +42,7 @@ from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
 from tracekd.experiment.config import ExperimentConfig, ModelConfig
 from tracekd.jsonio import JOURNAL, read_json, remove_stale_temps, write_json_atomic
-from tracekd.lock import folder_lock
+from tracekd.lock import FolderBusy, folder_lock
 from tracekd.traces.conditions import BASELINE
 from tracekd.traces.teacher import RESTRICT, needs_teacher, split_condition
 
@@ -117,14 +123,25 @@ def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
         write_json_atomic(path, {**current, "overrides": cfg.overrides} if cfg.overrides else current)
 
 
+@contextmanager
+def shared_step(folder: Path) -> Iterator[None]:
+    """Hold the lock of a folder several cells share (a data folder, a teacher folder), waiting for
+    another process at work there (`.<name>.lock` beside the folder); what a killed one left
+    half-written there is removed first."""
+    with folder_lock(folder.parent, "tracekd run", lock_name=f".{folder.name}.lock", wait=True):
+        remove_stale_temps(folder, recursive=True)
+        yield
+
+
 def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
     from tracekd.prepare import prepare
 
     out = cell.data_folder(run)
-    if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
-        return out
-    teacher = teacher_folder(cell.dataset, run) if needs_teacher(cell.data_condition) else None
-    prepare(cell.dataset, cell.data_condition, cfg.template, cell.seed, out, teacher)
+    with shared_step(out):
+        if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
+            return out
+        teacher = teacher_folder(cell.dataset, run) if needs_teacher(cell.data_condition) else None
+        prepare(cell.dataset, cell.data_condition, cfg.template, cell.seed, out, teacher)
     return out
 
 
@@ -141,8 +158,6 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
 
     folder = teacher_folder(d, run)
     data = folder / "data"
-    if not (data / "manifest.json").is_file() or (data / JOURNAL).exists():
-        prepare(d, "answer_only", cfg.template, 0, data)
     bases = {split_condition(c)[0] for c in cfg.conditions}
     opts = cfg.teacher.model_copy(
         update={
@@ -150,7 +165,10 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
             "posthoc": cfg.teacher.posthoc or "teacher_posthoc" in bases,
         }
     )
-    teach(data, folder, opts, progress)
+    with shared_step(folder):
+        if not (data / "manifest.json").is_file() or (data / JOURNAL).exists():
+            prepare(d, "answer_only", cfg.template, 0, data)
+        teach(data, folder, opts, progress)
     return folder
 
 
@@ -238,6 +256,8 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
         contained(run, c.data_folder(run))
     for d in cfg.datasets:
         contained(run, teacher_folder(d, run))
+    if not dry_run:
+        check_devices(cfg, cells)
     if dry_run:
         t = Table(title=f"{cfg.name}: {len(cells)} cells -> {run}", header_style="bold")
         for col in ("dataset", "model", "condition", "seed", "state"):
@@ -246,12 +266,44 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
             t.add_row(c.dataset.name, c.model.name, c.condition, str(c.seed), stage_of(c, run))
         console.print(t)
         return None
-    with folder_lock(run, "tracekd run"):
-        remove_stale_temps(run, recursive=True)
-        return _run_locked(cfg, run, cells, console)
+    with folder_lock(run, "tracekd run", wait=True):
+        remove_stale_temps(run)
+        _check_run_folder(cfg, run)
+    return _run_cells(cfg, run, cells, console)
 
 
-def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) -> dict[str, Any]:
+def check_devices(cfg: ExperimentConfig, cells: list[Cell]) -> None:
+    """A model made for a CUDA GPU, or for 4-bit QLoRA, stops the run before any cell when this
+    machine lacks it (unless `train.use_cpu` / `train.qlora=false` say otherwise)."""
+    from tracekd.models.loading import require_device
+    from tracekd.models.presets import resolve
+    from tracekd.train.sft import device_policy
+
+    for c in cells:
+        spec = resolve(c.model.model)
+        require_device(spec, cfg.train.use_cpu)
+        if c.trained:
+            device_policy(spec, cfg.train)
+
+
+@contextmanager
+def claim(cell: Cell, run: Path) -> Iterator[bool]:
+    """Hold the cell (its folder's lock) for the body: True when this process got it and the cell
+    is not done, False when another process holds it or has finished it meanwhile."""
+    with ExitStack() as held:
+        try:
+            held.enter_context(folder_lock(cell.folder(run), "tracekd run"))
+        except FolderBusy:
+            yield False
+            return
+        if is_done(cell, run):
+            yield False
+            return
+        remove_stale_temps(cell.folder(run), recursive=True)
+        yield True
+
+
+def _run_cells(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) -> dict[str, Any] | None:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -261,7 +313,6 @@ def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) ->
         TimeRemainingColumn,
     )
 
-    _check_run_folder(cfg, run)
     todo = [c for c in cells if not is_done(c, run)]
     _check_training_data(cfg, run, todo)
     console.print(f"[bold]{cfg.name}[/]: {len(cells)} cells, {len(cells) - len(todo)} already done -> {run}")
@@ -273,6 +324,7 @@ def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) ->
         TextColumn("eta"),
         TimeRemainingColumn(),
     )
+    ran = 0
     with Progress(*columns, console=console, transient=False) as bar:
         overall = bar.add_task("cells", total=len(cells), completed=len(cells) - len(todo))
         stage = bar.add_task("", total=1, visible=False)
@@ -292,13 +344,37 @@ def _run_locked(cfg: ExperimentConfig, run: Path, cells: list[Cell], console) ->
                     stage, description=f"  {cell.key}: {name}", completed=done, total=max(total, 1), visible=True
                 )
 
-            bar.update(stage, description=f"  {cell.key}: prepare", completed=0, total=1, visible=True)
-            run_cell(cell, cfg, run, report)
-            bar.advance(overall)
+            with claim(cell, run) as mine:
+                if mine:
+                    bar.update(stage, description=f"  {cell.key}: prepare", completed=0, total=1, visible=True)
+                    run_cell(cell, cfg, run, report)
+                    console.print(f"done: {cell.key}")
+                    bar.advance(overall)
+                    ran += 1
+    return _finish(cfg, run, cells, console, ran_cells=ran > 0)
+
+
+def _finish(cfg: ExperimentConfig, run: Path, cells: list[Cell], console, ran_cells: bool) -> dict[str, Any] | None:
+    """results.json and the report, once every cell is done: written by the process that finishes
+    the last cell (another finishing at the same moment finds them newer than every cell), or
+    rebuilt by a rerun that had nothing to do. None while other processes still hold cells."""
     from tracekd.report.build import write_report
     from tracekd.report.results import results_from_run
 
-    results = results_from_run(cfg, run, cells)
-    paths = write_report(results, run)
+    left = [c.key for c in cells if not is_done(c, run)]
+    if left:
+        console.print(
+            f"{len(left)} cell(s) still running in other processes ({', '.join(left[:3])}"
+            f"{', ...' if len(left) > 3 else ''}); the process that finishes the last writes the report"
+        )
+        return None
+    with folder_lock(run, "tracekd run", lock_name=".report.lock", wait=True):
+        results_file = run / "results.json"
+        newest_cell = max((c.folder(run) / "cell.json").stat().st_mtime_ns for c in cells)
+        if ran_cells and results_file.is_file() and results_file.stat().st_mtime_ns > newest_cell:
+            console.print(f"report: written by another process in {run}")
+            return read_json(results_file)
+        results = results_from_run(cfg, run, cells)
+        paths = write_report(results, run)
     console.print(f"report: {paths['html']}")
     return results

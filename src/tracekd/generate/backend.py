@@ -27,3 +27,8 @@ class Generator(ABC):
     def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
         """Yield [(id, output)] as outputs finish, a group at a time (`batch_size`: how many
         prompts decode together); every prompt exactly once."""
+
+    def close(self) -> None:
+        """Free what the generator holds before the next stage (vLLM: shut its engine down). The
+        `hf` backend's model goes with the generator object."""
+        return None

@@ -111,13 +111,16 @@ def _generate(records, spec, out_file: Path, adapter, opts: GenerateOptions, pro
         return summary
     gen = make_generator(spec, adapter, opts)
     finished = len(records) - len(todo)
-    with naming(out_file), open(out_file, "a", encoding="utf-8") as f:
-        for batch in gen.generate(todo, opts.max_new_tokens, opts.batch_size):
-            f.write("".join(dumps_line({"id": pid, "output": text}) for pid, text in batch))
-            f.flush()
-            os.fsync(f.fileno())
-            finished += len(batch)
-            summary["generated"] += len(batch)
-            if progress:
-                progress(finished, len(records))
+    try:
+        with naming(out_file), open(out_file, "a", encoding="utf-8") as f:
+            for batch in gen.generate(todo, opts.max_new_tokens, opts.batch_size):
+                f.write("".join(dumps_line({"id": pid, "output": text}) for pid, text in batch))
+                f.flush()
+                os.fsync(f.fileno())
+                finished += len(batch)
+                summary["generated"] += len(batch)
+                if progress:
+                    progress(finished, len(records))
+    finally:
+        gen.close()  # before the next stage: the engine shut down, its memory free
     return summary

@@ -8,7 +8,10 @@ interface of `generate/backend.py`, as the `hf` backend:
 - a LoRA adapter goes through `LoRARequest`, with `max_lora_rank` the smallest of vLLM's allowed
   ranks that holds the adapter's `r`; with `merge` the adapter is merged into the base first
   (peft) and vLLM serves the merged weights without LoRA;
-- memory left by a model trained in the same process is released before vLLM measures the card.
+- memory left by a model trained in the same process is released before vLLM measures the card;
+- `close()` shuts the engine down (its engine-core process and its share of the card) and
+  releases the memory, before the next stage of `tracekd run` trains or starts another engine:
+  vLLM starts only when most of the card is free, and garbage collection frees an engine late.
 """
 
 from __future__ import annotations
@@ -116,3 +119,20 @@ class VLLMGenerator(Generator):
             inputs = [{"prompt_token_ids": self.prompt_ids(msgs)} for _, msgs in part]
             outs = self.llm.generate(inputs, params, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]
+
+    def close(self) -> None:
+        llm = self.__dict__.pop("llm", None)
+        if llm is None:
+            return
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(llm, "shutdown", None) or getattr(engine, "shutdown", None)
+        if shutdown is not None:
+            shutdown()
+        del llm, engine, shutdown
+        try:  # vLLM's own teardown of its process groups (what its tests run between engines)
+            from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+        except ImportError:
+            pass
+        else:
+            cleanup_dist_env_and_memory()
+        release_memory()

@@ -74,26 +74,80 @@ def cuda_memory_gib() -> float | None:
     return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 
-def qlora_available() -> bool:
+# the oldest Linux NVIDIA driver each CUDA major version of a torch build runs on (NVIDIA's CUDA
+# compatibility table, minor-version compatibility)
+CUDA_MIN_DRIVER = {"11": "450.80.02", "12": "525.60.13", "13": "580.65.06"}
+CUDA_CHECK = 'python -c "import torch; print(torch.cuda.is_available())"'
+
+
+def cuda_missing() -> str:
+    """Why this torch sees no CUDA device, in words, with how to check it."""
+    import torch
+
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} is a CPU build (install the GPU set: requirements-gpu.lock)"
+    driver = CUDA_MIN_DRIVER.get(torch.version.cuda.split(".")[0], "recent enough for it")
+    return (
+        f"torch {torch.__version__} (CUDA {torch.version.cuda}) finds no GPU: it needs an NVIDIA GPU with a "
+        f"driver >= {driver} (check `nvidia-smi` and `{CUDA_CHECK}`)"
+    )
+
+
+def qlora_missing() -> str | None:
+    """Why 4-bit QLoRA cannot run here (None: it can): CUDA, and bitsandbytes that loads."""
     if not cuda_available():
-        return False
+        return cuda_missing()
     try:
         import bitsandbytes  # noqa: F401
     except ImportError:
-        return False
-    return True
+        return "bitsandbytes is not installed (pip install tracekd[qlora])"
+    except Exception as e:  # a bitsandbytes that installs but cannot load its CUDA library
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        return f'bitsandbytes does not load ({first}; check `python -c "import bitsandbytes"`)'
+    return None
 
 
-def use_qlora(spec: ModelSpec, qlora: bool | None, full: bool = False) -> bool:
-    """QLoRA as asked (it needs CUDA and bitsandbytes); by default where the preset asks for it and
-    they are present, and never with full fine-tuning (QLoRA trains adapters)."""
+def qlora_available() -> bool:
+    return qlora_missing() is None
+
+
+def require_device(spec: ModelSpec, use_cpu: bool = False) -> None:
+    """A preset made for a CUDA GPU (the paper's: `spec.qlora`) never falls back to the CPU in
+    silence: without CUDA it stops, unless the CPU is asked for (`--use-cpu`)."""
+    if spec.qlora and not use_cpu and not cuda_available():
+        raise InputError(
+            f"model {spec.name!r} is made for a CUDA GPU, but {cuda_missing()}; "
+            "pass --use-cpu (train.use_cpu=true in a config) to train on the CPU anyway"
+        )
+
+
+def use_qlora(spec: ModelSpec, qlora: bool | None, full: bool = False, use_cpu: bool = False) -> bool:
+    """QLoRA as asked (it needs CUDA and bitsandbytes). By default where the preset asks for it,
+    never with full fine-tuning (QLoRA trains adapters) nor on an asked-for CPU; a preset asking for
+    it where it cannot run stops with the reason, unless `--no-qlora` is given."""
     if qlora is None:
-        return spec.qlora and not full and qlora_available()
+        if not spec.qlora or full or use_cpu:
+            return False
+        if not qlora_available():
+            raise InputError(
+                f"model {spec.name!r} trains with 4-bit QLoRA, but {qlora_missing()}; pass --no-qlora "
+                "(train.qlora=false in a config) to train LoRA on unquantised weights instead"
+            )
+        return True
     if qlora and full:
         raise InputError("QLoRA trains adapters; it cannot be combined with full fine-tuning")
     if qlora and not qlora_available():
-        raise InputError("QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora])")
+        raise InputError(f"QLoRA needs CUDA and bitsandbytes (pip install tracekd[qlora]): {qlora_missing()}")
     return qlora
+
+
+def fsdp_launched() -> bool:
+    """This process was started by `accelerate launch` with an FSDP config."""
+    import os
+
+    from accelerate.utils import str_to_bool
+
+    return bool(str_to_bool(os.environ.get("ACCELERATE_USE_FSDP", "false")))
 
 
 def load_tokenizer(spec: ModelSpec):
@@ -129,10 +183,13 @@ def load_model(spec: ModelSpec, *, qlora: bool | None = None, bf16: bool = False
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=dtype,
+            # FSDP shards parameters of one dtype: the 4-bit weights are stored in the compute dtype
+            **({"bnb_4bit_quant_storage": dtype} if fsdp_launched() else {}),
         )
-        from accelerate import PartialState
+        if not fsdp_launched():  # FSDP places the shards itself
+            from accelerate import PartialState
 
-        kwargs["device_map"] = {"": PartialState().local_process_index}
+            kwargs["device_map"] = {"": PartialState().local_process_index}
     path = model_path(spec)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)

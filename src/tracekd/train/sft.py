@@ -37,6 +37,7 @@ from tracekd.models.loading import (
     load_model,
     load_tokenizer,
     release_memory,
+    require_device,
     use_bf16,
     use_qlora,
     write_base_record,
@@ -76,35 +77,52 @@ def use_activation_checkpointing(spec: ModelSpec, opts: TrainOptions) -> bool:
 def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: bool = False):
     from trl import SFTConfig
 
-    return SFTConfig(
-        output_dir=str(out_dir / "checkpoints"),
-        num_train_epochs=opts.epochs,
-        max_steps=opts.max_steps,
-        learning_rate=opts.lr,
-        lr_scheduler_type=opts.scheduler,
-        warmup_steps=opts.warmup,
-        per_device_train_batch_size=opts.batch_size,
-        gradient_accumulation_steps=opts.grad_accum,
-        max_length=opts.max_length,
-        seed=opts.seed,
-        data_seed=opts.seed,
-        bf16=bf16,
-        use_cpu=opts.use_cpu or not cuda_available(),  # also what bf16 autocast on a CPU needs
-        **_checkpointing_args(checkpointing),
-        ddp_find_unused_parameters=False,  # every LoRA (or full) parameter gets a gradient
-        train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
-        save_strategy="steps",
-        save_steps=opts.save_steps,
-        save_total_limit=2,
-        # a divisor of save_steps: every checkpoint is a log step, so a resumed run logs the same
-        # losses (the trainer's first log after a resume averages only the steps since it)
-        logging_steps=math.gcd(opts.logging_steps, opts.save_steps),
-        report_to=opts.report_to,
-        logging_nan_inf_filter=False,  # a non-finite loss is logged as it is (and stops the run: DivergenceGuard)
-        disable_tqdm=True,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=not opts.use_cpu and cuda_available(),
+    return one_device_per_process(
+        SFTConfig(
+            output_dir=str(out_dir / "checkpoints"),
+            num_train_epochs=opts.epochs,
+            max_steps=opts.max_steps,
+            learning_rate=opts.lr,
+            lr_scheduler_type=opts.scheduler,
+            warmup_steps=opts.warmup,
+            per_device_train_batch_size=opts.batch_size,
+            gradient_accumulation_steps=opts.grad_accum,
+            max_length=opts.max_length,
+            seed=opts.seed,
+            data_seed=opts.seed,
+            bf16=bf16,
+            use_cpu=opts.use_cpu or not cuda_available(),  # also what bf16 autocast on a CPU needs
+            **_checkpointing_args(checkpointing),
+            ddp_find_unused_parameters=False,  # every LoRA (or full) parameter gets a gradient
+            train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
+            save_strategy="steps",
+            save_steps=opts.save_steps,
+            save_total_limit=2,
+            # a divisor of save_steps: every checkpoint is a log step, so a resumed run logs the same
+            # losses (the trainer's first log after a resume averages only the steps since it)
+            logging_steps=math.gcd(opts.logging_steps, opts.save_steps),
+            report_to=opts.report_to,
+            logging_nan_inf_filter=False,  # a non-finite loss is logged as it is (and stops the run: DivergenceGuard)
+            disable_tqdm=True,
+            dataloader_num_workers=0,
+            dataloader_pin_memory=not opts.use_cpu and cuda_available(),
+        )
     )
+
+
+def one_device_per_process(args):
+    """One process trains on one GPU. Outside `accelerate launch` the Trainer would take every
+    visible GPU with `torch.nn.DataParallel`: the batch multiplied by their number (the optimiser
+    steps divided by it), a 4-bit model left whole on cuda:0. Here it uses cuda:0 only, says so, and
+    says how to use them all (one process per GPU, the batch per process as asked)."""
+    if args.n_gpu > 1:
+        print(
+            f"tracekd train: {args.n_gpu} GPUs visible, one process trains on one ({args.device}); to use them all: "
+            f"accelerate launch --multi_gpu --num_processes {args.n_gpu} -m tracekd train ... "
+            "(or choose the GPU with CUDA_VISIBLE_DEVICES)"
+        )
+        args._n_gpu = 1  # what the Trainer itself does for a model-parallel model
+    return args
 
 
 def _checkpointing_args(on: bool) -> dict[str, Any]:
@@ -164,9 +182,9 @@ def train(
     from tracekd.train.reproducible import locked_output
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    resolve(model)
-    records = read_sft_records(data_dir)  # read once: bad input refused here, the records trained below
     opts = opts or TrainOptions()
+    device_policy(resolve(model), opts)  # a missing GPU or bitsandbytes is refused here
+    records = read_sft_records(data_dir)  # read once: bad input refused here, the records trained below
     missing = None if opts.full else unmatched_lora_target(model, opts.lora_targets)
     if missing is not None:
         raise InputError(f"model {model!r} has no module matching {missing!r}", key="lora_targets")
@@ -225,7 +243,8 @@ def device_policy(spec: ModelSpec, opts: TrainOptions) -> DevicePolicy:
     optimiser state in fp32 (peft keeps adapters in fp32). The frozen base weights are bf16 too
     (autocast would otherwise cast every fp32 weight to bf16 again at each step, about a tenth of a
     CPU step); full fine-tuning on a CPU keeps its trained weights fp32 (on CUDA the model is bf16)."""
-    qlora = use_qlora(spec, opts.qlora, opts.full)
+    require_device(spec, opts.use_cpu)
+    qlora = use_qlora(spec, opts.qlora, opts.full, opts.use_cpu)
     on_cpu = opts.use_cpu or not cuda_available()
     bf16 = use_bf16(opts.precision, on_cpu=on_cpu)
     return DevicePolicy(
@@ -318,7 +337,11 @@ def keep_adapter_inputs_bf16(model) -> None:
 
 def save_final(trainer, tok, spec: ModelSpec, final: Path) -> bool:
     """The adapter (or model), saved by every process (FSDP / ZeRO-3 gather the sharded weights
-    here); the tokenizer and the base-model record by the main process. True there."""
+    here); the tokenizer and the base-model record by the main process. True there. Under FSDP
+    the weights are gathered whole on rank 0 whatever state dict type the accelerate config gives
+    the checkpoints (with a sharded one the Trainer's save would write no weights)."""
+    if trainer.is_fsdp_enabled:
+        trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
     trainer.save_model(str(final))
     if not trainer.is_world_process_zero():
         return False
@@ -398,6 +421,24 @@ def _load_finished(trainer, checkpoint: str):
     return TrainOutput(trainer.state.global_step, None, {})
 
 
+def batch_record(args) -> dict[str, Any]:
+    """The batch as it ran: per optimiser step and process (the per-device batch on each of the
+    process's devices), the effective batch (x accumulation x processes) and the devices."""
+    per_step = args.train_batch_size
+    return {
+        "batch_size_per_step": per_step,
+        "effective_batch_size": per_step * args.gradient_accumulation_steps * args.world_size,
+        "devices_per_process": max(1, args.n_gpu),
+        "cuda_devices_visible": _cuda_device_count() if cuda_available() else 0,
+    }
+
+
+def _cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
 def _summary(
     trainer,
     spec: ModelSpec,
@@ -411,8 +452,10 @@ def _summary(
     import torch
 
     steps = trainer.state.global_step
-    world = trainer.args.world_size
-    seen = steps * opts.batch_size * opts.grad_accum * world
+    args = trainer.args
+    world = args.world_size
+    batch = batch_record(args)
+    seen = steps * batch["effective_batch_size"]
     lengths, runtime = data.lengths, run["runtime"]
     mean_len = sum(min(n, opts.max_length) for n in lengths) / len(lengths)
     return {
@@ -429,7 +472,8 @@ def _summary(
         "log_history": trainer.state.log_history,
         "resumed_from": run["checkpoint"],
         "world_size": world,
-        "device": str(trainer.args.device),
+        **batch,
+        "device": str(args.device),
         "precision": "bf16" if policy.bf16 else "fp32",  # bf16: autocast (mixed precision)
         "base_weights_dtype": "bfloat16" if policy.weights_bf16 else "float32",
         "qlora": bool(policy.qlora),
@@ -437,6 +481,8 @@ def _summary(
         "activation_checkpointing": policy.checkpointing,
         "chat_template_kwargs": spec.chat_template_kwargs,  # e.g. the fixed date of Llama 3's template
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        # under QLoRA TRL casts them to bf16 whatever the precision (the adapter is saved bf16)
+        "trainable_dtype": sorted({str(p.dtype) for p in trainer.model.parameters() if p.requires_grad}),
         "runtime_s": runtime,
         "tokens_per_s": seen * mean_len / runtime if runtime > 0 else None,
         "torch_threads": torch.get_num_threads(),
