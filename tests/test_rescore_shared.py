@@ -392,3 +392,67 @@ def test_light_views_equal_the_full_statistics(results, shared_data, reference_o
     tracekd_rule = correct["evidence_rules"]["tracekd"]
     full = summarize(other["correct"], get_dataset("cotempqa", ir_rule="tracekd"))
     assert tracekd_rule == {"steps": full["steps"], "association": full["association"]}
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory, reference_outputs):
+    """The 12 published files, and a second model's copies of them under another name that lacks
+    one file (incorrect traces, `during`), as when one model of a study lacks a file another has."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("two_models") / "evaluation_outputs"
+    for src in sorted((reference_outputs / "evaluation_outputs").glob("*/*.json")):
+        (root / src.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, root / src.parent.name / src.name)
+        if not (src.parent.name == "during" and "perturbed" in src.name):
+            shutil.copy(src, root / src.parent.name / src.name.replace("Llama-3.2-1B-Instruct", "Other-1B"))
+    return sorted(str(p) for p in root.glob("*/*.json"))
+
+
+def test_models_are_strata_and_conditions_are_matched(two_models, shared_data):
+    """Several models pooled: each condition's tests are stratified by subset x model, the
+    regression has the model as a covariate, every model has its own results, the findings say the
+    models were pooled, and the conditions are compared on the items every condition has (the
+    second model's 619 `during` items are left out of all three conditions, not of one)."""
+    res = rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), two_models)
+    assert res["models"] == ["Llama-3.2-1B-Instruct", "Other-1B"]
+    assert {f["model"] for f in res["files"].values()} == set(res["models"]) and len(res["files"]) == 23
+    assert res["matched"]["dropped_outputs"] == {"answer_only": 619, "correct": 619, "incorrect": 0}
+    assert list(res["by_condition"]) == ["answer_only", "correct", "incorrect"]
+    for cond, r in res["by_condition"].items():
+        s = r["summary"]
+        assert r["models"] == res["models"] and r["outputs"] == s["n"] == 950 + 331
+        assert s["grouped_by"] == "model" and s["seeds"] == res["models"]
+        label = s["association"]["label"]
+        assert label["stratified"]["by"] == "subset x model" and set(label["by_model"]) == set(res["models"])
+        assert s["regression"]["covariates"] == ["subset", "model"]
+        assert {m: res["by_model"][m][cond]["summary"]["n"] for m in res["models"]} == {
+            "Llama-3.2-1B-Instruct": 950,
+            "Other-1B": 331,
+        }
+    pooled = [f for f in res["findings"] if f["model"] == "Llama-3.2-1B-Instruct+Other-1B"]
+    assert pooled and all("2 models pooled, stratified by model" in f["text"] for f in pooled)
+    assert all("stratified by subset x model" in f["text"] for f in pooled if f["verdict"] != "not estimable")
+    # one model's results are those of that model's files alone
+    alone = rescore(
+        "trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [f for f in two_models if "Llama" in f]
+    )
+    assert "by_model" not in alone and alone["models"] == ["Llama-3.2-1B-Instruct"]
+    mine = res["by_model"]["Llama-3.2-1B-Instruct"]["correct"]["summary"]
+    assert mine["answer"] == alone["by_condition"]["correct"]["summary"]["answer"]
+
+
+def test_rescore_terminal_shows_each_model(two_models, shared_data):
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), *two_models],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    for needle in ("per file (Llama-3.2-1B-Instruct)", "per file (Other-1B)", "by condition: Other-1B", "parsed"):
+        assert needle in r.stdout
+    assert "…" not in r.stdout
+    # every rate of the by-condition tables carries its interval
+    table = r.stdout[r.stdout.index("by condition (all files pooled)") :]
+    answer = next(line for line in table.splitlines() if line.lstrip("│ ").startswith("answer"))
+    assert answer.count("[") == 3

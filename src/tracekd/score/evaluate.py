@@ -31,7 +31,7 @@ from tracekd.score.stats import (
     table_2x2,
 )
 from tracekd.score.steps import paper_steps, score_steps
-from tracekd.traces.parse import parse
+from tracekd.traces.parse import parse, think_flags
 from tracekd.traces.render import Trace
 
 
@@ -70,6 +70,7 @@ def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) 
             "evidence": None if parsed.evidence is None else list(parsed.evidence),
             "answers": None if parsed.answers is None else list(parsed.answers),
         },
+        "parse_flags": [] if freeform else list(think_flags(output)),
         "answer": score_answer(ds, parsed.answers, ex, output),
         **steps,
         "paper": paper_steps(output, ex),
@@ -158,14 +159,24 @@ def rule_view(rows: list[dict[str, Any]], inference: bool = True) -> dict[str, A
     return {"steps": step_scores(rows), "association": association["association"]}
 
 
-def summarize(rows: list[dict[str, Any]], ds: Dataset, inference: bool = True) -> dict[str, Any]:
+def summarize(
+    rows: list[dict[str, Any]],
+    ds: Dataset,
+    inference: bool = True,
+    by_model: dict[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
     """One run's scores overall, per subset and per label, with the statistics of `statistics`.
     Without `inference` (a file that is also pooled with others, whose statistics are reported on
-    the pool): each step's 2x2 table (`step_tables`) in place of the statistics."""
+    the pool): each step's 2x2 table (`step_tables`) in place of the statistics. `by_model`: the
+    same rows split by the model that wrote them (several models pooled): the tests are stratified
+    by subset x model and the regression has the model as a covariate."""
     if not rows:
         raise InputError("nothing to score: no predictions")
     status = Counter(r["status"] for r in rows)
-    parsed = {k: sum(r["parsed"][k] is not None for r in rows) for k in ("label", "evidence", "answers")}
+    parsed: dict[str, Any] = {
+        k: sum(r["parsed"][k] is not None for r in rows) for k in ("label", "evidence", "answers")
+    }
+    parsed["flags"] = dict(sorted(Counter(f for r in rows for f in r.get("parse_flags", ())).items()))
     by_label: dict[str, list] = defaultdict(list)
     for r in rows:
         by_label[r["label"]].append(r)
@@ -177,11 +188,18 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset, inference: bool = True) -
         "answer": {"accuracy": mean(r["answer"]["correct"] for r in rows), **_means([r["answer"] for r in rows])},
         "steps": step_scores(rows),
         "flags": dict(sorted(Counter(f for r in rows for f in r.get("flags", ())).items())),
-        **(statistics({0: rows}) if inference else step_tables(rows)),
+        **(_inference(rows, by_model) if inference else step_tables(rows)),
         "by_subset": subset_summary,
         "by_label": {k: _breakdown(v) for k, v in sorted(by_label.items())},
         "dataset_summary": ds.answer_summary({k: v["answer_accuracy"] for k, v in subset_summary.items()}),
     }
+
+
+def _inference(rows: list[dict[str, Any]], by_model: dict[str, list[dict[str, Any]]] | None) -> dict[str, Any]:
+    """`statistics` of one run's rows, grouped by model when several models wrote them."""
+    if by_model and len(by_model) > 1:
+        return statistics(by_model, group="model")
+    return statistics({0: rows})
 
 
 # -- statistics from per-example rows ----------------------------------------------------------------
@@ -217,13 +235,20 @@ def step_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _block(
-    x: np.ndarray, y: np.ndarray, subset: np.ndarray, seed: np.ndarray, item: np.ndarray, detail: bool = True
+    x: np.ndarray,
+    y: np.ndarray,
+    subset: np.ndarray,
+    seed: np.ndarray,
+    item: np.ndarray,
+    detail: bool = True,
+    group: str = "seed",
 ) -> dict[str, Any]:
     """One step's association: the pooled table with its textbook statistics (the paper's test),
-    the stratified test (by subset, and by subset x seed when there are several seeds) and, with
-    `detail`, the same per subset and per seed."""
+    the stratified test (by subset, and by subset x seed when there are several seeds; `group`
+    names what the second factor is: `seed`, or `model` when several models' outputs are pooled)
+    and, with `detail`, the same per subset and per seed (model)."""
     multi = len(np.unique(seed)) > 1
-    strata = np.char.add(np.char.add(subset.astype(str), " | seed "), seed.astype(str)) if multi else subset
+    strata = np.char.add(np.char.add(subset.astype(str), f" | {group} "), seed.astype(str)) if multi else subset
     table = table_2x2(x, y)
     out: dict[str, Any] = {
         "table": table,
@@ -231,17 +256,19 @@ def _block(
             **association(table),
             "test": "Pearson chi-square on the table pooled over subsets and seeds (the paper's test)",
         },
-        "stratified": {**stratified(x, y, strata, item), "by": "subset x seed" if multi else "subset"},
+        "stratified": {**stratified(x, y, strata, item), "by": f"subset x {group}" if multi else "subset"},
     }
     if detail and len(np.unique(subset)) > 1:
         out["by_subset"] = {
-            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False)
+            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False, group)
             for s in np.unique(subset)
             for m in [subset == s]
         }
     if detail and multi:
-        out["by_seed"] = {
-            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False) for s in np.unique(seed) for m in [seed == s]
+        out[f"by_{group}"] = {
+            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False, group)
+            for s in np.unique(seed)
+            for m in [seed == s]
         }
     return out
 
@@ -260,9 +287,12 @@ def _shares(prefix: str, x: np.ndarray, y: np.ndarray, evaluated: np.ndarray) ->
 STATISTICS_KEYS = ("seeds", "definitions", "rates", "association", "regression", "paper", "without_flagged")
 
 
-def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool = False) -> dict[str, Any]:
+def statistics(
+    rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool = False, group: str = "seed"
+) -> dict[str, Any]:
     """Everything tracekd infers from per-example rows (one list per seed, rows keyed by example
-    id; the seeds of one example are the same test item): rates with item-bootstrap intervals,
+    id; the seeds of one example are the same test item; `group="model"`: one list per model, the
+    models' outputs on one example the same test item, strata subset x model): rates with item-bootstrap intervals,
     per step the 2x2 tables and tests (pooled, stratified, per subset, per seed), the regression of
     the answer on the steps, the same under the paper's definitions, and the association without
     examples carrying each flag (`flags` of a row). `steps_only`: only the association of
@@ -307,7 +337,7 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
         out = {}
         for k, x in flags.items():
             m = keep & applicable[k] if applicable else keep
-            b = _block(x[m], answer[m], subset[m], seed[m], item[m])
+            b = _block(x[m], answer[m], subset[m], seed[m], item[m], group=group)
             for share in ("both_right", "answer_given_step_right", "answer_given_step_wrong"):
                 b[share] = ci[f"{prefix}{k}:{share}"]
             out[k] = b
@@ -331,7 +361,7 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
         }
 
     def model(flags: dict[str, np.ndarray], answer: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
-        factors = {"subset": subset[keep], **({"seed": seed[keep]} if len(seeds) > 1 else {})}
+        factors = {"subset": subset[keep], **({group: seed[keep]} if len(seeds) > 1 else {})}
         terms = {k: x[keep] for k, x in flags.items() if metrics.step_metric(k).in_regression}
         return regression(answer[keep], terms, factors, item[keep])
 
@@ -345,16 +375,19 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
     paper_block["regression"] = model(paper, y_paper, evaluated)
     return {
         "seeds": seeds,
+        **({"grouped_by": group} if group != "seed" else {}),
         "definitions": DEFINITIONS["tracekd"],
         "rates": rates,
         "association": steps_block(steps, y, everyone, "", applies),
         "regression": model(steps, y, everyone),
         "paper": paper_block,
-        "without_flagged": _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item),
+        "without_flagged": _without_flagged(
+            rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item, group
+        ),
     }
 
 
-def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item) -> dict[str, Any]:
+def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item, group) -> dict[str, Any]:
     """Per flag that some rows carry (e.g. `label_contradicts_dates`): the stratified association
     of every step over the rows without it."""
     out = {}
@@ -364,7 +397,7 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
             "left_out_outputs": int((~clean).sum()),
             "left_out_items": len(set(item[~clean])),
             "association": {
-                k: _block(x[m], y[m], subset[m], seed[m], item[m], False)
+                k: _block(x[m], y[m], subset[m], seed[m], item[m], False, group)
                 for k, x in steps.items()
                 for m in [clean & applies[k]]
             },
@@ -376,6 +409,7 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
                     seed[clean & evaluated],
                     item[clean & evaluated],
                     False,
+                    group,
                 )
                 for k, x in paper.items()
             },

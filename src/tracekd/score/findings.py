@@ -35,7 +35,7 @@ def _not_estimable_reason(block: dict[str, Any]) -> str:
     return "no stratum has both the step and the answer varying"
 
 
-def caveats(block: dict[str, Any], seeds: int, parse_rate: float | None) -> list[str]:
+def caveats(block: dict[str, Any], seeds: int, parse_rate: float | None, group: str = "seed") -> list[str]:
     """The caveats of one step's stratified test (see the module docstring for the rules)."""
     out = []
     st = block["stratified"]
@@ -51,7 +51,7 @@ def caveats(block: dict[str, Any], seeds: int, parse_rate: float | None) -> list
         if st["items"] < FEW_ITEMS or per_seed < FEW_OUTPUTS_PER_SEED:
             out.append(
                 f"few items ({st['items']} test items; smallest margin: {smallest} output{'s' * (smallest != 1)} with the "
-                f"{name.replace('_', ' ')}" + (f", {per_seed:.0f} per seed" if seeds > 1 else "") + ")"
+                f"{name.replace('_', ' ')}" + (f", {per_seed:.0f} per {group}" if seeds > 1 else "") + ")"
             )
     if parse_rate is not None and parse_rate < LOW_PARSE_RATE:
         out.append(f"parse rate {pct(parse_rate, ' %')} (below {LOW_PARSE_RATE:.0%})")
@@ -121,7 +121,7 @@ def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[s
         ("paper", s["paper"]["association"], s["paper"]["unevaluated"], "paper"),
     ):
         for step, block in steps.items():
-            notes = caveats(block, seeds, parse_rate)
+            notes = caveats(block, seeds, parse_rate, s.get("grouped_by") or "seed")
             if unevaluated:
                 notes.append(f"{unevaluated} outputs without a <think> trace are not evaluated")
             notes += list(extra)

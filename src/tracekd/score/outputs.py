@@ -109,6 +109,9 @@ class ExampleRow(Model):
     """ok; empty output; unparsable (no answer found); missing (no prediction, with --allow-missing)"""
     parsed: Parsed
     """what the parser (or the free-form reader) found in the output"""
+    parse_flags: list[str] = []
+    """how the output was read when it broke the template: `unclosed_think` (a <think> block never
+    closed; its answer read from its last list), `empty_think` (a <think> block with no trace)"""
     answer: AnswerScores
     """the answer scores"""
     label_correct: bool
@@ -259,6 +262,8 @@ class Block(Model):
     """the same per subset"""
     by_seed: dict[str, Block] | None = None
     """the same per seed"""
+    by_model: dict[str, Block] | None = None
+    """the same per model (several models' outputs pooled: `tracekd rescore`)"""
     both_right: Share | None = None
     """share of all outputs with step and answer right"""
     answer_given_step_right: Share | None = None
@@ -336,6 +341,8 @@ class WithoutFlag(Model):
 class Statistics(Model):
     """What `score.evaluate.statistics` infers from per-example rows."""
 
+    grouped_by: Literal["model"] | None = None
+    """present when several models' outputs are pooled: the groups (`seeds`) are models"""
     definitions: str
     """tracekd's definitions, in words"""
     rates: dict[str, Rate]
@@ -377,6 +384,8 @@ class ParsedCounts(Model):
     """with an evidence step"""
     answers: int
     """with an answer"""
+    flags: dict[str, int] = {}
+    """outputs per parse flag (`unclosed_think`, `empty_think`; docs/scoring.md)"""
 
 
 class Scores(Statistics):

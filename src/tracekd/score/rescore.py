@@ -56,12 +56,19 @@ def published_model(files) -> str:
 
 
 def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Findings for `tracekd rescore`: one set per training condition (files pooled)."""
+    """Findings for `tracekd rescore`: one set per training condition (files pooled; several
+    models pooled are stratified by model, and said so), then one set per model and condition."""
     model = results["model"]
+    pooled = len(results.get("models", [model])) > 1
+    extra = [f"{len(results['models'])} models pooled, stratified by model"] if pooled else []
     out = []
     for cond, r in results["by_condition"].items():
-        for f in summary_findings(r["summary"], f"{model} / {cond}"):
+        for f in summary_findings(r["summary"], f"{model} / {cond}", extra):
             out.append({"model": model, "condition": cond, **f})
+    for m, conds in results.get("by_model", {}).items():
+        for cond, r in conds.items():
+            for f in summary_findings(r["summary"], f"{m} / {cond}"):
+                out.append({"model": m, "condition": cond, **f})
     return out
 
 
@@ -167,7 +174,6 @@ def rescore(
         "files": {},
         "by_condition": {},
     }
-    rows_by_condition: dict[str, dict[str | None, list]] = {}
     cache: dict[tuple[str | None, str], Example] = {}
 
     def decomposed(rule: str | None, ex: Example) -> Example:
@@ -175,10 +181,11 @@ def rescore(
             cache[rule, ex.id] = datasets[rule].decompose(ex)
         return cache[rule, ex.id]
 
+    rows_by: dict[str, dict[str, dict[str | None, list]]] = {}  # condition -> model -> rule -> rows
     for f in files:
         path = Path(f)
         pairs = read_trace_check_qa(path, index)
-        cond = condition_from_name(path.name)
+        cond, model = condition_from_name(path.name), published_model([path])
         primary = []
         for ex, rec in pairs:
             ex = decomposed(rules[0], ex)
@@ -195,13 +202,14 @@ def rescore(
             for rule in rules
         }
         for rule, rows in by_rule.items():
-            rows_by_condition.setdefault(cond, {}).setdefault(rule, []).extend(rows)
+            rows_by.setdefault(cond, {}).setdefault(model, {}).setdefault(rule, []).extend(rows)
         summary = summarize(primary, datasets[rules[0]], inference=False)  # the tests are on the files pooled
         upstream = (
             upstream_totals([r["answer"]["upstream"] for r in primary]) if "upstream" in primary[0]["answer"] else None
         )
         subsets = sorted({r["subset"] for r in primary})
         results["files"][str(path)] = {
+            "model": model,
             "condition": cond,
             "subset": subsets[0] if len(subsets) == 1 else subsets,
             "published": _published(path),
@@ -209,15 +217,59 @@ def rescore(
             "summary": summary,
             "evidence_rules": _rule_views(summary, by_rule, inference=False),
         }
+    models = sorted({m for by_model in rows_by.values() for m in by_model})
+    results["models"] = models
+    matched = matched_items(rows_by, rules[0])
+    results["matched"] = matched["report"]
+    rows_by = matched["rows"]
     if rows_out is not None:
-        rows_out.update({cond: by_rule[rules[0]] for cond, by_rule in rows_by_condition.items()})
-    for cond, by_rule in rows_by_condition.items():
-        summary = summarize(by_rule[rules[0]], datasets[rules[0]])
-        ids = [r["id"] for r in by_rule[rules[0]]]
-        results["by_condition"][cond] = {
-            "files": sum(v["condition"] == cond for v in results["files"].values()),
-            "unique_examples": len(set(ids)),
-            "summary": summary,
-            "evidence_rules": _rule_views(summary, by_rule),
+        rows_out.update(
+            {cond: [r for m in by_model.values() for r in m[rules[0]]] for cond, by_model in rows_by.items()}
+        )
+    rows_by = {c: rows_by[c] for c in sorted(rows_by, key=CONDITION_ORDER.index)}
+    for cond, by_model in rows_by.items():
+        results["by_condition"][cond] = _condition(cond, by_model, rules, datasets[rules[0]], results["files"])
+    if len(models) > 1:
+        results["by_model"] = {
+            model: {
+                cond: _condition(cond, {model: by_model[model]}, rules, datasets[rules[0]], results["files"])
+                for cond, by_model in rows_by.items()
+                if model in by_model
+            }
+            for model in models
         }
     return {"findings": rescore_findings(results), **results}
+
+
+def _condition(cond: str, by_model: dict[str, dict], rules: list, ds, files: dict[str, Any]) -> dict[str, Any]:
+    """One condition's outputs pooled over files (and models: stratified by model)."""
+    by_rule = {rule: [r for m in by_model.values() for r in m[rule]] for rule in rules}
+    summary = summarize(by_rule[rules[0]], ds, by_model={m: v[rules[0]] for m, v in by_model.items()})
+    ids = [r["id"] for r in by_rule[rules[0]]]
+    return {
+        "models": sorted(by_model),
+        "files": sum(v["condition"] == cond and v["model"] in by_model for v in files.values()),
+        "outputs": len(ids),
+        "unique_examples": len(set(ids)),
+        "summary": summary,
+        "evidence_rules": _rule_views(summary, by_rule),
+    }
+
+
+def matched_items(rows_by: dict[str, dict[str, dict]], primary: str | None) -> dict[str, Any]:
+    """The outputs on the items every condition has (per model: a (model, item) pair is kept when
+    each condition has an output of that model on that item), so that conditions are compared on the
+    same items. Nothing is dropped when every condition covers the same pairs (the usual case)."""
+    keys = {cond: {(m, r["id"]) for m, v in by_model.items() for r in v[primary]} for cond, by_model in rows_by.items()}
+    common = set.intersection(*keys.values()) if keys else set()
+    dropped = {cond: len(k - common) for cond, k in keys.items()}
+    report = {"pairs": len(common), "dropped_outputs": dropped}
+    if not any(dropped.values()):
+        return {"rows": rows_by, "report": report}
+    kept: dict[str, dict[str, dict]] = {}
+    for cond, by_model in rows_by.items():
+        for m, v in by_model.items():
+            rows = {rule: [r for r in rs if (m, r["id"]) in common] for rule, rs in v.items()}
+            if rows[primary]:
+                kept.setdefault(cond, {})[m] = rows
+    return {"rows": kept, "report": report}

@@ -280,14 +280,15 @@ def _rule_cells(r: dict[str, Any], rules: list[str | None]) -> list[str]:
     return [pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in metrics.rule_steps()]
 
 
-def files_table(results: dict[str, Any]) -> Table:
-    """One row per rescored file: its answer and step accuracies under each evidence rule, and the
-    original scorer's accuracy with its five numbers checked against the published ones (the test
-    statistics are on the pools)."""
+def files_table(results: dict[str, Any], model: str | None = None) -> Table:
+    """One row per rescored file of `model` (default: all): its answer accuracy, parse rate and
+    step accuracies under each evidence rule, and the original scorer's accuracy with its five
+    numbers checked against the published ones (the test statistics are on the pools)."""
     rules = results.get("evidence_rules") or [None]
-    other = _other_steps(next(iter(results["files"].values()))["summary"])
+    files = [r for r in results["files"].values() if model is None or r.get("model") == model]
+    other = _other_steps(files[0]["summary"])
     t = Table(
-        title=f"per file ({results['model']})",
+        title=f"per file ({model or results['model']})",
         caption=f"{RULE_COLUMNS}; unp.: unparsable outputs; upstr.: the original scorer's acc; published: 'same' "
         "where its acc, f1, p, r and avg all equal the published numbers (one decimal), else the published ones "
         "that differ",
@@ -296,10 +297,12 @@ def files_table(results: dict[str, Any]) -> Table:
         show_edge=False,
         pad_edge=False,
     )
-    cols = ["subset", "condition", "n", "answer", *_step_header(other, rules), "unp.", "upstr.", "published"]
+    cols = ["subset", "condition", "n", "answer", "parsed", *_step_header(other, rules)]
+    cols += ["unp.", "upstr.", "published"]
     for col in cols:
-        t.add_column(col, justify="left" if col in ("subset", "condition", "published") else "right", no_wrap=True)
-    for r in results["files"].values():
+        left = col in ("model", "subset", "condition", "published")
+        t.add_column(col, justify="left" if left else "right", no_wrap=True)
+    for r in files:
         s = r["summary"]
         up, pub = r.get("upstream"), r.get("published") or {}
         differ = [k for k in UPSTREAM_KEYS if up and (pub.get(k) is None or round(up[k], 1) != round(pub[k], 1))]
@@ -308,6 +311,7 @@ def files_table(results: dict[str, Any]) -> Table:
             r["condition"],
             str(s["n"]),
             pct(s["answer"]["accuracy"]),
+            pct(s["parsed"]["answers"] / s["n"]),
             *(pct(s["steps"][m.name]) for m in other),
             *_rule_cells(r, rules),
             str(s["status"]["unparsable"]),
@@ -319,35 +323,59 @@ def files_table(results: dict[str, Any]) -> Table:
 
 def print_rescore(console: Console, results: dict[str, Any]) -> None:
     """Findings first; then per file and per condition every step, the evidence steps under each
-    rule side by side (the primary rule - the one the models were trained to cite - first)."""
+    rule side by side (the primary rule - the one the models were trained to cite - first); with
+    several models, the conditions per model too. Every rate with its 95 % interval."""
     console.print(findings_panel(results["findings"], "Findings (per training condition, files pooled)"))
-    console.print(files_table(results))
-    for cond, r in results["by_condition"].items():
-        title = f"{cond}: all files pooled (n={r['summary']['n']})"
-        print_summary(console, title, r["summary"], r.get("evidence_rules"))
-    rules = results.get("evidence_rules") or [None]
-    steps = _other_steps(next(iter(results["by_condition"].values()))["summary"])
-    legend = (
-        f"{RULE_COLUMNS}; both✓ and P(a|t): trace and answer both right, and P(answer right | trace right), "
-        "paper's definitions"
-    )
-    t = Table(title="by condition (all files pooled)", caption=legend, header_style="bold")
-    cols = ["condition", "files", "n", "answer", "upstr.", *_step_header(steps, rules), "both✓", "P(a|t)"]
-    for col in cols:
-        t.add_column(col, justify="right" if col != "condition" else "left", no_wrap=True)
-    for cond, r in results["by_condition"].items():
-        s = r["summary"]
-        up = s["answer"].get("upstream", {}).get("acc")
-        tr = s["paper"]["association"]["trace"]
-        t.add_row(
-            cond,
-            str(r["files"]),
-            str(r["unique_examples"]),
-            pct(s["answer"]["accuracy"]),
-            pct(up),
-            *(pct(s["rates"][m.name]["mean"]) for m in steps),
-            *_rule_cells(r, rules),
-            pct(tr["both_right"]["p"]),
-            pct(tr["answer_given_step_right"]["p"]),
+    for model in results.get("models") or [None]:
+        console.print(files_table(results, model))
+    matched = results.get("matched") or {}
+    if any((matched.get("dropped_outputs") or {}).values()):
+        console.print(
+            "Conditions compared on the matched items (each condition has an output of the model on the item): "
+            + ", ".join(f"{c}: {n} outputs left out" for c, n in matched["dropped_outputs"].items())
         )
-    console.print(t)
+    for cond, r in results["by_condition"].items():
+        title = f"{cond}: all files pooled ({', '.join(r.get('models', [results['model']]))}; n={r['summary']['n']})"
+        print_summary(console, title, r["summary"], r.get("evidence_rules"))
+    console.print(
+        condition_table(results["by_condition"], results.get("evidence_rules"), "by condition (all files pooled)")
+    )
+    for model, conds in results.get("by_model", {}).items():
+        console.print(condition_table(conds, results.get("evidence_rules"), f"by condition: {model}"))
+
+
+def condition_table(by_condition: dict[str, Any], evidence_rules: list | None, title: str) -> Table:
+    """One column per condition, one row per quantity: its model(s), files, outputs, answer
+    accuracy and parse rate with their intervals, the step accuracies (with intervals where the
+    rate is the primary rule's), the paper's trace-and-answer shares."""
+    rules = evidence_rules or [None]
+    steps = _other_steps(next(iter(by_condition.values()))["summary"])
+    legend = (
+        f"{RULE_COLUMNS}; [95 % intervals]: bootstrap over test items; both✓ and P(a|t): trace and answer both "
+        "right, and P(answer right | trace right), paper's definitions; upstr.: the original scorer's acc"
+    )
+    t = Table(title=title, caption=legend, header_style="bold")
+    t.add_column("", justify="left", no_wrap=True)
+    for cond in by_condition:
+        t.add_column(cond, justify="right", no_wrap=True)
+    rows: dict[str, list[str]] = {}
+    for r in by_condition.values():
+        s = r["summary"]
+        tr = s["paper"]["association"]["trace"]
+        cells = {
+            "model": "+".join(r.get("models", [])),
+            "files": str(r["files"]),
+            "n": str(r.get("outputs", r["unique_examples"])),
+            "answer": with_ci(s["rates"]["answer_accuracy"], "mean"),
+            "parsed": with_ci(s["rates"]["parse_rate"], "mean"),
+            "upstr.": pct(s["answer"].get("upstream", {}).get("acc")),
+            **{col: with_ci(s["rates"][m.name], "mean") for col, m in zip(_step_header(steps, []), steps)},
+            **dict(zip(_step_header([], rules), _rule_cells(r, rules))),
+            "both✓": with_ci(tr["both_right"]),
+            "P(a|t)": with_ci(tr["answer_given_step_right"]),
+        }
+        for k, v in cells.items():
+            rows.setdefault(k, []).append(v)
+    for k, v in rows.items():
+        t.add_row(k, *v)
+    return t
