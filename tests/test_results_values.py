@@ -420,7 +420,11 @@ def test_regression_design(groups):
 def test_findings_quote_the_hand_computed_numbers(groups):
     f = next(x for x in groups["correct"]["findings"] if x["step"] == "label" and x["definitions"] == "tracekd")
     p = chi2_sf(54 / 65, 1)
-    assert f["verdict"] == "none"
+    # 4 outputs with the answer wrong in the informative strata: no verdict, the numbers quoted
+    assert (
+        f["verdict"] == "too few"
+        and "too few informative outputs for a verdict (4 outputs with the answer wrong in the 10 outputs" in f["text"]
+    )
     assert f"CMH χ² = {54 / 65:.2f}, p = {p:.3g}, stratified by subset x seed, design effect {13 / 9:.2f}" in f["text"]
     assert "Mantel-Haenszel odds ratio 5.00" in f["text"]
     assert "both right in 41.7 % of outputs, P(answer right | step right) = 71.4 %" in f["text"]

@@ -326,6 +326,8 @@ def test_stratified_without_informative_strata():
         "odds_ratio": None,
         "odds_ratio_ci95": [None, None],
         "breslow_day": None,
+        "min_expected": None,
+        "exact": None,
         "estimable": False,
         "note": "no stratum has both the step and the answer varying",
     }

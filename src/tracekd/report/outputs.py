@@ -40,8 +40,8 @@ class Finding(Model):
     """the trace step"""
     definitions: Literal["tracekd", "paper"]
     """whose definitions"""
-    verdict: Literal["positive", "negative", "none", "not estimable"]
-    """the stratified test's verdict"""
+    verdict: Literal["positive", "negative", "none", "inconclusive", "too few", "not estimable"]
+    """the stratified test's verdict (inconclusive: the test and the interval disagree; too few: fewer than 5 outputs in a margin of the informative strata)"""
     text: str
     """the finding in words, with its caveats"""
     dataset: str | None = None

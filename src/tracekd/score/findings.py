@@ -9,6 +9,12 @@ results.json group). Caveat rules (docs/scoring.md):
 - parse rate below 90 % (outputs in which an answer was found);
 - the odds ratio differs between strata (Breslow-Day p < 0.05);
 - outputs the paper's definitions do not evaluate (no `<think>` trace);
+- small strata (an expected cell below 5): Breslow-Day's p is approximate; with seeds, the CMH
+  approximation is doubtful (the exact test needs one output per item).
+
+Verdicts: "too few" where the smallest margin of the informative strata has fewer than 5
+outputs; the exact conditional test (`stats.exact_stratified`) instead of CMH where it was run;
+"inconclusive" where the test and the odds ratio's interval disagree.
 - training loss still falling (`stats.loss_trend`, passed in by the caller that has the logs).
 """
 
@@ -17,11 +23,13 @@ from __future__ import annotations
 from typing import Any
 
 from tracekd.score.metrics import num, pct
+from tracekd.score.stats import SMALL_EXPECTED
 
 ALPHA = 0.05
 FEW_ITEMS = 50
 FEW_OUTPUTS_PER_SEED = 10
 LOW_PARSE_RATE = 0.90
+MIN_INFORMATIVE = 5  # fewer outputs than this in the smallest margin of the informative strata: no verdict
 
 
 def _not_estimable_reason(block: dict[str, Any]) -> str:
@@ -60,6 +68,16 @@ def caveats(block: dict[str, Any], seeds: int, parse_rate: float | None, group: 
         out.append(
             f"the odds ratio differs between strata (Breslow-Day p = {bd['p']:.3g}), so one common odds ratio summarises unlike strata"
         )
+    if bd and st.get("min_expected") is not None and st["min_expected"] < SMALL_EXPECTED:
+        out.append(
+            f"Breslow-Day assumes large counts in every stratum (smallest expected cell {st['min_expected']:.1f}): "
+            "its p is approximate"
+        )
+    if st["estimable"] and st.get("exact") is None and st.get("min_expected", 99) < SMALL_EXPECTED:
+        out.append(
+            f"small strata (smallest expected cell {st['min_expected']:.1f}) with seeds of one item in several "
+            "strata: the CMH χ² approximation is doubtful and the exact test does not apply to clustered outputs"
+        )
     return out
 
 
@@ -78,20 +96,7 @@ def sentence(
         verdict = "not estimable"
         body = f"association not estimable: {_not_estimable_reason(block)}"
     else:
-        positive = st["odds_ratio"] is not None and st["odds_ratio"] > 1
-        if st["p"] < ALPHA:
-            verdict = "positive" if positive else "negative"
-            what = "a right step goes with a right answer" if positive else "a right step goes with a wrong answer"
-        else:
-            verdict = "none"
-            what = "no significant association between a right step and a right answer"
-        lo, hi = st["odds_ratio_ci95"]
-        ci = f" [95 % CI {num(lo, '.2f')}, {num(hi, '.2f')}]" if lo is not None else " (no interval)"
-        adj = f", design effect {st['design_effect']:.2f}" if st["design_effect"] > 1 else ""
-        body = (
-            f"{what} (CMH χ² = {st['chi2']:.2f}, p = {st['p']:.3g}, stratified by {st['by']}{adj}); "
-            f"Mantel-Haenszel odds ratio {num(st['odds_ratio'], '.2f')}{ci}"
-        )
+        verdict, body = _verdict(st)
     both, given = block.get("both_right", {}), block.get("answer_given_step_right", {})
     if both.get("p") is not None:
         body += f"; both right in {pct(both['p'], ' %')} of outputs"
@@ -109,6 +114,50 @@ def sentence(
                 + f", p = {ws['p']:.3g}"
             )
     return verdict, head + body + ". Caveats: " + ("; ".join(notes) if notes else "none") + "."
+
+
+def _verdict(st: dict[str, Any]) -> tuple[str, str]:
+    """The verdict of an estimable stratified test and its words: the exact conditional test when
+    it was run (small strata), else the CMH test; no verdict where the test and the odds ratio's
+    interval disagree (p < 0.05 with an interval containing 1, or the reverse), nor where fewer than
+    5 outputs of the informative strata are in a margin (the numbers are still quoted)."""
+    exact = st.get("exact")
+    test = exact or st
+    odds_ratio, (lo, hi) = test["odds_ratio"], test["odds_ratio_ci95"]
+    significant = test["p"] < ALPHA
+    excludes_one = lo is not None and hi is not None and (lo > 1 or hi < 1)
+    positive = odds_ratio is not None and odds_ratio > 1
+    name, smallest = min(st["margins"].items(), key=lambda kv: kv[1])
+    if smallest < MIN_INFORMATIVE:
+        verdict = "too few"
+        what = (
+            f"too few informative outputs for a verdict ({smallest} output{'s' * (smallest != 1)} with the "
+            f"{name.replace('_', ' ')} in the {st['outputs']} outputs of the strata where both vary)"
+        )
+    elif lo is not None and hi is not None and significant != excludes_one:
+        verdict = "inconclusive"
+        what = "no verdict: the test and the odds ratio's interval disagree"
+    elif significant:
+        verdict = "positive" if positive else "negative"
+        what = "a right step goes with a right answer" if positive else "a right step goes with a wrong answer"
+    else:
+        verdict = "none"
+        what = "no significant association between a right step and a right answer"
+    ci = f" [95 % CI {num(lo, '.2f')}, {num(hi, '.2f')}]" if lo is not None else " (no interval)"
+    adj = f", design effect {st['design_effect']:.2f}" if st["design_effect"] > 1 else ""
+    if exact:
+        small = f"smallest expected cell {st['min_expected']:.1f}"
+        body = (
+            f"{what} (exact conditional test p = {exact['p']:.3g}, stratified by {st['by']}: {small}, "
+            f"CMH χ² = {st['chi2']:.2f} not used); conditional maximum-likelihood odds ratio "
+            f"{num(odds_ratio, '.2f')}{ci}"
+        )
+    else:
+        body = (
+            f"{what} (CMH χ² = {st['chi2']:.2f}, p = {st['p']:.3g}, stratified by {st['by']}{adj}); "
+            f"Mantel-Haenszel odds ratio {num(odds_ratio, '.2f')}{ci}"
+        )
+    return verdict, body
 
 
 def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:

@@ -208,6 +208,19 @@ class BreslowDay(Model):
     """its p"""
 
 
+class Exact(Model):
+    """The exact conditional test of a common odds ratio (R's mantelhaen.test(exact = TRUE))."""
+
+    test: str
+    """its name"""
+    p: float
+    """two-sided p: the null probabilities of sums not more likely than the observed one"""
+    odds_ratio: float
+    """the conditional maximum-likelihood common odds ratio (0 or infinite at the support's ends)"""
+    odds_ratio_ci95: list[float]
+    """its exact 95 % interval"""
+
+
 class Stratified(Model):
     """The Cochran-Mantel-Haenszel test over strata, the Mantel-Haenszel odds ratio, Breslow-Day."""
 
@@ -239,6 +252,10 @@ class Stratified(Model):
     """Mantel-Haenszel common odds ratio"""
     odds_ratio_ci95: Pair
     """its 95 % interval (Robins-Breslow-Greenland, design-effect corrected)"""
+    min_expected: Num = None
+    """the smallest expected cell (row x column total / n) of the informative strata"""
+    exact: Exact | None = None
+    """the exact conditional test, when some expected cell is below 5 and every output is its own item"""
     breslow_day: BreslowDay | None
     """test of one common odds ratio (null: not computable)"""
     estimable: bool
