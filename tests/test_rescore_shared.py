@@ -227,16 +227,24 @@ def test_stratified_test_and_papers_quantities_on_the_correct_trace_outputs(resu
             var += n1 * n2 * m1 * m2 / (n * n * (n - 1))
     assert a["stratified"]["chi2"] == pytest.approx(num * num / var) and a["stratified"]["by"] == "subset"
     assert a["stratified"]["chi2"] < a["pooled"]["chi2"] / 5
+    # the paper's "28 %" is the label step's joint share 275/950 = 28.9 %; the trace's under the
+    # any-fact rule is 272/950 (not the review's 273: the faithful upstream scorer deletes "assistant"
+    # from every output, so cotempqa/during/2132, gold "assistant professor", is wrong under it)
+    label = s["paper"]["association"]["label"]
+    assert label["table"][0][0] == 275 and label["both_right"]["p"] == pytest.approx(275 / 950)
+    any_fact = s["paper"]["rules"]["any-fact"]
+    (x, y), _ = any_fact["association"]["trace"]["table"]
+    assert (x, x + y) == (272, 522) and s["paper"]["evaluated"] == 950
+    # the paper's stated rule (a gold fact verbatim) is right in 597/950, any-fact in 928/950
+    assert s["paper"]["rule"] == "stated" and s["paper"]["rules"]["stated"]["evidence_accuracy"] * 950 == 597
+    assert any_fact["evidence_accuracy"] * 950 == 928
     trace = s["paper"]["association"]["trace"]
     (x, y), _ = trace["table"]
-    # 272, not the review's 273: the faithful upstream scorer deletes "assistant" from every output, so
-    # cotempqa/during/2132 (gold "assistant professor") is wrong under the paper's own scorer
-    assert (x, x + y) == (272, 522) and s["paper"]["evaluated"] == 950
-    assert trace["both_right"]["p"] == pytest.approx(272 / 950) and trace["answer_given_step_right"][
-        "p"
-    ] == pytest.approx(272 / 522)
+    assert (x, x + y) == (270, 344)
+    assert trace["both_right"]["p"] == pytest.approx(270 / 950)
+    assert trace["answer_given_step_right"]["p"] == pytest.approx(270 / 344)
     lo, hi = trace["both_right"]["ci95"]
-    assert lo < 272 / 950 < hi and trace["both_right"]["method"] == "bootstrap"
+    assert lo < 270 / 950 < hi and trace["both_right"]["method"] == "bootstrap"
     assert s["regression"]["terms"]["label"]["estimable"] and s["paper"]["regression"]["terms"]["evidence"]["estimable"]
     # per condition: the 5 steps under tracekd's definitions, the 3 under the paper's
     assert next(iter(results)) == "findings" and len(results["findings"]) == 3 * (5 + 3)
@@ -456,3 +464,47 @@ def test_rescore_terminal_shows_each_model(two_models, shared_data):
     table = r.stdout[r.stdout.index("by condition (all files pooled)") :]
     answer = next(line for line in table.splitlines() if line.lstrip("│ ").startswith("answer"))
     assert answer.count("[") == 3
+
+
+def test_authors_code_rule_from_their_csv(tmp_path, shared_data, reference_outputs):
+    """`--authors-csv`: the paper's steps are also judged by the port of the authors' script against
+    their test CSV (here one written from the `equal` file's own records, in its order, in their
+    columns), beside the stated and any-fact rules, with their three matrices as they print them."""
+    import csv
+
+    src = (
+        reference_outputs
+        / "evaluation_outputs"
+        / "equal"
+        / "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts_default.json"
+    )
+    records = [json.loads(line) for line in src.read_text().splitlines()]
+    folder = tmp_path / "authors"
+    folder.mkdir()
+    with open(folder / "equal_test.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["answer", "facts", "reasoning"])
+        w.writeheader()
+        for rec in records:
+            w.writerow(
+                {
+                    "answer": str(rec["gold"]),
+                    "facts": str(rec["facts"]),
+                    "reasoning": "The temporal relation between the event in question and the event in context is: equal.\n",
+                }
+            )
+    res = rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [str(src)], authors_csv=folder)
+    c = res["by_condition"]["correct"]
+    rules = c["summary"]["paper"]["rules"]
+    assert set(rules) == {"stated", "any-fact", "authors-code"}
+    # the authors' loop, written out: the first row whose answer text contains the first gold answer
+    right = 0
+    for rec in records:
+        j = next(k for k, r in enumerate(records) if rec["gold"][0] in str(r["gold"]))
+        trace = rec["prediction"].split("</think>")[0]
+        right += "think" in rec["prediction"] and bool(trace) and any(f in trace for f in records[j]["facts"])
+    assert rules["authors-code"]["evidence_accuracy"] == pytest.approx(right / len(records))
+    assert rules["authors-code"]["evidence_accuracy"] < rules["stated"]["evidence_accuracy"]  # other questions' rows
+    m = c["authors_code_matrices"]
+    assert set(m) == {"category", "fact", "trace"} and sum(m["fact"].values()) == pytest.approx(100, abs=0.05)
+    with pytest.raises(Exception, match="authors' test CSV"):
+        rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [str(src)], authors_csv=tmp_path)

@@ -30,7 +30,7 @@ from tracekd.score.stats import (
     stratified,
     table_2x2,
 )
-from tracekd.score.steps import paper_steps, score_steps
+from tracekd.score.steps import PAPER_RULES, paper_steps, score_steps
 from tracekd.traces.parse import parse, think_flags
 from tracekd.traces.render import Trace
 
@@ -99,9 +99,10 @@ def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool | None]]:
 DEFINITIONS = {
     "tracekd": "tracekd's definitions (docs/scoring.md): the normalised label equals the gold one; the cited "
     "evidence is exactly the gold set; the trace is both; the answer is tracekd's strict scorer's",
-    "paper": "the paper's definitions: the gold label occurs in the trace's first sentence; any context fact "
-    "occurs verbatim in the trace; the trace is both; the answer is the upstream scorer's; outputs "
-    "without a <think> trace are not evaluated (not in the tables; in the denominator of shares)",
+    "paper": "the paper's definitions: the gold label occurs in the trace's first sentence; a gold fact (one "
+    "containing a gold answer) occurs verbatim in the trace (the paper's stated evidence rule, `stated`; the "
+    "`any-fact` and `authors-code` rules beside it); the trace is both; the answer is the upstream scorer's; "
+    "outputs without a <think> trace are not evaluated (not in the tables; in the denominator of shares)",
 }
 
 
@@ -230,8 +231,32 @@ def step_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 for k in paper
             },
             "association": {k: {"table": t} for k, t in paper.items()},
+            **paper_rules(rows, y_paper),
         },
     }
+
+
+def paper_rules(rows: list[dict[str, Any]], y_paper: np.ndarray) -> dict[str, Any]:
+    """The paper's evidence and trace steps under each evidence rule the rows were judged under
+    (`score.steps.PAPER_RULES`; `authors-code` only where every evaluated row has it): accuracy over
+    all outputs and the 2x2 tables over the evaluated ones; `rule`: the primary one's name."""
+    evaluated = [i for i, r in enumerate(rows) if r["paper"]]
+    out: dict[str, Any] = {"rule": PAPER_RULES[0], "rules": {}}
+    for rule in PAPER_RULES:
+        if not evaluated or any(rule not in rows[i]["paper"].get("by_rule", {}) for i in evaluated):
+            continue
+        flags = {i: rows[i]["paper"]["by_rule"][rule] for i in evaluated}
+        y = [bool(y_paper[i]) for i in evaluated]
+        out["rules"][rule] = {
+            **{
+                f"{k}_accuracy": sum(f[f"{k}_correct"] for f in flags.values()) / len(rows)
+                for k in ("evidence", "trace")
+            },
+            "association": {
+                k: {"table": table_2x2([flags[i][f"{k}_correct"] for i in evaluated], y)} for k in ("evidence", "trace")
+            },
+        }
+    return out
 
 
 def _block(
@@ -371,6 +396,7 @@ def statistics(
         "unevaluated": int((~evaluated).sum()),
     }
     paper_block.update({f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["p"] for k in paper})
+    paper_block.update(paper_rules(rows, y_paper))
     paper_block["association"] = steps_block(paper, y_paper, evaluated, "paper:")
     paper_block["regression"] = model(paper, y_paper, evaluated)
     return {

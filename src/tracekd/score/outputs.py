@@ -85,9 +85,12 @@ class PaperSteps(Model):
     label_correct: bool
     """the gold label occurs in the trace's first sentence"""
     evidence_correct: bool
-    """some context fact occurs verbatim in the trace"""
+    """a gold fact (one containing a gold answer) occurs verbatim in the trace (the paper's stated rule)"""
     trace_correct: bool
     """both"""
+    by_rule: dict[str, dict[str, bool]] = {}
+    """the evidence and trace steps under each named rule: `stated`, `any-fact` (any context fact
+    occurs verbatim), `authors-code` (the authors' get_confusion_matrices; `rescore --authors-csv`)"""
 
 
 class ExampleRow(Model):
@@ -329,6 +332,22 @@ class Regression(Model):
     """the fit converged"""
 
 
+class TableOnly(Model):
+    table: Table
+    """the 2x2 table"""
+
+
+class RuleSteps(Model):
+    """The paper's evidence and trace steps under one evidence rule."""
+
+    evidence_accuracy: float
+    """outputs whose evidence step is right under the rule / all outputs"""
+    trace_accuracy: float
+    """outputs whose label and evidence are right / all outputs"""
+    association: dict[str, TableOnly]
+    """the 2x2 tables of the evidence and the trace step (evaluated outputs)"""
+
+
 class PaperBlock(Open):
     """The same under the paper's definitions; also `<step>_accuracy` for each of its steps."""
 
@@ -342,6 +361,10 @@ class PaperBlock(Open):
     """per step, as `association`"""
     regression: Regression
     """as `regression`"""
+    rule: str = "stated"
+    """the evidence rule of `association` (the paper's stated rule)"""
+    rules: dict[str, RuleSteps] = {}
+    """the evidence and trace steps under each named evidence rule (`stated`, `any-fact`, `authors-code`)"""
 
 
 class WithoutFlag(Model):

@@ -26,6 +26,7 @@ from tracekd.jsonio import read_jsonl
 from tracekd.score.answers import upstream_totals
 from tracekd.score.evaluate import rejudge_steps, rule_view, score_output, summarize
 from tracekd.score.findings import summary_findings
+from tracekd.score.steps import authors_code_steps
 
 FORMATS = ("trace-check-qa",)
 #: the evidence rule each format's models were trained to cite (the primary rule by default)
@@ -148,10 +149,13 @@ def rescore(
     files: list[str],
     ir_rule: str | None = None,
     rows_out: dict[str, list] | None = None,
+    authors_csv: str | Path | None = None,
 ) -> dict[str, Any]:
     """Scores per file and per condition (files pooled), under each evidence rule. `rows_out`, if
     given, receives the per-example rows of each condition under the primary rule (for the
-    report's explorer)."""
+    report's explorer). `authors_csv`: the folder of the authors' test CSVs (`<subset>_test.csv`,
+    their `sft_dataset_reasoning_with_facts_chat_template`): the paper-definitions steps are also
+    judged by the port of their `get_confusion_matrices` (rule `authors-code`)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not files:
@@ -195,6 +199,8 @@ def rescore(
                     datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]
                 )
             )
+        if authors_csv is not None:
+            _authors_code(path, pairs, primary, Path(authors_csv))
         by_rule = {
             rule: primary
             if rule == rules[0]
@@ -241,12 +247,59 @@ def rescore(
     return {"findings": rescore_findings(results), **results}
 
 
+def _authors_code(path: Path, pairs: list, rows: list[dict[str, Any]], folder: Path) -> None:
+    """Judge each output of one file by the port of the authors' `get_confusion_matrices`, against
+    the authors' test CSV of the file's subset, as their script read it (one pass over the file's
+    records in order; the gold row of a record whose answer matches no row is the previous one)."""
+    import csv
+
+    subsets = {ex.subset for ex, _ in pairs}
+    if len(subsets) != 1:
+        raise InputError("the authors' code scores one subset per file; this file mixes several", path)
+    csv_path = folder / f"{subsets.pop()}_test.csv"
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            csv_rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise InputError(f"cannot read the authors' test CSV: {e.strerror}", csv_path) from None
+    if not csv_rows or not {"answer", "facts", "reasoning"} <= set(csv_rows[0]):
+        raise InputError("not the authors' test CSV: it needs the columns answer, facts and reasoning", csv_path)
+    previous = None
+    for (_, rec), row in zip(pairs, rows):
+        steps, previous = authors_code_steps(rec["prediction"], rec["gold"][0], csv_rows, previous)
+        if row["paper"] is not None and steps is not None:
+            row["paper"]["by_rule"]["authors-code"] = steps
+
+
+def authors_matrices(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The three confusion matrices as the authors' script prints them: per subset, each cell's
+    count over the evaluated outputs, averaged over the subsets (unweighted), in % rounded to 2
+    decimals; answer right: the upstream scorer's acc 100."""
+    by_subset: dict[str, list] = {}
+    for r in rows:
+        by_subset.setdefault(r["subset"], []).append(r)
+    out: dict[str, dict[str, float]] = {}
+    for step, name in (("label", "category"), ("evidence", "fact"), ("trace", "trace")):
+        cells: dict[str, float] = {}
+        for group in by_subset.values():
+            judged = [r for r in group if r["paper"] is not None and "authors-code" in r["paper"]["by_rule"]]
+            for r in judged:
+                right = r["paper"]["by_rule"]["authors-code"][f"{step}_correct"]
+                key = f"{'correct' if r['answer']['upstream']['correct'] else 'incorrect'}_answer_"
+                key += f"{'correct' if right else 'incorrect'}_{name}"
+                cells[key] = cells.get(key, 0.0) + 1 / len(judged)
+        out[name] = {k: round(v / len(by_subset) * 100, 2) for k, v in sorted(cells.items())}
+    return out
+
+
 def _condition(cond: str, by_model: dict[str, dict], rules: list, ds, files: dict[str, Any]) -> dict[str, Any]:
     """One condition's outputs pooled over files (and models: stratified by model)."""
     by_rule = {rule: [r for m in by_model.values() for r in m[rule]] for rule in rules}
     summary = summarize(by_rule[rules[0]], ds, by_model={m: v[rules[0]] for m, v in by_model.items()})
     ids = [r["id"] for r in by_rule[rules[0]]]
+    authors = {"authors_code_matrices": authors_matrices(by_rule[rules[0]])} if _has_authors(by_rule[rules[0]]) else {}
     return {
+        **authors,
         "models": sorted(by_model),
         "files": sum(v["condition"] == cond and v["model"] in by_model for v in files.values()),
         "outputs": len(ids),
@@ -254,6 +307,10 @@ def _condition(cond: str, by_model: dict[str, dict], rules: list, ds, files: dic
         "summary": summary,
         "evidence_rules": _rule_views(summary, by_rule),
     }
+
+
+def _has_authors(rows: list[dict[str, Any]]) -> bool:
+    return any(r["paper"] is not None and "authors-code" in r["paper"]["by_rule"] for r in rows)
 
 
 def matched_items(rows_by: dict[str, dict[str, dict]], primary: str | None) -> dict[str, Any]:
