@@ -508,3 +508,16 @@ def test_authors_code_rule_from_their_csv(tmp_path, shared_data, reference_outpu
     assert set(m) == {"category", "fact", "trace"} and sum(m["fact"].values()) == pytest.approx(100, abs=0.05)
     with pytest.raises(Exception, match="authors' test CSV"):
         rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [str(src)], authors_csv=tmp_path)
+
+
+def test_every_finding_names_its_evidence_rule_and_construction(results):
+    """Each finding says which evidence rule judged it, and a step whose gold facts state the
+    answer says its association is largely by construction instead of "Caveats: none"."""
+    for f in results["findings"]:
+        named = "gold evidence: paper rule" if f["definitions"] == "tracekd" else "evidence rule: stated"
+        assert f"({f['definitions']} definitions, {named})" in f["text"]
+    correct = {(f["step"], f["definitions"]): f["text"] for f in results["findings"] if f["condition"] == "correct"}
+    assert (
+        "by construction" in correct["answer_fact", "tracekd"] and "by construction" not in correct["label", "tracekd"]
+    )
+    assert "by construction" not in correct["anchor", "tracekd"]

@@ -15,7 +15,9 @@ results.json group). Caveat rules (docs/scoring.md):
 Verdicts: "too few" where the smallest margin of the informative strata has fewer than 5
 outputs; the exact conditional test (`stats.exact_stratified`) instead of CMH where it was run;
 "inconclusive" where the test and the odds ratio's interval disagree.
-- training loss still falling (`stats.loss_trend`, passed in by the caller that has the logs).
+- training loss still falling (`stats.loss_trend`, passed in by the caller that has the logs);
+- by construction: a step whose gold facts state the answer (evidence, answer-bearing, trace)
+  with a pooled φ of 0.8 or more.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ ALPHA = 0.05
 FEW_ITEMS = 50
 FEW_OUTPUTS_PER_SEED = 10
 LOW_PARSE_RATE = 0.90
+CONTAINS_ANSWER = ("evidence", "answer_fact", "trace")  # steps whose gold facts state the answer
+BY_CONSTRUCTION_PHI = 0.8
 MIN_INFORMATIVE = 5  # fewer outputs than this in the smallest margin of the informative strata: no verdict
 
 
@@ -88,10 +92,12 @@ def sentence(
     block: dict[str, Any],
     notes: list[str],
     without: dict[str, Any] | None = None,
+    evidence_rule: str | None = None,
 ) -> tuple[str, str]:
     """(verdict, sentence) for one step."""
     st, pooled = block["stratified"], block["pooled"]
-    head = f"{subject} — {step} step ({definitions} definitions): "
+    rule = f", {evidence_rule}" if evidence_rule else ""
+    head = f"{subject} — {step} step ({definitions} definitions{rule}): "
     if not st["estimable"]:
         verdict = "not estimable"
         body = f"association not estimable: {_not_estimable_reason(block)}"
@@ -160,17 +166,43 @@ def _verdict(st: dict[str, Any]) -> tuple[str, str]:
     return verdict, body
 
 
-def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The sentences for every step of a summary (tracekd's definitions, then the paper's)."""
+def by_construction(step: str, block: dict[str, Any]) -> str | None:
+    """The caveat of a step whose gold facts state the answer (the evidence, answer-bearing and
+    trace steps): where the pooled φ is 0.8 or more, copying the answer-bearing fact nearly fixes a
+    right answer, so the association is largely by construction."""
+    phi = block["pooled"].get("phi")
+    if step not in CONTAINS_ANSWER or phi is None or phi < BY_CONSTRUCTION_PHI:
+        return None
+    return (
+        f"the step's gold facts state the answer, so a right step nearly fixes a right answer (φ = {phi:.2f}): "
+        "the association is largely by construction; the anchor step, which does not state it, is the informative one"
+    )
+
+
+def summary_findings(
+    s: dict[str, Any], subject: str, extra: list[str] | tuple[str, ...] = (), evidence_rule: str | None = None
+) -> list[dict[str, Any]]:
+    """The sentences for every step of a summary (tracekd's definitions, then the paper's), each
+    naming the evidence rule it was judged under (`evidence_rule`: tracekd's gold-evidence rule,
+    where the caller knows it; the paper's definitions name theirs)."""
     seeds = len(s.get("seeds", [0]))
     parse_rate = s["rates"]["parse_rate"]["mean"]
     out = []
-    for defs, steps, unevaluated, without_key in (
-        ("tracekd", s["association"], 0, "association"),
-        ("paper", s["paper"]["association"], s["paper"]["unevaluated"], "paper"),
+    for defs, steps, unevaluated, without_key, rule in (
+        ("tracekd", s["association"], 0, "association", evidence_rule and f"gold evidence: {evidence_rule} rule"),
+        (
+            "paper",
+            s["paper"]["association"],
+            s["paper"]["unevaluated"],
+            "paper",
+            f"evidence rule: {s['paper'].get('rule', 'stated')}",
+        ),
     ):
         for step, block in steps.items():
             notes = caveats(block, seeds, parse_rate, s.get("grouped_by") or "seed")
+            construction = by_construction(step, block)
+            if construction:
+                notes.append(construction)
             if unevaluated:
                 notes.append(f"{unevaluated} outputs without a <think> trace are not evaluated")
             notes += list(extra)
@@ -178,6 +210,6 @@ def summary_findings(s: dict[str, Any], subject: str, extra: list[str] | tuple[s
                 flag: {**w[without_key][step], "left_out_outputs": w["left_out_outputs"]}
                 for flag, w in s.get("without_flagged", {}).items()
             }
-            verdict, text = sentence(subject, step, defs, block, notes, without)
+            verdict, text = sentence(subject, step, defs, block, notes, without, rule)
             out.append({"step": step, "definitions": defs, "verdict": verdict, "text": text})
     return out

@@ -64,11 +64,11 @@ def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
     extra = [f"{len(results['models'])} models pooled, stratified by model"] if pooled else []
     out = []
     for cond, r in results["by_condition"].items():
-        for f in summary_findings(r["summary"], f"{model} / {cond}", extra):
+        for f in summary_findings(r["summary"], f"{model} / {cond}", extra, results["ir_rule"]):
             out.append({"model": model, "condition": cond, **f})
     for m, conds in results.get("by_model", {}).items():
         for cond, r in conds.items():
-            for f in summary_findings(r["summary"], f"{m} / {cond}"):
+            for f in summary_findings(r["summary"], f"{m} / {cond}", evidence_rule=results["ir_rule"]):
                 out.append({"model": m, "condition": cond, **f})
     return out
 
