@@ -521,3 +521,20 @@ def test_every_finding_names_its_evidence_rule_and_construction(results):
         "by construction" in correct["answer_fact", "tracekd"] and "by construction" not in correct["label", "tracekd"]
     )
     assert "by construction" not in correct["anchor", "tracekd"]
+
+
+def test_scoring_docs_tables_are_the_codes_output(results):
+    """docs/scoring.md's tables on the 12 published files are made by the code: a change of the
+    statistics that moves a number fails here until the section is regenerated."""
+    from pathlib import Path
+
+    from tracekd.score.tables import scoring_docs_tables
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scoring.md").read_text()
+    begin, end = "<!-- generated: scoring_docs_tables -->\n", "<!-- end generated -->"
+    section = doc[doc.index(begin) + len(begin) : doc.index(end)]
+    assert section == scoring_docs_tables(results), (
+        "docs/scoring.md is stale: replace the section between its markers with "
+        "tracekd.score.tables.scoring_docs_tables(rescore(...)) of the 12 published files"
+    )
+    assert "| correct | label (paper) | 41.8 | 5.52 (0.019) | 1.50 [1.07, 2.12] |" in section

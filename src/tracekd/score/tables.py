@@ -379,3 +379,47 @@ def condition_table(by_condition: dict[str, Any], evidence_rules: list | None, t
     for k, v in rows.items():
         t.add_row(k, *v)
     return t
+
+
+# -- docs/scoring.md: the tables on the paper's published files, made here (tests hold them equal) --
+DOCS_STEPS = (("label", "tracekd"), ("label", "paper"), ("evidence", "paper"), ("trace", "paper"))
+
+
+def _docs_row(cond: str, step: str, defs: str, s: dict[str, Any]) -> str:
+    a = s["association"][step] if defs == "tracekd" else s["paper"]["association"][step]
+    reg = (s["regression"] if defs == "tracekd" else s["paper"]["regression"])["terms"].get(step)
+    st = a["stratified"]
+    chi2 = f"{num(st['chi2'], '.2f')} ({num(st['p'], '.2g')})"
+    reg_text = odds(reg) if reg and reg.get("estimable") else "— (combined step)" if step == "trace" else "—"
+    name = f"{step} ({defs}{', ' + s['paper']['rule'] + ' rule' if defs == 'paper' and step != 'label' else ''})"
+    cells = [cond, name, num(a["pooled"]["chi2"], ".1f"), chi2, odds(st), reg_text]
+    cells += [pct(a["both_right"]["p"], " %"), pct(a["answer_given_step_right"]["p"], " %")]
+    return "| " + " | ".join(cells) + " |"
+
+
+def scoring_docs_tables(results: dict[str, Any]) -> str:
+    """The Markdown of docs/scoring.md's section on the paper's published files: per condition
+    with a trace, the label step (both definitions) and the paper's evidence and trace steps with
+    the pooled χ², the stratified test, the Mantel-Haenszel and regression odds ratios and the
+    paper's shares; then the paper's evidence and trace steps under each named evidence rule."""
+    head = (
+        "| condition | step (definitions) | pooled χ² (paper's test) | CMH χ² (p), by subset | OR_MH [95 % CI] "
+        "| regression OR [95 % CI] | both right | P(answer \\| step right) |\n|---|---|---|---|---|---|---|---|"
+    )
+    rows = [head]
+    conds = [c for c in ("correct", "incorrect") if c in results["by_condition"]]
+    for cond in conds:
+        s = results["by_condition"][cond]["summary"]
+        rows += [_docs_row(cond, step, defs, s) for step, defs in DOCS_STEPS]
+    rules = ["| condition | evidence rule | evidence right | trace right | evidence a/b/c/d | trace a/b/c/d |"]
+    rules.append("|---|---|---|---|---|---|")
+    for cond in conds:
+        s = results["by_condition"][cond]["summary"]
+        for rule, v in s["paper"]["rules"].items():
+            n = s["n"]
+            ev, tr = (v["association"][k]["table"] for k in ("evidence", "trace"))
+            rules.append(
+                f"| {cond} | {rule} | {round(v['evidence_accuracy'] * n)}/{n} | {round(v['trace_accuracy'] * n)}/{n} "
+                f"| {cells(ev)} | {cells(tr)} |"
+            )
+    return "\n".join(rows) + "\n\n" + "\n".join(rules) + "\n"
