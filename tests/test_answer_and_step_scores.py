@@ -228,3 +228,28 @@ def test_authors_code_port_keeps_its_quirks():
     steps, row = authors_code_steps(other, "Lyon", rows, rows[1])  # no row matches: the previous one
     assert row is rows[1] and steps["evidence_correct"] is False
     assert authors_code_steps("['x']", "Paris", rows, None)[0] is None  # no think: not evaluated
+
+
+@pytest.mark.parametrize(
+    "dataset,subset,gold,pred",
+    [
+        ("cotempqa", "equal", ("Paris", "Lyon"), ("Paris and Lyon",)),  # a conjunction list
+        ("babi", "qa19", ("n,w",), ("north,west",)),  # compass abbreviations
+        ("babi", "qa7", ("2",), ("two",)),  # a number word
+        ("msmarco", "x", ("Yes",), ("Yes, it can.",)),  # a leading yes / no
+    ],
+)
+def test_strict_scorers_refuse_what_the_lenient_normalisation_accepts(dataset, subset, gold, pred):
+    """The strict scorers' choices (docs/scoring.md, "Strict and lenient answers"): each of these is
+    wrong under the strict scorer (the default, `correct`) and right under the lenient one
+    (`lenient_correct`, reported beside it as `answer_lenient_accuracy`)."""
+    from tracekd.score.answers import score_answer
+
+    label = {"qa19": "path-finding", "qa7": "counting"}.get(subset)
+    ex = Example("t/9", dataset, subset, "q?", (ContextItem("1", "A is x."),), gold, label=label)
+    got = score_answer(get_dataset(dataset), pred, ex, "")
+    assert (got["correct"], got["lenient_correct"]) == (False, True)
+    # order still matters for a path; a wrong answer stays wrong
+    if subset == "qa19":
+        assert not score_answer(get_dataset(dataset), ("west,north",), ex, "")["lenient_correct"]
+    assert not score_answer(get_dataset(dataset), ("Rome",), ex, "")["lenient_correct"]
