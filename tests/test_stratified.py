@@ -377,3 +377,20 @@ def test_breslow_day_on_small_strata_states_its_assumption():
     assert st["breslow_day"] is not None and st["min_expected"] < 5
     notes = caveats({"stratified": st}, 1, 1.0)
     assert any("Breslow-Day assumes large counts" in n for n in notes)
+
+
+def test_paired_comparison_with_one_seed_is_mcnemars_exact_test():
+    """One seed per condition: the sign test of the per-item differences is McNemar's exact test
+    on the discordant pairs (b = 15 items right only under A, c = 5 right only under B)."""
+    from scipy.stats import binomtest
+
+    from tracekd.score.stats import paired_comparison
+
+    a = {f"i{k}": [k < 15 or 20 <= k < 60] for k in range(100)}
+    b = {f"i{k}": [15 <= k < 60] for k in range(100)}
+    c = paired_comparison(a, b)
+    assert (c["a_better"], c["b_better"], c["items"]) == (15, 5, 100)
+    assert c["p"] == pytest.approx(binomtest(15, 20, 0.5).pvalue, rel=1e-12)
+    assert c["difference"] == pytest.approx(0.10) and c["ci95"][0] < 0.10 < c["ci95"][1]
+    # an item only one condition has is not compared
+    assert paired_comparison({**a, "extra": [True]}, b)["items"] == 100

@@ -186,6 +186,8 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
             _rates(results),
         ),
     }
+    if results.get("comparisons"):
+        out["comparisons"] = ("Paired comparisons of the conditions", COMPARISON_NOTE, _comparisons(results))
     if first is None:
         return out
     training = _training(results)
@@ -241,7 +243,28 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _findings(results: dict[str, Any]) -> list[str]:
-    return [finding["text"] for finding in results.get("findings", [])]
+    """The comparisons of the conditions (paired, on the same items) first, then the steps' findings."""
+    return [c["text"] for c in results.get("comparisons", [])] + [f["text"] for f in results.get("findings", [])]
+
+
+COMPARISON_NOTE = (
+    "Each pair of conditions on the items both have: accuracy with seeds averaged within an item, the difference "
+    "with a 95 % paired bootstrap interval over items, and the exact sign test of the per-item differences "
+    "(McNemar's exact test with one seed). A condition is called better only where both say so."
+)
+
+
+def _comparisons(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "model", "a", "b", "items", "a %", "b %", "a − b [95 % CI]", "a better / b better", "p"]
+    rows = []
+    for c in results["comparisons"]:
+        lo, hi = c["ci95"]
+        diff = "—" if c["difference"] is None else f"{100 * c['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        acc = [pct(x) for x in c["accuracy"]]
+        p = "—" if c["p"] is None else f"{c['p']:.3g}"
+        better = f"{c['a_better']} / {c['b_better']}"
+        rows.append([c["dataset"], c["model"], c["a"], c["b"], str(c["items"]), *acc, diff, better, p])
+    return header, rows
 
 
 def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:

@@ -486,6 +486,54 @@ class ItemBootstrap:
         return out
 
 
+# -- paired comparison of two conditions on the same items -----------------------------------------
+ALPHA_PAIRED = 0.05
+
+
+def paired_comparison(
+    a: dict[str, list[bool]], b: dict[str, list[bool]], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Any]:
+    """Condition A against condition B on the test items both have (`a`, `b`: item id -> the answer
+    correctness of each seed's output on it). The unit is the item: its seeds are averaged
+    (p_A(i), p_B(i)), never counted as independent outputs.
+
+    - `difference`: mean_i p_A(i) - mean_i p_B(i), with a 95 % paired bootstrap interval (items
+      resampled with replacement, the same draw for both conditions, so the pairing is kept);
+    - `p`: the exact two-sided sign test of the per-item differences d_i = p_A(i) - p_B(i) (items
+      with d_i = 0 carry no information): under "no difference" each nonzero d_i is as likely
+      positive as negative (`scipy.stats.binomtest`). With one seed per condition this is exactly
+      McNemar's exact test on the discordant pairs. It tests the direction per item, not the size.
+    Assumes the items are independent draws (the seeds of an item are one cluster, which is why
+    they are averaged)."""
+    items = sorted(set(a) & set(b))
+    if not items:
+        return {"items": 0, "accuracy": [None, None], "difference": None, "ci95": [None, None], "p": None}
+    pa = np.array([np.mean(a[i]) for i in items])
+    pb = np.array([np.mean(b[i]) for i in items])
+    d = pa - pb
+    counts = (
+        _cached_counts(len(items), resamples, seed)
+        if len(items) * resamples <= _CACHED_CELLS
+        else _resample_counts(len(items), resamples, seed)
+    )
+    boot = np.concatenate([w @ d.astype(np.float32) for w in counts]) / len(items)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    better, worse = int((d > 0).sum()), int((d < 0).sum())
+    p = float(stats.binomtest(better, better + worse, 0.5).pvalue) if better + worse else 1.0
+    return {
+        "items": len(items),
+        "accuracy": [float(pa.mean()), float(pb.mean())],
+        "difference": float(d.mean()),
+        "ci95": [float(lo), float(hi)],
+        "a_better": better,
+        "b_better": worse,
+        "p": p,
+        "test": "exact sign test of the per-item differences (seeds averaged within an item; McNemar's exact test "
+        "with one seed)",
+        "interval": "paired bootstrap over items",
+    }
+
+
 # -- training loss ---------------------------------------------------------------------------------
 LOSS_TAIL = 0.25  # the last quarter of the logged steps
 LOSS_FALLING = 0.05  # a fitted drop of more than 5 % of the tail's mean loss over the tail...
