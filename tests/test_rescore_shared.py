@@ -390,16 +390,26 @@ def test_light_views_equal_the_full_statistics(results, shared_data, reference_o
             k: b["table"] for k, b in light["paper"]["association"].items()
         }
     correct = res["by_condition"]["correct"]
-    assert rule_view(rows["correct"]) == {
+    view = rule_view(rows["correct"])
+    assert {k: view[k] for k in ("steps", "association")} == {
         "steps": correct["summary"]["steps"],
         "association": correct["summary"]["association"],
+    }
+    # the rates an evidence rule changes, with the summary's intervals
+    assert view["rates"] == {
+        k: {x: correct["summary"]["rates"][k][x] for x in ("mean", "ci95", "method")}
+        for k in ("evidence_accuracy", "trace_accuracy")
     }
     # the secondary rule's view is what a full summary of the rows judged under that rule gives
     other: dict[str, list] = {}
     rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), files, ir_rule="tracekd", rows_out=other)
     tracekd_rule = correct["evidence_rules"]["tracekd"]
     full = summarize(other["correct"], get_dataset("cotempqa", ir_rule="tracekd"))
-    assert tracekd_rule == {"steps": full["steps"], "association": full["association"]}
+    assert {k: tracekd_rule[k] for k in ("steps", "association")} == {
+        "steps": full["steps"],
+        "association": full["association"],
+    }
+    assert tracekd_rule["rates"]["trace_accuracy"]["ci95"] == full["rates"]["trace_accuracy"]["ci95"]
 
 
 @pytest.fixture(scope="module")
@@ -462,8 +472,9 @@ def test_rescore_terminal_shows_each_model(two_models, shared_data):
     assert "…" not in r.stdout
     # every rate of the by-condition tables carries its interval
     table = r.stdout[r.stdout.index("by condition (all files pooled)") :]
-    answer = next(line for line in table.splitlines() if line.lstrip("│ ").startswith("answer"))
-    assert answer.count("[") == 3
+    for name in ("answer", "parsed", "label", "anchor", "ev P", "tr P", "ev T", "tr T", "both✓"):
+        line = next(line for line in table.splitlines() if line.lstrip("│ ").startswith(name))
+        assert line.count("[") == 3, line
 
 
 def test_authors_code_rule_from_their_csv(tmp_path, shared_data, reference_outputs):

@@ -65,7 +65,7 @@ def _per_group(results: dict[str, Any], build) -> tuple[list[str], list[list[str
 
 HEADLINE_NOTE = (
     "Pooled over seeds [95 % interval: bootstrap over test items, all seeds of an item together] "
-    "(sd of the per-seed values)."
+    "(sd of the per-seed values); parsed: % of outputs in which an answer was found."
 )
 LENGTH_NOTE = (
     "Mean tokens per training target (what the condition teaches: trace and answer) and per output on the test split."
@@ -76,6 +76,12 @@ STRATA_NOTE = (
 )
 
 
+def _headline_cell(rates: dict[str, Any]) -> str:
+    """An answer accuracy with its interval (and sd), and the parse rate beside it: an accuracy
+    read from few parsed outputs is not the same number."""
+    return f"{_rate(rates['answer_accuracy'])}; parsed {pct(rates['parse_rate']['mean'])}"
+
+
 def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     conditions = results["conditions"]
     by_key = {(group["dataset"], group["model"], group["condition"]): group for group in results["groups"]}
@@ -84,7 +90,7 @@ def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             dataset,
             model,
             *(
-                _rate(by_key[(dataset, model, condition)]["rates"]["answer_accuracy"])
+                _headline_cell(by_key[(dataset, model, condition)]["rates"])
                 if (dataset, model, condition) in by_key
                 else "—"
                 for condition in conditions

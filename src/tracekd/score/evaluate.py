@@ -155,9 +155,12 @@ def step_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def rule_view(rows: list[dict[str, Any]], inference: bool = True) -> dict[str, Any]:
     """What an evidence rule changes (rows judged under it): the step scores and their association
-    (with `inference`, the tests of `statistics`; without, the 2x2 tables of `step_tables`)."""
-    association = statistics({0: rows}, steps_only=True) if inference else step_tables(rows)
-    return {"steps": step_scores(rows), "association": association["association"]}
+    (with `inference`, the tests of `statistics` and the changed steps' rates with their
+    intervals; without, the 2x2 tables of `step_tables`)."""
+    if not inference:
+        return {"steps": step_scores(rows), "association": step_tables(rows)["association"]}
+    tests = statistics({0: rows}, steps_only=True)
+    return {"steps": step_scores(rows), "association": tests["association"], "rates": tests["rates"]}
 
 
 def summarize(
@@ -341,8 +344,9 @@ def statistics(
     ones = everyone.astype(float)
 
     ratios: dict[str, tuple] = {}  # every metric of the table: the mean over the outputs it applies to
+    rule_steps = metrics.rule_steps()
     for m in metrics.reported(rows):
-        if not steps_only:
+        if not steps_only or m.step in rule_steps:
             values = [m.of(r) for r in rows]
             ratios[m.name] = ([0.0 if v is None else float(v) for v in values], [float(v is not None) for v in values])
         if m.step is not None:
@@ -369,7 +373,12 @@ def statistics(
         return out
 
     if steps_only:
-        return {"association": steps_block(steps, y, everyone, "", applies)}
+        rule_rates = {
+            name: {"mean": ci[name]["p"], "ci95": ci[name]["ci95"], "method": ci[name]["method"]}
+            for name in ratios
+            if ":" not in name
+        }
+        return {"association": steps_block(steps, y, everyone, "", applies), "rates": rule_rates}
     by_seed = [seed == str(s) for s in seeds]
     rates = {}
     for name, (num, den) in ratios.items():

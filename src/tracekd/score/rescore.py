@@ -23,6 +23,7 @@ from tracekd.data import REGISTRY, get_dataset
 from tracekd.data.schema import Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
+from tracekd.score import metrics
 from tracekd.score.answers import upstream_totals
 from tracekd.score.evaluate import rejudge_steps, rule_view, score_output, summarize
 from tracekd.score.findings import summary_findings
@@ -133,10 +134,12 @@ def _rule_views(summary: dict[str, Any], by_rule: dict[str | None, list], infere
     """Each evidence rule's step scores and association (`rule_view`), the primary rule's (the
     first) taken from its summary; none when the dataset has one rule."""
     primary = next(iter(by_rule))
+    changed = [m.name for m in metrics.steps() if m.evidence_rule]
+    primary_view = {"steps": summary["steps"], "association": summary["association"]}
+    if inference:
+        primary_view["rates"] = {k: {x: summary["rates"][k][x] for x in ("mean", "ci95", "method")} for k in changed}
     return {
-        rule: {"steps": summary["steps"], "association": summary["association"]}
-        if rule == primary
-        else rule_view(rows, inference)
+        rule: primary_view if rule == primary else rule_view(rows, inference)
         for rule, rows in by_rule.items()
         if rule is not None
     }

@@ -201,7 +201,8 @@ def metrics_table(s: dict[str, Any], rules: dict[str, Any] | None = None) -> Tab
         rate = s["rates"].get(m.name)
         if rules and m.step in rule_steps:
             for rule, view in rules.items():
-                row(_named(m.title, rule), m.format(view["steps"][m.name]))
+                rated = view.get("rates", {}).get(m.name)
+                row(_named(m.title, rule), rate_text(m, rated) if rated else m.format(view["steps"][m.name]))
         elif rate is not None:
             row(m.title, rate_text(m, rate))
     a = s["answer"]
@@ -276,8 +277,12 @@ def _step_header(steps: list[metrics.Metric], rules: list[str | None]) -> list[s
 
 def _rule_cells(r: dict[str, Any], rules: list[str | None]) -> list[str]:
     """Each rule's evidence and trace accuracy of one file or condition."""
-    views = r.get("evidence_rules") or {None: {"steps": r["summary"]["steps"]}}
-    return [pct(views[rule]["steps"][f"{step}_accuracy"]) for rule in rules for step in metrics.rule_steps()]
+    views = r.get("evidence_rules") or {None: {"steps": r["summary"]["steps"], "rates": r["summary"].get("rates")}}
+    return [
+        with_ci(views[rule]["rates"][name], "mean") if views[rule].get("rates") else pct(views[rule]["steps"][name])
+        for rule in rules
+        for name in (f"{step}_accuracy" for step in metrics.rule_steps())
+    ]
 
 
 def files_table(results: dict[str, Any], model: str | None = None) -> Table:
