@@ -405,6 +405,7 @@ def statistics(
         "unevaluated": int((~evaluated).sum()),
     }
     paper_block.update({f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["p"] for k in paper})
+    paper_block["ci95"] = {f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["ci95"] for k in paper}
     paper_block.update(paper_rules(rows, y_paper))
     paper_block["association"] = steps_block(paper, y_paper, evaluated, "paper:")
     paper_block["regression"] = model(paper, y_paper, evaluated)

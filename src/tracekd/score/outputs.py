@@ -363,6 +363,8 @@ class PaperBlock(Open):
     """as `regression`"""
     rule: str = "stated"
     """the evidence rule of `association` (the paper's stated rule)"""
+    ci95: dict[str, Pair] = {}
+    """each `<step>_accuracy`'s 95 % interval (bootstrap over test items)"""
     rules: dict[str, RuleSteps] = {}
     """the evidence and trace steps under each named evidence rule (`stated`, `any-fact`, `authors-code`)"""
 

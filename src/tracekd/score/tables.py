@@ -216,10 +216,11 @@ def metrics_table(s: dict[str, Any], rules: dict[str, Any] | None = None) -> Tab
         row(_named("evidence P / R / F1", rule), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}")
         row(_named("evidence exact set, tolerant match", rule), pct(tol["exact"]))
     p = s["paper"]
-    row(
-        "paper: " + " / ".join(p["association"]) + " right",
-        " / ".join(pct(p[f"{k}_accuracy"]) for k in p["association"]),
-    )
+    for k in p["association"]:
+        interval = p.get("ci95", {}).get(f"{k}_accuracy")
+        rule = f", {p['rule']} rule" if k != "label" and p.get("rule") else ""
+        value = {"p": p[f"{k}_accuracy"], "ci95": interval} if interval else {"p": p[f"{k}_accuracy"]}
+        row(f"paper: {k} right{rule}", with_ci(value))
     row(
         "outputs ok / empty / unparsable", f"{s['status']['ok']} / {s['status']['empty']} / {s['status']['unparsable']}"
     )
