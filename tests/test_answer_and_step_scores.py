@@ -97,10 +97,21 @@ def test_steps_and_paper_definitions():
     assert s["label_correct"] and s["evidence"]["exact"] and s["trace_correct"]
     assert label_correct("two supporting facts", "two-supporting-facts") is False
     assert label_correct(None, "x") is False
-    # the paper's checks: any context fact in the trace counts, the label need only occur in the first sentence
+    # the paper's checks: the label need only occur in the first sentence; under the `any-fact` rule any
+    # context fact in the trace counts, under the paper's stated rule only a gold one
     loose = "<think>The category of the question asked is: two-supporting-facts. I need to use the following facts to answer the question: ['John got the milk.']</think>"
     p = paper_steps(loose, ex)
-    assert p == {"label_correct": True, "evidence_correct": True, "trace_correct": True}
+    assert p == {
+        "label_correct": True,
+        "evidence_correct": False,
+        "trace_correct": False,
+        "by_rule": {
+            "stated": {"evidence_correct": False, "trace_correct": False},
+            "any-fact": {"evidence_correct": True, "trace_correct": True},
+        },
+    }
+    gold = loose.replace("John got the milk.", "Mary took the apple.")
+    assert paper_steps(gold, ex)["by_rule"]["stated"] == {"evidence_correct": True, "trace_correct": True}
     assert not score_steps(parse(loose, CATEGORY), ex)["evidence"]["exact"]
     assert paper_steps("['kitchen']", ex) is None
 
@@ -186,3 +197,59 @@ def test_upstream_totals_round_as_the_original():
         {"correct": False, "f1": 0.0, "p": 0.0, "r": 0.0},
     ]
     assert upstream_totals(rows) == {"acc": 33.3, "f1": 50.0, "p": 66.7, "r": 44.4, "avg": 41.7}
+
+
+def test_authors_code_port_keeps_its_quirks():
+    """The authors' get_confusion_matrices: the gold row is the first CSV row whose answer text
+    contains the record's first gold answer (here another question's), all of that row's facts
+    count as gold (their get_gold_facts reads the answers from the facts column), and a record
+    that matches no row reuses the previous record's row."""
+    from tracekd.score.steps import authors_code_steps
+
+    rows = [
+        {
+            "answer": "['Paris Saint-Germain']",
+            "facts": "['A plays for B.', 'A plays for Paris Saint-Germain.']",
+            "reasoning": "The temporal relation between the event in question and the event in context is: during.\n",
+        },
+        {
+            "answer": "['Paris']",
+            "facts": "['C lives in Paris.']",
+            "reasoning": "The temporal relation between the event in question and the event in context is: during.\n",
+        },
+    ]
+    head = "<think>The temporal relation between the event in question and the event in context is: during."
+    own = f"{head}\nI need to use the following facts to answer the question: ['C lives in Paris.']</think>"
+    other = f"{head}\nI need to use the following facts to answer the question: ['A plays for B.']</think>"
+    steps, row = authors_code_steps(own, "Paris", rows, None)
+    assert row is rows[0] and steps == {"evidence_correct": False, "trace_correct": False, "label_correct": True}
+    steps, _ = authors_code_steps(other, "Paris", rows, None)  # a non-answer fact of the other row counts
+    assert steps == {"evidence_correct": True, "trace_correct": True, "label_correct": True}
+    steps, row = authors_code_steps(other, "Lyon", rows, rows[1])  # no row matches: the previous one
+    assert row is rows[1] and steps["evidence_correct"] is False
+    assert authors_code_steps("['x']", "Paris", rows, None)[0] is None  # no think: not evaluated
+
+
+@pytest.mark.parametrize(
+    "dataset,subset,gold,pred",
+    [
+        ("cotempqa", "equal", ("Paris", "Lyon"), ("Paris and Lyon",)),  # a conjunction list
+        ("babi", "qa19", ("n,w",), ("north,west",)),  # compass abbreviations
+        ("babi", "qa7", ("2",), ("two",)),  # a number word
+        ("msmarco", "x", ("Yes",), ("Yes, it can.",)),  # a leading yes / no
+    ],
+)
+def test_strict_scorers_refuse_what_the_lenient_normalisation_accepts(dataset, subset, gold, pred):
+    """The strict scorers' choices (docs/scoring.md, "Strict and lenient answers"): each of these is
+    wrong under the strict scorer (the default, `correct`) and right under the lenient one
+    (`lenient_correct`, reported beside it as `answer_lenient_accuracy`)."""
+    from tracekd.score.answers import score_answer
+
+    label = {"qa19": "path-finding", "qa7": "counting"}.get(subset)
+    ex = Example("t/9", dataset, subset, "q?", (ContextItem("1", "A is x."),), gold, label=label)
+    got = score_answer(get_dataset(dataset), pred, ex, "")
+    assert (got["correct"], got["lenient_correct"]) == (False, True)
+    # order still matters for a path; a wrong answer stays wrong
+    if subset == "qa19":
+        assert not score_answer(get_dataset(dataset), ("west,north",), ex, "")["lenient_correct"]
+    assert not score_answer(get_dataset(dataset), ("Rome",), ex, "")["lenient_correct"]

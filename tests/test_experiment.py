@@ -159,8 +159,9 @@ def _check_values(run: Path) -> int:
             assert g["by_subset"][subset]["answer_accuracy"] == pytest.approx(rate(rs, "answer_accuracy"), abs=1e-12)
             assert subsets[(g["dataset"], g["model"], subset)][g["condition"]] == pct(rate(rs, "answer_accuracy"))
         pooled, _, sd = seed_rates(seeds, "answer_accuracy")
-        cell = headline[(g["dataset"], g["model"])][g["condition"]]
+        cell, parsed = headline[(g["dataset"], g["model"])][g["condition"]].split("; parsed ")
         assert cell.startswith(pct(pooled) + " [") and cell.endswith("]" if sd is None else f"] (sd {pct(sd)})"), cell
+        assert parsed == pct(seed_rates(seeds, "parse_rate")[0])
         st = steps[key]
         assert (st["seeds"], st["n"]) == (str(len(seeds)), str(g["n"]))
         for col, name in (

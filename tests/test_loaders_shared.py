@@ -156,11 +156,16 @@ def test_babi_paper_preset(shared_data):
     assert {ex.subset for ex in exs} == {f"qa{t}" for t in (1, 2, 4, 7, 8, 12, 14, 15, 16, 17, 18)}
     # first question of each story: its context has no earlier question, so ids run 1..n
     assert all([c.id for c in ex.context] == [str(i) for i in range(1, len(ex.context) + 1)] for ex in exs)
-    stories = 0
+    stories = {"train": 0, "test": 0}
+    tenth = 0
     for t in (1, 2, 4, 7, 8, 12, 14, 15, 16, 17, 18):
-        for path in (shared_data / "babi" / "en").glob(f"qa{t}_*.txt"):
-            stories += sum(1 for line in path.open() if line.startswith("1 "))
-    assert len(exs) == stories
+        for split in stories:
+            (path,) = (shared_data / "babi" / "en").glob(f"qa{t}_*_{split}.txt")
+            n = sum(1 for line in path.open() if line.startswith("1 "))
+            stories[split] += n
+            tenth += int(n * 0.1) if split == "test" else 0
+    # every training story; 10 % of each task's test stories, as the paper's code kept
+    assert Counter(ex.split for ex in exs) == {"train": stories["train"], "test": tenth}
 
 
 def test_msmarco_counts_labels_and_evidence(msmarco_examples, shared_data):
@@ -217,3 +222,22 @@ def test_contradicts_dates_rule():
     assert not contradicts_dates("during", anchor, [[inside]]) and contradicts_dates("during", anchor, [[same]])
     assert not contradicts_dates("mix", anchor, [[inside]]) and not contradicts_dates("overlap", [], [[inside]])
     assert not contradicts_dates("overlap", anchor, [[]])  # no answer-bearing fact: flagged elsewhere
+
+
+def test_babi_paper_preset_is_the_papers_4149_and_copies_are_counted(shared_data):
+    """The paper reports 4,149 bAbI examples: its code keeps the first question of each story of
+    tasks 1, 2, 4, 7, 8, 12, 14-18 (3,773 train, 3,774 test) and then int(10 %) of each task's test
+    questions (376). The preset used to keep all 3,774. Test items whose context and question
+    equal a training item's are counted (prepare's manifest: `test_copies_of_train`)."""
+    from collections import Counter
+
+    from tracekd.data import get_dataset
+    from tracekd.prepare import copies_of_train
+
+    examples = get_dataset("babi", preset="paper").load(str(shared_data / "babi" / "en"))
+    assert Counter(ex.split for ex in examples) == {"train": 3773, "test": 376}
+    again = get_dataset("babi", preset="paper").load(str(shared_data / "babi" / "en"))
+    assert [ex.id for ex in again] == [ex.id for ex in examples]  # a seeded draw
+    full = get_dataset("babi").load(str(shared_data / "babi" / "en"))
+    copies = copies_of_train([e for e in full if e.split == "train"], [e for e in full if e.split == "test"])
+    assert copies["of"] == 20000 and copies["by_subset"]["qa4"] == 134 and copies["items"] == 273

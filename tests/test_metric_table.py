@@ -55,7 +55,7 @@ def test_a_new_metric_is_one_entry(scored, monkeypatch, tmp_path):
     cells = [c.strip() for c in row.strip("|").split("|")]
     # an output metric: beside the parse rate, before the steps, the evidence detail and the answer
     assert columns[columns.index("parse rate") + 1 : columns.index("parse rate") + 3] == ["short", "label"]
-    assert columns[-1] == "answer"
+    assert columns[-2:] == ["answer", "lenient"]  # the outcomes last: strict, then the lenient normalisation
     assert cells[columns.index("short")].startswith("50.0 [")
     assert "<th>short</th>" in html_report(results, {}, tmp_path, 0)
 

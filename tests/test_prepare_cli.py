@@ -225,9 +225,11 @@ def test_prepare_counts_borrowed_wrong_evidence(tmp_path, shared_data):
     assert r.returncode == 0, r.stderr
     m = json.loads((out / "manifest.json").read_text())
     for split in ("train", "test"):
-        expected = sum(_without_own_distractor(p) for p in (shared_data / "babi" / "en").glob(f"qa1[47]_*_{split}.txt"))
-        assert m["perturbations"][split] == {"evidence_from_other_example": expected, "evidence_empty": 0}
+        in_files = sum(_without_own_distractor(p) for p in (shared_data / "babi" / "en").glob(f"qa1[47]_*_{split}.txt"))
         recs = [json.loads(x) for x in (out / f"{split}.jsonl").open()]
-        assert sum("evidence_from" in x["perturbation"] for x in recs) == expected
+        expected = sum("evidence_from" in x["perturbation"] for x in recs)
+        # the paper preset keeps every training story and 10 % of the test ones
+        assert expected == in_files if split == "train" else 0 < expected <= in_files
+        assert m["perturbations"][split] == {"evidence_from_other_example": expected, "evidence_empty": 0}
         assert all(x["target"]["evidence"] for x in recs)
         assert expected >= sum(x["subset"] == "qa17" for x in recs)  # every qa17 story borrows

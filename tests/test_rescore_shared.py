@@ -227,16 +227,24 @@ def test_stratified_test_and_papers_quantities_on_the_correct_trace_outputs(resu
             var += n1 * n2 * m1 * m2 / (n * n * (n - 1))
     assert a["stratified"]["chi2"] == pytest.approx(num * num / var) and a["stratified"]["by"] == "subset"
     assert a["stratified"]["chi2"] < a["pooled"]["chi2"] / 5
+    # the paper's "28 %" is the label step's joint share 275/950 = 28.9 %; the trace's under the
+    # any-fact rule is 272/950 (not the review's 273: the faithful upstream scorer deletes "assistant"
+    # from every output, so cotempqa/during/2132, gold "assistant professor", is wrong under it)
+    label = s["paper"]["association"]["label"]
+    assert label["table"][0][0] == 275 and label["both_right"]["p"] == pytest.approx(275 / 950)
+    any_fact = s["paper"]["rules"]["any-fact"]
+    (x, y), _ = any_fact["association"]["trace"]["table"]
+    assert (x, x + y) == (272, 522) and s["paper"]["evaluated"] == 950
+    # the paper's stated rule (a gold fact verbatim) is right in 597/950, any-fact in 928/950
+    assert s["paper"]["rule"] == "stated" and s["paper"]["rules"]["stated"]["evidence_accuracy"] * 950 == 597
+    assert any_fact["evidence_accuracy"] * 950 == 928
     trace = s["paper"]["association"]["trace"]
     (x, y), _ = trace["table"]
-    # 272, not the review's 273: the faithful upstream scorer deletes "assistant" from every output, so
-    # cotempqa/during/2132 (gold "assistant professor") is wrong under the paper's own scorer
-    assert (x, x + y) == (272, 522) and s["paper"]["evaluated"] == 950
-    assert trace["both_right"]["p"] == pytest.approx(272 / 950) and trace["answer_given_step_right"][
-        "p"
-    ] == pytest.approx(272 / 522)
+    assert (x, x + y) == (270, 344)
+    assert trace["both_right"]["p"] == pytest.approx(270 / 950)
+    assert trace["answer_given_step_right"]["p"] == pytest.approx(270 / 344)
     lo, hi = trace["both_right"]["ci95"]
-    assert lo < 272 / 950 < hi and trace["both_right"]["method"] == "bootstrap"
+    assert lo < 270 / 950 < hi and trace["both_right"]["method"] == "bootstrap"
     assert s["regression"]["terms"]["label"]["estimable"] and s["paper"]["regression"]["terms"]["evidence"]["estimable"]
     # per condition: the 5 steps under tracekd's definitions, the 3 under the paper's
     assert next(iter(results)) == "findings" and len(results["findings"]) == 3 * (5 + 3)
@@ -382,13 +390,162 @@ def test_light_views_equal_the_full_statistics(results, shared_data, reference_o
             k: b["table"] for k, b in light["paper"]["association"].items()
         }
     correct = res["by_condition"]["correct"]
-    assert rule_view(rows["correct"]) == {
+    view = rule_view(rows["correct"])
+    assert {k: view[k] for k in ("steps", "association")} == {
         "steps": correct["summary"]["steps"],
         "association": correct["summary"]["association"],
+    }
+    # the rates an evidence rule changes, with the summary's intervals
+    assert view["rates"] == {
+        k: {x: correct["summary"]["rates"][k][x] for x in ("mean", "ci95", "method")}
+        for k in ("evidence_accuracy", "trace_accuracy")
     }
     # the secondary rule's view is what a full summary of the rows judged under that rule gives
     other: dict[str, list] = {}
     rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), files, ir_rule="tracekd", rows_out=other)
     tracekd_rule = correct["evidence_rules"]["tracekd"]
     full = summarize(other["correct"], get_dataset("cotempqa", ir_rule="tracekd"))
-    assert tracekd_rule == {"steps": full["steps"], "association": full["association"]}
+    assert {k: tracekd_rule[k] for k in ("steps", "association")} == {
+        "steps": full["steps"],
+        "association": full["association"],
+    }
+    assert tracekd_rule["rates"]["trace_accuracy"]["ci95"] == full["rates"]["trace_accuracy"]["ci95"]
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory, reference_outputs):
+    """The 12 published files, and a second model's copies of them under another name that lacks
+    one file (incorrect traces, `during`), as when one model of a study lacks a file another has."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("two_models") / "evaluation_outputs"
+    for src in sorted((reference_outputs / "evaluation_outputs").glob("*/*.json")):
+        (root / src.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, root / src.parent.name / src.name)
+        if not (src.parent.name == "during" and "perturbed" in src.name):
+            shutil.copy(src, root / src.parent.name / src.name.replace("Llama-3.2-1B-Instruct", "Other-1B"))
+    return sorted(str(p) for p in root.glob("*/*.json"))
+
+
+def test_models_are_strata_and_conditions_are_matched(two_models, shared_data):
+    """Several models pooled: each condition's tests are stratified by subset x model, the
+    regression has the model as a covariate, every model has its own results, the findings say the
+    models were pooled, and the conditions are compared on the items every condition has (the
+    second model's 619 `during` items are left out of all three conditions, not of one)."""
+    res = rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), two_models)
+    assert res["models"] == ["Llama-3.2-1B-Instruct", "Other-1B"]
+    assert {f["model"] for f in res["files"].values()} == set(res["models"]) and len(res["files"]) == 23
+    assert res["matched"]["dropped_outputs"] == {"answer_only": 619, "correct": 619, "incorrect": 0}
+    assert list(res["by_condition"]) == ["answer_only", "correct", "incorrect"]
+    for cond, r in res["by_condition"].items():
+        s = r["summary"]
+        assert r["models"] == res["models"] and r["outputs"] == s["n"] == 950 + 331
+        assert s["grouped_by"] == "model" and s["seeds"] == res["models"]
+        label = s["association"]["label"]
+        assert label["stratified"]["by"] == "subset x model" and set(label["by_model"]) == set(res["models"])
+        assert s["regression"]["covariates"] == ["subset", "model"]
+        assert {m: res["by_model"][m][cond]["summary"]["n"] for m in res["models"]} == {
+            "Llama-3.2-1B-Instruct": 950,
+            "Other-1B": 331,
+        }
+    pooled = [f for f in res["findings"] if f["model"] == "Llama-3.2-1B-Instruct+Other-1B"]
+    assert pooled and all("2 models pooled, stratified by model" in f["text"] for f in pooled)
+    assert all("stratified by subset x model" in f["text"] for f in pooled if f["verdict"] != "not estimable")
+    # one model's results are those of that model's files alone
+    alone = rescore(
+        "trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [f for f in two_models if "Llama" in f]
+    )
+    assert "by_model" not in alone and alone["models"] == ["Llama-3.2-1B-Instruct"]
+    mine = res["by_model"]["Llama-3.2-1B-Instruct"]["correct"]["summary"]
+    assert mine["answer"] == alone["by_condition"]["correct"]["summary"]["answer"]
+
+
+def test_rescore_terminal_shows_each_model(two_models, shared_data):
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekd", "rescore", "--source", str(shared_data / "cotempqa"), *two_models],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    for needle in ("per file (Llama-3.2-1B-Instruct)", "per file (Other-1B)", "by condition: Other-1B", "parsed"):
+        assert needle in r.stdout
+    assert "…" not in r.stdout
+    # every rate of the by-condition tables carries its interval
+    table = r.stdout[r.stdout.index("by condition (all files pooled)") :]
+    for name in ("answer", "parsed", "label", "anchor", "ev P", "tr P", "ev T", "tr T", "both✓"):
+        line = next(line for line in table.splitlines() if line.lstrip("│ ").startswith(name))
+        assert line.count("[") == 3, line
+
+
+def test_authors_code_rule_from_their_csv(tmp_path, shared_data, reference_outputs):
+    """`--authors-csv`: the paper's steps are also judged by the port of the authors' script against
+    their test CSV (here one written from the `equal` file's own records, in its order, in their
+    columns), beside the stated and any-fact rules, with their three matrices as they print them."""
+    import csv
+
+    src = (
+        reference_outputs
+        / "evaluation_outputs"
+        / "equal"
+        / "Llama-3.2-1B-Instruct-sft-adapter-reasoning-facts_default.json"
+    )
+    records = [json.loads(line) for line in src.read_text().splitlines()]
+    folder = tmp_path / "authors"
+    folder.mkdir()
+    with open(folder / "equal_test.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, ["answer", "facts", "reasoning"])
+        w.writeheader()
+        for rec in records:
+            w.writerow(
+                {
+                    "answer": str(rec["gold"]),
+                    "facts": str(rec["facts"]),
+                    "reasoning": "The temporal relation between the event in question and the event in context is: equal.\n",
+                }
+            )
+    res = rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [str(src)], authors_csv=folder)
+    c = res["by_condition"]["correct"]
+    rules = c["summary"]["paper"]["rules"]
+    assert set(rules) == {"stated", "any-fact", "authors-code"}
+    # the authors' loop, written out: the first row whose answer text contains the first gold answer
+    right = 0
+    for rec in records:
+        j = next(k for k, r in enumerate(records) if rec["gold"][0] in str(r["gold"]))
+        trace = rec["prediction"].split("</think>")[0]
+        right += "think" in rec["prediction"] and bool(trace) and any(f in trace for f in records[j]["facts"])
+    assert rules["authors-code"]["evidence_accuracy"] == pytest.approx(right / len(records))
+    assert rules["authors-code"]["evidence_accuracy"] < rules["stated"]["evidence_accuracy"]  # other questions' rows
+    m = c["authors_code_matrices"]
+    assert set(m) == {"category", "fact", "trace"} and sum(m["fact"].values()) == pytest.approx(100, abs=0.05)
+    with pytest.raises(Exception, match="authors' test CSV"):
+        rescore("trace-check-qa", "cotempqa", str(shared_data / "cotempqa"), [str(src)], authors_csv=tmp_path)
+
+
+def test_every_finding_names_its_evidence_rule_and_construction(results):
+    """Each finding says which evidence rule judged it, and a step whose gold facts state the
+    answer says its association is largely by construction instead of "Caveats: none"."""
+    for f in results["findings"]:
+        named = "gold evidence: paper rule" if f["definitions"] == "tracekd" else "evidence rule: stated"
+        assert f"({f['definitions']} definitions, {named})" in f["text"]
+    correct = {(f["step"], f["definitions"]): f["text"] for f in results["findings"] if f["condition"] == "correct"}
+    assert (
+        "by construction" in correct["answer_fact", "tracekd"] and "by construction" not in correct["label", "tracekd"]
+    )
+    assert "by construction" not in correct["anchor", "tracekd"]
+
+
+def test_scoring_docs_tables_are_the_codes_output(results):
+    """docs/scoring.md's tables on the 12 published files are made by the code: a change of the
+    statistics that moves a number fails here until the section is regenerated."""
+    from pathlib import Path
+
+    from tracekd.score.tables import scoring_docs_tables
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scoring.md").read_text()
+    begin, end = "<!-- generated: scoring_docs_tables -->\n", "<!-- end generated -->"
+    section = doc[doc.index(begin) + len(begin) : doc.index(end)]
+    assert section == scoring_docs_tables(results), (
+        "docs/scoring.md is stale: replace the section between its markers with "
+        "tracekd.score.tables.scoring_docs_tables(rescore(...)) of the 12 published files"
+    )
+    assert "| correct | label (paper) | 41.8 | 5.52 (0.019) | 1.50 [1.07, 2.12] |" in section

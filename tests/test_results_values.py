@@ -420,7 +420,11 @@ def test_regression_design(groups):
 def test_findings_quote_the_hand_computed_numbers(groups):
     f = next(x for x in groups["correct"]["findings"] if x["step"] == "label" and x["definitions"] == "tracekd")
     p = chi2_sf(54 / 65, 1)
-    assert f["verdict"] == "none"
+    # 4 outputs with the answer wrong in the informative strata: no verdict, the numbers quoted
+    assert (
+        f["verdict"] == "too few"
+        and "too few informative outputs for a verdict (4 outputs with the answer wrong in the 10 outputs" in f["text"]
+    )
     assert f"CMH χ² = {54 / 65:.2f}, p = {p:.3g}, stratified by subset x seed, design effect {13 / 9:.2f}" in f["text"]
     assert "Mantel-Haenszel odds ratio 5.00" in f["text"]
     assert "both right in 41.7 % of outputs, P(answer right | step right) = 71.4 %" in f["text"]
@@ -433,7 +437,8 @@ def test_report_headline(md, groups):
     (row,) = md["Headline: answer accuracy (%)"]
     ci = groups["correct"]["rates"]["answer_accuracy"]["ci95"]
     sd = (F(4, 6) - F(3, 6)) / math.sqrt(2)
-    assert row["correct"] == f"{pct(F(7, 12))} [{pct(ci[0])}, {pct(ci[1])}] (sd {pct(sd)})"  # 58.3 [...] (sd 11.8)
+    # 58.3 [...] (sd 11.8); parsed 91.7 (one of the 12 correct-condition outputs is unparsable)
+    assert row["correct"] == f"{pct(F(7, 12))} [{pct(ci[0])}, {pct(ci[1])}] (sd {pct(sd)}); parsed {pct(F(11, 12))}"
     assert row["baseline"].startswith("33.3 [") and "sd" not in row["baseline"]
 
 
@@ -487,3 +492,41 @@ def test_report_strata(md):
     assert (seed[("correct", "label", "0")]["a/b/c/d"], seed[("correct", "label", "0")]["χ²"]) == ("3/0/1/2", "3.00")
     assert seed[("correct", "label", "0")]["CMH χ²"] == "2.00"
     assert (seed[("correct", "label", "1")]["a/b/c/d"], seed[("correct", "label", "1")]["OR"]) == ("2/2/1/1", "1.00")
+
+
+def test_paired_comparison_of_the_conditions(run):
+    """Conditions compared on the same items, seeds averaged within an item (never counted as
+    independent outputs). Per item, correct (mean of its 2 seeds) minus baseline:
+    a1 0, a2 +1/2, a3 +1, a4 0, b1 -1/2, b2 +1/2: mean +1/4; 3 items better, 1 worse: sign test
+    p = P(|Bin(4, 1/2) - 2| >= 1) = 0.625 -> not significant, worded so."""
+    results = json.loads((run / "results.json").read_text())
+    (c,) = results["comparisons"]
+    assert (c["a"], c["b"], c["items"]) == ("correct", "baseline", 6)
+    assert c["accuracy"] == pytest.approx([7 / 12, 2 / 6]) and c["difference"] == pytest.approx(1 / 4)
+    assert (c["a_better"], c["b_better"]) == (3, 1) and c["p"] == pytest.approx(0.625)
+    lo, hi = c["ci95"]
+    assert lo < 1 / 4 < hi
+    assert "not significant" in c["text"] and "better than" not in c["text"] and "accurately than" not in c["text"]
+
+
+def test_rows_file_recomputes_the_statistics_and_has_fixed_bytes(run, groups):
+    """rows.jsonl.gz beside results.json holds every per-example row the statistics come from
+    (with dataset, model, condition and seed), compressed with no time stamp: the same rows give
+    the same bytes, and the group rates recompute from it."""
+    import gzip
+
+    from tracekd.report.results import ROWS_FILE, write_rows
+
+    path = run / ROWS_FILE
+    assert json.loads((run / "results.json").read_text())["rows"] == ROWS_FILE
+    rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
+    assert len(rows) == 6 * 3
+    mine = [r["answer"]["correct"] for r in rows if r["condition"] == "correct"]
+    assert sum(mine) / len(mine) == pytest.approx(groups["correct"]["rates"]["answer_accuracy"]["mean"])
+    again = run / "again.jsonl.gz"
+    by_key: dict = {}
+    for r in rows:
+        key = (r.pop("dataset"), r.pop("model"), r.pop("condition"))
+        by_key.setdefault(key, {}).setdefault(r.pop("seed"), []).append(r)
+    write_rows(again, by_key)
+    assert again.read_bytes() == path.read_bytes() and path.read_bytes()[4:8] == b"\0\0\0\0"  # gzip mtime 0

@@ -190,7 +190,13 @@ def test_paper_steps_read_the_trace_before_think_close_only():
     ex = _ex(FACTS, ("f0",), label="during")
     # the fact is in the answer, after </think>: the paper's evidence check does not see it
     out = f"<think>The relation is: during. I need facts.</think> <answer>{FACTS[2]}</answer>"
-    assert paper_steps(out, ex) == {"label_correct": True, "evidence_correct": False, "trace_correct": False}
+    got = paper_steps(out, ex)
+    assert {k: got[k] for k in ("label_correct", "evidence_correct", "trace_correct")} == {
+        "label_correct": True,
+        "evidence_correct": False,
+        "trace_correct": False,
+    }
+    assert not any(v["evidence_correct"] for v in got["by_rule"].values())
     assert paper_steps("</think> <answer>['x']</answer>", ex) is None  # an empty trace is not evaluated
     assert paper_steps("<answer>['x']</answer>", ex) is None
 
@@ -326,6 +332,8 @@ def test_stratified_without_informative_strata():
         "odds_ratio": None,
         "odds_ratio_ci95": [None, None],
         "breslow_day": None,
+        "min_expected": None,
+        "exact": None,
         "estimable": False,
         "note": "no stratum has both the step and the answer varying",
     }

@@ -266,3 +266,131 @@ def test_loss_trend_rule():
     assert loss_trend(flat)["falling"] is False
     assert loss_trend([{"step": 1, "loss": 3.0}, {"step": 2, "loss": 1.0}])["falling"] is None
     assert loss_trend([])["falling"] is None
+
+
+# R 4.x, `mantelhaen.test(array(c(a, c, b, d, ...), dim = c(2, 2, k)), exact = TRUE)` on each
+# case's strata [[a, b], [c, d]]: p.value, estimate, conf.int (R's uniroot tolerance ~1e-4 on the
+# estimate and the interval; the p value is exact arithmetic)
+R_EXACT = {
+    "one_small": (
+        [[[1, 0], [10, 10]], [[2, 3], [4, 1]]],
+        (0.63718820861678, 0.561432403016019, 0.0330554893853209, 7.21786962492357),
+    ),
+    "zero_row_stratum": (
+        [[[1, 0], [8, 12]], [[0, 0], [30, 40]]],
+        (0.428571428571428, math.inf, 0.0341877677408855, math.inf),
+    ),
+    "three": (
+        [[[3, 1], [2, 4]], [[5, 2], [3, 6]], [[1, 3], [4, 2]]],
+        (0.512359862359862, 1.88742619760426, 0.43565994534551, 8.69469577007722),
+    ),
+    "moderate": (
+        [[[20, 10], [15, 25]], [[8, 12], [9, 11]]],
+        (0.124439105090932, 1.94051088434749, 0.851361315738911, 4.50144725363014),
+    ),
+    "zero_a": ([[[0, 5], [6, 3]], [[0, 4], [2, 2]]], (0.00663622092193521, 0.0, 0.0, 0.602996009187513)),
+    "all_a": ([[[4, 0], [3, 5]], [[2, 0], [1, 6]]], (0.0101010101010101, math.inf, 1.70562416328216, math.inf)),
+    "large": (
+        [[[120, 80], [90, 110]], [[40, 60], [30, 70]], [[15, 5], [10, 12]]],
+        (0.000229523064714268, 1.81638331088557, 1.3065699403096, 2.53092090635131),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(R_EXACT))
+def test_exact_stratified_test_equals_r(name):
+    from tracekd.score.stats import exact_stratified
+
+    tables, (p, estimate, lo, hi) = R_EXACT[name]
+    got = exact_stratified(np.array(tables))
+    assert got["p"] == pytest.approx(p, rel=1e-9)
+    for mine, r in zip((got["odds_ratio"], *got["odds_ratio_ci95"]), (estimate, lo, hi)):
+        assert mine == pytest.approx(r, rel=2e-3, abs=1e-9)
+
+
+def _rows(tables):
+    """Per-output step / answer / stratum arrays of the given strata's 2x2 tables."""
+    x, y, s = [], [], []
+    for k, ((a, b), (c, d)) in enumerate(tables):
+        for step, answer, n in ((1, 1, a), (1, 0, b), (0, 1, c), (0, 0, d)):
+            x += [step] * n
+            y += [answer] * n
+            s += [f"s{k}"] * n
+    return np.array(x, bool), np.array(y, bool), np.array(s)
+
+
+def test_small_strata_get_the_exact_test_and_no_verdict_on_one_output():
+    """Issue 19's defect: "a right step goes with a right answer (CMH χ² 4.25, p = 0.039)" came from
+    one informative stratum of 21 outputs with one step-right output; the exact p is far from
+    significant, and one output in a margin is too few for any verdict."""
+    from tracekd.score.findings import sentence
+
+    x, y, s = _rows([[[1, 0], [3, 17]], [[0, 0], [30, 40]]])
+    st = stratified(x, y, s, np.arange(len(x)))
+    assert st["chi2"] == pytest.approx(4.25) and st["p"] == pytest.approx(0.0392, abs=1e-4)  # the approximation
+    assert st["min_expected"] < 5 and st["exact"]["p"] == pytest.approx(4 / 21, rel=1e-12)  # 0.19, as the issue says
+    assert st["exact"]["p"] == pytest.approx(exact_p_one_stratum([[1, 0], [3, 17]]), rel=1e-12)
+    block = {"table": [[1, 0], [33, 57]], "pooled": {"chi2": None}, "stratified": {**st, "by": "subset"}}
+    verdict, text = sentence("m / c", "label", "tracekd", block, [])
+    assert verdict == "too few" and "too few informative outputs" in text and "goes with" not in text
+    assert "exact conditional test p = 0.19" in text
+    # with five step-right outputs the exact test gives the verdict
+    x, y, s = _rows([[[5, 0], [4, 14]], [[0, 0], [30, 40]]])
+    st = stratified(x, y, s, np.arange(len(x)))
+    block = {"table": [[5, 0], [34, 54]], "pooled": {"chi2": None}, "stratified": {**st, "by": "subset"}}
+    verdict, text = sentence("m / c", "label", "tracekd", block, [])
+    assert st["exact"] and verdict == "positive" and "exact conditional test p = " in text
+
+
+def exact_p_one_stratum(table):
+    """One stratum: the exact conditional test is Fisher's exact test."""
+    from scipy.stats import fisher_exact
+
+    return fisher_exact(table).pvalue
+
+
+def test_a_test_and_an_interval_that_disagree_give_no_verdict():
+    """ "goes with" was printed at p 0.047 with an odds-ratio interval [0.94, 7.67] including 1."""
+    from tracekd.score.findings import sentence
+
+    st = {
+        "estimable": True,
+        "p": 0.047,
+        "chi2": 3.9,
+        "odds_ratio": 2.7,
+        "odds_ratio_ci95": [0.94, 7.67],
+        "design_effect": 1.3,
+        "margins": {"step_right": 40, "step_wrong": 60, "answer_right": 50, "answer_wrong": 50},
+        "outputs": 100,
+        "by": "subset x seed",
+    }
+    block = {"table": [[20, 20], [30, 30]], "pooled": {"chi2": None}, "stratified": st}
+    verdict, text = sentence("m / c", "label", "tracekd", block, [])
+    assert verdict == "inconclusive" and "disagree" in text and "goes with" not in text
+
+
+def test_breslow_day_on_small_strata_states_its_assumption():
+    from tracekd.score.findings import caveats
+
+    x, y, s = _rows([[[5, 2], [3, 6]], [[2, 5], [6, 3]], [[6, 1], [2, 5]]])
+    st = stratified(x, y, s, np.arange(len(x)))
+    assert st["breslow_day"] is not None and st["min_expected"] < 5
+    notes = caveats({"stratified": st}, 1, 1.0)
+    assert any("Breslow-Day assumes large counts" in n for n in notes)
+
+
+def test_paired_comparison_with_one_seed_is_mcnemars_exact_test():
+    """One seed per condition: the sign test of the per-item differences is McNemar's exact test
+    on the discordant pairs (b = 15 items right only under A, c = 5 right only under B)."""
+    from scipy.stats import binomtest
+
+    from tracekd.score.stats import paired_comparison
+
+    a = {f"i{k}": [k < 15 or 20 <= k < 60] for k in range(100)}
+    b = {f"i{k}": [15 <= k < 60] for k in range(100)}
+    c = paired_comparison(a, b)
+    assert (c["a_better"], c["b_better"], c["items"]) == (15, 5, 100)
+    assert c["p"] == pytest.approx(binomtest(15, 20, 0.5).pvalue, rel=1e-12)
+    assert c["difference"] == pytest.approx(0.10) and c["ci95"][0] < 0.10 < c["ci95"][1]
+    # an item only one condition has is not compared
+    assert paired_comparison({**a, "extra": [True]}, b)["items"] == 100

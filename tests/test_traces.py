@@ -333,3 +333,57 @@ def test_the_label_is_read_from_the_outputs_own_dataset_sentence_only():
     assert parse(text, CATEGORY).label is None
     assert parse(text, other).label == "counting"
     assert parse(text, TEMPORAL) == parse(text, CATEGORY) == Trace(None, None, ("x",))
+
+
+@pytest.mark.parametrize("sentence", [TEMPORAL, CATEGORY])
+@pytest.mark.parametrize(
+    "body,evidence,answers,flags",
+    [
+        # Qwen3's answer-only outputs: an empty, unclosed think block, then the answer list
+        ("assistant\n<think>\n\n['Lord Privy Seal', 'x']", None, ("Lord Privy Seal", "x"), {"unclosed", "empty"}),
+        # a trace, then the answer list, no closing tag
+        ("<think>{head}\n{ev}['A is x.']\n['x']", ("A is x.",), ("x",), {"unclosed"}),
+        ("<think>{head}\n{ev}\n['A is x.']\n\n['x']", ("A is x.",), ("x",), {"unclosed"}),
+        # the evidence list alone is no answer
+        ("<think>{head}\n{ev}['A is x.']", ("A is x.",), None, {"unclosed"}),
+        ("<think>{head}\n{ev}\n['A is x.']", ("A is x.",), None, {"unclosed"}),
+        # an empty, closed think block
+        ("<think></think> ['x']", None, ("x",), {"empty"}),
+        ("<think>{head}\n{ev}['A is x.']</think> <answer>['x']</answer>", ("A is x.",), ("x",), set()),
+    ],
+)
+def test_an_unclosed_or_empty_think_block_is_read_as_a_person_would(sentence, body, evidence, answers, flags):
+    """The answer after an unclosed `<think>` was never read, so the output was scored unparsable
+    and its answer wrong (567 of 950 Qwen3-1.7B answer-only outputs). The answer is the block's
+    last list after the evidence list, and the output is flagged."""
+    from tracekd.traces.parse import think_flags
+
+    text = body.format(head=sentence.format(label="equal"), ev=_EV)
+    got = parse(text, sentence)
+    assert (got.evidence, got.answers) == (evidence, answers)
+    assert set(think_flags(text)) == {f"{f}_think" for f in flags}
+
+
+def test_an_unclosed_think_answer_is_scored_and_counted():
+    from tracekd.data.schema import ContextItem, Example
+    from tracekd.score.evaluate import score_output, summarize
+
+    ds = get_dataset("cotempqa")
+    ex = ds.decompose(
+        Example(
+            "cotempqa/equal/0",
+            "cotempqa",
+            "equal",
+            "While A was holding the position of p, which?",
+            (ContextItem("f0", "A holds the position of p in 1990."), ContextItem("f1", "A holds q in 1990.")),
+            ("q",),
+        )
+    )
+    row = score_output(ds, ex, "assistant\n<think>\n\n['q']")
+    assert (row["status"], row["answer"]["correct"], row["parse_flags"]) == (
+        "ok",
+        True,
+        ["unclosed_think", "empty_think"],
+    )
+    s = summarize([row, score_output(ds, ex, "<think></think> <answer>['q']</answer>")], ds)
+    assert s["parsed"]["flags"] == {"empty_think": 2, "unclosed_think": 1} and s["rates"]["parse_rate"]["mean"] == 1.0

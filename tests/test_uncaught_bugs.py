@@ -126,7 +126,11 @@ def test_the_papers_label_rule_reads_the_first_sentence_only():
         "<think>The category of the question asked is: counting. I need to use the following facts to answer "
         "the question: ['Mary took the apple.'] so this is two-supporting-facts.</think> <answer>['kitchen']</answer>"
     )
-    assert paper_steps(later, ex) == {"label_correct": False, "evidence_correct": True, "trace_correct": False}
+    assert {k: v for k, v in paper_steps(later, ex).items() if k != "by_rule"} == {
+        "label_correct": False,
+        "evidence_correct": True,
+        "trace_correct": False,
+    }
     first = later.replace("counting", "two-supporting-facts", 1)
     assert paper_steps(first, ex)["label_correct"] is True
 

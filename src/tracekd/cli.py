@@ -146,6 +146,13 @@ def rescore(
     report: Annotated[
         Path | None, typer.Option(help="Also write results.json and the report (md, html, plots) into this folder.")
     ] = None,
+    authors_csv: Annotated[
+        Path | None,
+        typer.Option(
+            help="The authors' test CSV folder (<subset>_test.csv): also judge the paper's steps by a port of their "
+            "get_confusion_matrices (evidence rule authors-code)."
+        ),
+    ] = None,
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
     from tracekd.jsonio import refuse_overwriting, write_json_atomic
@@ -154,7 +161,9 @@ def rescore(
 
     refuse_overwriting([json_out, *(report / f for f in ("results.json", "report.md", "report.html") if report)], files)
     rows: dict[str, list] = {}
-    results = run_rescore(fmt, dataset, source, [str(f) for f in files], ir_rule, rows_out=rows)
+    results = run_rescore(
+        fmt, dataset, source, [str(f) for f in files], ir_rule, rows_out=rows, authors_csv=authors_csv
+    )
     print_rescore(out, results)
     if json_out:
         write_json_atomic(json_out, results)

@@ -63,6 +63,18 @@ def assign_splits(examples: list[Example], seed: int, test_fraction: float) -> l
     return out
 
 
+def copies_of_train(train: list[Example], test: list[Example]) -> dict[str, Any]:
+    """Test items whose context and question equal a training item's (verbatim copies: 138 of the
+    full bAbI test split, 134 of them in task 4), counted per subset; they are kept, and reported
+    so that a reader can judge how much a test score is memorisation."""
+    seen = {(ex.question, tuple(c.text for c in ex.context)) for ex in train}
+    copies = [ex for ex in test if (ex.question, tuple(c.text for c in ex.context)) in seen]
+    by_subset: dict[str, int] = {}
+    for ex in copies:
+        by_subset[ex.subset] = by_subset.get(ex.subset, 0) + 1
+    return {"items": len(copies), "of": len(test), "by_subset": dict(sorted(by_subset.items()))}
+
+
 def _limit(examples: list[Example], limit: int | None, seed: int) -> list[Example]:
     if limit is None or limit >= len(examples):
         return examples
@@ -137,6 +149,7 @@ def build(
             "examples": len(all_examples),
             "flags": selected.dataset.decomposition_report(all_examples),
         },
+        "test_copies_of_train": copies_of_train(selected.examples["train"], selected.examples["test"]),
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
     if needs_teacher(condition):

@@ -66,7 +66,7 @@ def _per_group(results: dict[str, Any], build) -> tuple[list[str], list[list[str
 
 HEADLINE_NOTE = (
     "Pooled over seeds [95 % interval: bootstrap over test items, all seeds of an item together] "
-    "(sd of the per-seed values)."
+    "(sd of the per-seed values); parsed: % of outputs in which an answer was found."
 )
 LENGTH_NOTE = (
     "Mean tokens per training target (what the condition teaches: trace and answer) and per output on the test split."
@@ -77,6 +77,12 @@ STRATA_NOTE = (
 )
 
 
+def _headline_cell(rates: dict[str, Any]) -> str:
+    """An answer accuracy with its interval (and sd), and the parse rate beside it: an accuracy
+    read from few parsed outputs is not the same number."""
+    return f"{_rate(rates['answer_accuracy'])}; parsed {pct(rates['parse_rate']['mean'])}"
+
+
 def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     conditions = results["conditions"]
     by_key = {(group["dataset"], group["model"], group["condition"]): group for group in results["groups"]}
@@ -85,7 +91,7 @@ def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             dataset,
             model,
             *(
-                _rate(by_key[(dataset, model, condition)]["rates"]["answer_accuracy"])
+                _headline_cell(by_key[(dataset, model, condition)]["rates"])
                 if (dataset, model, condition) in by_key
                 else "—"
                 for condition in conditions
@@ -97,7 +103,8 @@ def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _rates(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every metric of tracekd's definitions (the metric table), per group."""
-    columns = table_columns("tracekd")
+    # a column no group has (a metric added after these results were made) is left out
+    columns = [m for m in table_columns("tracekd") if any(m.name in g["rates"] for g in results["groups"])]
     header = [*GROUP, "seeds", "n", *(metric.column for metric in columns)]
     rows = [
         [
@@ -186,6 +193,8 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
             _rates(results),
         ),
     }
+    if results.get("comparisons"):
+        out["comparisons"] = ("Paired comparisons of the conditions", COMPARISON_NOTE, _comparisons(results))
     if first is None:
         return out
     training = _training(results)
@@ -241,7 +250,28 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _findings(results: dict[str, Any]) -> list[str]:
-    return [finding["text"] for finding in results.get("findings", [])]
+    """The comparisons of the conditions (paired, on the same items) first, then the steps' findings."""
+    return [c["text"] for c in results.get("comparisons", [])] + [f["text"] for f in results.get("findings", [])]
+
+
+COMPARISON_NOTE = (
+    "Each pair of conditions on the items both have: accuracy with seeds averaged within an item, the difference "
+    "with a 95 % paired bootstrap interval over items, and the exact sign test of the per-item differences "
+    "(McNemar's exact test with one seed). A condition is called better only where both say so."
+)
+
+
+def _comparisons(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["dataset", "model", "a", "b", "items", "a %", "b %", "a − b [95 % CI]", "a better / b better", "p"]
+    rows = []
+    for c in results["comparisons"]:
+        lo, hi = c["ci95"]
+        diff = "—" if c["difference"] is None else f"{100 * c['difference']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        acc = [pct(x) for x in c["accuracy"]]
+        p = "—" if c["p"] is None else f"{c['p']:.3g}"
+        better = f"{c['a_better']} / {c['b_better']}"
+        rows.append([c["dataset"], c["model"], c["a"], c["b"], str(c["items"]), *acc, diff, better, p])
+    return header, rows
 
 
 def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:

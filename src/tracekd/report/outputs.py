@@ -40,8 +40,8 @@ class Finding(Model):
     """the trace step"""
     definitions: Literal["tracekd", "paper"]
     """whose definitions"""
-    verdict: Literal["positive", "negative", "none", "not estimable"]
-    """the stratified test's verdict"""
+    verdict: Literal["positive", "negative", "none", "inconclusive", "too few", "not estimable"]
+    """the stratified test's verdict (inconclusive: the test and the interval disagree; too few: fewer than 5 outputs in a margin of the informative strata)"""
     text: str
     """the finding in words, with its caveats"""
     dataset: str | None = None
@@ -96,6 +96,39 @@ class Group(Statistics):
         return self
 
 
+class Comparison(Model):
+    """Condition `a` against condition `b` on the items both have (`stats.paired_comparison`)."""
+
+    dataset: str
+    """the dataset"""
+    model: str
+    """the model"""
+    a: str
+    """the first condition"""
+    b: str
+    """the second"""
+    items: int
+    """items both have"""
+    accuracy: list[float | None]
+    """answer accuracy of a and of b on them (seeds averaged within an item)"""
+    difference: float | None
+    """a minus b"""
+    ci95: list[float | None]
+    """its 95 % paired bootstrap interval over items"""
+    a_better: int = 0
+    """items answered better under a (higher mean correctness over seeds)"""
+    b_better: int = 0
+    """items answered better under b"""
+    p: float | None
+    """exact two-sided sign test of the per-item differences (McNemar's exact test with one seed)"""
+    test: str = ""
+    """the test, in words"""
+    interval: str = ""
+    """the interval, in words"""
+    text: str
+    """the comparison in words, worded by the test"""
+
+
 class Results(Model):
     """results.json of a run (`tracekd run`) or of rescored published outputs."""
 
@@ -111,6 +144,10 @@ class Results(Model):
     """the conditions, in the report's order"""
     groups: list[Group] = Field(min_length=1)
     """one per dataset x model x condition"""
+    comparisons: list[Comparison] = Field(default_factory=list)
+    """every pair of conditions of one dataset and model, on the same items"""
+    rows: str | None = None
+    """the file beside results.json with every per-example row (rows.jsonl.gz: dataset, model, condition, seed and the row)"""
 
     @model_validator(mode="after")
     def _report_options(self) -> Results:

@@ -25,7 +25,7 @@ from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
 from tracekd.score.findings import summary_findings
 from tracekd.score.outputs import read_rows
 from tracekd.score.rescore import CONDITION_ORDER, published_model
-from tracekd.score.stats import loss_trend
+from tracekd.score.stats import ALPHA_PAIRED, loss_trend, paired_comparison
 from tracekd.traces.conditions import BASELINE
 
 
@@ -81,10 +81,91 @@ def group_results(
     return g
 
 
+def by_item(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, list[bool]]:
+    """Item id -> the answer correctness of each seed's output on it."""
+    out: dict[str, list[bool]] = {}
+    for rows in rows_by_seed.values():
+        for r in rows:
+            out.setdefault(r["id"], []).append(bool(r["answer"]["correct"]))
+    return out
+
+
+def comparisons(conditions: list[str], rows: dict[tuple[str, str, str], dict[Any, list]]) -> list[dict[str, Any]]:
+    """Every pair of conditions of one dataset and model, compared on the items both have
+    (`stats.paired_comparison`), the later condition of `conditions` first, with a sentence."""
+    out = []
+    for dataset, model in dict.fromkeys((d, m) for d, m, _ in rows):
+        have = [c for c in conditions if (dataset, model, c) in rows]
+        for j, a in enumerate(have):
+            for b in have[:j]:
+                cmp = paired_comparison(by_item(rows[dataset, model, a]), by_item(rows[dataset, model, b]))
+                out.append(
+                    {
+                        "dataset": dataset,
+                        "model": model,
+                        "a": a,
+                        "b": b,
+                        **cmp,
+                        "text": _compare_text(dataset, model, a, b, cmp),
+                    }
+                )
+    return out
+
+
+def _compare_text(dataset: str, model: str, a: str, b: str, c: dict[str, Any]) -> str:
+    head = f"{dataset} / {model} — {a} vs {b}"
+    if not c["items"]:
+        return f"{head}: no item in common, not compared."
+    lo, hi = c["ci95"]
+    excludes = lo > 0 or hi < 0
+    significant = c["p"] < ALPHA_PAIRED
+    if significant and excludes:
+        what = f"{a} answers {'more' if c['difference'] > 0 else 'less'} accurately than {b}"
+    elif not significant and not excludes:
+        what = "the difference is not significant (the data do not show which condition answers better)"
+    else:
+        what = "no verdict: the test and the interval disagree"
+    return (
+        f"{head} on the same {c['items']} items: {what} (accuracy {100 * c['accuracy'][0]:.1f} vs "
+        f"{100 * c['accuracy'][1]:.1f} %, difference {100 * c['difference']:+.1f} points [95 % CI {100 * lo:+.1f}, "
+        f"{100 * hi:+.1f}], paired bootstrap over items; exact sign test p = {c['p']:.3g}: {c['a_better']} items "
+        f"better under {a}, {c['b_better']} under {b}, seeds averaged within an item)."
+    )
+
+
+def write_rows(path: Path, rows: dict[tuple[str, str, str], dict[Any, list]]) -> None:
+    """Every per-example row the statistics are computed from, with its dataset, model, condition
+    and seed, as gzip-compressed JSON Lines with fixed bytes (no time stamp, no file name in the
+    header), so that anyone can recompute every number of results.json."""
+    import gzip
+    import io
+
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
+        for (dataset, model, condition), by_seed in rows.items():
+            for seed, rs in by_seed.items():
+                for r in rs:
+                    keys = {"dataset": dataset, "model": model, "condition": condition, "seed": seed}
+                    gz.write((json.dumps({**keys, **r}, ensure_ascii=False) + "\n").encode())
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(buf.getvalue())
+    tmp.replace(path)
+
+
+ROWS_FILE = "rows.jsonl.gz"
+
+
 def write_results(
-    path: Path, name: str, kind: str, config: dict[str, Any], conditions: list[str], groups: list[dict[str, Any]]
+    path: Path,
+    name: str,
+    kind: str,
+    config: dict[str, Any],
+    conditions: list[str],
+    groups: list[dict[str, Any]],
+    rows: dict[tuple[str, str, str], dict[Any, list]] | None = None,
 ) -> dict[str, Any]:
-    """results.json (checked against `report.outputs.Results` first)."""
+    """results.json (checked against `report.outputs.Results` first); with `rows` (the groups'
+    per-example rows by seed), the paired comparisons of the conditions and rows.jsonl.gz beside it."""
     findings = [
         {"dataset": g["dataset"], "model": g["model"], "condition": g["condition"], **f}
         for g in groups
@@ -98,7 +179,12 @@ def write_results(
         "conditions": conditions,
         "groups": groups,
     }
+    if rows:
+        results["comparisons"] = comparisons(conditions, rows)
+        results["rows"] = ROWS_FILE
     check_results(results, path)
+    if rows:
+        write_rows(path.with_name(ROWS_FILE), rows)
     write_json_atomic(path, results)
     return results
 
@@ -134,6 +220,7 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         json.loads(cfg.model_dump_json()),
         conditions,
         out_groups + teachers,
+        {key: g["rows"] for key, g in groups.items()},
     )
 
 
@@ -159,6 +246,14 @@ def results_from_rescore(
         "ir_rule": rescore.get("ir_rule"),
         "files": sorted(rescore["files"]),
     }
+    # several models' rows share item ids: their conditions are compared per model in the rescore itself
+    rows = {(rescore["dataset"], model, c): {0: rows_by_condition[c]} for c in order} if "+" not in model else None
     return write_results(
-        out / "results.json", f"rescore of {len(rescore['files'])} published files", "rescore", config, order, groups
+        out / "results.json",
+        f"rescore of {len(rescore['files'])} published files",
+        "rescore",
+        config,
+        order,
+        groups,
+        rows,
     )

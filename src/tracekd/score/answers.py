@@ -47,7 +47,78 @@ def score_answer(ds: Dataset, answers: tuple[str, ...] | None, ex: Example, outp
     # one spelling of the same text on both sides (NFC, no zero-width characters), for every scorer
     answers = None if answers is None else tuple(map(unicode_text, answers))
     gold = ex.replace(answers=tuple(map(unicode_text, ex.answers)), question=unicode_text(ex.question))
-    return SCORERS[ds.answer_scorer](answers, gold, unicode_text(output))
+    output = unicode_text(output)
+    scorer = SCORERS[ds.answer_scorer]
+    scores = scorer(answers, gold, output)
+    scores["lenient_correct"] = scores["correct"] or lenient_correct(scorer, answers, gold, output)
+    return scores
+
+
+# -- the lenient normalisation, reported beside the strict scorer (docs/scoring.md) -----------------
+NUMBER_WORDS = {
+    w: str(i)
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
+COMPASS = {"n": "north", "e": "east", "s": "south", "w": "west"}
+_YES_NO_RE = re.compile(r"^\s*(yes|no)\b", re.I)
+_CONJUNCTION_RE = re.compile(r"\s*(?:,\s*and\s+|\s+and\s+|,\s*)", re.I)
+
+
+def _lenient_item(item: str) -> str:
+    """One answer item: a leading yes / no is the answer ("Yes, it can." -> "yes"); a number word
+    is its digits ("two" -> "2"); a compass abbreviation is the direction ("n" -> "north")."""
+    m = _YES_NO_RE.match(item)
+    if m:
+        return m.group(1).lower()
+    key = item.strip().strip(".").strip().lower()
+    return NUMBER_WORDS.get(key) or COMPASS.get(key) or item
+
+
+def lenient_answers(items: tuple[str, ...] | None, split: bool) -> tuple[str, ...] | None:
+    """The items normalised leniently; `split`: a conjunction list ("X and Y", "X, Y") is its items."""
+    if items is None:
+        return None
+    parts = [p for it in items for p in (_CONJUNCTION_RE.split(it) if split else [it]) if p.strip()]
+    return tuple(_lenient_item(p) for p in parts)
+
+
+def lenient_correct(scorer: AnswerScorer, answers: tuple[str, ...] | None, ex: Example, output: str) -> bool:
+    """Right under the lenient normalisation: the dataset's own scorer on the predicted and gold
+    answers normalised leniently, with and without splitting conjunction lists on both sides (a
+    name with "and" in it is not split unless splitting makes the answer right)."""
+    if answers is None:
+        return False
+    for split in (False, True):
+        pred, gold = lenient_answers(answers, split), lenient_answers(ex.answers, split)
+        if pred == answers and gold == ex.answers:
+            continue  # nothing changed: the strict verdict stands
+        if scorer(pred, ex.replace(answers=gold), output)["correct"]:
+            return True
+    return False
 
 
 def set_scores(pred: tuple[str, ...] | None, gold: tuple[str, ...]) -> dict[str, Any]:

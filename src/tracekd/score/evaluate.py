@@ -31,8 +31,8 @@ from tracekd.score.stats import (
     stratified,
     table_2x2,
 )
-from tracekd.score.steps import paper_steps, score_steps
-from tracekd.traces.parse import parse
+from tracekd.score.steps import PAPER_RULES, paper_steps, score_steps
+from tracekd.traces.parse import parse, think_flags
 from tracekd.traces.render import Trace
 
 
@@ -71,6 +71,7 @@ def score_output(ds: Dataset, ex: Example, output: str, freeform: bool = False) 
             "evidence": None if parsed.evidence is None else list(parsed.evidence),
             "answers": None if parsed.answers is None else list(parsed.answers),
         },
+        "parse_flags": [] if freeform else list(think_flags(output)),
         "answer": score_answer(ds, parsed.answers, ex, output),
         **steps,
         "paper": paper_steps(output, ex),
@@ -99,9 +100,10 @@ def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool | None]]:
 DEFINITIONS = {
     "tracekd": "tracekd's definitions (docs/scoring.md): the normalised label equals the gold one; the cited "
     "evidence is exactly the gold set; the trace is both; the answer is tracekd's strict scorer's",
-    "paper": "the paper's definitions: the gold label occurs in the trace's first sentence; any context fact "
-    "occurs verbatim in the trace; the trace is both; the answer is the upstream scorer's; outputs "
-    "without a <think> trace are not evaluated (not in the tables; in the denominator of shares)",
+    "paper": "the paper's definitions: the gold label occurs in the trace's first sentence; a gold fact (one "
+    "containing a gold answer) occurs verbatim in the trace (the paper's stated evidence rule, `stated`; the "
+    "`any-fact` and `authors-code` rules beside it); the trace is both; the answer is the upstream scorer's; "
+    "outputs without a <think> trace are not evaluated (not in the tables; in the denominator of shares)",
 }
 
 
@@ -154,19 +156,32 @@ def step_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def rule_view(rows: list[dict[str, Any]], inference: bool = True) -> dict[str, Any]:
     """What an evidence rule changes (rows judged under it): the step scores and their association
-    (with `inference`, the tests of `statistics`; without, the 2x2 tables of `step_tables`)."""
-    association = statistics({0: rows}, steps_only=True) if inference else step_tables(rows)
-    return {"steps": step_scores(rows), "association": association["association"]}
+    (with `inference`, the tests of `statistics` and the changed steps' rates with their
+    intervals; without, the 2x2 tables of `step_tables`)."""
+    if not inference:
+        return {"steps": step_scores(rows), "association": step_tables(rows)["association"]}
+    tests = statistics({0: rows}, steps_only=True)
+    return {"steps": step_scores(rows), "association": tests["association"], "rates": tests["rates"]}
 
 
-def summarize(rows: list[dict[str, Any]], ds: Dataset, inference: bool = True) -> dict[str, Any]:
+def summarize(
+    rows: list[dict[str, Any]],
+    ds: Dataset,
+    inference: bool = True,
+    by_model: dict[str, list[dict[str, Any]]] | None = None,
+) -> dict[str, Any]:
     """One run's scores overall, per subset and per label, with the statistics of `statistics`.
     Without `inference` (a file that is also pooled with others, whose statistics are reported on
-    the pool): each step's 2x2 table (`step_tables`) in place of the statistics."""
+    the pool): each step's 2x2 table (`step_tables`) in place of the statistics. `by_model`: the
+    same rows split by the model that wrote them (several models pooled): the tests are stratified
+    by subset x model and the regression has the model as a covariate."""
     if not rows:
         raise InputError("nothing to score: no predictions")
     status = Counter(r["status"] for r in rows)
-    parsed = {k: sum(r["parsed"][k] is not None for r in rows) for k in ("label", "evidence", "answers")}
+    parsed: dict[str, Any] = {
+        k: sum(r["parsed"][k] is not None for r in rows) for k in ("label", "evidence", "answers")
+    }
+    parsed["flags"] = dict(sorted(Counter(f for r in rows for f in r.get("parse_flags", ())).items()))
     by_label: dict[str, list] = defaultdict(list)
     for r in rows:
         by_label[r["label"]].append(r)
@@ -178,11 +193,18 @@ def summarize(rows: list[dict[str, Any]], ds: Dataset, inference: bool = True) -
         "answer": {"accuracy": mean(r["answer"]["correct"] for r in rows), **_means([r["answer"] for r in rows])},
         "steps": step_scores(rows),
         "flags": dict(sorted(Counter(f for r in rows for f in r.get("flags", ())).items())),
-        **(statistics({0: rows}) if inference else step_tables(rows)),
+        **(_inference(rows, by_model) if inference else step_tables(rows)),
         "by_subset": subset_summary,
         "by_label": {k: _breakdown(v) for k, v in sorted(by_label.items())},
         "dataset_summary": ds.answer_summary({k: v["answer_accuracy"] for k, v in subset_summary.items()}),
     }
+
+
+def _inference(rows: list[dict[str, Any]], by_model: dict[str, list[dict[str, Any]]] | None) -> dict[str, Any]:
+    """`statistics` of one run's rows, grouped by model when several models wrote them."""
+    if by_model and len(by_model) > 1:
+        return statistics(by_model, group="model")
+    return statistics({0: rows})
 
 
 # -- statistics from per-example rows ----------------------------------------------------------------
@@ -213,18 +235,49 @@ def step_tables(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 for k in paper
             },
             "association": {k: {"table": t} for k, t in paper.items()},
+            **paper_rules(rows, y_paper),
         },
     }
 
 
+def paper_rules(rows: list[dict[str, Any]], y_paper: np.ndarray) -> dict[str, Any]:
+    """The paper's evidence and trace steps under each evidence rule the rows were judged under
+    (`score.steps.PAPER_RULES`; `authors-code` only where every evaluated row has it): accuracy over
+    all outputs and the 2x2 tables over the evaluated ones; `rule`: the primary one's name."""
+    evaluated = [i for i, r in enumerate(rows) if r["paper"]]
+    out: dict[str, Any] = {"rule": PAPER_RULES[0], "rules": {}}
+    for rule in PAPER_RULES:
+        if not evaluated or any(rule not in rows[i]["paper"].get("by_rule", {}) for i in evaluated):
+            continue
+        flags = {i: rows[i]["paper"]["by_rule"][rule] for i in evaluated}
+        y = [bool(y_paper[i]) for i in evaluated]
+        out["rules"][rule] = {
+            **{
+                f"{k}_accuracy": sum(f[f"{k}_correct"] for f in flags.values()) / len(rows)
+                for k in ("evidence", "trace")
+            },
+            "association": {
+                k: {"table": table_2x2([flags[i][f"{k}_correct"] for i in evaluated], y)} for k in ("evidence", "trace")
+            },
+        }
+    return out
+
+
 def _block(
-    x: np.ndarray, y: np.ndarray, subset: np.ndarray, seed: np.ndarray, item: np.ndarray, detail: bool = True
+    x: np.ndarray,
+    y: np.ndarray,
+    subset: np.ndarray,
+    seed: np.ndarray,
+    item: np.ndarray,
+    detail: bool = True,
+    group: str = "seed",
 ) -> dict[str, Any]:
     """One step's association: the pooled table with its textbook statistics (the paper's test),
-    the stratified test (by subset, and by subset x seed when there are several seeds) and, with
-    `detail`, the same per subset and per seed."""
+    the stratified test (by subset, and by subset x seed when there are several seeds; `group`
+    names what the second factor is: `seed`, or `model` when several models' outputs are pooled)
+    and, with `detail`, the same per subset and per seed (model)."""
     multi = len(np.unique(seed)) > 1
-    strata = np.char.add(np.char.add(subset.astype(str), " | seed "), seed.astype(str)) if multi else subset
+    strata = np.char.add(np.char.add(subset.astype(str), f" | {group} "), seed.astype(str)) if multi else subset
     table = table_2x2(x, y)
     out: dict[str, Any] = {
         "table": table,
@@ -232,17 +285,19 @@ def _block(
             **association(table),
             "test": "Pearson chi-square on the table pooled over subsets and seeds (the paper's test)",
         },
-        "stratified": {**stratified(x, y, strata, item), "by": "subset x seed" if multi else "subset"},
+        "stratified": {**stratified(x, y, strata, item), "by": f"subset x {group}" if multi else "subset"},
     }
     if detail and len(np.unique(subset)) > 1:
         out["by_subset"] = {
-            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False)
+            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False, group)
             for s in np.unique(subset)
             for m in [subset == s]
         }
     if detail and multi:
-        out["by_seed"] = {
-            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False) for s in np.unique(seed) for m in [seed == s]
+        out[f"by_{group}"] = {
+            str(s): _block(x[m], y[m], subset[m], seed[m], item[m], False, group)
+            for s in np.unique(seed)
+            for m in [seed == s]
         }
     return out
 
@@ -261,9 +316,12 @@ def _shares(prefix: str, x: np.ndarray, y: np.ndarray, evaluated: np.ndarray) ->
 STATISTICS_KEYS = ("seeds", "definitions", "rates", "association", "regression", "paper", "without_flagged")
 
 
-def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool = False) -> dict[str, Any]:
+def statistics(
+    rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool = False, group: str = "seed"
+) -> dict[str, Any]:
     """Everything tracekd infers from per-example rows (one list per seed, rows keyed by example
-    id; the seeds of one example are the same test item): rates with item-bootstrap intervals,
+    id; the seeds of one example are the same test item; `group="model"`: one list per model, the
+    models' outputs on one example the same test item, strata subset x model): rates with item-bootstrap intervals,
     per step the 2x2 tables and tests (pooled, stratified, per subset, per seed), the regression of
     the answer on the steps, the same under the paper's definitions, and the association without
     examples carrying each flag (`flags` of a row). `steps_only`: only the association of
@@ -287,8 +345,9 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
     ones = everyone.astype(float)
 
     ratios: dict[str, tuple] = {}  # every metric of the table: the mean over the outputs it applies to
+    rule_steps = metrics.rule_steps()
     for m in metrics.reported(rows):
-        if not steps_only:
+        if not steps_only or m.step in rule_steps:
             values = [m.of(r) for r in rows]
             ratios[m.name] = ([0.0 if v is None else float(v) for v in values], [float(v is not None) for v in values])
         if m.step is not None:
@@ -308,14 +367,19 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
         out = {}
         for k, x in flags.items():
             m = keep & applicable[k] if applicable else keep
-            b = _block(x[m], answer[m], subset[m], seed[m], item[m])
+            b = _block(x[m], answer[m], subset[m], seed[m], item[m], group=group)
             for share in ("both_right", "answer_given_step_right", "answer_given_step_wrong"):
                 b[share] = ci[f"{prefix}{k}:{share}"]
             out[k] = b
         return out
 
     if steps_only:
-        return {"association": steps_block(steps, y, everyone, "", applies)}
+        rule_rates = {
+            name: {"mean": ci[name]["p"], "ci95": ci[name]["ci95"], "method": ci[name]["method"]}
+            for name in ratios
+            if ":" not in name
+        }
+        return {"association": steps_block(steps, y, everyone, "", applies), "rates": rule_rates}
     by_seed = [seed == str(s) for s in seeds]
     rates = {}
     for name, (num, den) in ratios.items():
@@ -334,7 +398,7 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
         }
 
     def model(flags: dict[str, np.ndarray], answer: np.ndarray, keep: np.ndarray) -> dict[str, Any]:
-        factors = {"subset": subset[keep], **({"seed": seed[keep]} if len(seeds) > 1 else {})}
+        factors = {"subset": subset[keep], **({group: seed[keep]} if len(seeds) > 1 else {})}
         terms = {k: x[keep] for k, x in flags.items() if metrics.step_metric(k).in_regression}
         return regression(answer[keep], terms, factors, item[keep])
 
@@ -344,20 +408,25 @@ def statistics(rows_by_seed: dict[Any, list[dict[str, Any]]], steps_only: bool =
         "unevaluated": int((~evaluated).sum()),
     }
     paper_block.update({f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["p"] for k in paper})
+    paper_block["ci95"] = {f"{k}_accuracy": ci[f"paper:{k}_accuracy"]["ci95"] for k in paper}
+    paper_block.update(paper_rules(rows, y_paper))
     paper_block["association"] = steps_block(paper, y_paper, evaluated, "paper:")
     paper_block["regression"] = model(paper, y_paper, evaluated)
     return {
         "seeds": seeds,
+        **({"grouped_by": group} if group != "seed" else {}),
         "definitions": DEFINITIONS["tracekd"],
         "rates": rates,
         "association": steps_block(steps, y, everyone, "", applies),
         "regression": model(steps, y, everyone),
         "paper": paper_block,
-        "without_flagged": _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item),
+        "without_flagged": _without_flagged(
+            rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item, group
+        ),
     }
 
 
-def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item) -> dict[str, Any]:
+def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset, seed, item, group) -> dict[str, Any]:
     """Per flag that some rows carry (e.g. `label_contradicts_dates`): the stratified association
     of every step over the rows without it."""
     out = {}
@@ -367,7 +436,7 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
             "left_out_outputs": int((~clean).sum()),
             "left_out_items": len(set(item[~clean])),
             "association": {
-                k: _block(x[m], y[m], subset[m], seed[m], item[m], False)
+                k: _block(x[m], y[m], subset[m], seed[m], item[m], False, group)
                 for k, x in steps.items()
                 for m in [clean & applies[k]]
             },
@@ -379,6 +448,7 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
                     seed[clean & evaluated],
                     item[clean & evaluated],
                     False,
+                    group,
                 )
                 for k, x in paper.items()
             },

@@ -72,6 +72,14 @@ METRICS: list[Metric] = [
         lambda r: bool(r["answer"]["correct"]),
         kind="answer",
     ),
+    Metric(
+        "answer_lenient_accuracy",
+        "lenient",
+        "answer accuracy (lenient normalisation)",
+        lambda r: None if r["answer"].get("lenient_correct") is None else bool(r["answer"]["lenient_correct"]),
+        kind="answer",
+        optional=True,
+    ),
     Metric("parse_rate", "parse rate", "parse rate (an answer found)", lambda r: r["parsed"]["answers"] is not None),
     Metric(
         "evidence_f1",

@@ -85,9 +85,12 @@ class PaperSteps(Model):
     label_correct: bool
     """the gold label occurs in the trace's first sentence"""
     evidence_correct: bool
-    """some context fact occurs verbatim in the trace"""
+    """a gold fact (one containing a gold answer) occurs verbatim in the trace (the paper's stated rule)"""
     trace_correct: bool
     """both"""
+    by_rule: dict[str, dict[str, bool]] = {}
+    """the evidence and trace steps under each named rule: `stated`, `any-fact` (any context fact
+    occurs verbatim), `authors-code` (the authors' get_confusion_matrices; `rescore --authors-csv`)"""
 
 
 class ExampleRow(Model):
@@ -109,6 +112,9 @@ class ExampleRow(Model):
     """ok; empty output; unparsable (no answer found); missing (no prediction, with --allow-missing)"""
     parsed: Parsed
     """what the parser (or the free-form reader) found in the output"""
+    parse_flags: list[str] = []
+    """how the output was read when it broke the template: `unclosed_think` (a <think> block never
+    closed; its answer read from its last list), `empty_think` (a <think> block with no trace)"""
     answer: AnswerScores
     """the answer scores"""
     label_correct: bool
@@ -205,6 +211,19 @@ class BreslowDay(Model):
     """its p"""
 
 
+class Exact(Model):
+    """The exact conditional test of a common odds ratio (R's mantelhaen.test(exact = TRUE))."""
+
+    test: str
+    """its name"""
+    p: float
+    """two-sided p: the null probabilities of sums not more likely than the observed one"""
+    odds_ratio: float
+    """the conditional maximum-likelihood common odds ratio (0 or infinite at the support's ends)"""
+    odds_ratio_ci95: list[float]
+    """its exact 95 % interval"""
+
+
 class Stratified(Model):
     """The Cochran-Mantel-Haenszel test over strata, the Mantel-Haenszel odds ratio, Breslow-Day."""
 
@@ -236,6 +255,10 @@ class Stratified(Model):
     """Mantel-Haenszel common odds ratio"""
     odds_ratio_ci95: Pair
     """its 95 % interval (Robins-Breslow-Greenland, design-effect corrected)"""
+    min_expected: Num = None
+    """the smallest expected cell (row x column total / n) of the informative strata"""
+    exact: Exact | None = None
+    """the exact conditional test, when some expected cell is below 5 and every output is its own item"""
     breslow_day: BreslowDay | None
     """test of one common odds ratio (null: not computable)"""
     estimable: bool
@@ -259,6 +282,8 @@ class Block(Model):
     """the same per subset"""
     by_seed: dict[str, Block] | None = None
     """the same per seed"""
+    by_model: dict[str, Block] | None = None
+    """the same per model (several models' outputs pooled: `tracekd rescore`)"""
     both_right: Share | None = None
     """share of all outputs with step and answer right"""
     answer_given_step_right: Share | None = None
@@ -307,6 +332,22 @@ class Regression(Model):
     """the fit converged"""
 
 
+class TableOnly(Model):
+    table: Table
+    """the 2x2 table"""
+
+
+class RuleSteps(Model):
+    """The paper's evidence and trace steps under one evidence rule."""
+
+    evidence_accuracy: float
+    """outputs whose evidence step is right under the rule / all outputs"""
+    trace_accuracy: float
+    """outputs whose label and evidence are right / all outputs"""
+    association: dict[str, TableOnly]
+    """the 2x2 tables of the evidence and the trace step (evaluated outputs)"""
+
+
 class PaperBlock(Open):
     """The same under the paper's definitions; also `<step>_accuracy` for each of its steps."""
 
@@ -320,6 +361,12 @@ class PaperBlock(Open):
     """per step, as `association`"""
     regression: Regression
     """as `regression`"""
+    rule: str = "stated"
+    """the evidence rule of `association` (the paper's stated rule)"""
+    ci95: dict[str, Pair] = {}
+    """each `<step>_accuracy`'s 95 % interval (bootstrap over test items)"""
+    rules: dict[str, RuleSteps] = {}
+    """the evidence and trace steps under each named evidence rule (`stated`, `any-fact`, `authors-code`)"""
 
 
 class WithoutFlag(Model):
@@ -336,6 +383,8 @@ class WithoutFlag(Model):
 class Statistics(Model):
     """What `score.evaluate.statistics` infers from per-example rows."""
 
+    grouped_by: Literal["model"] | None = None
+    """present when several models' outputs are pooled: the groups (`seeds`) are models"""
     definitions: str
     """tracekd's definitions, in words"""
     rates: dict[str, Rate]
@@ -377,6 +426,8 @@ class ParsedCounts(Model):
     """with an evidence step"""
     answers: int
     """with an answer"""
+    flags: dict[str, int] = {}
+    """outputs per parse flag (`unclosed_think`, `empty_think`; docs/scoring.md)"""
 
 
 class Scores(Statistics):

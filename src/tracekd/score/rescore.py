@@ -23,9 +23,11 @@ from tracekd.data import REGISTRY, get_dataset
 from tracekd.data.schema import Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
+from tracekd.score import metrics
 from tracekd.score.answers import upstream_totals
 from tracekd.score.evaluate import rejudge_steps, rule_view, score_output, summarize
 from tracekd.score.findings import summary_findings
+from tracekd.score.steps import authors_code_steps
 
 FORMATS = ("trace-check-qa",)
 #: the evidence rule each format's models were trained to cite (the primary rule by default)
@@ -56,12 +58,19 @@ def published_model(files) -> str:
 
 
 def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Findings for `tracekd rescore`: one set per training condition (files pooled)."""
+    """Findings for `tracekd rescore`: one set per training condition (files pooled; several
+    models pooled are stratified by model, and said so), then one set per model and condition."""
     model = results["model"]
+    pooled = len(results.get("models", [model])) > 1
+    extra = [f"{len(results['models'])} models pooled, stratified by model"] if pooled else []
     out = []
     for cond, r in results["by_condition"].items():
-        for f in summary_findings(r["summary"], f"{model} / {cond}"):
+        for f in summary_findings(r["summary"], f"{model} / {cond}", extra, results["ir_rule"]):
             out.append({"model": model, "condition": cond, **f})
+    for m, conds in results.get("by_model", {}).items():
+        for cond, r in conds.items():
+            for f in summary_findings(r["summary"], f"{m} / {cond}", evidence_rule=results["ir_rule"]):
+                out.append({"model": m, "condition": cond, **f})
     return out
 
 
@@ -125,10 +134,12 @@ def _rule_views(summary: dict[str, Any], by_rule: dict[str | None, list], infere
     """Each evidence rule's step scores and association (`rule_view`), the primary rule's (the
     first) taken from its summary; none when the dataset has one rule."""
     primary = next(iter(by_rule))
+    changed = [m.name for m in metrics.steps() if m.evidence_rule]
+    primary_view = {"steps": summary["steps"], "association": summary["association"]}
+    if inference:
+        primary_view["rates"] = {k: {x: summary["rates"][k][x] for x in ("mean", "ci95", "method")} for k in changed}
     return {
-        rule: {"steps": summary["steps"], "association": summary["association"]}
-        if rule == primary
-        else rule_view(rows, inference)
+        rule: primary_view if rule == primary else rule_view(rows, inference)
         for rule, rows in by_rule.items()
         if rule is not None
     }
@@ -141,10 +152,13 @@ def rescore(
     files: list[str],
     ir_rule: str | None = None,
     rows_out: dict[str, list] | None = None,
+    authors_csv: str | Path | None = None,
 ) -> dict[str, Any]:
     """Scores per file and per condition (files pooled), under each evidence rule. `rows_out`, if
     given, receives the per-example rows of each condition under the primary rule (for the
-    report's explorer)."""
+    report's explorer). `authors_csv`: the folder of the authors' test CSVs (`<subset>_test.csv`,
+    their `sft_dataset_reasoning_with_facts_chat_template`): the paper-definitions steps are also
+    judged by the port of their `get_confusion_matrices` (rule `authors-code`)."""
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if not files:
@@ -167,7 +181,6 @@ def rescore(
         "files": {},
         "by_condition": {},
     }
-    rows_by_condition: dict[str, dict[str | None, list]] = {}
     cache: dict[tuple[str | None, str], Example] = {}
 
     def decomposed(rule: str | None, ex: Example) -> Example:
@@ -175,10 +188,11 @@ def rescore(
             cache[rule, ex.id] = datasets[rule].decompose(ex)
         return cache[rule, ex.id]
 
+    rows_by: dict[str, dict[str, dict[str | None, list]]] = {}  # condition -> model -> rule -> rows
     for f in files:
         path = Path(f)
         pairs = read_trace_check_qa(path, index)
-        cond = condition_from_name(path.name)
+        cond, model = condition_from_name(path.name), published_model([path])
         primary = []
         for ex, rec in pairs:
             ex = decomposed(rules[0], ex)
@@ -188,6 +202,8 @@ def rescore(
                     datasets[rules[0]], ex.replace(meta={**ex.meta, "published": published}), rec["prediction"]
                 )
             )
+        if authors_csv is not None:
+            _authors_code(path, pairs, primary, Path(authors_csv))
         by_rule = {
             rule: primary
             if rule == rules[0]
@@ -195,13 +211,14 @@ def rescore(
             for rule in rules
         }
         for rule, rows in by_rule.items():
-            rows_by_condition.setdefault(cond, {}).setdefault(rule, []).extend(rows)
+            rows_by.setdefault(cond, {}).setdefault(model, {}).setdefault(rule, []).extend(rows)
         summary = summarize(primary, datasets[rules[0]], inference=False)  # the tests are on the files pooled
         upstream = (
             upstream_totals([r["answer"]["upstream"] for r in primary]) if "upstream" in primary[0]["answer"] else None
         )
         subsets = sorted({r["subset"] for r in primary})
         results["files"][str(path)] = {
+            "model": model,
             "condition": cond,
             "subset": subsets[0] if len(subsets) == 1 else subsets,
             "published": _published(path),
@@ -209,15 +226,110 @@ def rescore(
             "summary": summary,
             "evidence_rules": _rule_views(summary, by_rule, inference=False),
         }
+    models = sorted({m for by_model in rows_by.values() for m in by_model})
+    results["models"] = models
+    matched = matched_items(rows_by, rules[0])
+    results["matched"] = matched["report"]
+    rows_by = matched["rows"]
     if rows_out is not None:
-        rows_out.update({cond: by_rule[rules[0]] for cond, by_rule in rows_by_condition.items()})
-    for cond, by_rule in rows_by_condition.items():
-        summary = summarize(by_rule[rules[0]], datasets[rules[0]])
-        ids = [r["id"] for r in by_rule[rules[0]]]
-        results["by_condition"][cond] = {
-            "files": sum(v["condition"] == cond for v in results["files"].values()),
-            "unique_examples": len(set(ids)),
-            "summary": summary,
-            "evidence_rules": _rule_views(summary, by_rule),
+        rows_out.update(
+            {cond: [r for m in by_model.values() for r in m[rules[0]]] for cond, by_model in rows_by.items()}
+        )
+    rows_by = {c: rows_by[c] for c in sorted(rows_by, key=CONDITION_ORDER.index)}
+    for cond, by_model in rows_by.items():
+        results["by_condition"][cond] = _condition(cond, by_model, rules, datasets[rules[0]], results["files"])
+    if len(models) > 1:
+        results["by_model"] = {
+            model: {
+                cond: _condition(cond, {model: by_model[model]}, rules, datasets[rules[0]], results["files"])
+                for cond, by_model in rows_by.items()
+                if model in by_model
+            }
+            for model in models
         }
     return {"findings": rescore_findings(results), **results}
+
+
+def _authors_code(path: Path, pairs: list, rows: list[dict[str, Any]], folder: Path) -> None:
+    """Judge each output of one file by the port of the authors' `get_confusion_matrices`, against
+    the authors' test CSV of the file's subset, as their script read it (one pass over the file's
+    records in order; the gold row of a record whose answer matches no row is the previous one)."""
+    import csv
+
+    subsets = {ex.subset for ex, _ in pairs}
+    if len(subsets) != 1:
+        raise InputError("the authors' code scores one subset per file; this file mixes several", path)
+    csv_path = folder / f"{subsets.pop()}_test.csv"
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            csv_rows = list(csv.DictReader(fh))
+    except OSError as e:
+        raise InputError(f"cannot read the authors' test CSV: {e.strerror}", csv_path) from None
+    if not csv_rows or not {"answer", "facts", "reasoning"} <= set(csv_rows[0]):
+        raise InputError("not the authors' test CSV: it needs the columns answer, facts and reasoning", csv_path)
+    previous = None
+    for (_, rec), row in zip(pairs, rows):
+        steps, previous = authors_code_steps(rec["prediction"], rec["gold"][0], csv_rows, previous)
+        if row["paper"] is not None and steps is not None:
+            row["paper"]["by_rule"]["authors-code"] = steps
+
+
+def authors_matrices(rows: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """The three confusion matrices as the authors' script prints them: per subset, each cell's
+    count over the evaluated outputs, averaged over the subsets (unweighted), in % rounded to 2
+    decimals; answer right: the upstream scorer's acc 100."""
+    by_subset: dict[str, list] = {}
+    for r in rows:
+        by_subset.setdefault(r["subset"], []).append(r)
+    out: dict[str, dict[str, float]] = {}
+    for step, name in (("label", "category"), ("evidence", "fact"), ("trace", "trace")):
+        cells: dict[str, float] = {}
+        for group in by_subset.values():
+            judged = [r for r in group if r["paper"] is not None and "authors-code" in r["paper"]["by_rule"]]
+            for r in judged:
+                right = r["paper"]["by_rule"]["authors-code"][f"{step}_correct"]
+                key = f"{'correct' if r['answer']['upstream']['correct'] else 'incorrect'}_answer_"
+                key += f"{'correct' if right else 'incorrect'}_{name}"
+                cells[key] = cells.get(key, 0.0) + 1 / len(judged)
+        out[name] = {k: round(v / len(by_subset) * 100, 2) for k, v in sorted(cells.items())}
+    return out
+
+
+def _condition(cond: str, by_model: dict[str, dict], rules: list, ds, files: dict[str, Any]) -> dict[str, Any]:
+    """One condition's outputs pooled over files (and models: stratified by model)."""
+    by_rule = {rule: [r for m in by_model.values() for r in m[rule]] for rule in rules}
+    summary = summarize(by_rule[rules[0]], ds, by_model={m: v[rules[0]] for m, v in by_model.items()})
+    ids = [r["id"] for r in by_rule[rules[0]]]
+    authors = {"authors_code_matrices": authors_matrices(by_rule[rules[0]])} if _has_authors(by_rule[rules[0]]) else {}
+    return {
+        **authors,
+        "models": sorted(by_model),
+        "files": sum(v["condition"] == cond and v["model"] in by_model for v in files.values()),
+        "outputs": len(ids),
+        "unique_examples": len(set(ids)),
+        "summary": summary,
+        "evidence_rules": _rule_views(summary, by_rule),
+    }
+
+
+def _has_authors(rows: list[dict[str, Any]]) -> bool:
+    return any(r["paper"] is not None and "authors-code" in r["paper"]["by_rule"] for r in rows)
+
+
+def matched_items(rows_by: dict[str, dict[str, dict]], primary: str | None) -> dict[str, Any]:
+    """The outputs on the items every condition has (per model: a (model, item) pair is kept when
+    each condition has an output of that model on that item), so that conditions are compared on the
+    same items. Nothing is dropped when every condition covers the same pairs (the usual case)."""
+    keys = {cond: {(m, r["id"]) for m, v in by_model.items() for r in v[primary]} for cond, by_model in rows_by.items()}
+    common = set.intersection(*keys.values()) if keys else set()
+    dropped = {cond: len(k - common) for cond, k in keys.items()}
+    report = {"pairs": len(common), "dropped_outputs": dropped}
+    if not any(dropped.values()):
+        return {"rows": rows_by, "report": report}
+    kept: dict[str, dict[str, dict]] = {}
+    for cond, by_model in rows_by.items():
+        for m, v in by_model.items():
+            rows = {rule: [r for r in rs if (m, r["id"]) in common] for rule, rs in v.items()}
+            if rows[primary]:
+                kept.setdefault(cond, {})[m] = rows
+    return {"rows": kept, "report": report}

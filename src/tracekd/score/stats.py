@@ -159,7 +159,10 @@ def _breslow_day(st, tables: np.ndarray) -> tuple[float, float] | None:
 def stratified(x, y, strata, clusters) -> dict[str, Any]:
     """The CMH test (no continuity correction), the Mantel-Haenszel common odds ratio with its
     Robins-Breslow-Greenland 95 % interval and the Breslow-Day test of a common odds ratio, from
-    statsmodels `StratifiedTable`, over the strata given (one label per output).
+    statsmodels `StratifiedTable`, over the strata given (one label per output). When an
+    informative stratum has an expected cell below 5 (`min_expected`), the chi-square
+    approximation is doubtful: with one output per item the exact conditional test
+    (`exact_stratified`) is added as `exact` and is the one a verdict rests on.
 
     A stratum with a zero row or column (the step, or the answer, the same in all its outputs) has
     no information about the association: it adds 0 to the CMH numerator, variance and the MH odds
@@ -190,6 +193,8 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
         "odds_ratio": None,
         "odds_ratio_ci95": [None, None],
         "breslow_day": None,
+        "min_expected": None,
+        "exact": None,
         "estimable": False,
     }
     if not informative.any():
@@ -227,7 +232,85 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
     if bd is not None:
         stat, df = bd
         out["breslow_day"] = {"chi2": stat / deff, "df": df, "p": chi2_sf(stat / deff, df)}
+    small = cells[informative]
+    out["min_expected"] = min_expected(small)
+    if out["min_expected"] < SMALL_EXPECTED and deff == 1.0:
+        out["exact"] = exact_stratified(small)
     return out
+
+
+# -- the exact conditional test of a common odds ratio ---------------------------------------------
+SMALL_EXPECTED = 5.0  # an expected cell below this in an informative stratum: the chi-square approximation is doubtful
+
+
+def _log_null_density(tables: np.ndarray) -> tuple[int, np.ndarray]:
+    """The null distribution of S = sum of the (1,1) cells given every stratum's margins: the
+    convolution of the strata's hypergeometric densities. (lowest S, log density over lo..hi)."""
+    lo, dens = 0, np.ones(1)
+    for t in tables:
+        n1, n2, m1 = int(t[0].sum()), int(t[1].sum()), int(t[:, 0].sum())
+        a_lo, a_hi = max(0, m1 - n2), min(n1, m1)
+        pmf = stats.hypergeom.pmf(np.arange(a_lo, a_hi + 1), n1 + n2, n1, m1)
+        lo, dens = lo + a_lo, np.convolve(dens, pmf)
+    with np.errstate(divide="ignore"):
+        return lo, np.log(dens)
+
+
+def exact_stratified(tables) -> dict[str, Any]:
+    """The exact conditional test of a common odds ratio over 2x2 strata (`tables`: k x 2 x 2,
+    [[a, b], [c, d]] each) as R's `mantelhaen.test(exact = TRUE)` computes it: S = sum of the a
+    cells has, given all margins, the distribution of a sum of independent noncentral
+    hypergeometrics with the common odds ratio psi; the two-sided p sums the null probabilities not
+    above the observed one (relative tolerance 1e-7); the estimate is the conditional maximum
+    likelihood one (E_psi[S] = S observed) and the 95 % interval inverts the two one-sided tests.
+    It assumes independent outputs (one per test item)."""
+    from scipy.optimize import brentq
+
+    tables = np.asarray(tables, dtype=int).reshape(-1, 2, 2)
+    lo, logd = _log_null_density(tables)
+    support = np.arange(lo, lo + len(logd))
+    x = int(tables[:, 0, 0].sum())
+    hi = int(support[-1])
+
+    def density(log_psi: float) -> np.ndarray:
+        d = logd + log_psi * support
+        d = np.exp(d - d[np.isfinite(d)].max())
+        return d / d.sum()
+
+    null = density(0.0)
+    p = float(min(1.0, null[null <= null[x - lo] * (1 + 1e-7)].sum()))
+
+    def root(f) -> float:
+        """The log psi where f crosses zero (f increasing in log psi)."""
+        a, b = -1.0, 1.0
+        while f(a) > 0:
+            a *= 2
+        while f(b) < 0:
+            b *= 2
+        return brentq(f, a, b, xtol=1e-10)
+
+    if x == lo:
+        mle, low = 0.0, 0.0
+    else:
+        mle = math.exp(root(lambda t: float(density(t) @ support) - x))
+        low = math.exp(root(lambda t: float(density(t)[support >= x].sum()) - 0.025))
+    if x == hi:
+        mle, high = math.inf, math.inf
+    else:
+        high = math.exp(root(lambda t: 0.025 - float(density(t)[support <= x].sum())))
+    return {
+        "test": "exact conditional (R mantelhaen.test exact=TRUE)",
+        "p": p,
+        "odds_ratio": mle,
+        "odds_ratio_ci95": [low, high],
+    }
+
+
+def min_expected(tables) -> float:
+    """The smallest expected cell (row total x column total / n) over the strata."""
+    t = np.asarray(tables, dtype=float).reshape(-1, 2, 2)
+    rows, cols, n = t.sum(2), t.sum(1), t.sum((1, 2))
+    return float((rows[:, :, None] * cols[:, None, :] / n[:, None, None]).min())
 
 
 # -- logistic regression with item-clustered standard errors -------------------------------------
@@ -401,6 +484,54 @@ class ItemBootstrap:
                 lo, hi = np.percentile(col, [2.5, 97.5])
                 out[name] = {"p": p, "ci95": [float(lo), float(hi)], "method": "bootstrap", "items": items}
         return out
+
+
+# -- paired comparison of two conditions on the same items -----------------------------------------
+ALPHA_PAIRED = 0.05
+
+
+def paired_comparison(
+    a: dict[str, list[bool]], b: dict[str, list[bool]], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED
+) -> dict[str, Any]:
+    """Condition A against condition B on the test items both have (`a`, `b`: item id -> the answer
+    correctness of each seed's output on it). The unit is the item: its seeds are averaged
+    (p_A(i), p_B(i)), never counted as independent outputs.
+
+    - `difference`: mean_i p_A(i) - mean_i p_B(i), with a 95 % paired bootstrap interval (items
+      resampled with replacement, the same draw for both conditions, so the pairing is kept);
+    - `p`: the exact two-sided sign test of the per-item differences d_i = p_A(i) - p_B(i) (items
+      with d_i = 0 carry no information): under "no difference" each nonzero d_i is as likely
+      positive as negative (`scipy.stats.binomtest`). With one seed per condition this is exactly
+      McNemar's exact test on the discordant pairs. It tests the direction per item, not the size.
+    Assumes the items are independent draws (the seeds of an item are one cluster, which is why
+    they are averaged)."""
+    items = sorted(set(a) & set(b))
+    if not items:
+        return {"items": 0, "accuracy": [None, None], "difference": None, "ci95": [None, None], "p": None}
+    pa = np.array([np.mean(a[i]) for i in items])
+    pb = np.array([np.mean(b[i]) for i in items])
+    d = pa - pb
+    counts = (
+        _cached_counts(len(items), resamples, seed)
+        if len(items) * resamples <= _CACHED_CELLS
+        else _resample_counts(len(items), resamples, seed)
+    )
+    boot = np.concatenate([w @ d.astype(np.float32) for w in counts]) / len(items)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    better, worse = int((d > 0).sum()), int((d < 0).sum())
+    p = float(stats.binomtest(better, better + worse, 0.5).pvalue) if better + worse else 1.0
+    return {
+        "items": len(items),
+        "accuracy": [float(pa.mean()), float(pb.mean())],
+        "difference": float(d.mean()),
+        "ci95": [float(lo), float(hi)],
+        "a_better": better,
+        "b_better": worse,
+        "p": p,
+        "test": "exact sign test of the per-item differences (seeds averaged within an item; McNemar's exact test "
+        "with one seed)",
+        "interval": "paired bootstrap over items",
+    }
 
 
 # -- training loss ---------------------------------------------------------------------------------

@@ -13,9 +13,9 @@ tracekd's definitions:
 - full trace correct: label correct and evidence exact set.
 
 The paper's looser definitions (`paper_steps`) are kept under that name: label correct if the
-gold label occurs in the first sentence of the trace; evidence correct if *any* context item occurs
-verbatim in the trace (the paper's code compared against every fact, not only the gold ones);
-outputs without a `<think>` trace are not evaluated.
+gold label occurs in the first sentence of the trace; evidence correct under one of three named
+rules (`PAPER_RULES`: the paper's stated rule, any context fact, the authors' code); outputs
+without a `<think>` trace are not evaluated.
 """
 
 from __future__ import annotations
@@ -113,14 +113,68 @@ def score_steps(parsed: Trace, ex: Example) -> dict[str, Any]:
     }
 
 
-def paper_steps(output: str, ex: Example) -> dict[str, Any] | None:
-    """The paper's definitions; None when the paper's code would not evaluate the output."""
+#: the paper-definitions evidence rules, the primary one first (docs/scoring.md, "The paper's evidence rules")
+PAPER_RULES = ("stated", "any-fact", "authors-code")
+
+
+def paper_trace(output: str) -> str | None:
+    """The trace the paper's code judged: the output up to its first `</think>`; None where it
+    did not evaluate the output (no "think" in it, or nothing before `</think>`)."""
     if "think" not in output:
         return None
     trace = output.split("</think>")[0]
-    if trace == "":
+    return trace or None
+
+
+def paper_steps(output: str, ex: Example) -> dict[str, Any] | None:
+    """The paper's definitions; None when the paper's code would not evaluate the output. The
+    label: the gold label occurs in the trace's first sentence. The evidence, under each rule
+    (`by_rule`; the primary one, `stated`, gives `evidence_correct`):
+    - `stated`: the paper's stated rule - a gold evidence fact occurs verbatim in the trace (for
+      CoTempQA under its `paper` evidence rule, a fact that contains a gold answer);
+    - `any-fact`: any context fact occurs verbatim in the trace (what tracekd read from the paper
+      before; nearly every trace that cites anything passes);
+    - `authors-code`: the authors' `get_confusion_matrices`, set by `authors_code_steps` where their
+      test CSV is given (`tracekd rescore --authors-csv`)."""
+    trace = paper_trace(output)
+    if trace is None:
         return None
-    first = trace.split(".")[0]
-    lab = ex.label in first
-    fact = any(c.text in trace for c in ex.context)
-    return {"label_correct": lab, "evidence_correct": fact, "trace_correct": lab and fact}
+    lab = ex.label in trace.split(".")[0]
+    gold = ex.texts(ex.evidence)
+    rules = {
+        "stated": any(f in trace for f in gold),
+        "any-fact": any(c.text in trace for c in ex.context),
+    }
+    return {
+        "label_correct": lab,
+        "evidence_correct": rules["stated"],
+        "trace_correct": lab and rules["stated"],
+        "by_rule": {k: {"evidence_correct": v, "trace_correct": lab and v} for k, v in rules.items()},
+    }
+
+
+_CATEGORIES = ("during", "equal", "overlap", "mix")  # the order the authors' get_gold_category tries them
+
+
+def authors_code_steps(output: str, gold_first: str, csv_rows: list[dict[str, str]], previous: dict | None):
+    """A faithful port of the authors' `get_confusion_matrices` (Trace_Check_QA,
+    scripts/cotempqa_confusion_matrix.py) for one output; returns (steps or None, the CSV row used).
+
+    Its quirks, kept: (1) the gold row is the FIRST row of the subset's test CSV whose `answer` cell
+    (a list written as text) contains the record's first gold answer as a substring - often another
+    question's row; when no row matches, the previous output's row is used again; (2) its
+    `get_gold_facts` reads the answers from the facts column, so every fact "contains an answer"
+    and all the row's facts are gold: the fact step is right when any of that row's facts occurs
+    verbatim in the trace; (3) the category is the first of during / equal / overlap / mix found in
+    the row's `reasoning` text, right when it occurs in the trace's first sentence."""
+    import ast
+
+    row = next((r for r in csv_rows if gold_first in r["answer"]), previous)
+    trace = paper_trace(output)
+    if trace is None or row is None:
+        return None, row
+    facts = ast.literal_eval(row["facts"]) if row.get("facts") else []
+    category = next((c for c in _CATEGORIES if c in row["reasoning"]), None)
+    lab = category is not None and category in trace.split(".")[0]
+    fact = any(f in trace for f in facts)
+    return {"evidence_correct": fact, "trace_correct": lab and fact, "label_correct": lab}, row

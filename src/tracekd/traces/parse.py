@@ -183,10 +183,43 @@ def parse(text: str, label_sentence: str) -> Trace:
         bare = None
         if think_m:
             close = t.find("</think>")
-            if close >= 0:
-                bare = t[close + len("</think>") :]
+            bare = t[close + len("</think>") :] if close >= 0 else _unclosed_answer(think_m.group(1))
         elif label is None and evidence is None and not tags["label"] and not tags["evidence"]:
             bare = t
         if bare is not None:
             answers = parse_list(bare) or None
     return Trace(label, evidence, answers)
+
+
+_EVIDENCE_HEAD_RE = re.compile(re.escape(EVIDENCE_SENTENCE.strip()), re.I)
+
+
+def _unclosed_answer(body: str) -> str | None:
+    """The answer written inside a `<think>` block that is never closed: its last line that starts
+    with `[`, after the evidence list (the first list after the evidence sentence) when there is one."""
+    lines = body.splitlines()
+    start = 0
+    for i, line in enumerate(lines):
+        m = _EVIDENCE_HEAD_RE.search(line)
+        if m:
+            rest = line[m.end() :].strip()
+            start = i + 1
+            if not rest:  # the evidence list is on the next non-blank line
+                start += next((k for k, ln in enumerate(lines[start:]) if ln.strip()), len(lines) - start) + 1
+            break
+    lists = [ln for ln in lines[start:] if ln.strip().startswith("[")]
+    return lists[-1] if lists else None
+
+
+def think_flags(text: str) -> tuple[str, ...]:
+    """`unclosed_think`: a `<think>` block with neither `</think>` nor `<answer>` after it;
+    `empty_think`: a `<think>` block with nothing in it (before its close, or before the answer)."""
+    if not isinstance(text, str) or "<think>" not in text:
+        return ()
+    m = _THINK_RE.search(text)
+    out = []
+    if "</think>" not in text[m.start() :] and "<answer>" not in text[m.start() :]:
+        out.append("unclosed_think")
+    if not m.group(1).strip() or _unclosed_answer(m.group(1)) == m.group(1).strip():
+        out.append("empty_think")
+    return tuple(out)
