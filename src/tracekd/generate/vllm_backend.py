@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tracekd.errors import InputError
-from tracekd.generate.backend import Generator, Prompt
+from tracekd.generate.backend import Generator, Prompt, forced_budget
 from tracekd.models.loading import (
     adapter_rank,
     check_adapter,
@@ -104,15 +104,26 @@ class VLLMGenerator(Generator):
         release_memory()
         return out
 
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
+    def generate(
+        self, prompts: list[Prompt], max_new_tokens: int, batch_size: int, forced: dict[str, str] | None = None
+    ) -> Iterator[list[tuple[str, str]]]:
         from vllm import SamplingParams
 
+        forced = forced or {}
         params = SamplingParams(
             temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, stop_token_ids=self.eos_ids
         )
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
             part = prompts[i : i + chunk]
-            inputs = [{"prompt_token_ids": self.prompt_ids(msgs)} for _, msgs in part]
-            outs = self.llm.generate(inputs, params, lora_request=self.adapter, use_tqdm=False)
+            inputs = [{"prompt_token_ids": self.prompt_ids(msgs, forced.get(pid, ""))} for pid, msgs in part]
+            each = [
+                params.clone() if pid in forced else params for pid, _ in part
+            ]  # a forced prompt's own budget: what the forced tokens leave
+            for p, (pid, msgs), inp in zip(each, part, inputs):
+                if pid in forced:
+                    p.max_tokens = forced_budget(
+                        max_new_tokens, len(inp["prompt_token_ids"]) - len(self.prompt_ids(msgs))
+                    )
+            outs = self.llm.generate(inputs, each, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]
