@@ -200,7 +200,7 @@ def test_copying_stand_in_gives_the_hand_computed_effects(six, tmp_path, monkeyp
     assert lab["effect"]["p"] == 0 and lab["stratified"]["p"] is None
     assert m["consistency"] == {"agree": 6, "outputs": 6, "rate": 1.0, "mismatches": []}
     text = "\n".join(m["findings"])
-    assert "the evidence step: wrong evidence changed 66.7" in text
+    assert "the evidence step: wrong evidence changed 66.7 % [" in text
     assert "the answers depend on the evidence step" in text
     assert "so the answers do not depend on the label step" in text
     # every row says what was forced and what the model then wrote
@@ -276,3 +276,55 @@ def test_own_reproduces_the_overfit_models_answers(overfit_run, tmp_path, precis
     own = [json.loads(x) for x in (tmp_path / "predictions.jsonl").open()]
     assert any("answer:" in r["output"] for r in own)  # real traces, not junk
     assert m["consistency"]["mismatches"] == [] and m["consistency"]["outputs"] == len(own)
+
+
+# -- in the pipeline ---------------------------------------------------------------------------------
+PIPELINE = """
+name: iv
+datasets:
+  - {name: synthetic-babi, size: 30, subsets: [qa1, qa2], test_fraction: 0.5}
+models: [tiny-random]
+conditions: [baseline, answer_only, correct]
+template: tagged
+train: {max_steps: 2, batch_size: 4, grad_accum: 1, save_steps: 2, lr: 5.0e-3}
+generate: {max_new_tokens: 16, batch_size: 8}
+interventions: [own, gold, wrong_evidence, no_trace, truncate]
+"""
+
+
+def test_pipeline_runs_interventions_and_reports_them(tmp_path):
+    from tracekd.experiment.config import load_config
+    from tracekd.experiment.runner import run_experiment
+    from tracekd.report.outputs import read_results
+
+    (tmp_path / "iv.yaml").write_text(PIPELINE)
+    run_experiment(load_config(tmp_path / "iv.yaml"), tmp_path / "run")
+    results = read_results(tmp_path / "run" / "results.json")
+    blocks = {g["condition"]: g.get("interventions") for g in results["groups"]}
+    assert blocks["baseline"] is None  # untrained: nothing to intervene on
+    assert list(blocks["answer_only"]["interventions"]) == ["gold", "no_trace"]
+    assert list(blocks["correct"]["interventions"]) == [
+        "own",
+        "gold",
+        "wrong_evidence",
+        "no_trace",
+        "truncate@0",
+        "truncate@0.25",
+        "truncate@0.5",
+        "truncate@0.75",
+    ]
+    rows = tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "interventions"
+    assert len((rows / ROWS_FILE).read_text().splitlines()) == 6 * 8
+    md = (tmp_path / "run" / "report.md").read_text()
+    assert "## Does the answer depend on the trace? Interventions" in md
+    assert "plots/interventions_synthetic-babi_tiny-random.png" in md
+    assert "own trace forced back reproduced" in md  # the findings
+    assert "Does the answer depend on the trace?" in (tmp_path / "run" / "report.html").read_text()
+
+
+def test_config_refuses_an_unknown_intervention(tmp_path):
+    from tracekd.experiment.config import load_config
+
+    (tmp_path / "iv.yaml").write_text(PIPELINE.replace("truncate]", "truncat]"))
+    with pytest.raises(InputError, match=r"interventions: unknown intervention 'truncat'"):
+        load_config(tmp_path / "iv.yaml")

@@ -29,12 +29,12 @@ from typing import Any
 from tracekd.errors import InputError
 from tracekd.generate.options import GenerateOptions
 from tracekd.generate.run import done_ids, generate, make_generator
-from tracekd.jsonio import dumps_line, naming, read_json, read_jsonl, write_json_atomic
+from tracekd.jsonio import dumps_line, naming, read_json, write_json_atomic
 from tracekd.lock import folder_lock
 from tracekd.models.loading import load_tokenizer
 from tracekd.models.presets import resolve
 from tracekd.score.evaluate import freeform_folder, load_test_set, read_predictions, score_output
-from tracekd.score.intervention_outputs import check_intervention_row
+from tracekd.score.intervention_outputs import read_intervention_rows
 from tracekd.score.interventions import measures, same_answer
 from tracekd.traces.interventions import REFERENCE, Context, expand, forced_text
 from tracekd.traces.parse import parse
@@ -155,7 +155,7 @@ def _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, se
                 finished += len(batch)
                 if progress:
                     progress(finished, total)
-    rows = [row for lineno, row in read_jsonl(out_file) if check_intervention_row(row, out_file, lineno)]
+    rows = read_intervention_rows(out_file)
     result = measures({seed: [r for r in rows if r["id"] in contexts]})
     write_json_atomic(out_dir / SUMMARY_FILE, result)
     return result

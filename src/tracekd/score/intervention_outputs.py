@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
+from tracekd.jsonio import read_jsonl
 from tracekd.score.outputs import Model, Num, Pair, validated
 
 
@@ -157,5 +158,9 @@ class Interventions(Model):
     """the measures in words"""
 
 
-def check_intervention_row(row: dict[str, Any], path: str | Path, line: int) -> dict[str, Any]:
-    return validated(InterventionRow, row, path, "not an interventions row tracekd writes", line)
+def read_intervention_rows(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of an interventions.jsonl, each checked."""
+    return [
+        validated(InterventionRow, row, path, "not an interventions row tracekd writes", lineno)
+        for lineno, row in read_jsonl(path)
+    ]

@@ -215,7 +215,7 @@ def measures(rows_by_seed: dict[Any, list[dict[str, Any]]], subject: str = "") -
 # -- findings in words ------------------------------------------------------------------------------
 def _pct_ci(share: dict[str, Any]) -> str:
     lo, hi = share["ci95"]
-    return f"{pct(share['p'])} [{pct(lo)}, {pct(hi)}]" if lo is not None else pct(share["p"])
+    return f"{pct(share['p'])} % [{pct(lo)}, {pct(hi)}]" if lo is not None else pct(share["p"], " %")
 
 
 def _points(d: dict[str, Any]) -> str:
@@ -230,10 +230,10 @@ def _step_finding(step: str, effect: dict[str, Any], ivs: dict[str, Any]) -> str
     st = effect["stratified"]
     moved = (
         f"{wrong.replace('_', ' ')} changed {_pct_ci(w['changed'])} of the answers "
-        f"({pct(w['to_right']['p'])} to a right answer, {pct(w['away_from_right']['p'])} away from one)"
+        f"({pct(w['to_right']['p'], ' %')} to a right answer, {pct(w['away_from_right']['p'], ' %')} away from one)"
     )
     if BASELINE in ivs:
-        moved += f"; no trace changed {pct(ivs[BASELINE]['changed']['p'])}"
+        moved += f"; no trace changed {pct(ivs[BASELINE]['changed']['p'], ' %')}"
     head = (
         f"accuracy with the gold minus with the wrong {'trace' if step == 'trace' else step}: "
         f"{_points(effect['effect'])}"
@@ -272,7 +272,7 @@ def findings(m: dict[str, Any], subject: str = "") -> list[str]:
     if "gold" in ivs and BASELINE in ivs and ivs["gold"]["vs_no_trace"] is not None:
         out.append(
             lead + f"the gold trace gave {_pct_ci(ivs['gold']['accuracy'])} accuracy, "
-            f"{_points(ivs['gold']['vs_no_trace'])} against no trace ({pct(ivs[BASELINE]['accuracy']['p'])})"
+            f"{_points(ivs['gold']['vs_no_trace'])} against no trace ({pct(ivs[BASELINE]['accuracy']['p'], ' %')})"
         )
     e = m["early_answering"]
     if e is not None:
