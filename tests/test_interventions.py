@@ -328,3 +328,65 @@ def test_config_refuses_an_unknown_intervention(tmp_path):
     (tmp_path / "iv.yaml").write_text(PIPELINE.replace("truncate]", "truncat]"))
     with pytest.raises(InputError, match=r"interventions: unknown intervention 'truncat'"):
         load_config(tmp_path / "iv.yaml")
+
+
+# -- own on SmolLM2: both templates, fp32 and bf16, batched and one at a time --------------------------
+SMOL_ITEMS = 24
+
+
+@pytest.fixture(scope="module", params=["tagged", "paper"])
+def smol_adapter(request, tmp_path_factory):
+    """SmolLM2-135M with a quick LoRA adapter (20 steps) that writes the template's traces on synthetic
+    bAbI qa1 / qa6 (short traces), and 24 test items."""
+    from tracekd.train.options import TrainOptions
+    from tracekd.train.sft import train
+
+    root = tmp_path_factory.mktemp(f"smol-{request.param}")
+    config = DatasetConfig(name="synthetic-babi", size=120, subsets=["qa1", "qa6"], test_fraction=0.5)
+    prepare(config, "correct", request.param, 0, root / "data")
+    opts = TrainOptions(lr=1e-3, max_steps=20, batch_size=4, grad_accum=1, warmup=0, save_steps=1000, precision="bf16")
+    train(root / "data", "smollm2-135m", root / "run", opts)
+    return request.param, root
+
+
+@pytest.mark.parametrize(("precision", "batch_size"), [("fp32", 8), ("fp32", 1), ("bf16", 8), ("bf16", 1)])
+def test_own_reproduces_smollm2_answers(smol_adapter, tmp_path, precision, batch_size):
+    """At least 99 % of the answers come back when the model's own trace is forced back, and every
+    mismatch is reported with its logit margin."""
+    from tracekd.generate.options import GenerateOptions
+
+    template, root = smol_adapter
+    opts = GenerateOptions(
+        max_new_tokens=96, batch_size=batch_size, precision=precision, backend="hf", limit=SMOL_ITEMS
+    )
+    m = intervene(root / "data", "smollm2-135m", tmp_path, root / "run" / "adapter", None, ["own"], opts)
+    own = [json.loads(x) for x in (tmp_path / "predictions.jsonl").open()]
+    opener = "</think>" if template == "paper" else "answer:"
+    assert sum(opener in r["output"] for r in own) >= SMOL_ITEMS * 0.9  # the adapter writes the template
+    c = m["consistency"]
+    assert c["outputs"] == SMOL_ITEMS
+    assert all(x["margin"] is not None for x in c["mismatches"])
+    assert c["rate"] >= 0.99, c["mismatches"]
+
+
+def test_vllm_gets_forced_prompts_as_token_ids_with_their_own_budget(tmp_path, monkeypatch):
+    """vLLM backend: the prompt ids, then the forced text's; the forced tokens count against the budget."""
+    from test_paper_path import HUB, _adapter, _install, _Recorder
+    from tracekd.generate.vllm_backend import VLLMGenerator
+    from tracekd.models import resolve
+    from tracekd.models.loading import load_tokenizer
+    from tracekd.models.prompts import prompt_ids
+
+    rec = _Recorder()
+    _install(monkeypatch, rec)
+    spec = resolve(HUB)
+    gen = VLLMGenerator(spec, _adapter(tmp_path / "a", HUB, r=8))
+    msgs = [{"role": "user", "content": "Where is Mary?"}]
+    forced = {"a": "label: x\nevidence: Mary went home.\nanswer:"}
+    out = dict(x for batch in gen.generate([("a", msgs), ("b", msgs)], 40, 2, forced) for x in batch)
+    tok = load_tokenizer(spec)
+    plain = prompt_ids(tok, msgs, spec)
+    forced_ids = tok(forced["a"], add_special_tokens=False)["input_ids"]
+    assert rec.prompts == [{"prompt_token_ids": plain + forced_ids}, {"prompt_token_ids": plain}]
+    assert [p.kw["max_tokens"] for p in rec.params[0]] == [40 - len(forced_ids), 40]
+    assert set(out) == {"a", "b"}

@@ -110,20 +110,22 @@ class VLLMGenerator(Generator):
         from vllm import SamplingParams
 
         forced = forced or {}
-        params = SamplingParams(
-            temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, stop_token_ids=self.eos_ids
-        )
+
+        def params(max_tokens: int):
+            return SamplingParams(
+                temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True, stop_token_ids=self.eos_ids
+            )
+
+        plain = params(max_new_tokens)
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
             part = prompts[i : i + chunk]
             inputs = [{"prompt_token_ids": self.prompt_ids(msgs, forced.get(pid, ""))} for pid, msgs in part]
-            each = [
-                params.clone() if pid in forced else params for pid, _ in part
-            ]  # a forced prompt's own budget: what the forced tokens leave
-            for p, (pid, msgs), inp in zip(each, part, inputs):
-                if pid in forced:
-                    p.max_tokens = forced_budget(
-                        max_new_tokens, len(inp["prompt_token_ids"]) - len(self.prompt_ids(msgs))
-                    )
+            each = plain
+            if forced:  # a forced prompt's own budget: what its forced tokens leave
+                each = [
+                    params(forced_budget(max_new_tokens, len(inp["prompt_token_ids"]) - len(self.prompt_ids(msgs))))
+                    for (_, msgs), inp in zip(part, inputs, strict=True)
+                ]
             outs = self.llm.generate(inputs, each, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]
