@@ -256,6 +256,8 @@ def test_resumes_and_is_locked(six, tmp_path, monkeypatch):
     )
     with folder_lock(tmp_path / "out", "test"), pytest.raises(InputError, match="another tracekd process"):
         _run(six, tmp_path, monkeypatch, copy_last, own, ["own", "gold"])
+    with pytest.raises(InputError, match="rows of seed 0 are already here"):
+        intervene(six[0], "tiny-random", tmp_path / "out", predictions=tmp_path / "own.jsonl", seed=1)
 
 
 def test_unknown_intervention_is_an_input_error(six, tmp_path):

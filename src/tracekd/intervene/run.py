@@ -119,7 +119,13 @@ def _contexts(data_dir: Path, records, by_id, ds, own, seed: int, tok) -> dict[s
 
 def _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, seed, out_dir, progress):
     out_file = out_dir / ROWS_FILE
-    done = done_ids(out_file, key=lambda r: (r["id"], r["intervention"]))
+    done = done_ids(out_file, key=lambda r: (r["id"], r["intervention"], r["seed"]))
+    seeds = {s for _, _, s in done} - {seed}
+    if seeds:
+        raise InputError(
+            f"rows of seed {sorted(seeds)[0]} are already here; use another --out for seed {seed}", out_file
+        )
+    done = {(pid, name) for pid, name, _ in done}
     # truncation and filler count the model's tokens
     contexts = _contexts(data_dir, records, by_id, ds, own, seed, load_tokenizer(spec))
     prompts = {r["id"]: r["prompt"] for r in records}
@@ -155,8 +161,8 @@ def _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, se
                 finished += len(batch)
                 if progress:
                     progress(finished, total)
-    rows = read_intervention_rows(out_file)
-    result = measures({seed: [r for r in rows if r["id"] in contexts]})
+    rows = [r for r in read_intervention_rows(out_file) if r["id"] in contexts and r["intervention"] in names]
+    result = measures({seed: rows})
     write_json_atomic(out_dir / SUMMARY_FILE, result)
     return result
 
