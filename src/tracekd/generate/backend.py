@@ -28,10 +28,12 @@ class Generator(ABC):
         self.spec = spec
         self.tok = load_tokenizer(spec)
 
-    def prompt_ids(self, messages: list[dict[str, str]], forced: str = "") -> list[int]:
-        """The prompt's ids, then the forced text's (tokenized alone, no special tokens added)."""
-        ids = prompt_ids(self.tok, messages, self.spec)
-        return ids + self.tok(forced, add_special_tokens=False)["input_ids"] if forced else ids
+    def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
+        return prompt_ids(self.tok, messages, self.spec)
+
+    def forced_ids(self, forced: str) -> list[int]:
+        """The forced text's ids, appended after the prompt's (tokenized alone, no special tokens added)."""
+        return self.tok(forced, add_special_tokens=False)["input_ids"] if forced else []
 
     @abstractmethod
     def generate(

@@ -72,10 +72,10 @@ class HFGenerator(Generator):
     ) -> Iterator[list[tuple[str, str]]]:
         """As sequences finish (`batch_size`: sequences in flight)."""
         forced = forced or {}
-        encoded = [(pid, self.prompt_ids(msgs), self.prompt_ids(msgs, forced.get(pid, ""))) for pid, msgs in prompts]
-        budgets = [forced_budget(max_new_tokens, len(ids) - len(plain)) for _, plain, ids in encoded]
+        encoded = [(pid, self.prompt_ids(msgs), self.forced_ids(forced.get(pid, ""))) for pid, msgs in prompts]
+        budgets = [forced_budget(max_new_tokens, len(extra)) for _, _, extra in encoded]
         decoder = ContinuousDecoder(self.model, self.eos_ids, batch_size)
-        for done in decoder.run([ids for _, _, ids in encoded], budgets):
+        for done in decoder.run([ids + extra for _, ids, extra in encoded], budgets):
             texts = self.tok.batch_decode([out for _, out in done], skip_special_tokens=True)
             yield [(encoded[i][0], text) for (i, _), text in zip(done, texts)]
 

@@ -120,12 +120,9 @@ class VLLMGenerator(Generator):
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
             part = prompts[i : i + chunk]
-            inputs = [{"prompt_token_ids": self.prompt_ids(msgs, forced.get(pid, ""))} for pid, msgs in part]
-            each = plain
-            if forced:  # a forced prompt's own budget: what its forced tokens leave
-                each = [
-                    params(forced_budget(max_new_tokens, len(inp["prompt_token_ids"]) - len(self.prompt_ids(msgs))))
-                    for (_, msgs), inp in zip(part, inputs, strict=True)
-                ]
+            extra = [self.forced_ids(forced.get(pid, "")) for pid, _ in part]
+            inputs = [{"prompt_token_ids": self.prompt_ids(msgs) + ids} for (_, msgs), ids in zip(part, extra)]
+            # a forced prompt's own budget: what its forced tokens leave
+            each = [params(forced_budget(max_new_tokens, len(ids))) for ids in extra] if forced else plain
             outs = self.llm.generate(inputs, each, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]
