@@ -403,3 +403,20 @@ def test_vllm_gets_forced_prompts_as_token_ids_with_their_own_budget(tmp_path, m
     assert rec.prompts == [{"prompt_token_ids": plain + forced_ids}, {"prompt_token_ids": plain}]
     assert [p.kw["max_tokens"] for p in rec.params[0]] == [40 - len(forced_ids), 40]
     assert set(out) == {"a", "b"}
+
+
+def test_cli(six, tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args):
+        cmd = [sys.executable, "-m", "tracekd", "intervene", "--data", six[0], "--model", "tiny-random", *args]
+        return subprocess.run(list(map(str, cmd)), capture_output=True, text=True)
+
+    r = run("--out", tmp_path / "o", "--interventions", "own,no_trace", "--max-new-tokens", "8", "--limit", "2")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "no_trace: accuracy" in r.stdout and f"interventions -> {tmp_path / 'o'}" in r.stdout
+    assert len((tmp_path / "o" / ROWS_FILE).read_text().splitlines()) == 2 * 2
+    bad = run("--out", tmp_path / "b", "--interventions", "own,gold_labels")
+    assert bad.returncode == 2 and "unknown intervention 'gold_labels'" in bad.stderr
+    assert not (tmp_path / "b").exists()  # nothing written
