@@ -248,6 +248,49 @@ def generate(
 
 
 @app.command()
+@with_flags(opts=Flags(GenerateOptions))
+def intervene(
+    data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Output folder (interventions.jsonl, interventions.json); resumed if present.")
+    ],
+    model: Annotated[str, typer.Option(help="Preset, folder or hub id of the base model.")] = "smollm2-135m",
+    adapter: Annotated[Path | None, typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(
+            help="The model's own outputs (`tracekd generate`); default: generated into OUT/predictions.jsonl."
+        ),
+    ] = None,
+    interventions: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated: own, gold, gold_label, gold_evidence, wrong_label, wrong_evidence, wrong_both, "
+            "no_trace, truncate (0, 0.25, 0.5, 0.75 of the trace), filler, mistake (free-form traces)."
+        ),
+    ] = "own,gold,wrong_label,wrong_evidence,no_trace",
+    seed: Annotated[int, typer.Option(help="Seed of the interventions' random choices.")] = 0,
+    opts: GenerateOptions | None = None,
+) -> None:
+    """Force traces into the assistant turn and score the answers the model continues with
+    (docs/interventions.md). Every generation option is a flag."""
+    from tracekd.intervene.run import ROWS_FILE
+    from tracekd.intervene.run import intervene as run_intervene
+
+    _when_interrupted(lambda: _lines_kept(out_dir / ROWS_FILE, "intervention row(s)"))
+    names = [n.strip() for n in interventions.split(",") if n.strip()]
+    m = run_intervene(data, model, out_dir, adapter, predictions, names, opts, seed)
+    for name, iv in m["interventions"].items():
+        out.print(
+            f"{name}: accuracy {100 * iv['accuracy']['p']:.1f} %, changed {100 * iv['changed']['p']:.1f} % "
+            f"({iv['outputs']} outputs)"
+        )
+    for text in m["findings"]:
+        out.print(f"- {rich_escape(text)}")
+    out.print(f"interventions -> {out_dir}")
+
+
+@app.command()
 @with_flags(opts=Flags(TeacherOptions))
 def teach(
     data: Annotated[Path, typer.Option(help="Prepared folder (its train.jsonl and test.jsonl prompts are asked).")],

@@ -77,6 +77,8 @@ class ExperimentConfig(BaseModel):
     generate: GenerateOptions = Field(default_factory=GenerateOptions)
     examples_in_report: int = Field(200, ge=0, strict=True)  # per cell, in the HTML explorer
     teacher: TeacherOptions | None = None  # for teacher conditions and `@teacher_correct` ones
+    # `tracekd intervene` on every trained cell after generation (docs/interventions.md); [] : none
+    interventions: list[str] = Field(default_factory=list)
     _overrides: list[str] = PrivateAttr(default_factory=list)
 
     @property
@@ -110,6 +112,16 @@ class ExperimentConfig(BaseModel):
             )
         if len(set(v)) != len(v):
             raise ValueError("a condition is listed twice")
+        return v
+
+    @field_validator("interventions")
+    @classmethod
+    def _interventions(cls, v: list[str]) -> list[str]:
+        from tracekd.traces.interventions import expand
+
+        expand(v)  # unknown names: ValueError naming them and the choices
+        if len(set(v)) != len(v):
+            raise ValueError("an intervention is listed twice")
         return v
 
     @model_validator(mode="after")

@@ -8,6 +8,7 @@ Run folder (`--out`, default runs/<name>):
     cells/<dataset>/<model>/<condition>/seed-<s>/
         train/                           adapter/, checkpoints/, train_summary.json
         predictions.jsonl                outputs, appended batch by batch
+        interventions/                   `tracekd intervene` (config `interventions:`, trained cells)
         scores.json, scores.examples.jsonl
         lengths.json                     trace lengths in tokens (targets and outputs)
         cell.json                        written last: the cell is done
@@ -219,6 +220,11 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
     timings["generate_s"] = time.perf_counter() - t
     release_memory()
     summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
+    if cell_interventions(cell, cfg):
+        t = time.perf_counter()
+        run_interventions(cell, cfg, run, data, model, None if cfg.train.full else adapter, progress)
+        timings["interventions_s"] = time.perf_counter() - t
+        release_memory()
     write_json_atomic(
         folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained)
     )
@@ -243,6 +249,36 @@ def _check_training_data(cfg: ExperimentConfig, run: Path, todo: list[Cell]) -> 
             raise InputError(
                 f"{c.key}: {e.message}", run / "config.json", key=f"train.{e.key}" if e.key else None
             ) from None
+
+
+ANSWER_ONLY_INTERVENTIONS = ("gold", "no_trace")  # what a trace would have given a model trained without one
+
+
+def cell_interventions(cell: Cell, cfg: ExperimentConfig) -> list[str]:
+    """The interventions a cell runs: the config's for a trained cell whose outputs have a trace;
+    gold and no trace for an answer-only one; none for the untrained baseline."""
+    if not cell.trained or not cfg.interventions:
+        return []
+    if split_condition(cell.condition)[0] == "answer_only":
+        return list(ANSWER_ONLY_INTERVENTIONS)
+    return list(cfg.interventions)
+
+
+def run_interventions(cell: Cell, cfg: ExperimentConfig, run: Path, data: Path, model: str, adapter, progress=None):
+    """The interventions stage of a cell: cells/.../interventions/ (resumed like generation)."""
+    from tracekd.intervene.run import intervene
+
+    intervene(
+        data,
+        model,
+        contained(run, cell.folder(run) / "interventions"),
+        adapter,
+        cell.folder(run) / "predictions.jsonl",
+        cell_interventions(cell, cfg),
+        cfg.generate,
+        cell.seed,
+        progress=(lambda done, total: progress("interventions", done, total)) if progress else None,
+    )
 
 
 def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, console=None) -> dict[str, Any] | None:

@@ -22,8 +22,8 @@ from tracekd.models.presets import resolve
 from tracekd.traces.records import read_sft_records
 
 
-def done_ids(out_file: Path) -> set[str]:
-    """Ids already generated; a partial trailing line (a killed run) is cut off."""
+def done_ids(out_file: Path, key: Callable[[dict], Any] = lambda rec: rec["id"]) -> set:
+    """Ids (`key` of each line) already generated; a partial trailing line (a killed run) is cut off."""
     if not out_file.is_file():
         return set()
     data = out_file.read_bytes()
@@ -36,7 +36,7 @@ def done_ids(out_file: Path) -> set[str]:
         if not line.strip():
             continue
         try:
-            ids.add(json.loads(line)["id"])
+            ids.add(key(json.loads(line)))
         except (ValueError, KeyError, TypeError):
             raise InputError("not a tracekd predictions line", out_file, lineno) from None
     return ids

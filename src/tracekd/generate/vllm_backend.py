@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tracekd.errors import InputError
-from tracekd.generate.backend import Generator, Prompt
+from tracekd.generate.backend import Generator, Prompt, forced_budget
 from tracekd.models.loading import (
     adapter_rank,
     check_adapter,
@@ -107,17 +107,27 @@ class VLLMGenerator(Generator):
         release_memory()
         return out
 
-    def generate(self, prompts: list[Prompt], max_new_tokens: int, batch_size: int) -> Iterator[list[tuple[str, str]]]:
+    def generate(
+        self, prompts: list[Prompt], max_new_tokens: int, batch_size: int, forced: dict[str, str] | None = None
+    ) -> Iterator[list[tuple[str, str]]]:
         from vllm import SamplingParams
 
-        params = SamplingParams(
-            temperature=0.0, max_tokens=max_new_tokens, skip_special_tokens=True, stop_token_ids=self.eos_ids
-        )
+        forced = forced or {}
+
+        def params(max_tokens: int):
+            return SamplingParams(
+                temperature=0.0, max_tokens=max_tokens, skip_special_tokens=True, stop_token_ids=self.eos_ids
+            )
+
+        plain = params(max_new_tokens)
         chunk = max(batch_size, 256)  # vLLM schedules its own batches; chunks only bound lost work
         for i in range(0, len(prompts), chunk):
             part = prompts[i : i + chunk]
-            inputs = [{"prompt_token_ids": self.prompt_ids(msgs)} for _, msgs in part]
-            outs = self.llm.generate(inputs, params, lora_request=self.adapter, use_tqdm=False)
+            extra = [self.forced_ids(forced.get(pid, "")) for pid, _ in part]
+            inputs = [{"prompt_token_ids": self.prompt_ids(msgs) + ids} for (_, msgs), ids in zip(part, extra)]
+            # a forced prompt's own budget: what its forced tokens leave
+            each = [params(forced_budget(max_new_tokens, len(ids))) for ids in extra] if forced else plain
+            outs = self.llm.generate(inputs, each, lora_request=self.adapter, use_tqdm=False)
             yield [(pid, o.outputs[0].text) for (pid, _), o in zip(part, outs)]
 
     def close(self) -> None:

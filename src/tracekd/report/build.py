@@ -10,6 +10,8 @@ from typing import Any
 from tracekd.errors import InputError
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
+from tracekd.report.interventions import EFFECTS_NOTE, effect_rows, intervention_findings, intervention_rows
+from tracekd.report.interventions import NOTE as INTERVENTIONS_NOTE
 from tracekd.report.teacher import length_table
 from tracekd.score.metrics import pct, table_columns
 from tracekd.score.outputs import read_rows
@@ -227,6 +229,12 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
             _per_group(results, without),
         )
     out["subsets"] = ("Per subset: answer accuracy (%)", "", _subsets(results))
+    table = _per_group(results, intervention_rows)
+    if table is not None:
+        out["interventions"] = ("Does the answer depend on the trace? Interventions", INTERVENTIONS_NOTE, table)
+        effects = _per_group(results, effect_rows)
+        if effects is not None:
+            out["intervention_effects"] = ("Interventions: the effect of each trace step", EFFECTS_NOTE, effects)
     lengths = length_table(results)
     if lengths[1]:
         out["lengths"] = ("Trace length (tokens, the student's tokenizer)", LENGTH_NOTE, lengths)
@@ -243,6 +251,7 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
             (f"heatmap_{dataset}_{model}.png", plots.heatmaps(results, dataset, model, "trace")),
             (f"subsets_{dataset}_{model}.png", plots.by_subset(results, dataset, model)),
             (f"loss_{dataset}_{model}.png", plots.loss_curves(results, dataset, model)),
+            (f"interventions_{dataset}_{model}.png", plots.interventions(results, dataset, model)),
         ):
             if png is not None:
                 out[name.replace("/", "_")] = png
@@ -251,7 +260,11 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
 
 def _findings(results: dict[str, Any]) -> list[str]:
     """The comparisons of the conditions (paired, on the same items) first, then the steps' findings."""
-    return [c["text"] for c in results.get("comparisons", [])] + [f["text"] for f in results.get("findings", [])]
+    return (
+        [c["text"] for c in results.get("comparisons", [])]
+        + [f["text"] for f in results.get("findings", [])]
+        + intervention_findings(results)
+    )
 
 
 COMPARISON_NOTE = (

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from tracekd.jsonio import read_json
 from tracekd.score import outputs as score_outputs
+from tracekd.score.intervention_outputs import InterventionRow, Interventions
 from tracekd.score.outputs import Compact, Model, Num, Statistics, Status, validated
 
 
@@ -88,6 +89,8 @@ class Group(Statistics):
     """trace lengths (tokens)"""
     teacher: dict[str, Any] | None = None
     """(the teacher's own row) acceptance and trace style"""
+    interventions: Interventions | None = None
+    """`tracekd intervene` on its cells (config `interventions:`): accuracy and changes per intervention, step effects, early answering"""
 
     @model_validator(mode="after")
     def _examples_inside(self) -> Group:
@@ -172,12 +175,20 @@ DOCUMENTED: dict[str, type[BaseModel]] = {
     "scores.json (`Scores`)": score_outputs.Scores,
     "results.json (`Results`)": Results,
     "a results.json group (`Group`)": Group,
+    "interventions.jsonl: one line per item x intervention (`InterventionRow`)": InterventionRow,
 }
 
 
 def _type_name(annotation: Any) -> str:
     text = str(annotation) if not isinstance(annotation, type) else annotation.__name__
-    for prefix in ("typing.", "tracekd.score.outputs.", "tracekd.report.outputs.", "<class '", "'>"):
+    for prefix in (
+        "typing.",
+        "tracekd.score.outputs.",
+        "tracekd.score.intervention_outputs.",
+        "tracekd.report.outputs.",
+        "<class '",
+        "'>",
+    ):
         text = text.replace(prefix, "")
     return text.replace("NoneType", "null").replace("|", "or").replace("Optional", "optional")
 

@@ -153,3 +153,46 @@ def accuracy_by_length(results: dict[str, Any]) -> bytes | None:
     axes[0].set_ylim(0, 100)
     fig.tight_layout()
     return _png(fig)
+
+
+def interventions(results: dict[str, Any], dataset: str, model: str) -> bytes | None:
+    """Answer accuracy under each intervention, one bar per condition (95 % CI); the early-answering
+    curves (agreement with the final answer against the share of the trace kept) beside it."""
+    groups = [
+        g
+        for g in results["groups"]
+        if g["dataset"] == dataset and g["model"] == model and g.get("interventions") is not None
+    ]
+    if not groups:
+        return None
+    plt = _plt()
+    names = list(dict.fromkeys(n for g in groups for n in g["interventions"]["interventions"]))
+    fig, (ax, curve) = plt.subplots(1, 2, figsize=(10, 3.4), gridspec_kw={"width_ratios": [2, 1]})
+    width = 0.8 / len(groups)
+    for i, g in enumerate(groups):
+        ivs = g["interventions"]["interventions"]
+        xs = [j + (i - (len(groups) - 1) / 2) * width for j, n in enumerate(names) if n in ivs]
+        acc = [ivs[n]["accuracy"] for n in names if n in ivs]
+        ys = [100 * a["p"] for a in acc]
+        err = [[100 * (a["p"] - a["ci95"][0]) for a in acc], [100 * (a["ci95"][1] - a["p"]) for a in acc]]
+        ax.bar(xs, ys, width=width, yerr=err, capsize=2, label=g["condition"])
+        early = g["interventions"]["early_answering"]
+        if early:
+            pts = early["points"]
+            curve.plot(
+                [p["fraction"] for p in pts], [100 * p["agreement"]["p"] for p in pts], marker="o", label=g["condition"]
+            )
+    ax.set_xticks(range(len(names)), names, rotation=30, ha="right")
+    ax.set_ylabel("answer accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title(f"{dataset} / {model}: accuracy under each intervention (95 % CI)")
+    ax.legend(fontsize=7, frameon=False)
+    curve.set_xlabel("share of the model's own trace kept")
+    curve.set_ylabel("same answer as the full trace (%)")
+    curve.set_ylim(0, 105)
+    curve.set_title("early answering")
+    if curve.lines:
+        curve.legend(fontsize=7, frameon=False)
+    else:
+        curve.text(0.5, 0.5, "no truncation run", ha="center", va="center", transform=curve.transAxes)
+    return _png(fig)

@@ -23,10 +23,14 @@ from tracekd.report.outputs import check_results
 from tracekd.report.teacher import cell_lengths, teacher_groups
 from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
 from tracekd.score.findings import summary_findings
+from tracekd.score.intervention_outputs import read_intervention_rows
+from tracekd.score.interventions import measures
 from tracekd.score.outputs import read_rows
 from tracekd.score.rescore import CONDITION_ORDER, published_model
 from tracekd.score.stats import ALPHA_PAIRED, loss_trend, paired_comparison
 from tracekd.traces.conditions import BASELINE
+
+INTERVENTION_ROWS = Path("interventions") / "interventions.jsonl"  # in a cell's folder (`tracekd intervene`)
 
 
 def _loss_caveats(training: dict[str, dict[str, Any]]) -> list[str]:
@@ -208,6 +212,13 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         res = group_results(d, m, cond, g["rows"], g["training"] or None)
         res["examples"] = g["examples"]
         res["lengths"] = cell_lengths(g["folders"])
+        rows = {
+            seed: read_intervention_rows(f / INTERVENTION_ROWS)
+            for seed, f in zip(g["rows"], g["folders"], strict=True)
+            if (f / INTERVENTION_ROWS).is_file()
+        }
+        if rows:
+            res["interventions"] = measures(rows, f"{d} / {m} / {cond}")
         out_groups.append(res)
     teachers = teacher_groups(run)  # the teacher's own outputs, as an untrained model of its own
     conditions = list(cfg.conditions)

@@ -1,0 +1,1 @@
+"""Interventions on traces: forced traces, the model continues, the answer is scored (`tracekd intervene`)."""
