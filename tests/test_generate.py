@@ -122,6 +122,8 @@ def test_interrupted_generation_resumes(sixteen, tmp_path):
     # a run killed after 2 batches, in the middle of writing a line
     kept = "".join(json.dumps(r) + "\n" for r in ref[:8])
     out.write_text(kept + '{"id": "synthetic-temp')
+    # with the record of what produced it, which a run writes before its first line
+    (tmp_path / "preds.jsonl.provenance.json").write_bytes((tmp_path / "ref.jsonl.provenance.json").read_bytes())
     s = generate(d, "tiny-random", out, opts=opts)
     assert s["already_done"] == 8 and s["generated"] == full["total"] - 8
     rows = [json.loads(x) for x in out.open()]
