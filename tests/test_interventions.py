@@ -260,6 +260,25 @@ def test_resumes_and_is_locked(six, tmp_path, monkeypatch):
         intervene(six[0], "tiny-random", tmp_path / "out", predictions=tmp_path / "own.jsonl", seed=1)
 
 
+def test_a_resume_from_other_own_outputs_is_refused_and_no_output_is_an_input(six, tmp_path, monkeypatch):
+    """The rows record what produced them (model, adapter, data, the model's own outputs, options):
+    resuming onto rows made from other own outputs would mix two runs and is refused; an output
+    that is an input (the predictions file as OUT's rows) is refused before anything is written."""
+    _, examples, _ = six
+    own = _own_outputs(examples, set(), lambda ex, ev: _last_object(ev))
+    _run(six, tmp_path, monkeypatch, lambda pid, forced: "x", own, ["own"])
+    other = {k: v + " " for k, v in own.items()}
+    with pytest.raises(InputError, match="would mix outputs: own_outputs"):
+        _run(six, tmp_path, monkeypatch, lambda pid, forced: "x", other, ["own"])
+    before = (tmp_path / "own.jsonl").read_bytes()
+    out = tmp_path / "o2"
+    out.mkdir()
+    (out / ROWS_FILE).symlink_to(tmp_path / "own.jsonl")
+    with pytest.raises(InputError, match="input"):
+        intervene(six[0], "tiny-random", out, predictions=tmp_path / "own.jsonl")
+    assert (tmp_path / "own.jsonl").read_bytes() == before
+
+
 def test_unknown_intervention_is_an_input_error(six, tmp_path):
     with pytest.raises(InputError, match="unknown intervention"):
         intervene(six[0], "tiny-random", tmp_path / "o", interventions=["own", "bogus"])

@@ -99,3 +99,30 @@ def test_other_os_errors_still_raise(tmp_path, monkeypatch):
     monkeypatch.setattr(fcntl, "flock", flock)
     with pytest.raises(OSError, match="io"), folder_lock(tmp_path, "test"):
         pass
+
+
+def test_a_waiting_process_waits_for_the_lock_file(tmp_path, no_flock):
+    """`wait=True` (the shared steps of several `tracekd run` processes) on a filesystem without
+    flock: a live holder is waited for, not refused; without `wait` it is refused."""
+    import threading
+    import time
+
+    from tracekd.lock import FolderBusy
+
+    held, order = threading.Event(), []
+
+    def holder():
+        with folder_lock(tmp_path, "holder"):
+            held.set()
+            time.sleep(0.6)
+            order.append("released")
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(5)
+    with pytest.raises(FolderBusy), folder_lock(tmp_path, "test"):
+        pass
+    with folder_lock(tmp_path, "test", wait=True):
+        order.append("acquired")
+    t.join()
+    assert order == ["released", "acquired"]

@@ -28,8 +28,16 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.generate.options import GenerateOptions
-from tracekd.generate.run import done_ids, generate, make_generator
-from tracekd.jsonio import dumps_line, naming, read_json, write_json_atomic
+from tracekd.generate.run import adapter_hash, done_ids, generate, make_generator
+from tracekd.jsonio import (
+    check_provenance,
+    dumps_line,
+    naming,
+    read_json,
+    refuse_overwriting,
+    sha256_file,
+    write_json_atomic,
+)
 from tracekd.lock import folder_lock
 from tracekd.models.loading import load_tokenizer
 from tracekd.models.presets import resolve
@@ -43,6 +51,7 @@ from tracekd.traces.records import read_sft_records
 ROWS_FILE = "interventions.jsonl"
 SUMMARY_FILE = "interventions.json"
 OWN_FILE = "predictions.jsonl"
+PROVENANCE_FILE = "interventions.provenance.json"  # what produced the rows: a resume must match it
 DEFAULT = ("own", "gold", "wrong_label", "wrong_evidence", "no_trace")
 _SEP = "\t"  # decoding key: "<id>\t<intervention>"
 
@@ -79,6 +88,8 @@ def intervene(
         records = records[: opts.limit]
     examples, ds = load_test_set(data_dir)
     by_id = {ex.id: ex for ex in examples}
+    inputs = [data_dir / "test.jsonl", data_dir / "train.jsonl", data_dir / "manifest.json", predictions]
+    refuse_overwriting([out_dir / ROWS_FILE, out_dir / SUMMARY_FILE, out_dir / PROVENANCE_FILE], inputs)
     if predictions is None:
         predictions = out_dir / OWN_FILE
         generate(data_dir, model, predictions, adapter, opts)
@@ -87,6 +98,16 @@ def intervene(
     if missing:
         raise InputError(f"{len(missing)} test item(s) have no output (first: {missing[0]!r})", predictions)
     with folder_lock(out_dir, "tracekd intervene"):
+        produced_by = {
+            "model": {"name": spec.name, "source": spec.source},
+            "adapter": adapter_hash(adapter),
+            "data": sha256_file(data_dir / "test.jsonl"),
+            "own_outputs": sha256_file(predictions),
+            "options": opts.model_dump(exclude={"limit"}),
+        }
+        rows = out_dir / ROWS_FILE
+        fresh = f"delete {rows} or name another --out to start fresh"
+        check_provenance(out_dir / PROVENANCE_FILE, produced_by, rows.is_file() and rows.stat().st_size > 0, fresh)
         return _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, seed, out_dir, progress)
 
 
