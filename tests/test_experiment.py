@@ -324,9 +324,14 @@ def test_config_errors_name_the_key(tmp_path, change, needle):
 
 
 def test_shipped_configs_are_valid(shared_data):
+    from tracekd.humanstudy.spec import load_spec
+
     names = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
     assert {"demo.yaml", "paper-cotempqa.yaml", "paper-babi.yaml", "paper-msmarco.yaml"} <= set(names)
     for name in names:
+        if name.startswith("humanstudy-"):  # a study spec (`tracekd humanstudy create`), not an experiment
+            assert load_spec(ROOT / "configs" / name).types
+            continue
         cfg = load_config(ROOT / "configs" / name)
         assert cfg.conditions[0] == "baseline"
     demo = load_config(ROOT / "configs" / "demo.yaml")
@@ -339,3 +344,19 @@ def test_shipped_configs_are_valid(shared_data):
 def test_report_without_results_is_refused(tmp_path):
     r = _run("report", tmp_path)
     assert r.returncode == 2 and "no results.json" in r.stderr
+
+
+def test_a_run_folder_from_before_a_new_config_key_is_resumed(tmp_path):
+    """A config.json written before a key existed (here `interventions`, default []) is the same
+    config when the key keeps its default; a changed value is still refused."""
+    from tracekd.experiment.runner import _check_run_folder
+
+    cfg = load_config(ROOT / "configs" / "demo.yaml").model_copy(update={"interventions": []})
+    run = tmp_path / "run"
+    run.mkdir()
+    old = json.loads(cfg.model_dump_json())
+    del old["interventions"]
+    (run / "config.json").write_text(json.dumps(old))
+    _check_run_folder(cfg, run)  # accepted
+    with pytest.raises(InputError, match="made with a different config"):
+        _check_run_folder(cfg.model_copy(update={"interventions": ["own"]}), run)

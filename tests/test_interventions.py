@@ -141,6 +141,9 @@ class StandIn:
     def __init__(self, answer, label_sentence):
         self.answer, self.label_sentence = answer, label_sentence
 
+    def close(self):
+        self.closed = True
+
     def generate(self, prompts, max_new_tokens, batch_size, forced=None):
         for key, _ in prompts:
             yield [(key, " " + self.answer(key.split("\t")[0], forced[key]))]
@@ -150,9 +153,13 @@ def _run(six, tmp_path, monkeypatch, answer, own_outputs, names):
     data, _, ds = six
     preds = tmp_path / "own.jsonl"
     preds.write_text("".join(json.dumps({"id": i, "output": o}) + "\n" for i, o in own_outputs.items()))
-    monkeypatch.setattr(intervene_run, "make_generator", lambda *a: StandIn(answer, ds.label_sentence))
+    made = []
+    monkeypatch.setattr(
+        intervene_run, "make_generator", lambda *a: made.append(StandIn(answer, ds.label_sentence)) or made[-1]
+    )
     out = tmp_path / "out"
     m = intervene(data, "tiny-random", out, predictions=preds, interventions=names)
+    assert all(getattr(g, "closed", False) for g in made)  # the generator is closed after the stage (vLLM: its engine)
     Interventions.model_validate(m)
     return m, [json.loads(x) for x in (out / ROWS_FILE).open()]
 
@@ -353,6 +360,8 @@ def test_config_refuses_an_unknown_intervention(tmp_path):
 
 # -- own on SmolLM2: both templates, fp32 and bf16, batched and one at a time --------------------------
 SMOL_ITEMS = 24
+# a near-tie: logits this close (bf16 resolves a logit of 16-32 to 0.125-0.25)
+NEAR_TIE = {"fp32": 0.05, "bf16": 0.25}
 
 
 @pytest.fixture(scope="module", params=["tagged", "paper"])
@@ -372,8 +381,11 @@ def smol_adapter(request, tmp_path_factory):
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_own_reproduces_smollm2_answers(smol_adapter, tmp_path, precision):
-    """At least 99 % of the answers come back when the model's own trace is forced back, batched (8
-    rows in flight) and one at a time, and every mismatch is reported with its logit margin."""
+    """The answers come back when the model's own trace is forced back, batched (8 rows in flight)
+    and one at a time; every mismatch is reported with its logit margin and is a near-tie (the two
+    tokens' logits within `NEAR_TIE` after one prefill: prefill-versus-incremental numerics, in bf16
+    often an exact tie), never a tokenisation or prefix bug. On 24 items one tie is 4 %: the 99 % is
+    measured on more items (the demo's and the study's `own` rows), here at least 90 %."""
     from tracekd.generate.options import GenerateOptions
 
     template, root = smol_adapter
@@ -398,7 +410,8 @@ def test_own_reproduces_smollm2_answers(smol_adapter, tmp_path, precision):
         c = m["consistency"]
         assert c["outputs"] == SMOL_ITEMS
         assert all(x["margin"] is not None for x in c["mismatches"])
-        assert c["rate"] >= 0.99, (batch_size, c["mismatches"])
+        assert all(abs(x["margin"]) <= NEAR_TIE[precision] for x in c["mismatches"]), (batch_size, c["mismatches"])
+        assert c["rate"] >= 0.9, (batch_size, c["mismatches"])
 
 
 def test_vllm_gets_forced_prompts_as_token_ids_with_their_own_budget(tmp_path, monkeypatch):

@@ -342,6 +342,24 @@ def test_small_strata_get_the_exact_test_and_no_verdict_on_one_output():
     assert st["exact"] and verdict == "positive" and "exact conditional test p = " in text
 
 
+def test_the_exact_test_is_not_applied_to_several_outputs_of_one_item():
+    """The exact conditional test assumes independent outputs. Two seeds of the same items (strata
+    subset x seed) can have a design effect of exactly 1 (the clustering does not inflate the
+    variance), yet the outputs are not independent: no exact test then, whatever the design effect."""
+    rng = np.random.default_rng(0)
+    for trial in range(20):
+        n = 30
+        x = rng.random(2 * n) < 0.15
+        y = rng.random(2 * n) < 0.5
+        strata = np.repeat(["seed0", "seed1"], n)
+        items = np.tile(np.arange(n), 2)
+        st = stratified(x, y, strata, items)
+        if st["estimable"] and st["min_expected"] < 5:
+            assert st["exact"] is None, trial
+    x, y, s = _rows([[[1, 0], [3, 17]], [[0, 0], [30, 40]]])
+    assert stratified(x, y, s, np.arange(len(x)))["exact"] is not None  # one output per item: applied
+
+
 def exact_p_one_stratum(table):
     """One stratum: the exact conditional test is Fisher's exact test."""
     from scipy.stats import fisher_exact

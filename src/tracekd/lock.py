@@ -19,11 +19,13 @@ supported), `flock`, `file`, or `none` (no lock: the caller promises one process
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,7 +149,7 @@ def _file_lock(folder: Path, held: Path, what: str, wait: bool = False) -> Itera
     tmp = held.with_name(f"{held.name}.{os.getpid()}.new")
     tmp.write_text(json.dumps(mine), encoding="utf-8")
     try:
-        changes = 0
+        changes, told = 0, False
         while True:
             try:
                 os.link(tmp, held)
@@ -156,21 +158,31 @@ def _file_lock(folder: Path, held: Path, what: str, wait: bool = False) -> Itera
                 record = _read_record(held)
                 alive = None if record is None else _holder_alive(record)
                 if record is not None and alive is not False:
-                    if wait:
-                        time.sleep(WAIT_POLL_S)
-                        continue
                     holder = f"pid {record.get('pid', '?')} on {record.get('host', '?')}"
                     if alive is None:
                         holder += f"; if it is gone, delete {held}"
+                    if wait:
+                        if not told:  # waiting on a holder that may be gone: say so once
+                            print(f"tracekd: waiting for the lock of {folder} ({holder})", file=sys.stderr)
+                            told = True
+                        time.sleep(WAIT_POLL_S)
+                        continue
                     raise _busy(folder, holder, what) from None
-                if alive is False:  # stale: its holder is gone; only one process wins the rename
+                if alive is False:  # stale: its holder is gone
                     stale = held.with_name(f"{held.name}.{os.getpid()}.stale")
                     try:
                         os.rename(held, stale)
-                        stale.unlink()
                     except FileNotFoundError:
                         pass
-                changes += 1  # released in between, or stale and removed: try again
+                    else:
+                        if _read_record(stale) == record:
+                            stale.unlink()
+                        else:  # another process replaced the stale lock with its own first: give it back
+                            with contextlib.suppress(FileExistsError):
+                                os.link(stale, held)
+                            stale.unlink()
+                if not wait:
+                    changes += 1  # released in between, or stale and removed: try again
                 if changes >= 3:
                     raise InputError("could not take the lock file (it keeps changing hands)", held) from None
     finally:

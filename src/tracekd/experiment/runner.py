@@ -118,10 +118,24 @@ def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
     current = json.loads(cfg.model_dump_json())
     if path.is_file():
         stored = read_json(path)
-        if not isinstance(stored, dict) or {k: v for k, v in stored.items() if k != "overrides"} != current:
+        if not isinstance(stored, dict) or _with_new_defaults(stored, current) != current:
             raise InputError("this run folder was made with a different config; use another --out", run)
     else:
         write_json_atomic(path, {**current, "overrides": cfg.overrides} if cfg.overrides else current)
+
+
+def _with_new_defaults(stored: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """The stored config without its overrides; a key that a later tracekd added (absent from an
+    older config.json, e.g. `interventions`) counts as equal where the current value is its default."""
+    from pydantic_core import to_jsonable_python
+
+    out = {k: v for k, v in stored.items() if k != "overrides"}
+    for key, field in ExperimentConfig.model_fields.items():
+        if key not in out and key in current and not field.is_required():
+            default = to_jsonable_python(field.get_default(call_default_factory=True))
+            if current[key] == default:
+                out[key] = default
+    return out
 
 
 @contextmanager

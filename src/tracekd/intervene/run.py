@@ -165,23 +165,26 @@ def _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, se
     total, finished = len(todo) + len(done), len(done)
     if todo:
         gen = make_generator(spec, adapter, opts)
-        own_rows = {pid: score_output(ds, ctx.example, ctx.output, ctx.freeform) for pid, ctx in contexts.items()}
-        with naming(out_file), open(out_file, "a", encoding="utf-8") as f:
-            for batch in gen.generate(todo, opts.max_new_tokens, opts.batch_size, forced):
-                rows = []
-                for key, continuation in batch:
-                    pid, name = key.split(_SEP)
-                    ctx = contexts[pid]
-                    row = intervention_row(ds, ctx, name, forced[key], continuation, own_rows[pid], seed)
-                    if name == REFERENCE and row["changed"]:
-                        row.update(divergence(gen, prompts[pid], ctx.output, forced[key] + continuation))
-                    rows.append(row)
-                f.write("".join(dumps_line(r) for r in rows))
-                f.flush()
-                os.fsync(f.fileno())
-                finished += len(batch)
-                if progress:
-                    progress(finished, total)
+        try:
+            own_rows = {pid: score_output(ds, ctx.example, ctx.output, ctx.freeform) for pid, ctx in contexts.items()}
+            with naming(out_file), open(out_file, "a", encoding="utf-8") as f:
+                for batch in gen.generate(todo, opts.max_new_tokens, opts.batch_size, forced):
+                    rows = []
+                    for key, continuation in batch:
+                        pid, name = key.split(_SEP)
+                        ctx = contexts[pid]
+                        row = intervention_row(ds, ctx, name, forced[key], continuation, own_rows[pid], seed)
+                        if name == REFERENCE and row["changed"]:
+                            row.update(divergence(gen, prompts[pid], ctx.output, forced[key] + continuation))
+                        rows.append(row)
+                    f.write("".join(dumps_line(r) for r in rows))
+                    f.flush()
+                    os.fsync(f.fileno())
+                    finished += len(batch)
+                    if progress:
+                        progress(finished, total)
+        finally:
+            gen.close()  # vLLM: the engine shut down before the next stage
     rows = [r for r in read_intervention_rows(out_file) if r["id"] in contexts and r["intervention"] in names]
     result = measures({seed: rows})
     write_json_atomic(out_dir / SUMMARY_FILE, result)
