@@ -101,12 +101,12 @@ def _intervention(keys, rows, baseline: dict[tuple, dict] | None) -> dict[str, A
             },
         )
     )
-    paired = [k for k in keys if baseline and k in baseline]
+    paired = [(i, k) for i, k in enumerate(keys) if baseline and k in baseline]
     out["vs_no_trace"] = (
         paired_difference(
-            paired,
-            np.array([rows[keys.index(k)]["answer_correct"] for k in paired]),
-            np.array([baseline[k]["answer_correct"] for k in paired]),
+            [k for _, k in paired],
+            np.array([rows[i]["answer_correct"] for i, _ in paired]),
+            np.array([baseline[k]["answer_correct"] for _, k in paired]),
         )
         if paired
         else None
