@@ -1,5 +1,5 @@
 """Test helper: a small fault-injecting proxy on 127.0.0.1, in front of a real `transformers serve`
-(tracekd.teach.serve.LocalServer), for what a real server cannot be made to do (429, 500,
+(tracekd.generate.serve.LocalServer), for what a real server cannot be made to do (429, 500,
 malformed bodies, slow replies). Loopback only."""
 
 from __future__ import annotations
@@ -94,3 +94,13 @@ class FaultProxy:
     def __exit__(self, *exc) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def chat_requests(log) -> int:
+    """POSTs to /v1/chat/completions in a `transformers serve` access log (counted by the server itself)."""
+    from pathlib import Path
+
+    log = Path(log)
+    if not log.is_file():
+        return 0
+    return log.read_text(errors="replace").count('"POST /v1/chat/completions HTTP/1.1"')

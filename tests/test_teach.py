@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from tracekd.data import get_dataset
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
+from tracekd.generate.cache import ResponseCache, request_key
+from tracekd.generate.openai_server import Malformed, _reply
 from tracekd.prepare import prepare
-from tracekd.teach.cache import ResponseCache, request_key
-from tracekd.teach.client import Malformed, _reply
 from tracekd.teach.options import TeacherOptions
 from tracekd.teach.run import judge, teach, teacher_messages
 from tracekd.traces.teacher import split_reasoning

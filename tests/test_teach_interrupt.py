@@ -17,8 +17,8 @@ import pytest
 from serving import FaultProxy
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
+from tracekd.generate.cache import ResponseCache
 from tracekd.prepare import prepare
-from tracekd.teach.cache import ResponseCache
 
 
 def _body(content: str) -> bytes:

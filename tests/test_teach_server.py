@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from serving import FaultProxy
+from serving import FaultProxy, chat_requests
 from tracekd.data.config import DatasetConfig
+from tracekd.generate.serve import LocalServer, free_port
 from tracekd.lock import LOCK_NAME
 from tracekd.prepare import prepare
 from tracekd.teach.options import POSTHOC_PROMPT, SUMMARY_PROMPT
-from tracekd.teach.serve import LocalServer, free_port
 
 
 def _cli(*args, env=None, timeout=600):
@@ -342,7 +342,7 @@ def test_kill_server_mid_run_then_resume(tiny_folder, tmp_path):
     try:
         r = _cli(*args)
         assert r.returncode == 0, r.stderr
-        asked = second.chat_requests()
+        asked = chat_requests(second.log)
     finally:
         second.stop()
     final = _lines(cache)

@@ -3,16 +3,19 @@ paper's prompts.
 
 The defaults are the paper's (public code of arXiv 2505.13792): the teacher sees one user turn
 holding the students' prompt; a summary is asked at temperature 0 with at most 200 new tokens; the
-post-hoc explanation is a second turn to the teacher after its answer. The API key is never an
-option: only the name of the environment variable that holds it.
+post-hoc explanation is a second turn to the teacher after its answer. How the teacher's server is
+reached (URL, key variable, concurrency, retries) is `generate.options.ServerOptions`, which
+`tracekd generate --backend openai` shares.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from tracekd.generate.chat import Endpoint
+from tracekd.generate.options import ServerOptions
 
 SUMMARY_PROMPT = (
     "Summarize the following trace in a very concise and clear manner, highlighting key events and outcomes "
@@ -24,36 +27,8 @@ POSTHOC_PROMPT = (
 )
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where requests go: a server (`openai`) or tracekd's own generator (`local`)."""
-
-    backend: str
-    model: str
-    base_url: str | None
-    api_key_env: str
-    serve: bool  # tracekd starts `transformers serve` for `model` (a tracekd model) on 127.0.0.1
-    timeout: float
-    max_retries: int
-    retry_delay: float
-    concurrency: int
-
-    @property
-    def name(self) -> str:
-        """The teacher's identity in the response cache."""
-        return f"{'served' if self.serve else self.backend}:{self.model}"
-
-    @property
-    def where(self) -> str:
-        if self.backend == "local":
-            return f"local model {self.model!r}"
-        if self.serve:
-            return f"`transformers serve {self.model}`"
-        return self.base_url or "the OpenAI API (OPENAI_BASE_URL or api.openai.com)"
-
-
-class TeacherOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TeacherOptions(ServerOptions):
+    """The teacher, its sampling and prompts (how its server is reached: `ServerOptions`)."""
 
     # -- the teacher ---------------------------------------------------------------------------
     backend: Literal["openai", "local"] = Field(
@@ -63,10 +38,6 @@ class TeacherOptions(BaseModel):
         description="The teacher: the model name the server knows (`vllm serve X` -> X), or a tracekd "
         "model (--backend local, --serve)."
     )
-    base_url: str | None = Field(
-        None, description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 (default: the openai client's)."
-    )
-    api_key_env: str = Field("OPENAI_API_KEY", description="The variable holding the API key (unset: no key).")
     serve: bool = Field(
         False,
         description="Start `transformers serve` for MODEL (a tracekd preset or folder) on 127.0.0.1 while teaching.",
@@ -103,13 +74,6 @@ class TeacherOptions(BaseModel):
         False, description="Also ask for a post-hoc explanation of each kept answer (the paper's second turn)."
     )
     posthoc_prompt: str = Field(POSTHOC_PROMPT, description="The post-hoc prompt (a second user turn).")
-    # -- transport -------------------------------------------------------------------------------
-    concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
-    timeout: float = Field(600.0, gt=0, description="Seconds per request.")
-    max_retries: int = Field(
-        5, ge=0, description="Retries on 429 / 5xx / timeouts / connection errors / malformed replies."
-    )
-    retry_delay: float = Field(0.5, ge=0, description="First backoff in seconds (doubles each retry, capped at 30).")
     splits: list[Literal["train", "test"]] = Field(
         default_factory=lambda: ["train", "test"],
         min_length=1,
@@ -138,31 +102,17 @@ class TeacherOptions(BaseModel):
         return self
 
     def endpoint(self) -> Endpoint:
-        return Endpoint(
-            self.backend,
-            self.model,
-            self.base_url,
-            self.api_key_env,
-            self.serve,
-            self.timeout,
-            self.max_retries,
-            self.retry_delay,
-            self.concurrency,
-        )
+        return self.chat_endpoint(self.backend, self.model, self.base_url, self.api_key_env, self.serve, "teacher")
 
     def summary_endpoint(self) -> Endpoint:
         second = self.summary_base_url is not None
-        backend = "openai" if second else self.backend
-        return Endpoint(
-            backend,
+        return self.chat_endpoint(
+            "openai" if second else self.backend,
             self.summary_model or self.model,
             self.summary_base_url if second else self.base_url,
             self.summary_api_key_env or self.api_key_env,
             self.serve and not second,
-            self.timeout,
-            self.max_retries,
-            self.retry_delay,
-            self.concurrency,
+            "teacher",
         )
 
     def sampling(self, sample: int) -> dict[str, Any]:

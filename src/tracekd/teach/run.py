@@ -25,14 +25,14 @@ from typing import Any
 
 from tracekd.data import Dataset, Example, get_dataset
 from tracekd.errors import InputError
+from tracekd.generate.cache import ResponseCache, request_key
+from tracekd.generate.chat import Endpoint, Reply, Request, make_backend
 from tracekd.jsonio import refuse_overwriting, remove_stale_temps, staged
 from tracekd.lock import folder_lock
 from tracekd.score.answers import score_answer
 from tracekd.score.evaluate import score_output, summarize
 from tracekd.score.outputs import check_rows, check_scores
-from tracekd.teach.cache import ResponseCache, request_key
-from tracekd.teach.client import Reply, Request, make_backend
-from tracekd.teach.options import Endpoint, TeacherOptions
+from tracekd.teach.options import TeacherOptions
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
 from tracekd.traces.teacher import (

@@ -1,6 +1,6 @@
-"""A local OpenAI-compatible server for a teacher: `transformers serve` (transformers' serving
-extra: fastapi, uvicorn; `pip install 'tracekd[serve]'`) on 127.0.0.1, started and stopped by
-tracekd (`serve: true` in a `teacher:` block, `tracekd teach --serve`) and by the tests.
+"""A local OpenAI-compatible server: `transformers serve` (transformers' serving extra: fastapi,
+uvicorn; `pip install 'tracekd[serve]'`) on 127.0.0.1, started and stopped by tracekd (`serve:
+true` in a `teacher:` block, `tracekd teach --serve`) and by the tests.
 
 The model is a local folder (a tracekd preset is converted or built first), so nothing is fetched
 from the hub. On a CPU the server runs one torch thread (`threads`): on a busy machine more
@@ -107,9 +107,3 @@ class LocalServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-    def chat_requests(self) -> int:
-        """POSTs to /v1/chat/completions in the access log (counted by the server itself)."""
-        if not self.log.is_file():
-            return 0
-        return self.log.read_text(errors="replace").count('"POST /v1/chat/completions HTTP/1.1"')

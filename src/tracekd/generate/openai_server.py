@@ -1,11 +1,11 @@
-"""Backends that answer chat requests: an OpenAI-compatible server (the `openai` client: vLLM,
-`transformers serve`, llama.cpp's server, hosted APIs) or a local model through tracekd's own
-generator.
+"""Chat completions from an OpenAI-compatible server with the `openai` client (vLLM, `transformers
+serve`, llama.cpp's server, hosted APIs): the `openai` backend of `generate.chat`.
 
-The server backend keeps at most `concurrency` requests in flight, and retries with exponential
+At most `concurrency` requests are in flight, and a failed one is retried with exponential
 backoff (doubling from `retry_delay`, capped at 30 s, `Retry-After` honoured) on 408 / 409 / 429 /
 5xx, timeouts, refused connections and malformed bodies; after `max_retries` retries, or on any
-other refusal (401, 404, ...), it raises an InputError naming the server's URL.
+other refusal (401, 404, ...), it raises an InputError naming the server's URL. The API key is read
+from the environment variable the endpoint names (unset: no key, as local servers take any).
 """
 
 from __future__ import annotations
@@ -18,37 +18,15 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
-from tracekd.teach.options import Endpoint
+from tracekd.generate.chat import Endpoint, Keep, Reply, Request
 
 MAX_DELAY = 30.0
 RETRY_STATUS = (408, 409, 429)  # and every 5xx
-
-
-@dataclass(frozen=True)
-class Request:
-    key: str  # the cache key
-    messages: list[dict[str, str]] = field(hash=False)
-    params: dict[str, Any] = field(hash=False)
-
-
-@dataclass(frozen=True)
-class Reply:
-    content: str
-    reasoning: str | None  # the server's reasoning_content (or `reasoning`), when it gives one
-    finish_reason: str | None = None
-    completion_tokens: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-Keep = Callable[[Request, Reply], None]  # stores a reply as soon as it arrives
 
 
 class Malformed(Exception):
@@ -111,9 +89,9 @@ class ServerBackend:
         self.sampling_body: dict[str, Any] = {}
         base_url, self.model = endpoint.base_url, endpoint.model
         if endpoint.serve:
+            from tracekd.generate.serve import LocalServer
             from tracekd.models.loading import model_path
             from tracekd.models.presets import resolve
-            from tracekd.teach.serve import LocalServer
 
             folder = model_path(resolve(endpoint.model))
             self.server = LocalServer(folder, workdir / "server.log").start()
@@ -153,7 +131,7 @@ class ServerBackend:
                 if e.status_code not in RETRY_STATUS and e.status_code < 500:
                     hint = f"; is the key in ${self.endpoint.api_key_env}?" if e.status_code in (401, 403) else ""
                     raise InputError(
-                        f"the teacher server at {self.url} refused the request "
+                        f"the {self.endpoint.role} server at {self.url} refused the request "
                         f"(HTTP {e.status_code}: {_short(e)}){hint}"
                     ) from None
                 last = e
@@ -164,13 +142,13 @@ class ServerBackend:
         tries = self.endpoint.max_retries + 1
         if isinstance(last, openai.APIConnectionError):
             what = "timed out" if isinstance(last, openai.APITimeoutError) else "cannot be reached"
-            raise InputError(f"the teacher server at {self.url} {what} ({tries} tries); is it running?")
+            raise InputError(f"the {self.endpoint.role} server at {self.url} {what} ({tries} tries); is it running?")
         if isinstance(last, openai.APIStatusError):
             raise InputError(
-                f"the teacher server at {self.url} kept failing (HTTP {last.status_code}: {_short(last)}; {tries} tries)"
+                f"the {self.endpoint.role} server at {self.url} kept failing (HTTP {last.status_code}: {_short(last)}; {tries} tries)"
             )
         raise InputError(
-            f"the teacher server at {self.url} kept sending malformed responses ({_short(last)}; {tries} tries)"
+            f"the {self.endpoint.role} server at {self.url} kept sending malformed responses ({_short(last)}; {tries} tries)"
         )
 
     def complete(self, requests: list[Request], keep: Keep | None = None) -> Iterator[tuple[Request, Reply]]:
@@ -203,7 +181,7 @@ class ServerBackend:
                 results.put((req, reply, None))
 
         threads = [
-            threading.Thread(target=work, name="tracekd-teach", daemon=True)
+            threading.Thread(target=work, name="tracekd-chat", daemon=True)
             for _ in range(min(self.endpoint.concurrency, len(requests)))
         ]
         for t in threads:
@@ -235,36 +213,3 @@ def sampling_body(folder: Path) -> dict[str, Any]:
 def _short(e: Exception | None) -> str:
     text = str(getattr(e, "message", None) or e)
     return " ".join(text.split())[:200]
-
-
-class LocalBackend:
-    """Greedy decoding with tracekd's own generator (transformers, or vLLM on a GPU)."""
-
-    def __init__(self, endpoint: Endpoint, batch_size: int = 8):
-        from tracekd.generate.options import GenerateOptions
-        from tracekd.generate.run import make_generator
-        from tracekd.models.presets import resolve
-
-        self.endpoint = endpoint
-        self.batch_size = batch_size
-        self.gen = make_generator(resolve(endpoint.model), None, GenerateOptions())
-
-    def close(self) -> None:
-        pass
-
-    def complete(self, requests: list[Request], keep: Keep | None = None) -> Iterator[tuple[Request, Reply]]:
-        by_key = {r.key: r for r in requests}
-        groups: dict[int, list[Request]] = {}
-        for r in requests:
-            groups.setdefault(r.params["max_new_tokens"], []).append(r)
-        for max_new, reqs in groups.items():
-            for batch in self.gen.generate([(r.key, r.messages) for r in reqs], max_new, self.batch_size):
-                for key, text in batch:
-                    reply = Reply(text, None)
-                    if keep is not None:
-                        keep(by_key[key], reply)
-                    yield by_key[key], reply
-
-
-def make_backend(endpoint: Endpoint, workdir: Path):
-    return LocalBackend(endpoint) if endpoint.backend == "local" else ServerBackend(endpoint, workdir)
