@@ -81,7 +81,9 @@ def intervene(
     except ValueError as e:
         raise InputError(str(e), key="interventions") from None
     if opts.served():
-        raise InputError("intervene appends forced text to the prompt's token ids: it needs backend hf or vllm, not openai")
+        raise InputError(
+            "intervene appends forced text to the prompt's token ids: it needs backend hf or vllm, not openai"
+        )
     if adapter is not None and not Path(adapter).is_dir():
         raise InputError("adapter folder not found", adapter)
     spec = resolve(model)
