@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,50 @@ def test_server_options_only_with_the_openai_backend(data, tmp_path):
 
     with pytest.raises(InputError, match="needs backend hf or vllm, not openai"):
         intervene(data, "m", tmp_path / "iv", opts=GenerateOptions(backend="openai"))
+
+
+RUN = """
+name: served-grid
+datasets:
+  - {{name: synthetic-babi, size: 60, limit_test: {items}}}
+models:
+  - smollm2-135m
+  - {{name: served, model: "{folder}", server: {{base_url: "{url}", concurrency: 2}}}}
+conditions: [baseline]
+generate: {{max_new_tokens: {tokens}, precision: fp32}}
+"""
+
+
+def test_run_with_a_served_model(smol_server, tmp_path):
+    """`tracekd run` with a served model entry beside the same model decoded locally: the served
+    cell's requests reach the server, its outputs equal the local cell's (6 of 6), both are scored
+    and reported; a served model gets only baseline cells, and `generate.backend: openai` is refused."""
+    from tracekd.experiment.config import load_config
+    from tracekd.experiment.runner import check_devices, plan
+
+    server, folder = smol_server
+    cfg = tmp_path / "grid.yaml"
+    cfg.write_text(RUN.format(items=ITEMS, folder=folder, url=server.url, tokens=NEW_TOKENS))
+    before = chat_requests(server.log)
+    r = _cli("run", cfg, "--out", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    assert chat_requests(server.log) == before + ITEMS
+    cells = tmp_path / "run" / "cells" / "synthetic-babi"
+    served, local = (cells / m / "baseline" / "seed-0" / "predictions.jsonl" for m in ("served", "smollm2-135m"))
+    assert _outputs(served) == _outputs(local) and len(_outputs(local)) == ITEMS
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert "served" in json.dumps(results) and (tmp_path / "run" / "report.html").is_file()
+
+    grid = load_config(cfg, ["conditions=[baseline, correct]", "models.1.model=gpt-x"])  # a name only the server knows
+    check_devices(grid, plan(grid))  # resolves no served model
+    assert {(c.model.name, c.condition) for c in plan(grid)} == {
+        ("smollm2-135m", "baseline"),
+        ("smollm2-135m", "correct"),
+        ("served", "baseline"),
+    }
+    for override, message in (
+        ("conditions=[correct]", "served model(s) served are not trained"),
+        ("generate.backend=openai", "generate.backend: openai is given per model"),
+    ):
+        with pytest.raises(InputError, match=re.escape(message)):
+            load_config(cfg, [override])

@@ -18,16 +18,25 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ValidationError
 
 from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError, one_of
-from tracekd.generate.options import GenerateOptions
+from tracekd.generate.options import GenerateOptions, ServerOptions
 from tracekd.teach.options import TeacherOptions
 from tracekd.traces.conditions import BASELINE
 from tracekd.traces.render import TEMPLATES
-from tracekd.traces.teacher import RESTRICT, all_conditions, known_condition, needs_teacher
+from tracekd.traces.teacher import RESTRICT, all_conditions, known_condition, needs_teacher, split_condition
 from tracekd.train.options import TrainOptions, unmatched_lora_target
 
 _SAFE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -50,13 +59,18 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: SafeName  # short name used in the run folder and the report
-    model: str  # preset, folder or hub id
+    # a served model (`tracekd generate --backend openai`): asked, never trained, so only its
+    # baseline cells run; `model` is then the name the server knows
+    server: ServerOptions | None = None
+    model: str  # preset, folder or hub id (with `server`: the server's name of the model)
 
     @field_validator("model")
     @classmethod
-    def _resolvable(cls, v: str) -> str:
+    def _resolvable(cls, v: str, info: ValidationInfo) -> str:
         from tracekd.models import resolve
 
+        if info.data.get("server") is not None:
+            return v
         try:
             resolve(v)
         except InputError as e:
@@ -129,6 +143,21 @@ class ExperimentConfig(BaseModel):
         wanting = [c for c in self.conditions if needs_teacher(c)]
         if wanting and self.teacher is None:
             raise ValueError(f"condition(s) {', '.join(wanting)} need a `teacher:` block")
+        return self
+
+    @model_validator(mode="after")
+    def _served_models(self) -> ExperimentConfig:
+        if self.generate.backend == "openai":
+            raise ValueError(
+                "generate.backend: openai is given per model: a `server:` block in its `models:` entry "
+                "(the other models are decoded locally)"
+            )
+        served = [m.name for m in self.models if m.server is not None]
+        if served and BASELINE not in {split_condition(c)[0] for c in self.conditions}:
+            raise ValueError(
+                f"served model(s) {', '.join(served)} are not trained: only baseline cells run for them, "
+                "and the conditions have none"
+            )
         return self
 
     @model_validator(mode="after")

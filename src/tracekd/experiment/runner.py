@@ -42,6 +42,7 @@ from typing import Any
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
 from tracekd.experiment.config import ExperimentConfig, ModelConfig
+from tracekd.generate.options import GenerateOptions
 from tracekd.jsonio import JOURNAL, read_json, remove_stale_temps, write_json_atomic
 from tracekd.lock import FolderBusy, folder_lock
 from tracekd.traces.conditions import BASELINE
@@ -88,6 +89,8 @@ def plan(cfg: ExperimentConfig) -> list[Cell]:
     for d in cfg.datasets:
         for m in cfg.models:
             for c in cfg.conditions:
+                if m.server is not None and split_condition(c)[0] != BASELINE:
+                    continue  # a served model is asked, never trained
                 for s in cfg.seeds[:1] if split_condition(c)[0] == BASELINE else cfg.seeds:
                     cells.append(Cell(d, m, c, s))
     return cells
@@ -228,7 +231,7 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
         model,
         folder / "predictions.jsonl",
         None if cfg.train.full else adapter,
-        cfg.generate,
+        generate_options(cell, cfg),
         progress=(lambda done, total: progress("generate", done, total)) if progress else None,
     )
     timings["generate_s"] = time.perf_counter() - t
@@ -239,11 +242,21 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
         run_interventions(cell, cfg, run, data, model, None if cfg.train.full else adapter, progress)
         timings["interventions_s"] = time.perf_counter() - t
         release_memory()
-    write_json_atomic(
-        folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained)
-    )
+    if cell.model.server is None:  # a served model's tokenizer is the server's
+        write_json_atomic(
+            folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained)
+        )
     write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
     return summary
+
+
+def generate_options(cell: Cell, cfg: ExperimentConfig) -> GenerateOptions:
+    """The config's generation options; for a served model, its server's with the openai backend."""
+    if cell.model.server is None:
+        return cfg.generate
+    return GenerateOptions.model_validate(
+        {**cfg.generate.model_dump(), **cell.model.server.model_dump(), "backend": "openai"}
+    )
 
 
 def _check_training_data(cfg: ExperimentConfig, run: Path, todo: list[Cell]) -> None:
@@ -330,6 +343,8 @@ def check_devices(cfg: ExperimentConfig, cells: list[Cell]) -> None:
     from tracekd.train.sft import device_policy
 
     for c in cells:
+        if c.model.server is not None:  # the server's machine decodes
+            continue
         spec = resolve(c.model.model)
         require_device(spec, cfg.train.use_cpu)
         if c.trained:
