@@ -235,11 +235,15 @@ def _lines_kept(path: Path, what: str = "prediction(s)") -> str:
 def generate(
     data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
     out_file: Annotated[Path, typer.Option("--out", help="Predictions JSONL (id, output); resumed if present.")],
-    model: Annotated[str, typer.Option(help="Preset, folder or hub id of the base model.")] = "smollm2-135m",
+    model: Annotated[
+        str,
+        typer.Option(help="Preset, folder or hub id of the base model (--backend openai: the name the server knows)."),
+    ] = "smollm2-135m",
     adapter: Annotated[Path | None, typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
     opts: GenerateOptions | None = None,
 ) -> None:
-    """Greedy, batched generation for the prepared test prompts. Every generation option is a flag."""
+    """Greedy, batched generation for the prepared test prompts, or chat requests to any
+    OpenAI-compatible server (--backend openai --base-url URL). Every generation option is a flag."""
     from tracekd.generate.run import generate as run_generate
 
     _when_interrupted(lambda: _lines_kept(out_file))
