@@ -49,7 +49,8 @@ def _help(field: FieldInfo) -> str:
     text = field.description or ""
     default = field.get_default(call_default_factory=True) if field.default is not PydanticUndefined else None
     if default is not None and default not in ([], {}) and not isinstance(default, BaseModel):
-        text += f" (default: {str(default).lower() if isinstance(default, bool) else default})"
+        shown = str(default).lower() if isinstance(default, bool) else str(default).replace("\n", "\\n")
+        text += f" (default: {shown})"  # a default's line ends written as \n: the help stays whole lines
     return text
 
 
