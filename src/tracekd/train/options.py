@@ -71,7 +71,11 @@ class TrainOptions(BaseModel):
         ge=1,
         description="Log the loss every N steps (made a divisor of save_steps, so a resumed run logs the same curve).",
     )
-    report_to: str = Field("none", description="Trainer report_to (none, wandb, tensorboard, ...).")
+    report_to: str = Field(
+        "none",
+        description="Trackers the trainer logs to: none, tensorboard, trackio, wandb, ... (comma-separated; "
+        "docs/training.md).",
+    )
     use_cpu: bool = Field(False, description="Train on CPU (also what `accelerate launch` on CPUs needs).")
     sft: dict[str, Any] = Field(
         default_factory=dict,
