@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import os
 import shlex
 import sys
@@ -560,6 +561,21 @@ def main() -> None:
     _shutdown_distributed()
     sys.exit(code)  # a normal exit: atexit handlers run (a wandb run is closed)
 
+
+def whole_sentences(text: str) -> str:
+    """A docstring as help: each paragraph (blank-line separated) on one line. The docstrings are
+    wrapped for the source's 120 columns, and typer would print those line ends mid-sentence."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(text).split("\n\n"))
+
+
+def _help_from_docstrings(typer_app: typer.Typer) -> None:
+    for info in typer_app.registered_commands:
+        info.help = whole_sentences(info.help or inspect.getdoc(info.callback) or "")
+    for group in typer_app.registered_groups:
+        _help_from_docstrings(group.typer_instance)
+
+
+_help_from_docstrings(app)  # after every command is registered
 
 if __name__ == "__main__":
     main()

@@ -32,7 +32,10 @@ def _flag_name(name: str, field: FieldInfo) -> str | None:
 
 def _cli_type(annotation: Any) -> Any:
     """The type typer parses: None dropped from unions; a union with a list (`str | list[str]`) is
-    a repeatable option; a list of choices is a list of strings (the model checks the choices)."""
+    a repeatable option; a list of choices is a list of strings (the model checks the choices); a
+    mapping is a repeatable KEY=VALUE (the model reads the strings)."""
+    if get_origin(annotation) is dict:
+        return list[str]
     if get_origin(annotation) in (Union, types.UnionType):
         args = [a for a in get_args(annotation) if a is not type(None)]
         lists = [a for a in args if get_origin(a) is list]
@@ -45,8 +48,9 @@ def _cli_type(annotation: Any) -> Any:
 def _help(field: FieldInfo) -> str:
     text = field.description or ""
     default = field.get_default(call_default_factory=True) if field.default is not PydanticUndefined else None
-    if default is not None and default != [] and not isinstance(default, BaseModel):
-        text += f" (default: {str(default).lower() if isinstance(default, bool) else default})"
+    if default is not None and default not in ([], {}) and not isinstance(default, BaseModel):
+        shown = str(default).lower() if isinstance(default, bool) else str(default).replace("\n", "\\n")
+        text += f" (default: {shown})"  # a default's line ends written as \n: the help stays whole lines
     return text
 
 

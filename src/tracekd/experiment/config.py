@@ -4,7 +4,8 @@ Everything a run could only find out later is checked here, before anything is w
 `--dry-run` catches it: each dataset is built with its options (a synthetic dataset needs `size`,
 bAbI tasks are qa1-qa20, options a dataset does not take are refused) and its source must exist
 (or be a hub id); seeds are distinct numbers from 0 to 2**32 - 1; the training scheduler,
-`report_to` and `lora_targets` must exist; duplicate YAML keys are refused. Names that become
+`report_to` and `lora_targets` must exist, and each `train.sft` key must be a field of TRL's
+SFTConfig with a value it accepts; duplicate YAML keys are refused. Names that become
 folder names (the run's and the models') are letters, digits, `.`, `_` and `-`.
 
 Relative data paths are resolved against the config file's folder. `KEY=VALUE` overrides

@@ -127,17 +127,24 @@ def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
         write_json_atomic(path, {**current, "overrides": cfg.overrides} if cfg.overrides else current)
 
 
-def _with_new_defaults(stored: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+def _with_new_defaults(
+    stored: dict[str, Any], current: dict[str, Any], model: type = ExperimentConfig
+) -> dict[str, Any]:
     """The stored config without its overrides; a key that a later tracekd added (absent from an
-    older config.json, e.g. `interventions`) counts as equal where the current value is its default."""
+    older config.json, e.g. `interventions`, `train.sft`) counts as equal where the current value is
+    its default."""
+    from pydantic import BaseModel
     from pydantic_core import to_jsonable_python
 
     out = {k: v for k, v in stored.items() if k != "overrides"}
-    for key, field in ExperimentConfig.model_fields.items():
+    for key, field in model.model_fields.items():
+        sub = field.annotation
         if key not in out and key in current and not field.is_required():
             default = to_jsonable_python(field.get_default(call_default_factory=True))
             if current[key] == default:
                 out[key] = default
+        elif isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(out.get(key), dict):
+            out[key] = _with_new_defaults(out[key], current.get(key) or {}, sub)
     return out
 
 

@@ -4,10 +4,12 @@ Defaults are the paper's LoRA settings."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from tracekd.models.loading import Precision
+from tracekd.models.loading import Precision, cuda_available
+from tracekd.train.sft_args import check_sft_args, parse_items
 
 # the schedules transformers builds from the Trainer's arguments alone; the others need arguments
 # of their own (`cosine_with_min_lr`: a minimum; `warmup_stable_decay`: decay steps) or an
@@ -69,8 +71,17 @@ class TrainOptions(BaseModel):
         ge=1,
         description="Log the loss every N steps (made a divisor of save_steps, so a resumed run logs the same curve).",
     )
-    report_to: str = Field("none", description="Trainer report_to (none, wandb, tensorboard, ...).")
+    report_to: str = Field(
+        "none",
+        description="Trackers the trainer logs to: none, tensorboard, trackio, wandb, ... (comma-separated; "
+        "docs/training.md).",
+    )
     use_cpu: bool = Field(False, description="Train on CPU (also what `accelerate launch` on CPUs needs).")
+    sft: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Any other field of TRL's SFTConfig, as KEY=VALUE (repeatable; e.g. weight_decay=0.01 or "
+        "optim=adafactor); a field one of these options sets is refused (docs/training.md).",
+    )
 
     # values the Trainer would only refuse when training starts (the defaults need no import)
     @field_validator("scheduler")
@@ -98,6 +109,19 @@ class TrainOptions(BaseModel):
                 if name != "all" and name not in get_available_reporting_integrations():
                     raise ValueError(f"report_to {name!r} needs its package installed (pip install {name})")
         return v
+
+    @field_validator("sft", mode="before")
+    @classmethod
+    def _sft_items(cls, v: Any) -> Any:
+        return parse_items(v) if isinstance(v, list | tuple) and all(isinstance(i, str) for i in v) else v
+
+    @field_validator("sft")
+    @classmethod
+    def _sft(cls, v: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if not v:
+            return v
+        # checked as this machine would train: SFTConfig refuses some values on a CPU (tf32)
+        return check_sft_args(v, use_cpu=info.data.get("use_cpu", False) or not cuda_available())
 
     @field_validator("lora_targets")
     @classmethod

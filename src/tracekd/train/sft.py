@@ -46,6 +46,7 @@ from tracekd.models.presets import ModelSpec, resolve
 from tracekd.models.prompts import prompt_ids
 from tracekd.traces.records import read_sft_records
 from tracekd.train.options import TrainOptions, unmatched_lora_target
+from tracekd.train.sft_args import TRAINER_DEFAULTS, affects_weights
 
 
 def tokenize_example(rec: dict[str, Any], tok, spec: ModelSpec, completion_only: bool = True) -> dict[str, list[int]]:
@@ -75,10 +76,13 @@ def use_activation_checkpointing(spec: ModelSpec, opts: TrainOptions) -> bool:
 
 
 def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: bool = False):
+    """tracekd's trainer arguments: its options and decisions, any other SFTConfig field from
+    `opts.sft` (which may replace `TRAINER_DEFAULTS` only: `train/sft_args.py`)."""
     from trl import SFTConfig
 
     return one_device_per_process(
         SFTConfig(
+            **(TRAINER_DEFAULTS | {"dataloader_pin_memory": not opts.use_cpu and cuda_available()} | opts.sft),
             output_dir=str(out_dir / "checkpoints"),
             num_train_epochs=opts.epochs,
             max_steps=opts.max_steps,
@@ -93,19 +97,15 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
             bf16=bf16,
             use_cpu=opts.use_cpu or not cuda_available(),  # also what bf16 autocast on a CPU needs
             **_checkpointing_args(checkpointing),
-            ddp_find_unused_parameters=False,  # every LoRA (or full) parameter gets a gradient
             train_sampling_strategy="group_by_length" if opts.group_by_length else "random",
             save_strategy="steps",
             save_steps=opts.save_steps,
-            save_total_limit=2,
             # a divisor of save_steps: every checkpoint is a log step, so a resumed run logs the same
             # losses (the trainer's first log after a resume averages only the steps since it)
+            logging_strategy="steps",
             logging_steps=math.gcd(opts.logging_steps, opts.save_steps),
             report_to=opts.report_to,
             logging_nan_inf_filter=False,  # a non-finite loss is logged as it is (and stops the run: DivergenceGuard)
-            disable_tqdm=True,
-            dataloader_num_workers=0,
-            dataloader_pin_memory=not opts.use_cpu and cuda_available(),
         )
     )
 
@@ -208,10 +208,12 @@ PROVENANCE = "provenance.json"  # what produced OUT: model, data hash, options (
 def training_provenance(spec: ModelSpec, data_dir: Path, opts: TrainOptions) -> dict[str, Any]:
     """What the weights depend on: a resume with another model, data or recipe would mix two runs
     (logging, checkpoint cadence and reporting do not change the weights)."""
+    options = opts.model_dump(exclude={"save_steps", "logging_steps", "report_to"})
+    options["sft"] = {k: v for k, v in opts.sft.items() if affects_weights(k)}
     return {
         "model": {"name": spec.name, "source": spec.source},
         "data": sha256_file(data_dir / "train.jsonl"),
-        "options": opts.model_dump(exclude={"save_steps", "logging_steps", "report_to"}),
+        "options": options,
     }
 
 
