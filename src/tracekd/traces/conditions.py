@@ -1,5 +1,9 @@
 """SFT conditions: which trace each training target carries. The answer is always correct.
 
+The conditions are a registry, like the datasets: `REGISTRY` (name -> `Condition`, its words in
+`doc`), filled by `register` (a name is taken once); the CLI's help and the config's checks read
+it. The rule-based ones (`CONDITIONS`), built by `make_targets`:
+
 - answer_only     the answer alone
 - correct         gold label and gold evidence
 - incorrect       the paper's: a uniformly random other label and as many distractors as the
@@ -7,6 +11,8 @@
 - wrong_label     random other label, gold evidence
 - wrong_evidence  gold label, random distractors
 - swapped         the whole trace (label and evidence) of another example with another label
+
+The teacher conditions (`traces/teacher.py`) register themselves beside them.
 
 A distractor is a context item that is not gold, anchor or answer-bearing, does not repeat the
 text of one, and does not state an answer. When an example's own context has none, the
@@ -28,7 +34,40 @@ from tracekd.data.schema import ContextItem, Example, normalize_item, states_ans
 from tracekd.errors import InputError
 from tracekd.traces.render import Trace
 
-CONDITIONS = ("answer_only", "correct", "incorrect", "wrong_label", "wrong_evidence", "swapped")
+
+@dataclass(frozen=True)
+class Condition:
+    """One SFT condition: its name, what its targets carry (`doc`), and whether they are teacher
+    traces (`teacher`: it needs a `tracekd teach` folder)."""
+
+    name: str
+    doc: str
+    teacher: bool = False
+
+
+REGISTRY: dict[str, Condition] = {}
+
+
+def register(condition: Condition) -> Condition:
+    """Add a condition to the registry under its `name` (a name is taken once)."""
+    if condition.name in REGISTRY:
+        raise ValueError(f"a condition named {condition.name!r} is already registered")
+    REGISTRY[condition.name] = condition
+    return condition
+
+
+#: the rule-based conditions, in their order
+CONDITIONS = tuple(
+    register(Condition(name, doc)).name
+    for name, doc in (
+        ("answer_only", "the answer alone"),
+        ("correct", "gold label and gold evidence"),
+        ("incorrect", "a random other label and as many distractors as the gold evidence has (the paper's)"),
+        ("wrong_label", "a random other label, the gold evidence"),
+        ("wrong_evidence", "the gold label, random distractors"),
+        ("swapped", "the whole trace (label and evidence) of another example with another label"),
+    )
+)
 BASELINE = "baseline"  # not an SFT condition: the untrained model, prompted the same way (an experiment's cells, a report's column)
 
 
