@@ -129,3 +129,27 @@ def test_the_registries_drive_the_checks():
     assert interventions.expand(["truncate", "own"]) == ["own", *interventions.groups()["truncate"]]
     with pytest.raises(ValueError, match=r"choose from own, gold, .*mistake, truncate"):
         interventions.expand(["nope"])
+
+
+def test_a_condition_registered_here_is_built_by_its_own_function():
+    """`make_targets` (and `condition_targets`, plain or restricted) build a condition by its
+    registry entry: one registered here needs no other change."""
+    from tracekd.data import get_dataset
+    from tracekd.traces.render import Trace
+    from tracekd.traces.teacher import condition_targets
+
+    label_only = conditions.Condition(
+        "label_only", "the gold label, no evidence", lambda ex, split: (Trace(ex.label, None, ex.answers), None)
+    )
+    conditions.register(label_only)
+    try:
+        examples = get_dataset("synthetic-babi", size=6).load()
+        targets = conditions.make_targets(examples, "label_only", 0, ())
+        assert targets == [(Trace(ex.label, None, ex.answers), None) for ex in examples]
+        teacher = {ex.id: {"accepted": i % 2 == 0} for i, ex in enumerate(examples)}
+        kept, restricted = condition_targets(examples, "label_only@teacher_correct", 0, (), teacher)
+        assert kept == examples[::2] and restricted == targets[::2]
+    finally:
+        conditions.REGISTRY.pop("label_only")
+    with pytest.raises(Exception, match="unknown condition 'label_only'"):
+        conditions.make_targets(examples, "label_only", 0, ())

@@ -19,6 +19,7 @@ from typing import Any
 from tracekd.data.schema import Example, clean_text
 from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
+from tracekd.registry import Registry
 
 
 def record_key(question: str, facts: list[str]) -> tuple[str, tuple[str, ...]]:
@@ -64,15 +65,12 @@ class RescoreFormat:
 
 
 #: the formats `tracekd rescore` reads, a registry like the datasets
-REGISTRY: dict[str, RescoreFormat] = {}
+REGISTRY: Registry[RescoreFormat] = Registry("a rescore format")
 
 
 def register(fmt: RescoreFormat) -> RescoreFormat:
     """Add a format to the registry under its `name` (a name is taken once)."""
-    if fmt.name in REGISTRY:
-        raise ValueError(f"a rescore format named {fmt.name!r} is already registered")
-    REGISTRY[fmt.name] = fmt
-    return fmt
+    return REGISTRY.add(fmt.name, fmt)
 
 
 register(

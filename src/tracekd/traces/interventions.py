@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tracekd.data.schema import Example
+from tracekd.registry import Registry
 from tracekd.traces.conditions import gold_trace, wrong_evidence, wrong_label
 from tracekd.traces.render import Trace, render
 
@@ -234,15 +235,12 @@ INTERVENTIONS: list[Intervention] = [
         applies=("freeform",),
     ),
 ]
-REGISTRY: dict[str, Intervention] = {}
+REGISTRY: Registry[Intervention] = Registry("an intervention")
 
 
 def register(intervention: Intervention) -> Intervention:
     """Add an intervention to the registry under its `name` (a name is taken once)."""
-    if intervention.name in REGISTRY:
-        raise ValueError(f"an intervention named {intervention.name!r} is already registered")
-    REGISTRY[intervention.name] = intervention
-    return intervention
+    return REGISTRY.add(intervention.name, intervention)
 
 
 for _intervention in INTERVENTIONS:

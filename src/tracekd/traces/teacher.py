@@ -26,7 +26,7 @@ from typing import Any
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
 from tracekd.jsonio import read_json, read_jsonl
-from tracekd.traces.conditions import CONDITIONS, REGISTRY, Condition, make_targets, register
+from tracekd.traces.conditions import REGISTRY, Condition, make_targets, register
 from tracekd.traces.render import Trace
 
 #: the teacher conditions (registered beside the rule-based ones), in their order
@@ -161,7 +161,7 @@ def condition_targets(
             "run `tracekd teach` on the same data"
         )
     kept = [ex for ex in examples if teacher[ex.id]["accepted"]]
-    if base in CONDITIONS:
+    if REGISTRY[base].build is not None:  # a rule-based condition restricted to the teacher-correct examples
         return kept, make_targets(kept, base, seed, labels)
     field, option = _TEXT[base]
     absent = [ex.id for ex in kept if not isinstance(teacher[ex.id].get(field), str)]
