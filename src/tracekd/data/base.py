@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tracekd.data.reading import resolve_source
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
+from tracekd.registry import Registry
 
 LABEL_SENTENCE_CATEGORY = "The category of the question asked is: {label}."
 
@@ -155,7 +156,7 @@ class Dataset(ABC):
         return dict(sorted(c.items()))
 
 
-REGISTRY: dict[str, type[Dataset]] = {}
+REGISTRY: Registry[type[Dataset]] = Registry("a dataset")
 
 
 def _phrases(value: Any) -> bool:
@@ -191,10 +192,7 @@ def register(cls: type[Dataset]) -> type[Dataset]:
     lacks = _lacks(cls)
     if lacks:
         raise ValueError(f"dataset class {cls.__qualname__} cannot be registered: it lacks {'; '.join(lacks)}")
-    if cls.name in REGISTRY:
-        raise ValueError(f"a dataset named {cls.name!r} is already registered ({REGISTRY[cls.name].__qualname__})")
-    REGISTRY[cls.name] = cls
-    return cls
+    return REGISTRY.add(cls.name, cls)
 
 
 def target_answers(ex: Example) -> tuple[str, ...]:
