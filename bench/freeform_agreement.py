@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from freeform_measure import agreement, fixture_examples, hand_labelled, rendered  # noqa: E402
 from tracekd.data import get_dataset  # noqa: E402
 from tracekd.prepare import assign_splits  # noqa: E402
-from tracekd.score.rescore import _key, condition_from_name, read_trace_check_qa  # noqa: E402
+from tracekd.score.formats import read_trace_check_qa, record_key  # noqa: E402
+from tracekd.score.rescore import condition_from_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 
@@ -41,7 +42,9 @@ def rule_based(name: str, source: Path, limit: int) -> dict:
 
 def published() -> dict:
     ds = get_dataset("cotempqa")
-    index = {_key(ex.question, [c.text for c in ex.context]): ex for ex in ds.read(str(SHARED / "data" / "cotempqa"))}
+    index = {
+        record_key(ex.question, [c.text for c in ex.context]): ex for ex in ds.read(str(SHARED / "data" / "cotempqa"))
+    }
     files = [
         p
         for p in sorted((SHARED / "reference-outputs" / "cotempqa" / "evaluation_outputs").glob("*/*.json"))

@@ -1,15 +1,16 @@
 """A dataset only this module knows: registered here (with its own options), it runs prepare ->
 evaluate -> report, through the Python API and through `tracekd run`'s config, without any other
 file naming it. Its label sentence is its own, so the parser must be told it; its answers are
-scored by an answer scorer it names.
+scored by an answer scorer it names; a free-form trace's label step is read with its own lexicon.
 
-The registry refuses a second dataset of the same name."""
+The registry refuses a second dataset of the same name, and one that lacks what the pipeline needs."""
 
 from __future__ import annotations
 
 import io
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -25,8 +26,11 @@ from tracekd.experiment.runner import run_experiment
 from tracekd.jsonio import read_jsonl
 from tracekd.prepare import prepare
 from tracekd.score.evaluate import evaluate
+from tracekd.score.freeform import freeform_trace, stated_labels
 
 COLOURS = ("red", "green", "blue", "yellow")
+#: how a free-form trace says what is asked about: the toy's own lexicon
+LEXICON = {"ball": ("about the ball", "the ball"), "cube": ("about the cube", "the cube")}
 
 
 class ToyOptions(DatasetOptions):
@@ -40,6 +44,8 @@ class Toy(Dataset):
     name = "toy-colours"
     labels = ("ball", "cube")
     label_sentence = "The thing asked about is: {label}."
+    label_lexicon = LEXICON
+    label_neutral = ("on the ball",)  # an idiom: it states no label
     Options = ToyOptions
 
     def check_readable(self, source: str | None) -> None:
@@ -173,3 +179,51 @@ def test_the_registry_refuses_a_name_twice(toy):
     with pytest.raises(ValueError, match="'babi' is already registered"):
         register(AnotherBabi)
     assert REGISTRY["babi"].__name__ == "Babi"
+
+
+def test_a_freeform_trace_states_its_label_in_the_toys_own_words(toy):
+    """The free-form label step comes from the toy's module alone: "about the ball" states `ball`
+    (score/freeform.py names no dataset); its neutral phrase states nothing."""
+    ex = Toy(0, size=4).load()[1]  # the cube
+    assert ex.label == "cube"
+    trace = freeform_trace("<think>This is about the ball, which is green.</think> <answer>['blue']</answer>", ex)
+    assert trace.label == "ball" and trace.evidence == ("The ball is green.",) and trace.answers == ("blue",)
+    assert freeform_trace("<think>The question is about the cube.</think> blue", ex).label == "cube"
+    assert stated_labels("What colour is the cube?", ex) == []  # only the question repeated
+    assert stated_labels("Stay on the ball: this is about the cube.", ex) == ["cube"]  # the toy's neutral phrase
+
+
+def test_the_registry_refuses_a_dataset_without_its_knowledge():
+    """A dataset lacking what the pipeline needs is refused when it registers, naming what it lacks."""
+
+    class NoLexicon(Dataset):  # the toy as it was before datasets owned their lexicon
+        name = "toy-no-lexicon"
+        labels = Toy.labels
+        label_sentence = Toy.label_sentence
+        read, classify, retrieve = Toy.read, Toy.classify, Toy.retrieve
+
+    with pytest.raises(ValueError, match=r"NoLexicon cannot be registered: it lacks `label_lexicon`"):
+        register(NoLexicon)
+
+    class HalfLexicon(Toy):
+        name = "toy-half-lexicon"
+        label_lexicon: ClassVar[dict] = {"ball": LEXICON["ball"]}  # none for the cube
+
+    with pytest.raises(ValueError, match=r"phrases for every label \(none for cube\)"):
+        register(HalfLexicon)
+
+    class NoSentence(Toy):
+        name = "toy-no-sentence"
+        label_sentence = "The thing asked about."
+
+    with pytest.raises(ValueError, match=r"lacks `label_sentence` \(a string with `\{label\}`\)"):
+        register(NoSentence)
+
+    class NoRules(Dataset):
+        name = "toy-no-rules"
+        labels = Toy.labels
+        label_lexicon = LEXICON
+
+    with pytest.raises(ValueError, match="lacks `read`, `classify` and `retrieve`"):
+        register(NoRules)
+    assert not {"toy-no-lexicon", "toy-half-lexicon", "toy-no-sentence", "toy-no-rules"} & set(REGISTRY)

@@ -24,7 +24,12 @@ from tracekd.data.config import DatasetConfig, option_fields
 from tracekd.errors import InputError
 from tracekd.flags import Flags, with_flags
 from tracekd.generate.options import GenerateOptions
+from tracekd.models.presets import PRESETS
+from tracekd.score.formats import REGISTRY as FORMATS
 from tracekd.teach.options import TeacherOptions
+from tracekd.traces import interventions as _interventions
+from tracekd.traces.teacher import REGISTRY as CONDITIONS
+from tracekd.traces.teacher import RESTRICT
 from tracekd.train.options import TrainOptions
 
 app = typer.Typer(
@@ -51,6 +56,39 @@ def _when_interrupted(kept: Callable[[], str], *extra: str) -> None:
     _on_interrupt.append(lambda: f"{kept()}; resume with: {_command_line(*extra)}")
 
 
+# -- help made from the registries (a registered condition, intervention, preset or format is listed) --
+def _names(names) -> str:
+    return ", ".join(names)
+
+
+def _condition_help() -> str:
+    rule = [c.name for c in CONDITIONS.values() if not c.teacher]
+    teacher = [c.name for c in CONDITIONS.values() if c.teacher]
+    return (
+        f"{_names(rule)}, or all; {_names(teacher)} (with --teacher); any of them ending in {RESTRICT} keeps the "
+        "teacher-correct examples only (repeatable; several go to OUT/<condition>/)."
+    )
+
+
+def _intervention_help() -> str:
+    truncated = _interventions.groups()["truncate"]
+    fractions = " / ".join(f"{_interventions.REGISTRY[n].truncate:g}" for n in truncated)
+    names = [n for n in _interventions.REGISTRY if n not in truncated[1:]]
+    listed = [f"truncate (each of {fractions} of the trace)" if n in truncated else n for n in names]
+    only = {
+        kind: [i.name for i in _interventions.REGISTRY.values() if i.applies == (kind,)]
+        for kind in ("rule", "freeform")
+    }
+    return (
+        f"Comma-separated: {_names(listed)}. Rule-based traces only: {_names(only['rule'])}; "
+        f"free-form traces only: {_names(only['freeform'])}."
+    )
+
+
+def _model_help(what: str = "") -> str:
+    return f"Preset ({_names(PRESETS)}), folder or hub id{what}."
+
+
 @app.callback()
 def _root() -> None:
     """Trace-based knowledge distillation with verifiable traces."""
@@ -68,9 +106,7 @@ def prepare(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     condition: Annotated[
         list[str],
-        typer.Option(
-            help="answer_only, correct, incorrect, wrong_label, wrong_evidence, swapped, or all; teacher, teacher_summary, teacher_posthoc, teacher_swapped (with --teacher); any of them ending in @teacher_correct keeps the teacher-correct examples only (repeatable; several go to OUT/<condition>/)."
-        ),
+        typer.Option(help=_condition_help()),
     ] = ["correct"],  # noqa: B006 - typer's default of a repeatable option
     template: Annotated[str, typer.Option(help="paper or tagged.")] = "paper",
     seed: Annotated[int, typer.Option(help="Seed of the perturbations.")] = 0,
@@ -132,7 +168,12 @@ def evaluate(
 @app.command()
 def rescore(
     files: Annotated[list[Path], typer.Argument(help="Published output files.")],
-    fmt: Annotated[str, typer.Option("--format", help="Output format: trace-check-qa.")] = "trace-check-qa",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format", help=f"Output format, one of: {'; '.join(f'{n} ({f.doc})' for n, f in FORMATS.items())}."
+        ),
+    ] = "trace-check-qa",
     dataset: Annotated[
         str, typer.Option(help=f"Dataset the outputs answer, one of: {', '.join(REGISTRY)}.")
     ] = "cotempqa",
@@ -187,9 +228,7 @@ def train(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder (adapter/, checkpoints/, train_summary.json).")],
     model: Annotated[
         str,
-        typer.Option(
-            help="Preset (smollm2-135m, llama-3.2-1b-instruct, qwen3-1.7b, tiny-random, ...), folder or hub id."
-        ),
+        typer.Option(help=_model_help()),
     ] = "smollm2-135m",
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in OUT.")] = False,
     opts: TrainOptions | None = None,
@@ -237,8 +276,7 @@ def generate(
     data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
     out_file: Annotated[Path, typer.Option("--out", help="Predictions JSONL (id, output); resumed if present.")],
     model: Annotated[
-        str,
-        typer.Option(help="Preset, folder or hub id of the base model (--backend openai: the name the server knows)."),
+        str, typer.Option(help=_model_help(" of the base model (--backend openai: the name the server knows)"))
     ] = "smollm2-135m",
     adapter: Annotated[Path | None, typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
     opts: GenerateOptions | None = None,
@@ -259,7 +297,7 @@ def intervene(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Output folder (interventions.jsonl, interventions.json); resumed if present.")
     ],
-    model: Annotated[str, typer.Option(help="Preset, folder or hub id of the base model.")] = "smollm2-135m",
+    model: Annotated[str, typer.Option(help=_model_help(" of the base model"))] = "smollm2-135m",
     adapter: Annotated[Path | None, typer.Option(help="LoRA adapter folder from `tracekd train`.")] = None,
     predictions: Annotated[
         Path | None,
@@ -269,10 +307,7 @@ def intervene(
     ] = None,
     interventions: Annotated[
         str,
-        typer.Option(
-            help="Comma-separated: own, gold, gold_label, gold_evidence, wrong_label, wrong_evidence, wrong_both, "
-            "no_trace, truncate (0, 0.25, 0.5, 0.75 of the trace), filler, mistake (free-form traces)."
-        ),
+        typer.Option(help=_intervention_help()),
     ] = "own,gold,wrong_label,wrong_evidence,no_trace",
     seed: Annotated[int, typer.Option(help="Seed of the interventions' random choices.")] = 0,
     opts: GenerateOptions | None = None,

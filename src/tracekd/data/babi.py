@@ -47,6 +47,29 @@ TASKS = {
 PAPER_TASKS = (1, 2, 4, 7, 8, 12, 14, 15, 16, 17, 18)
 _FILE_RE = re.compile(r"^qa(\d+)_[\w-]+_(train|test)\.txt$")
 _LINE_RE = re.compile(r"^(\d+) (.*)$")
+#: how a free-form trace states each task (`Dataset.label_lexicon`)
+LABEL_LEXICON = {
+    "single-supporting-fact": ("single supporting fact", "one supporting fact", "single fact"),
+    "two-supporting-facts": ("two supporting facts", "two facts"),
+    "three-supporting-facts": ("three supporting facts", "three facts"),
+    "two-arg-relations": ("two arg relations", "two argument relation"),
+    "three-arg-relations": ("three arg relations", "three argument relation"),
+    "yes-no-questions": ("yes no questions", "yes no question", "yes or no"),
+    "counting": ("counting", "count"),
+    "lists-sets": ("lists sets", "list of", "set of"),
+    "simple-negation": ("simple negation", "negation"),
+    "indefinite-knowledge": ("indefinite knowledge", "indefinite"),
+    "basic-coreference": ("basic coreference", "coreference"),
+    "conjunction": ("conjunction",),
+    "compound-coreference": ("compound coreference",),
+    "time-reasoning": ("time reasoning", "temporal reasoning"),
+    "basic-deduction": ("basic deduction", "deduction", "deduce"),
+    "basic-induction": ("basic induction", "induction", "induce"),
+    "positional-reasoning": ("positional reasoning", "positional"),
+    "size-reasoning": ("size reasoning",),
+    "path-finding": ("path finding", "pathfinding"),
+    "agents-motivations": ("agents motivations", "motivation", "motivations"),
+}
 
 
 def task_label(task_no: int) -> str:
@@ -164,6 +187,7 @@ class Babi(Dataset):
     name = "babi"
     labels = tuple(TASKS.values())
     answer_scorer = "babi"
+    label_lexicon = LABEL_LEXICON
     Options = BabiOptions
 
     def __init__(self, seed: int = 0, **options):

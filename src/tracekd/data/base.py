@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from tracekd.data.reading import resolve_source
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
+from tracekd.registry import Registry
 
 LABEL_SENTENCE_CATEGORY = "The category of the question asked is: {label}."
 
@@ -60,10 +62,11 @@ def subsets_among(choices: tuple[str, ...], what: str) -> Any:
 class Dataset(ABC):
     """One dataset: how to read it, its decomposition rules, and its options.
 
-    Subclasses set `name`, `labels` (the label space) and `label_sentence` (the paper's
-    sentence for the classification step), `Options` (their options model) when they take more
-    than `subsets`, and implement `read`, `classify` and `retrieve`. `seed` is the data seed
-    (generated datasets draw their examples from it).
+    Subclasses set `name`, `labels` (the label space), `label_sentence` (the paper's sentence for
+    the classification step) and `label_lexicon` (how a free-form trace states each label),
+    `Options` (their options model) when they take more than `subsets`, and implement `read`,
+    `classify` and `retrieve`. `seed` is the data seed (generated datasets draw their examples
+    from it). `@register` refuses a class that lacks what the pipeline needs.
     """
 
     name: ClassVar[str]
@@ -79,6 +82,12 @@ class Dataset(ABC):
     #: the answer scorer of `tracekd.score.answers` that scores this dataset's answers (by name:
     #: data does not import score). `set`: strict set-level exact match and F1.
     answer_scorer: ClassVar[str] = "set"
+    #: label -> the phrases a free-form trace states it with (`score/freeform.py` matches them on
+    #: normalised text, hyphens as spaces): every label needs at least one
+    label_lexicon: ClassVar[Mapping[str, tuple[str, ...]]]
+    #: phrases that never state a label (the dataset's own question wording: "during the same
+    #: time period" states no relation)
+    label_neutral: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = seed
@@ -147,15 +156,43 @@ class Dataset(ABC):
         return dict(sorted(c.items()))
 
 
-REGISTRY: dict[str, type[Dataset]] = {}
+REGISTRY: Registry[type[Dataset]] = Registry("a dataset")
+
+
+def _phrases(value: Any) -> bool:
+    return isinstance(value, tuple) and bool(value) and all(isinstance(p, str) and p.strip() for p in value)
+
+
+def _lacks(cls: type[Dataset]) -> list[str]:
+    """What of the pipeline's needs the dataset class lacks, in words (empty: nothing)."""
+    labels = getattr(cls, "labels", None)
+    lexicon = getattr(cls, "label_lexicon", None)
+    checks = {
+        "`name` (a non-empty string)": isinstance(getattr(cls, "name", None), str) and bool(cls.name),
+        "`labels` (a non-empty tuple of label names)": _phrases(labels),
+        "`label_sentence` (a string with `{label}`)": "{label}" in str(getattr(cls, "label_sentence", "")),
+        "`answer_scorer` (the name of an answer scorer)": isinstance(cls.answer_scorer, str)
+        and bool(cls.answer_scorer),
+        "`label_lexicon` (label -> phrases stating it: the free-form label step)": isinstance(lexicon, Mapping)
+        and all(_phrases(v) for v in lexicon.values()),
+        "`label_neutral` (a tuple of phrases)": isinstance(cls.label_neutral, tuple),
+        "`read`, `classify` and `retrieve`": not getattr(cls, "__abstractmethods__", ()),
+    }
+    lacks = [what for what, ok in checks.items() if not ok]
+    if not lacks and not set(labels) <= set(lexicon):
+        missing = ", ".join(lab for lab in labels if lab not in lexicon)
+        lacks.append(f"`label_lexicon` phrases for every label (none for {missing})")
+    return lacks
 
 
 def register(cls: type[Dataset]) -> type[Dataset]:
-    """Add a dataset to the registry under its `name` (a name is taken once)."""
-    if cls.name in REGISTRY:
-        raise ValueError(f"a dataset named {cls.name!r} is already registered ({REGISTRY[cls.name].__qualname__})")
-    REGISTRY[cls.name] = cls
-    return cls
+    """Add a dataset to the registry under its `name` (a name is taken once). A class that lacks
+    what the pipeline needs of a dataset (its label space, label sentence, answer scorer, label
+    lexicon, the three rules) is refused, with what it lacks."""
+    lacks = _lacks(cls)
+    if lacks:
+        raise ValueError(f"dataset class {cls.__qualname__} cannot be registered: it lacks {'; '.join(lacks)}")
+    return REGISTRY.add(cls.name, cls)
 
 
 def target_answers(ex: Example) -> tuple[str, ...]:

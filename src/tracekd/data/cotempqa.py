@@ -32,6 +32,32 @@ from tracekd.errors import InputError
 from tracekd.jsonio import read_jsonl
 
 SUBSETS = TEMPORAL_LABELS  # CoTempQA's subsets are its labels
+#: how a free-form trace states each temporal relation (`Dataset.label_lexicon`)
+LABEL_LEXICON = {
+    "equal": (
+        "equal",
+        "identical",
+        "exactly the same",
+        "exact same",
+        "same dates",
+        "same start",
+        "coincide",
+        "coincides",
+    ),
+    "overlap": ("overlap", "overlaps", "overlapping", "overlapped", "intersect", "intersects", "partially"),
+    "during": ("during", "within", "contained", "inside", "falls within", "entirely", "encompass", "encompasses"),
+    "mix": ("mix", "mixed", "combination of"),
+}
+#: CoTempQA's seven ways of saying "at the same time" in a question: they state no relation
+QUESTION_WORDING = (
+    "within the same time interval",
+    "concurrently",
+    "simultaneously",
+    "at the same time",
+    "during the same time period",
+    "during the same time span",
+    "during the identical time period",
+)
 IR_RULES = ("tracekd", "paper")  # the gold-evidence rules, the default first
 
 #: relation phrase in a fact -> relation family
@@ -193,6 +219,8 @@ class CoTempQA(Dataset):
     labels = SUBSETS
     label_sentence = "The temporal relation between the event in question and the event in context is: {label}."
     answer_scorer = "cotempqa"
+    label_lexicon = LABEL_LEXICON
+    label_neutral = QUESTION_WORDING
     Options = CoTempQAOptions
     ir_rules = IR_RULES
 

@@ -22,6 +22,7 @@ from tracekd.jsonio import read_json_records
 
 NO_ANSWER = "No Answer Present."
 QUERY_TYPES = ("description", "numeric", "entity", "location", "person")
+LABEL_LEXICON = {q: (q,) for q in QUERY_TYPES}  # a free-form trace names the query type
 
 
 class MsMarcoOptions(DatasetOptions):
@@ -37,6 +38,7 @@ class MsMarco(Dataset):
     Options = MsMarcoOptions
     answers_are_alternatives = True
     answer_scorer = "msmarco"
+    label_lexicon = LABEL_LEXICON
 
     def read(self, source: str | None) -> list[Example]:
         kind, where = resolve_source(source, self.name)

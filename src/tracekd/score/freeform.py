@@ -14,9 +14,9 @@ When one sentence states several items with the same content, only the closest i
 and an item whose content is part of another's found there does not count ("Sandra is in the
 kitchen" inside "Sandra is not in the kitchen").
 
-A trace **states** a label when a phrase of the dataset's lexicon (`LABEL_LEXICON`, keyed by
-dataset name) occurs in it, except inside the dataset's question wording (`LABEL_NEUTRAL`:
-"during the same time period" states no relation) or where it only repeats the question. The predicted label is the gold one when the trace states it,
+A trace **states** a label when a phrase of its dataset's lexicon (`Dataset.label_lexicon`, in
+the dataset's own module) occurs in it, except inside the dataset's question wording
+(`Dataset.label_neutral`: "during the same time period" states no relation) or where it only repeats the question. The predicted label is the gold one when the trace states it,
 else the first other label it states, else none.
 
 `freeform_trace` turns an output into the parser's `Trace` (label, cited item texts, answers), so
@@ -33,9 +33,10 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
-from tracekd.data.base import LABEL_SENTENCE_CATEGORY
+from tracekd.data.base import LABEL_SENTENCE_CATEGORY, REGISTRY, Dataset
 from tracekd.data.cotempqa import parse_fact
 from tracekd.data.schema import Example
+from tracekd.errors import InputError
 from tracekd.traces.parse import parse
 from tracekd.traces.render import Trace
 from tracekd.traces.teacher import split_reasoning
@@ -137,70 +138,6 @@ _VERB_CLASSES = {
 }
 _VERB = {w: c for c, ws in _VERB_CLASSES.items() for w in ws}
 
-_TEMPORAL = {
-    "equal": (
-        "equal",
-        "identical",
-        "exactly the same",
-        "exact same",
-        "same dates",
-        "same start",
-        "coincide",
-        "coincides",
-    ),
-    "overlap": ("overlap", "overlaps", "overlapping", "overlapped", "intersect", "intersects", "partially"),
-    "during": ("during", "within", "contained", "inside", "falls within", "entirely", "encompass", "encompasses"),
-    "mix": ("mix", "mixed", "combination of"),
-}
-_BABI = {
-    "single-supporting-fact": ("single supporting fact", "one supporting fact", "single fact"),
-    "two-supporting-facts": ("two supporting facts", "two facts"),
-    "three-supporting-facts": ("three supporting facts", "three facts"),
-    "two-arg-relations": ("two arg relations", "two argument relation"),
-    "three-arg-relations": ("three arg relations", "three argument relation"),
-    "yes-no-questions": ("yes no questions", "yes no question", "yes or no"),
-    "counting": ("counting", "count"),
-    "lists-sets": ("lists sets", "list of", "set of"),
-    "simple-negation": ("simple negation", "negation"),
-    "indefinite-knowledge": ("indefinite knowledge", "indefinite"),
-    "basic-coreference": ("basic coreference", "coreference"),
-    "conjunction": ("conjunction",),
-    "compound-coreference": ("compound coreference",),
-    "time-reasoning": ("time reasoning", "temporal reasoning"),
-    "basic-deduction": ("basic deduction", "deduction", "deduce"),
-    "basic-induction": ("basic induction", "induction", "induce"),
-    "positional-reasoning": ("positional reasoning", "positional"),
-    "size-reasoning": ("size reasoning",),
-    "path-finding": ("path finding", "pathfinding"),
-    "agents-motivations": ("agents motivations", "motivation", "motivations"),
-}
-_MSMARCO = {
-    "description": ("description",),
-    "numeric": ("numeric",),
-    "entity": ("entity",),
-    "location": ("location",),
-    "person": ("person",),
-}
-#: CoTempQA's seven ways of saying "at the same time" in a question: they state no relation
-_TEMPORAL_QUESTION = (
-    "within the same time interval",
-    "concurrently",
-    "simultaneously",
-    "at the same time",
-    "during the same time period",
-    "during the same time span",
-    "during the identical time period",
-)
-#: dataset name -> phrases that never state a label (the dataset's question wording)
-LABEL_NEUTRAL: dict[str, tuple[str, ...]] = {"cotempqa": _TEMPORAL_QUESTION, "synthetic-temporal": _TEMPORAL_QUESTION}
-#: dataset name -> label -> phrases stating it (matched on normalised text, hyphens as spaces)
-LABEL_LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
-    "cotempqa": _TEMPORAL,
-    "synthetic-temporal": _TEMPORAL,
-    "babi": _BABI,
-    "synthetic-babi": _BABI,
-    "msmarco": _MSMARCO,
-}
 _YEAR = re.compile(r"\b\d{4}\b")
 _ABBREV_END = re.compile(
     r"(?:^|[^A-Za-z0-9])(?:(?:[A-Z]\.)+|Jr\.|Sr\.|St\.|Dr\.|Mr\.|Mrs\.|Ms\.|Inc\.|Co\.|Ltd\.|No\.)$"
@@ -357,26 +294,32 @@ def cited(trace: str, ex: Example) -> list[str]:
 
 
 # -- labels -----------------------------------------------------------------------------------------
+def _dataset(ex: Example) -> type[Dataset]:
+    if ex.dataset not in REGISTRY:
+        raise InputError(f"example {ex.id!r} is of dataset {ex.dataset!r}, which is not registered")
+    return REGISTRY[ex.dataset]
+
+
 @lru_cache(maxsize=16)
-def _label_patterns(dataset: str) -> tuple[tuple[str, re.Pattern], ...]:
-    lexicon = LABEL_LEXICON.get(dataset, {})
+def _label_patterns(dataset: type[Dataset]) -> tuple[tuple[str, re.Pattern], ...]:
     return tuple(
         (label, re.compile(r"\b(?:" + "|".join(re.escape(norm(p)) for p in phrases) + r")\b"))
-        for label, phrases in lexicon.items()
+        for label, phrases in dataset.label_lexicon.items()
     )
 
 
 def stated_labels(trace: str, ex: Example) -> list[str]:
     """Labels the trace states, in order of first mention. A phrase that only repeats the question
     does not count, nor one inside a longer phrase found ("coreference" in "compound coreference")."""
+    dataset = _dataset(ex)
     text = norm(trace)
-    for phrase in LABEL_NEUTRAL.get(ex.dataset, ()):
+    for phrase in dataset.label_neutral:
         text = re.sub(rf"\b{re.escape(norm(phrase))}\b", " ", text)
     text = " ".join(text.split())
     question = f" {norm(ex.question)} "
     words = text.split()
     spans = []
-    for label, pattern in _label_patterns(ex.dataset):
+    for label, pattern in _label_patterns(dataset):
         for m in pattern.finditer(text):
             start = len(text[: m.start()].split())
             end = start + len(m.group(0).split())

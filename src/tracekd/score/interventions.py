@@ -30,7 +30,7 @@ from tracekd.score.findings import ALPHA
 from tracekd.score.metrics import pct
 from tracekd.score.normalize import normalize_answer
 from tracekd.score.stats import ItemBootstrap
-from tracekd.traces.interventions import BASELINE, INTERVENTIONS, REGISTRY
+from tracekd.traces.interventions import BASELINE, REGISTRY
 
 #: step -> (intervention with the gold step, intervention with the wrong step); the other step is
 #: the model's own in both (for `trace` both steps change)
@@ -39,7 +39,6 @@ STEP_PAIRS = {
     "evidence": ("gold_evidence", "wrong_evidence"),
     "trace": ("gold", "wrong_both"),
 }
-ORDER = {i.name: k for k, i in enumerate(INTERVENTIONS)}
 
 
 def same_answer(a: list[str] | None, b: list[str] | None) -> bool:
@@ -55,7 +54,8 @@ def _keyed(rows_by_seed: dict[Any, list[dict[str, Any]]]) -> dict[str, dict[tupl
     for seed, rows in rows_by_seed.items():
         for r in rows:
             out[r["intervention"]][(r["id"], seed)] = r
-    return dict(sorted(out.items(), key=lambda kv: (ORDER.get(kv[0], len(ORDER)), kv[0])))
+    order = {name: k for k, name in enumerate(REGISTRY)}  # the registry's order (the report's)
+    return dict(sorted(out.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])))
 
 
 def _shares(keys: list[tuple], columns: dict[str, tuple[Any, Any]]) -> dict[str, dict[str, Any]]:

@@ -1,6 +1,6 @@
 """`tracekd rescore`: score published model outputs like any prediction.
 
-Format `trace-check-qa` (the paper's published CoTempQA outputs): JSON Lines with `input.text`,
+The formats it reads are a registry, like the datasets (`score/formats.py`). Format `trace-check-qa` (the paper's published CoTempQA outputs): JSON Lines with `input.text`,
 `prediction`, `gold`, `triple_element`, `question`, `facts`. Each record is joined to exactly one
 dataset example by its question and facts (never by answer substrings).
 
@@ -15,23 +15,20 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tracekd.data import REGISTRY, get_dataset
-from tracekd.data.schema import Example, clean_text
+from tracekd.data import REGISTRY as DATASETS
+from tracekd.data import get_dataset
+from tracekd.data.schema import Example
 from tracekd.errors import InputError
-from tracekd.jsonio import read_jsonl
 from tracekd.score import metrics
 from tracekd.score.answers import upstream_totals
 from tracekd.score.evaluate import rejudge_steps, rule_view, score_output, summarize
 from tracekd.score.findings import summary_findings
+from tracekd.score.formats import REGISTRY, record_key
 from tracekd.score.steps import authors_code_steps
 
-FORMATS = ("trace-check-qa",)
-#: the evidence rule each format's models were trained to cite (the primary rule by default)
-TRAINED_RULE = {"trace-check-qa": "paper"}
 _PUBLISHED_FIELDS = ("gold", "question", "facts", "triple_element")
 _CONDITION = (
     (re.compile(r"-sft-adapter-reasoning-facts-perturbed(?:_|\.|$)"), "incorrect"),
@@ -74,35 +71,6 @@ def rescore_findings(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _key(question: str, facts: list[str]) -> tuple[str, tuple[str, ...]]:
-    return _clean(question), tuple(map(_clean, facts))
-
-
-@lru_cache(maxsize=131072)
-def _clean(text: str) -> str:
-    return clean_text(text)
-
-
-def read_trace_check_qa(path: Path, index: dict[tuple, Example]) -> list[tuple[Example, dict[str, Any]]]:
-    """Each record with the example it answers."""
-    out = []
-    for lineno, rec in read_jsonl(path):
-        for key, typ in (("prediction", str), ("question", str), ("facts", list), ("gold", list)):
-            if not isinstance(rec.get(key), typ):
-                raise InputError(
-                    f"not a trace-check-qa record: field {key!r} missing or not a {typ.__name__}", path, lineno
-                )
-        ex = index.get(_key(rec["question"], rec["facts"]))
-        if ex is None:
-            raise InputError("no dataset example has this record's question and facts", path, lineno)
-        if sorted(clean_text(g) for g in rec["gold"]) != sorted(ex.answers):
-            raise InputError(f"the record's gold answers differ from example {ex.id}'s", path, lineno)
-        out.append((ex, rec))
-    if not out:
-        raise InputError("file has no records", path)
-    return out
-
-
 def _published(path: Path) -> dict[str, Any] | None:
     """The scores the paper's code reported for this file (evaluation_results/<subset>/<name>)."""
     parts = path.resolve().parts
@@ -118,13 +86,14 @@ def _published(path: Path) -> dict[str, Any] | None:
 
 def evidence_rules(fmt: str, dataset: str, ir_rule: str | None) -> list[str | None]:
     """The rules to judge evidence under, the primary one first ([None]: the dataset has one)."""
-    cls = REGISTRY.get(dataset)
+    cls = DATASETS.get(dataset)
     offered = cls.ir_rules if cls is not None else ()
     if not offered:
         if ir_rule is not None:
             raise InputError(f"dataset {dataset!r} has one evidence rule; drop --ir-rule")
         return [None]
-    primary = ir_rule or (TRAINED_RULE[fmt] if TRAINED_RULE[fmt] in offered else offered[0])
+    trained = REGISTRY[fmt].trained_rule
+    primary = ir_rule or (trained if trained in offered else offered[0])
     if primary not in offered:
         raise InputError(f"ir_rule must be one of {', '.join(offered)}, not {primary!r}")
     return [primary] + [r for r in offered if r != primary]
@@ -159,15 +128,15 @@ def rescore(
     report's explorer). `authors_csv`: the folder of the authors' test CSVs (`<subset>_test.csv`,
     their `sft_dataset_reasoning_with_facts_chat_template`): the paper-definitions steps are also
     judged by the port of their `get_confusion_matrices` (rule `authors-code`)."""
-    if fmt not in FORMATS:
-        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt not in REGISTRY:
+        raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(REGISTRY)}")
     if not files:
         raise InputError("give at least one output file to rescore")
     rules = evidence_rules(fmt, dataset, ir_rule)
     datasets = {rule: get_dataset(dataset, ir_rule=rule) for rule in rules}
     index: dict[tuple, Example] = {}
     for ex in datasets[rules[0]].read(source):  # decomposed below, only the examples the files refer to
-        k = _key(ex.question, [c.text for c in ex.context])
+        k = record_key(ex.question, [c.text for c in ex.context])
         if k in index:
             raise InputError(f"examples {index[k].id} and {ex.id} have the same question and facts", source)
         index[k] = ex
@@ -191,7 +160,7 @@ def rescore(
     rows_by: dict[str, dict[str, dict[str | None, list]]] = {}  # condition -> model -> rule -> rows
     for f in files:
         path = Path(f)
-        pairs = read_trace_check_qa(path, index)
+        pairs = REGISTRY[fmt].read(path, index)
         cond, model = condition_from_name(path.name), published_model([path])
         primary = []
         for ex, rec in pairs:

@@ -1,5 +1,9 @@
 """SFT conditions: which trace each training target carries. The answer is always correct.
 
+The conditions are a registry, like the datasets: `REGISTRY` (name -> `Condition`: its words in
+`doc`, and how one example's target is built), filled by `register` (a name is taken once);
+`make_targets`, the CLI's help and the config's checks read it. The rule-based ones (`CONDITIONS`):
+
 - answer_only     the answer alone
 - correct         gold label and gold evidence
 - incorrect       the paper's: a uniformly random other label and as many distractors as the
@@ -7,6 +11,8 @@
 - wrong_label     random other label, gold evidence
 - wrong_evidence  gold label, random distractors
 - swapped         the whole trace (label and evidence) of another example with another label
+
+The teacher conditions (`traces/teacher.py`) register themselves beside them.
 
 A distractor is a context item that is not gold, anchor or answer-bearing, does not repeat the
 text of one, and does not state an answer. When an example's own context has none, the
@@ -20,15 +26,17 @@ from __future__ import annotations
 
 import random
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from tracekd.data import target_answers
 from tracekd.data.schema import ContextItem, Example, normalize_item, states_answer
 from tracekd.errors import InputError
+from tracekd.registry import Registry
 from tracekd.traces.render import Trace
 
-CONDITIONS = ("answer_only", "correct", "incorrect", "wrong_label", "wrong_evidence", "swapped")
 BASELINE = "baseline"  # not an SFT condition: the untrained model, prompted the same way (an experiment's cells, a report's column)
 
 
@@ -111,43 +119,106 @@ class _Partners:
         return groups[gi][r - (bounds[gi - 1] if gi else 0)]
 
 
-def make_targets(
-    examples: list[Example], condition: str, seed: int, labels: tuple[str, ...]
-) -> list[tuple[Trace, dict[str, Any] | None]]:
-    """The target trace and the perturbation record of each example (same order)."""
-    if condition not in CONDITIONS:
-        raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
-    partners = _Partners(examples) if condition == "swapped" else None
-    donors: dict[tuple[str, str], list[Example]] = {}
-    if condition in ("incorrect", "wrong_evidence"):
-        for ex in examples:
-            donors.setdefault((ex.dataset, ex.subset), []).append(ex)
-    out: list[tuple[Trace, dict[str, Any] | None]] = []
-    for ex in examples:
-        answers = target_answers(ex)
-        if condition == "answer_only":
-            out.append((Trace(None, None, answers), None))
-            continue
-        if condition == "correct":
-            out.append((gold_trace(ex), None))
-            continue
-        if condition == "swapped":
-            other = partners.draw(ex, seed)
-            trace = Trace(other.label, tuple(other.texts(other.evidence)), answers)
-            out.append((trace, {"swapped_with": other.id, "label": other.label, "evidence": list(other.evidence)}))
-            continue
-        label, evidence = ex.label, tuple(ex.texts(ex.evidence))
-        pert: dict[str, Any] = {}
-        if condition in ("incorrect", "wrong_label"):
-            label = pert["label"] = wrong_label(ex, labels, seed)
-        if condition in ("incorrect", "wrong_evidence"):
-            wrong = wrong_evidence(ex, seed, donors[(ex.dataset, ex.subset)])
-            evidence = tuple(c.text for c in wrong.items)
-            pert["evidence"] = [c.id for c in wrong.items]
-            if wrong.source != ex.id:
-                pert["evidence_from"] = wrong.source
-        out.append((Trace(label, evidence, answers), pert))
-    return out
+class Split:
+    """What a condition's targets are drawn from besides the example itself: the seed, the label
+    space, and the examples of the split (another example's trace for `swapped`, distractors of the
+    same dataset and subset for wrong evidence)."""
+
+    def __init__(self, examples: list[Example], seed: int, labels: tuple[str, ...]):
+        self.examples, self.seed, self.labels = examples, seed, labels
+
+    @cached_property
+    def partners(self) -> _Partners:
+        return _Partners(self.examples)
+
+    @cached_property
+    def donors(self) -> dict[tuple[str, str], list[Example]]:
+        out: dict[tuple[str, str], list[Example]] = {}
+        for ex in self.examples:
+            out.setdefault((ex.dataset, ex.subset), []).append(ex)
+        return out
+
+
+#: one example's target trace and perturbation record (None: none)
+Target = tuple[Trace, dict[str, Any] | None]
+
+
+def _perturbed(ex: Example, split: Split, label: bool, evidence: bool) -> Target:
+    """The gold trace with a wrong label and / or wrong evidence (the record says which)."""
+    trace_label, trace_evidence = ex.label, tuple(ex.texts(ex.evidence))
+    pert: dict[str, Any] = {}
+    if label:
+        trace_label = pert["label"] = wrong_label(ex, split.labels, split.seed)
+    if evidence:
+        wrong = wrong_evidence(ex, split.seed, split.donors[(ex.dataset, ex.subset)])
+        trace_evidence = tuple(c.text for c in wrong.items)
+        pert["evidence"] = [c.id for c in wrong.items]
+        if wrong.source != ex.id:
+            pert["evidence_from"] = wrong.source
+    return Trace(trace_label, trace_evidence, target_answers(ex)), pert
+
+
+def _swapped(ex: Example, split: Split) -> Target:
+    other = split.partners.draw(ex, split.seed)
+    trace = Trace(other.label, tuple(other.texts(other.evidence)), target_answers(ex))
+    return trace, {"swapped_with": other.id, "label": other.label, "evidence": list(other.evidence)}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One SFT condition: its name, what its targets carry (`doc`), and how one example's target is
+    built (`build(ex, split)`; None for the teacher conditions, built from a `tracekd teach` folder:
+    `teacher` says they need one)."""
+
+    name: str
+    doc: str
+    build: Callable[[Example, Split], Target] | None = None
+    teacher: bool = False
+
+
+REGISTRY: Registry[Condition] = Registry("a condition")
+
+
+def register(condition: Condition) -> Condition:
+    """Add a condition to the registry under its `name` (a name is taken once)."""
+    return REGISTRY.add(condition.name, condition)
+
+
+#: the rule-based conditions, in their order
+CONDITIONS = tuple(
+    register(Condition(name, doc, build)).name
+    for name, doc, build in (
+        ("answer_only", "the answer alone", lambda ex, split: (Trace(None, None, target_answers(ex)), None)),
+        ("correct", "gold label and gold evidence", lambda ex, split: (gold_trace(ex), None)),
+        (
+            "incorrect",
+            "a random other label and as many distractors as the gold evidence has (the paper's)",
+            lambda ex, split: _perturbed(ex, split, label=True, evidence=True),
+        ),
+        (
+            "wrong_label",
+            "a random other label, the gold evidence",
+            lambda ex, split: _perturbed(ex, split, label=True, evidence=False),
+        ),
+        (
+            "wrong_evidence",
+            "the gold label, random distractors",
+            lambda ex, split: _perturbed(ex, split, label=False, evidence=True),
+        ),
+        ("swapped", "the whole trace (label and evidence) of another example with another label", _swapped),
+    )
+)
+
+
+def make_targets(examples: list[Example], condition: str, seed: int, labels: tuple[str, ...]) -> list[Target]:
+    """The target trace and the perturbation record of each example (same order), by the
+    registered condition's `build`."""
+    c = REGISTRY.get(condition)
+    if c is None or c.build is None:
+        buildable = [n for n, other in REGISTRY.items() if other.build is not None]
+        raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(buildable)}")
+    split = Split(examples, seed, labels)
+    return [c.build(ex, split) for ex in examples]
 
 
 def perturbation_counts(perturbations: list[dict[str, Any] | None]) -> dict[str, int]:

@@ -1,7 +1,8 @@
 """The interventions on traces: which trace is forced into the assistant turn before the model
-answers (`tracekd intervene`). One table, like the metric table: an intervention is one entry of
-`INTERVENTIONS` (its name, what it tests, the kinds of trace it applies to, and a seeded function
-of the example and the model's own output that returns the forced text).
+answers (`tracekd intervene`). A registry, like the datasets: an intervention is one entry of
+`REGISTRY` (its name, what it tests, the kinds of trace it applies to, and a seeded function of the
+example and the model's own output that returns the forced text), added by `register` (a name is
+taken once); tracekd's own are the table `INTERVENTIONS`, in the report's order.
 
 The forced text is the start of the assistant turn, up to and including where the answer begins:
 
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from tracekd.data.schema import Example
+from tracekd.registry import Registry
 from tracekd.traces.conditions import gold_trace, wrong_evidence, wrong_label
 from tracekd.traces.render import Trace, render
 
@@ -233,24 +235,40 @@ INTERVENTIONS: list[Intervention] = [
         applies=("freeform",),
     ),
 ]
-REGISTRY: dict[str, Intervention] = {i.name: i for i in INTERVENTIONS}
-GROUPS = {"truncate": [i.name for i in INTERVENTIONS if i.truncate is not None]}
+REGISTRY: Registry[Intervention] = Registry("an intervention")
+
+
+def register(intervention: Intervention) -> Intervention:
+    """Add an intervention to the registry under its `name` (a name is taken once)."""
+    return REGISTRY.add(intervention.name, intervention)
+
+
+for _intervention in INTERVENTIONS:
+    register(_intervention)
+
+
+def groups() -> dict[str, list[str]]:
+    """Names that stand for several interventions (`truncate`: every registered fraction)."""
+    return {"truncate": [i.name for i in REGISTRY.values() if i.truncate is not None]}
+
+
 REFERENCE = "own"  # what `changed` compares with
 BASELINE = "no_trace"  # what each effect is compared with
 
 
 def expand(names: list[str] | tuple[str, ...]) -> list[str]:
-    """The interventions named (`truncate`: every fraction), in the table's order; unknown names
+    """The interventions named (`truncate`: every fraction), in the registry's order; unknown names
     raise ValueError."""
     wanted: set[str] = set()
+    named = groups()
     for n in names:
-        if n in GROUPS:
-            wanted.update(GROUPS[n])
+        if n in named:
+            wanted.update(named[n])
         elif n in REGISTRY:
             wanted.add(n)
         else:
-            raise ValueError(f"unknown intervention {n!r}; choose from {', '.join([*REGISTRY, *GROUPS])}")
-    return [i.name for i in INTERVENTIONS if i.name in wanted]
+            raise ValueError(f"unknown intervention {n!r}; choose from {', '.join([*REGISTRY, *named])}")
+    return [n for n in REGISTRY if n in wanted]
 
 
 def forced_text(name: str, ctx: Context) -> str | None:

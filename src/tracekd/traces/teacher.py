@@ -26,10 +26,19 @@ from typing import Any
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
 from tracekd.jsonio import read_json, read_jsonl
-from tracekd.traces.conditions import CONDITIONS, make_targets
+from tracekd.traces.conditions import REGISTRY, Condition, make_targets, register
 from tracekd.traces.render import Trace
 
-TEACHER_CONDITIONS = ("teacher", "teacher_summary", "teacher_posthoc", "teacher_swapped")
+#: the teacher conditions (registered beside the rule-based ones), in their order
+TEACHER_CONDITIONS = tuple(
+    register(Condition(name, doc, teacher=True)).name
+    for name, doc in (
+        ("teacher", "the teacher's own reasoning trace"),
+        ("teacher_summary", "a summary of the teacher's trace"),
+        ("teacher_posthoc", "the teacher's post-hoc explanation of its answer"),
+        ("teacher_swapped", "another problem's teacher trace (a seeded derangement)"),
+    )
+)
 RESTRICT = "@teacher_correct"  # suffix restricting any condition to the teacher-correct subset
 
 RESPONSES_FILE = "responses.jsonl"
@@ -56,17 +65,18 @@ def split_condition(condition: str) -> tuple[str, bool]:
 
 def is_teacher_condition(condition: str) -> bool:
     """Conditions whose targets are teacher traces (free text)."""
-    return split_condition(condition)[0] in TEACHER_CONDITIONS
+    c = REGISTRY.get(split_condition(condition)[0])
+    return c is not None and c.teacher
 
 
 def needs_teacher(condition: str) -> bool:
-    base, restricted = split_condition(condition)
-    return restricted or base in TEACHER_CONDITIONS
+    return split_condition(condition)[1] or is_teacher_condition(condition)
 
 
 def all_conditions(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """Base conditions: `extra` (e.g. the experiment's baseline), rule-based, teacher."""
-    return (*extra, *CONDITIONS, *TEACHER_CONDITIONS)
+    """Base conditions: `extra` (e.g. the experiment's baseline), then the registered ones
+    (rule-based, teacher)."""
+    return (*extra, *REGISTRY)
 
 
 def known_condition(condition: str, extra: tuple[str, ...] = ()) -> bool:
@@ -151,7 +161,7 @@ def condition_targets(
             "run `tracekd teach` on the same data"
         )
     kept = [ex for ex in examples if teacher[ex.id]["accepted"]]
-    if base in CONDITIONS:
+    if REGISTRY[base].build is not None:  # a rule-based condition restricted to the teacher-correct examples
         return kept, make_targets(kept, base, seed, labels)
     field, option = _TEXT[base]
     absent = [ex.id for ex in kept if not isinstance(teacher[ex.id].get(field), str)]
