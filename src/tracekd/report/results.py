@@ -20,6 +20,7 @@ from typing import Any
 
 from tracekd.jsonio import write_json_atomic, write_jsonl_atomic
 from tracekd.report.outputs import check_results
+from tracekd.report.summary import comparison_verdict
 from tracekd.report.teacher import cell_lengths, teacher_groups
 from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
 from tracekd.score.findings import summary_findings
@@ -27,7 +28,7 @@ from tracekd.score.intervention_outputs import read_intervention_rows
 from tracekd.score.interventions import measures
 from tracekd.score.outputs import read_rows
 from tracekd.score.rescore import CONDITION_ORDER, published_model
-from tracekd.score.stats import ALPHA_PAIRED, loss_trend, paired_comparison
+from tracekd.score.stats import loss_trend, paired_comparison
 from tracekd.traces.conditions import BASELINE
 
 INTERVENTION_ROWS = Path("interventions") / "interventions.jsonl"  # in a cell's folder (`tracekd intervene`)
@@ -121,14 +122,7 @@ def _compare_text(dataset: str, model: str, a: str, b: str, c: dict[str, Any]) -
     if not c["items"]:
         return f"{head}: no item in common, not compared."
     lo, hi = c["ci95"]
-    excludes = lo > 0 or hi < 0
-    significant = c["p"] < ALPHA_PAIRED
-    if significant and excludes:
-        what = f"{a} answers {'more' if c['difference'] > 0 else 'less'} accurately than {b}"
-    elif not significant and not excludes:
-        what = "the difference is not significant (the data do not show which condition answers better)"
-    else:
-        what = "no verdict: the test and the interval disagree"
+    what = comparison_verdict(a, b, c)
     return (
         f"{head} on the same {c['items']} items: {what} (accuracy {100 * c['accuracy'][0]:.1f} vs "
         f"{100 * c['accuracy'][1]:.1f} %, difference {100 * c['difference']:+.1f} points [95 % CI {100 * lo:+.1f}, "
