@@ -10,6 +10,7 @@ from typing import Any
 from tracekd.errors import InputError
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
+from tracekd.report.beside import beside_tables
 from tracekd.report.interventions import EFFECTS_NOTE, effect_rows, intervention_findings, intervention_rows
 from tracekd.report.interventions import NOTE as INTERVENTIONS_NOTE
 from tracekd.report.summary import SUMMARY_NOTE, applies, not_judged, pairs, summary
@@ -320,6 +321,8 @@ def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:
     forests = forest_figures(results)
     if forests:
         parts += ["", f"## {FOREST_TITLE}", "", FOREST_NOTE, ""] + [f"![{name}](plots/{name})" for name in forests]
+    for title, note, table in beside_tables(results["beside"]) if results.get("beside") else []:
+        parts += ["", f"## {title}", "", note, "", _md_table(*table)]
     parts += ["", "## Findings", ""]
     parts += [f"- {text}" for text in _findings(results)] or ["(none)"]
     parts += ["", "## Full tables", "", TABLES_NOTE]
@@ -425,6 +428,10 @@ def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, lim
         else ""
     )
     findings = _items([html.escape(text) for text in _findings(results)] or ["(none)"])
+    beside = "".join(
+        f"<h2>{html.escape(title)}</h2><p class='muted'>{html.escape(note)}</p>{_html_table(*table)}"
+        for title, note, table in (beside_tables(results["beside"]) if results.get("beside") else [])
+    )
     body = "".join(
         f"<details><summary>{html.escape(title)}</summary>"
         + (f"<p class='muted'>{html.escape(note)}</p>" if note else "")
@@ -436,7 +443,7 @@ def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, lim
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>"
-        f"<h1>{html.escape(results['name'])}</h1>{_html_summary(results)}{forest}<h2>Findings</h2>{findings}"
+        f"<h1>{html.escape(results['name'])}</h1>{_html_summary(results)}{forest}{beside}<h2>Findings</h2>{findings}"
         f"<h2>Full tables</h2><p class='muted'>{TABLES_NOTE}</p>{body}"
         f"<h2>Plots</h2>{imgs}<h2>Examples</h2>{_explorer(results, root, limit)}"
         "</body></html>\n"
@@ -466,14 +473,24 @@ def write_report(results: dict[str, Any], root: Path, limit: int | None = None) 
 REPORT_FILES = ("report.md", "report.html")
 
 
-def rebuild_report(folder: Path, results: dict[str, Any]) -> dict[str, Path]:
+def rebuild_report(folder: Path, results: dict[str, Any], beside: Path | None = None) -> dict[str, Path]:
     """`tracekd report`: the folder locked, the temporary files a killed report left removed, then
-    `write_report`."""
-    from tracekd.jsonio import remove_stale_temps
+    `write_report`. `beside`: a folder with another results.json, set side by side with this one
+    on the same test items (`report.beside`) and kept in this results.json."""
+    from tracekd.jsonio import remove_stale_temps, write_json_atomic
     from tracekd.lock import folder_lock
+    from tracekd.report.beside import side_by_side
+    from tracekd.report.outputs import check_results, read_results
 
     with folder_lock(folder, "tracekd report"):
         remove_stale_temps(folder, REPORT_FILES)
         if not (folder / "plots").is_symlink():
             remove_stale_temps(folder / "plots")
+        if beside is not None:
+            other = beside / "results.json"
+            if not other.is_file():
+                raise InputError("no results.json in the folder given to --beside", beside)
+            results = {**results, "beside": side_by_side(results, folder, read_results(other), beside)}
+            check_results(results, folder / "results.json")
+            write_json_atomic(folder / "results.json", results)
         return write_report(results, folder)

@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tracekd.errors import InputError
 from tracekd.jsonio import write_json_atomic, write_jsonl_atomic
 from tracekd.report.outputs import check_results
 from tracekd.report.summary import comparison_verdict
@@ -26,7 +27,7 @@ from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
 from tracekd.score.findings import summary_findings
 from tracekd.score.intervention_outputs import read_intervention_rows
 from tracekd.score.interventions import measures
-from tracekd.score.outputs import read_rows
+from tracekd.score.outputs import ExampleRow, read_rows, validated
 from tracekd.score.rescore import CONDITION_ORDER, published_model
 from tracekd.score.stats import loss_trend, paired_comparison
 from tracekd.traces.conditions import BASELINE
@@ -148,6 +149,26 @@ def write_rows(path: Path, rows: dict[tuple[str, str, str], dict[Any, list]]) ->
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buf.getvalue())
     tmp.replace(path)
+
+
+def read_rows_file(path: Path) -> dict[tuple[str, str, str], dict[Any, list[dict[str, Any]]]]:
+    """rows.jsonl.gz back to the rows of each (dataset, model, condition) by seed, each row checked."""
+    import gzip
+
+    out: dict[tuple[str, str, str], dict[Any, list[dict[str, Any]]]] = {}
+    try:
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise InputError(f"not the gzip-compressed JSON Lines tracekd writes: {e}", path) from None
+    for lineno, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            key, seed = (row.pop("dataset"), row.pop("model"), row.pop("condition")), row.pop("seed")
+        except (ValueError, KeyError, AttributeError, TypeError):
+            raise InputError("not a row with its dataset, model, condition and seed", path, lineno) from None
+        row = validated(ExampleRow, row, path, "not a per-example row tracekd writes", lineno)
+        out.setdefault(key, {}).setdefault(seed, []).append(row)
+    return out
 
 
 ROWS_FILE = "rows.jsonl.gz"
