@@ -18,10 +18,10 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.report.results import group_results, read_rows_file
-from tracekd.report.summary import VERDICT_WORDS, step_test
-from tracekd.score.metrics import num, steps
+from tracekd.report.summary import VERDICT_WORDS, rate_columns, rates_row, step_test
+from tracekd.score.metrics import num
 from tracekd.score.outputs import read_rows
-from tracekd.score.tables import cells, odds, with_ci
+from tracekd.score.tables import cells, odds
 
 Key = tuple[str, str, str]
 
@@ -138,21 +138,9 @@ def _source(b: dict[str, Any], side: str) -> str:
 
 def beside_tables(b: dict[str, Any]) -> list[tuple[str, str, tuple[list[str], list[list[str]]]]]:
     """(title, note, (header, rows)): the accuracies, then each step's association."""
-    shown = [m for m in steps() if any(m.name in c["rates"] for c in b["cells"])]
-    head = ["source", "dataset", "model", "condition", "seeds", "items"]
-    acc = [
-        [
-            _source(b, c["side"]),
-            c["dataset"],
-            c["model"],
-            c["condition"],
-            str(len(c["seeds"])),
-            str(c["n"]),
-            *(_rate(c["rates"].get(name)) for name in ("answer_accuracy", "parse_rate")),
-            *(_rate(c["rates"].get(m.name)) for m in shown),
-        ]
-        for c in b["cells"]
-    ]
+    columns = rate_columns(b["cells"])
+    head = ["source", "dataset", "model", "condition", "seeds", "items", *(m.column for m in columns)]
+    acc = [[_source(b, c["side"]), *rates_row(c, columns)] for c in b["cells"]]
     rows = [
         [_source(b, c["side"]), c["model"], c["condition"], step, cells(a["table"]), *_test(a)]
         for c in b["cells"]
@@ -167,7 +155,7 @@ def beside_tables(b: dict[str, Any]) -> list[tuple[str, str, tuple[list[str], li
         (
             f"{title}: accuracy (%)",
             matched + BESIDE_NOTE,
-            ([*head, "answer", "parsed", *(m.column for m in shown)], acc),
+            (head, acc),
         ),
         (
             f"{title}: each step with the answer",
@@ -175,10 +163,6 @@ def beside_tables(b: dict[str, Any]) -> list[tuple[str, str, tuple[list[str], li
             (["source", "model", "condition", "step", "a/b/c/d", "OR [95 % CI]", "test", "p", "verdict"], rows),
         ),
     ]
-
-
-def _rate(rate: dict[str, Any] | None) -> str:
-    return "—" if rate is None else with_ci(rate, "mean")
 
 
 def _test(a: dict[str, Any]) -> list[str]:

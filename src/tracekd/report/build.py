@@ -13,15 +13,14 @@ from tracekd.report import plots
 from tracekd.report.beside import beside_tables
 from tracekd.report.interventions import EFFECTS_NOTE, effect_rows, intervention_findings, intervention_rows
 from tracekd.report.interventions import NOTE as INTERVENTIONS_NOTE
-from tracekd.report.summary import SUMMARY_NOTE, applies, not_judged, pairs, summary
+from tracekd.report.summary import SUMMARY_NOTE, applies, not_judged, pairs, rate_columns, rates_row, summary
 from tracekd.report.teacher import length_table
-from tracekd.score.metrics import pct, table_columns
+from tracekd.score.metrics import pct
 from tracekd.score.outputs import read_rows
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
     CELLS,
     association_rows,
-    rate_text,
     regression_note,
     regression_rows,
     strata_rows,
@@ -99,21 +98,9 @@ def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 def _rates(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every metric of tracekd's definitions (the metric table), per group."""
-    # a column no group has (a metric added after these results were made) is left out
-    columns = [m for m in table_columns("tracekd") if any(m.name in g["rates"] for g in results["groups"])]
+    columns = rate_columns(results["groups"])
     header = [*GROUP, "seeds", "n", *(metric.column for metric in columns)]
-    rows = [
-        [
-            group["dataset"],
-            group["model"],
-            group["condition"],
-            str(len(group["seeds"])),
-            str(group["n"]),
-            *(rate_text(metric, group["rates"].get(metric.name, {})) for metric in columns),
-        ]
-        for group in results["groups"]
-    ]
-    return header, rows
+    return header, [rates_row(group, columns) for group in results["groups"]]
 
 
 def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from tracekd.score.findings import by_construction, caveats, not_estimable_reason
-from tracekd.score.metrics import num, pct
+from tracekd.score.metrics import Metric, num, pct, table_columns
 from tracekd.score.stats import ALPHA_PAIRED
+from tracekd.score.tables import rate_text
 
 VERDICT_WORDS = {
     "positive": "a right step goes with a right answer",
@@ -30,6 +31,23 @@ VERDICT_WORDS = {
 def pairs(results: dict[str, Any]) -> list[tuple[str, str]]:
     """The (dataset, model) pairs of the groups, in their order."""
     return list(dict.fromkeys((g["dataset"], g["model"]) for g in results["groups"]))
+
+
+def rate_columns(groups: list[dict[str, Any]]) -> list[Metric]:
+    """The metrics of tracekd's definitions some group has (one added after the results were made is left out)."""
+    return [m for m in table_columns("tracekd") if any(m.name in g["rates"] for g in groups)]
+
+
+def rates_row(group: dict[str, Any], columns: list[Metric]) -> list[str]:
+    """A group's dataset, model, condition, seeds, items and each rate of `columns`, as text."""
+    return [
+        group["dataset"],
+        group["model"],
+        group["condition"],
+        str(len(group["seeds"])),
+        str(group["n"]),
+        *(rate_text(metric, group["rates"].get(metric.name, {})) for metric in columns),
+    ]
 
 
 def comparison_verdict(a: str, b: str, c: dict[str, Any]) -> str:
