@@ -141,3 +141,51 @@ def test_a_folder_without_results_is_refused(pair, tmp_path):
     run, _ = pair
     r = _cli("report", run, "--beside", tmp_path)
     assert r.returncode == 2 and "no results.json in the folder given to --beside" in r.stderr
+
+
+def test_beside_the_papers_published_outputs(tmp_path, shared_data, reference_outputs):
+    """The paper's Llama-3.2-1B outputs on CoTempQA `equal` (rescored, primary evidence rule `paper`)
+    beside a run on tracekd's own `equal` test split (gold traces as outputs, `ir_rule: paper`): all 87
+    items match on the example id, and the rescore's rows recomputed on them give its own numbers."""
+    import shutil
+
+    from tracekd.data.config import DatasetConfig
+    from tracekd.jsonio import read_jsonl
+    from tracekd.prepare import prepare
+    from tracekd.score.evaluate import evaluate
+    from tracekd.score.outputs import read_rows
+
+    files = sorted((reference_outputs / "evaluation_outputs" / "equal").glob("*.json"))
+    r = _cli("rescore", "--source", shared_data / "cotempqa", *files, "--report", tmp_path / "paper")
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg = DatasetConfig(name="cotempqa", source=str(shared_data / "cotempqa"), subsets=["equal"], ir_rule="paper")
+    prepare(cfg, "correct", "tagged", 0, tmp_path / "data")
+    preds = tmp_path / "p.jsonl"
+    test = [rec for _, rec in read_jsonl(tmp_path / "data" / "test.jsonl")]
+    preds.write_text("".join(json.dumps({"id": x["id"], "output": x["completion"][0]["content"]}) + "\n" for x in test))
+    run = tmp_path / "run"
+    evaluate(tmp_path / "data", preds, run / "scores.json")
+    rows = {("cotempqa", "student", "correct"): {0: read_rows(run / "scores.examples.jsonl")}}
+    group = group_results("cotempqa", "student", "correct", rows[("cotempqa", "student", "correct")])
+    config = {"datasets": [json.loads(cfg.model_dump_json())]}
+    write_results(run / "results.json", "run", "experiment", config, ["correct"], [{**group, "examples": ["x"]}], rows)
+    r = _cli("report", run, "--beside", tmp_path / "paper")
+    assert r.returncode == 0, r.stderr[-2000:]
+    b = json.loads((run / "results.json").read_text())["beside"]
+    assert (b["items"], b["items_here"], b["items_beside"]) == (87, 87, 87) and len(test) == 87
+    paper = {g["condition"]: g for g in json.loads((tmp_path / "paper" / "results.json").read_text())["groups"]}
+    for cell in (c for c in b["cells"] if c["side"] == "beside"):
+        own = paper[cell["condition"]]
+        assert cell["model"] == "Llama-3.2-1B-Instruct" and cell["n"] == own["n"] == 87
+        assert {k: v["mean"] for k, v in cell["rates"].items()} == {k: v["mean"] for k, v in own["rates"].items()}
+        assert {s: a["table"] for s, a in cell["association"].items()} == {
+            s: a["table"] for s, a in own["association"].items()
+        }
+    # the same run judged under tracekd's own evidence rule is refused beside the paper-rule rescore
+    other = tmp_path / "other"
+    shutil.copytree(run, other)
+    res = json.loads((other / "results.json").read_text())
+    res["config"]["datasets"][0]["ir_rule"] = "tracekd"
+    (other / "results.json").write_text(json.dumps(res))
+    r = _cli("report", other, "--beside", tmp_path / "paper")
+    assert r.returncode == 2 and "--ir-rule tracekd" in r.stderr
