@@ -133,7 +133,7 @@ def test_the_report_in_a_real_browser(run, tmp_path):
         page.wait_for_load_state("load")
         # the summary leads: it starts within the first viewport, under the title
         box = page.locator("#summary").bounding_box()
-        assert box is not None and 0 < box["y"] < 200, box
+        assert box is not None and 0 < box["y"] < 200 and box["y"] + box["height"] <= 800, box
         assert page.locator("#summary h2").inner_text() == "Summary"
         assert page.locator("#summary li", has_text="Step evidence").first.is_visible()
         shot = Path(os.environ.get("TRACEKD_SCREENSHOT_DIR", tmp_path)) / "report_top.png"
