@@ -53,7 +53,7 @@ def _evidence_rule(results: dict[str, Any], dataset: str) -> str | None:
     config = results.get("config", {})
     if results["kind"] == "rescore":
         return config.get("ir_rule") if config.get("dataset") == dataset else None
-    entry = next((d for d in config.get("datasets", []) if d.get("name") == dataset), {})
+    entry: dict[str, Any] = next((d for d in config.get("datasets", []) if d.get("name") == dataset), {})
     return entry.get("ir_rule")
 
 
