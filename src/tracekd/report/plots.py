@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from tracekd.report.summary import step_test
+from tracekd.report.summary import has_trace, step_test
 from tracekd.score.metrics import step_metric
 
 
@@ -59,7 +59,7 @@ def heatmaps(results: dict[str, Any], dataset: str, model: str, step: str = "tra
     groups = [
         g
         for g in results["groups"]
-        if g["dataset"] == dataset and g["model"] == model and sum(map(sum, g["association"][step]["table"]))
+        if g["dataset"] == dataset and g["model"] == model and has_trace(g)  # a group with no trace: no heatmap
     ]
     if not groups:
         return None
