@@ -8,6 +8,7 @@ imports tracekd.
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import re
@@ -82,11 +83,14 @@ def pct(x) -> str:
 
 
 def md_tables(text: str) -> dict[str, list[dict[str, str]]]:
-    """report.md's tables by the title of their section, each row a dict keyed by the header."""
+    """report.md's tables by the title of their section or of their folded block (<summary>), each
+    row a dict keyed by the header."""
     out, title, lines = {}, None, text.splitlines()
     for k, line in enumerate(lines):
         if line.startswith("## "):
             title = line[3:]
+        elif line.startswith("<summary>") and line.endswith("</summary>"):
+            title = html.unescape(line[len("<summary>") : -len("</summary>")])
         elif line.startswith("| ") and not lines[k - 1].startswith("|"):
             header, body = _cells(line), []
             for x in lines[k + 2 :]:

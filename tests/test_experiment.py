@@ -98,7 +98,7 @@ def test_grid_results_and_report(grid_run):
         assert g["regression"]["covariates"] == (["subset", "seed"] if trained else ["subset"])
         assert all(("training" in f["text"]) == trained for f in g["findings"])
     md = (run / "report.md").read_text()
-    assert md.index("## Findings") < md.index("## Headline")
+    assert md.index("## Summary") < md.index("## Findings") < md.index("<summary>Headline")
     page = (run / "report.html").read_text()
     p = _Html()
     p.feed(page)

@@ -344,7 +344,7 @@ def test_pipeline_runs_interventions_and_reports_them(tmp_path):
     rows = tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "interventions"
     assert len((rows / ROWS_FILE).read_text().splitlines()) == 6 * 8
     md = (tmp_path / "run" / "report.md").read_text()
-    assert "## Does the answer depend on the trace? Interventions" in md
+    assert "<summary>Does the answer depend on the trace? Interventions</summary>" in md
     assert "plots/interventions_synthetic-babi_tiny-random.png" in md
     assert "own trace forced back reproduced" in md  # the findings
     assert "Does the answer depend on the trace?" in (tmp_path / "run" / "report.html").read_text()

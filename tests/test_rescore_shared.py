@@ -340,7 +340,11 @@ def test_rescore_report_uses_the_same_report_code(tmp_path, shared_data, referen
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 2 and "Llama-3.2-1B-Instruct" in page and 'class="ex"' in page
     md = (out / "report.md").read_text()
-    assert "answer_only" in md and "Fisher p" in md and md.index("## Findings") < md.index("## Headline")
+    assert (
+        "answer_only" in md
+        and "Fisher p" in md
+        and md.index("## Summary") < md.index("## Findings") < md.index("<summary>Headline")
+    )
     for needle in (
         "CMH χ²",
         "χ² pool",

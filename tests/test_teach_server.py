@@ -432,7 +432,7 @@ def test_run_with_teacher_conditions(server, tiny_folder, tmp_path):
     assert own["n"] == n_test
     assert own["rates"]["answer_accuracy"]["mean"] == pytest.approx(n_kept / n_test)
     report = (run / "report.md").read_text()
-    assert f"teacher ({tiny_folder.name})" in report and "## Trace length" in report
+    assert f"teacher ({tiny_folder.name})" in report and "<summary>Trace length" in report
     assert (run / "plots" / "accuracy_by_trace_length.png").is_file()
     # a rerun does nothing and asks the teacher nothing
     with FaultProxy(server.port, rule, port=int(proxy.url.rsplit(":", 1)[1].split("/")[0])) as proxy:

@@ -400,6 +400,13 @@ def _cells_kept(run_dir: Path) -> str:
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(help="A run folder (or a rescore report folder) with results.json.")],
+    beside: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another folder with a results.json (e.g. `tracekd rescore --report` of the paper's outputs): "
+            "a table of both on the test items they share, kept in RUN_DIR's results.json."
+        ),
+    ] = None,
 ) -> None:
     """Rebuild report.md, report.html and the plots from a folder's results.json."""
     from tracekd.report.build import rebuild_report
@@ -410,7 +417,7 @@ def report(
         raise InputError(
             "no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir
         )
-    paths = rebuild_report(run_dir, read_results(path))
+    paths = rebuild_report(run_dir, read_results(path), beside)
     out.print(f"report -> {paths['html']}")
 
 

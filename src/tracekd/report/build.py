@@ -10,16 +10,17 @@ from typing import Any
 from tracekd.errors import InputError
 from tracekd.jsonio import write_text_atomic
 from tracekd.report import plots
+from tracekd.report.beside import beside_tables
 from tracekd.report.interventions import EFFECTS_NOTE, effect_rows, intervention_findings, intervention_rows
 from tracekd.report.interventions import NOTE as INTERVENTIONS_NOTE
+from tracekd.report.summary import SUMMARY_NOTE, applies, not_judged, pairs, rate_columns, rates_row, summary
 from tracekd.report.teacher import length_table
-from tracekd.score.metrics import pct, table_columns
+from tracekd.score.metrics import pct
 from tracekd.score.outputs import read_rows
 from tracekd.score.tables import (
     ASSOCIATION_NOTE,
     CELLS,
     association_rows,
-    rate_text,
     regression_note,
     regression_rows,
     strata_rows,
@@ -32,14 +33,6 @@ from tracekd.score.tables import (
 def _rate(rate: dict[str, Any]) -> str:
     sd = f" (sd {pct(rate['sd'])})" if rate.get("sd") is not None else ""
     return with_ci(rate, "mean") + sd
-
-
-def _pairs(results) -> list[tuple[str, str]]:
-    seen = []
-    for group in results["groups"]:
-        if (group["dataset"], group["model"]) not in seen:
-            seen.append((group["dataset"], group["model"]))
-    return seen
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -99,33 +92,21 @@ def _headline(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 for condition in conditions
             ),
         ]
-        for dataset, model in _pairs(results)
+        for dataset, model in pairs(results)
     ]
 
 
 def _rates(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Every metric of tracekd's definitions (the metric table), per group."""
-    # a column no group has (a metric added after these results were made) is left out
-    columns = [m for m in table_columns("tracekd") if any(m.name in g["rates"] for g in results["groups"])]
+    columns = rate_columns(results["groups"])
     header = [*GROUP, "seeds", "n", *(metric.column for metric in columns)]
-    rows = [
-        [
-            group["dataset"],
-            group["model"],
-            group["condition"],
-            str(len(group["seeds"])),
-            str(group["n"]),
-            *(rate_text(metric, group["rates"].get(metric.name, {})) for metric in columns),
-        ]
-        for group in results["groups"]
-    ]
-    return header, rows
+    return header, [rates_row(group, columns) for group in results["groups"]]
 
 
 def _subsets(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One column per condition (a pair without it, e.g. the teacher's own row, gets "—")."""
     rows, conditions = [], results["conditions"]
-    for dataset, model in _pairs(results):
+    for dataset, model in pairs(results):
         by_condition = {
             group["condition"]: group
             for group in results["groups"]
@@ -241,12 +222,22 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     return out
 
 
+def forest_figures(results: dict[str, Any]) -> dict[str, bytes]:
+    """The forest plot of each (dataset, model) with an estimable step (the summary shows them)."""
+    out = {}
+    for dataset, model in pairs(results):
+        png = plots.forest(results, dataset, model)
+        if png is not None:
+            out[f"forest_{dataset}_{model}.png".replace("/", "_")] = png
+    return out
+
+
 def figures(results: dict[str, Any]) -> dict[str, bytes]:
-    out = {"accuracy_by_condition.png": plots.accuracy_by_condition(results)}
+    out = {**forest_figures(results), "accuracy_by_condition.png": plots.accuracy_by_condition(results)}
     lengths = plots.accuracy_by_length(results)
     if lengths is not None:
         out["accuracy_by_trace_length.png"] = lengths
-    for dataset, model in _pairs(results):
+    for dataset, model in pairs(results):
         for name, png in (
             (f"heatmap_{dataset}_{model}.png", plots.heatmaps(results, dataset, model, "trace")),
             (f"subsets_{dataset}_{model}.png", plots.by_subset(results, dataset, model)),
@@ -259,10 +250,13 @@ def figures(results: dict[str, Any]) -> dict[str, bytes]:
 
 
 def _findings(results: dict[str, Any]) -> list[str]:
-    """The comparisons of the conditions (paired, on the same items) first, then the steps' findings."""
+    """The comparisons of the conditions (paired, on the same items) first, then the steps'
+    findings where they apply (the groups where they do not are named once), then the interventions'."""
+    steps = [f["text"] for g in results["groups"] for f in g.get("findings", []) if applies(g, f["definitions"])]
     return (
         [c["text"] for c in results.get("comparisons", [])]
-        + [f["text"] for f in results.get("findings", [])]
+        + steps
+        + not_judged(results)
         + intervention_findings(results)
     )
 
@@ -287,13 +281,43 @@ def _comparisons(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+FOREST_TITLE = "Each trace step with the answer: stratified odds ratios"
+FOREST_NOTE = (
+    "Per step and condition (tracekd's definitions): the odds ratio of a right answer given a right step, stratified "
+    "by subset (× seed), with its 95 % interval, on a log scale; right of 1: a right step goes with a right answer. "
+    "Steps that are not estimable, or whose odds ratio is 0 or infinite (an empty cell), are left out."
+)
+TABLES_NOTE = "Every statistic, folded: open a table to read it."
+NO_COMPARISONS = "no paired comparisons in this results.json (it was made before tracekd compared conditions)"
+
+
+def _md_summary(results: dict[str, Any]) -> list[str]:
+    parts = ["## Summary", "", SUMMARY_NOTE]
+    for pair in summary(results):
+        parts += ["", f"**{pair['title']}**", "", f"- Answer accuracy: {pair['accuracy']}."]
+        parts += [f"- {line}." for line in pair["comparisons"]] or [f"- Paired comparisons: {NO_COMPARISONS}."]
+        for step, lines in pair["steps"]:
+            parts.append(f"- Step **{step}**: " + "; ".join(lines) + ".")
+    for text in not_judged(results):
+        parts += ["", text]
+    return parts
+
+
 def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:
-    parts = [f"# {results['name']}", "", "## Findings", ""]
+    parts = [f"# {results['name']}", "", *_md_summary(results)]
+    forests = forest_figures(results)
+    if forests:
+        parts += ["", f"## {FOREST_TITLE}", "", FOREST_NOTE, ""] + [f"![{name}](plots/{name})" for name in forests]
+    for title, note, table in beside_tables(results["beside"]) if results.get("beside") else []:
+        parts += ["", f"## {title}", "", note, "", _md_table(*table)]
+    parts += ["", "## Findings", ""]
     parts += [f"- {text}" for text in _findings(results)] or ["(none)"]
+    parts += ["", "## Full tables", "", TABLES_NOTE]
     for title, note, table in tables(results).values():
-        parts += ["", f"## {title}", ""] + ([note, ""] if note else []) + [_md_table(*table)]
+        parts += ["", "<details>", f"<summary>{html.escape(title)}</summary>", ""]
+        parts += ([note, ""] if note else []) + [_md_table(*table), "", "</details>"]
     parts += ["", "## Plots", ""]
-    parts += [f"![{name}](plots/{name})" for name in figs]
+    parts += [f"![{name}](plots/{name})" for name in figs if name not in forests]
     return "\n".join(parts) + "\n"
 
 
@@ -362,22 +386,52 @@ def _explorer(results: dict[str, Any], root: Path, limit: int) -> str:
     return "".join(parts)
 
 
+def _img(name: str, png: bytes) -> str:
+    return f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
+
+
+def _items(lines: list[str]) -> str:
+    return "<ul>" + "".join(f"<li>{line}</li>" for line in lines) + "</ul>"
+
+
+def _html_summary(results: dict[str, Any]) -> str:
+    escape = html.escape
+    parts = [f"<section id='summary'><h2>Summary</h2><p class='muted'>{escape(SUMMARY_NOTE)}</p>"]
+    for pair in summary(results):
+        lines = [f"Answer accuracy: {escape(pair['accuracy'])}."]
+        lines += [f"{escape(line)}." for line in pair["comparisons"]] or [f"Paired comparisons: {NO_COMPARISONS}."]
+        lines += [f"Step <b>{escape(step)}</b>: " + escape("; ".join(ls)) + "." for step, ls in pair["steps"]]
+        parts.append(f"<h3>{escape(pair['title'])}</h3>{_items(lines)}")
+    parts += [f"<p>{escape(text)}</p>" for text in not_judged(results)]
+    return "".join(parts) + "</section>"
+
+
 def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, limit: int) -> str:
-    imgs = "".join(
-        f'<p><img alt="{html.escape(name)}" src="data:image/png;base64,{base64.b64encode(png).decode()}"></p>'
-        for name, png in figs.items()
+    forests = forest_figures(results)
+    forest = (
+        f"<h2>{FOREST_TITLE}</h2><p class='muted'>{html.escape(FOREST_NOTE)}</p>"
+        + "".join(_img(name, png) for name, png in forests.items())
+        if forests
+        else ""
     )
-    findings = "".join(f"<li>{html.escape(text)}</li>" for text in _findings(results)) or "<li>(none)</li>"
+    findings = _items([html.escape(text) for text in _findings(results)] or ["(none)"])
+    beside = "".join(
+        f"<h2>{html.escape(title)}</h2><p class='muted'>{html.escape(note)}</p>{_html_table(*table)}"
+        for title, note, table in (beside_tables(results["beside"]) if results.get("beside") else [])
+    )
     body = "".join(
-        f"<h2>{html.escape(title)}</h2>"
+        f"<details><summary>{html.escape(title)}</summary>"
         + (f"<p class='muted'>{html.escape(note)}</p>" if note else "")
         + _html_table(*table)
+        + "</details>"
         for title, note, table in tables(results).values()
     )
+    imgs = "".join(_img(name, png) for name, png in figs.items() if name not in forests)
     return (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(results['name'])}</title>"
         f"<style>{_CSS}</style><script>{_JS}</script></head><body>"
-        f"<h1>{html.escape(results['name'])}</h1><h2>Findings</h2><ul>{findings}</ul>{body}"
+        f"<h1>{html.escape(results['name'])}</h1>{_html_summary(results)}{forest}{beside}<h2>Findings</h2>{findings}"
+        f"<h2>Full tables</h2><p class='muted'>{TABLES_NOTE}</p>{body}"
         f"<h2>Plots</h2>{imgs}<h2>Examples</h2>{_explorer(results, root, limit)}"
         "</body></html>\n"
     )
@@ -406,14 +460,24 @@ def write_report(results: dict[str, Any], root: Path, limit: int | None = None) 
 REPORT_FILES = ("report.md", "report.html")
 
 
-def rebuild_report(folder: Path, results: dict[str, Any]) -> dict[str, Path]:
+def rebuild_report(folder: Path, results: dict[str, Any], beside: Path | None = None) -> dict[str, Path]:
     """`tracekd report`: the folder locked, the temporary files a killed report left removed, then
-    `write_report`."""
-    from tracekd.jsonio import remove_stale_temps
+    `write_report`. `beside`: a folder with another results.json, set side by side with this one
+    on the same test items (`report.beside`) and kept in this results.json."""
+    from tracekd.jsonio import remove_stale_temps, write_json_atomic
     from tracekd.lock import folder_lock
+    from tracekd.report.beside import side_by_side
+    from tracekd.report.outputs import check_results, read_results
 
     with folder_lock(folder, "tracekd report"):
         remove_stale_temps(folder, REPORT_FILES)
         if not (folder / "plots").is_symlink():
             remove_stale_temps(folder / "plots")
+        if beside is not None:
+            other = beside / "results.json"
+            if not other.is_file():
+                raise InputError("no results.json in the folder given to --beside", beside)
+            results = {**results, "beside": side_by_side(results, folder, read_results(other), beside)}
+            check_results(results, folder / "results.json")
+            write_json_atomic(folder / "results.json", results)
         return write_report(results, folder)

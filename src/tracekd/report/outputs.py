@@ -132,6 +132,65 @@ class Comparison(Model):
     """the comparison in words, worded by the test"""
 
 
+class BesideStep(Model):
+    """One step's association with the answer on the matched items (tracekd's definitions)."""
+
+    table: list[list[int]]
+    """[[a, b], [c, d]]: step right / wrong x answer right / wrong"""
+    test: str | None
+    """the stratified test the verdict rests on (CMH or the exact conditional test; null: not estimable)"""
+    odds_ratio: Num
+    """its odds ratio"""
+    odds_ratio_ci95: list[Num]
+    """its 95 % interval"""
+    p: Num
+    """its p"""
+    verdict: Literal["positive", "negative", "none", "inconclusive", "too few", "not estimable"]
+    """the verdict, as in the findings"""
+
+
+class BesideCell(Model):
+    """One model x condition of either side, recomputed on the matched items."""
+
+    side: Literal["here", "beside"]
+    """here: this results.json; beside: the other"""
+    dataset: str
+    """the dataset"""
+    model: str
+    """the model"""
+    condition: str
+    """the condition"""
+    seeds: list[Any]
+    """its seeds"""
+    n: int
+    """matched test items it has"""
+    outputs: int
+    """its outputs on them"""
+    rates: dict[str, dict[str, Any]]
+    """each rate of the metric table on them: mean and 95 % interval (bootstrap over items)"""
+    association: dict[str, BesideStep]
+    """per step, its association with the answer"""
+
+
+class Beside(Model):
+    """`tracekd report DIR --beside OTHER`: both results on the same test items (docs/experiments.md)."""
+
+    name: str
+    """the other results' name"""
+    kind: Literal["experiment", "rescore"]
+    """what made them"""
+    datasets: list[str]
+    """the datasets both have"""
+    items: int
+    """test items matched (every group of both sides has them; matched on the example id)"""
+    items_here: int
+    """test items of this results.json (in those datasets)"""
+    items_beside: int
+    """test items of the other"""
+    cells: list[BesideCell]
+    """every model x condition of both sides on the matched items"""
+
+
 class Results(Model):
     """results.json of a run (`tracekd run`) or of rescored published outputs."""
 
@@ -151,6 +210,8 @@ class Results(Model):
     """every pair of conditions of one dataset and model, on the same items"""
     rows: str | None = None
     """the file beside results.json with every per-example row (rows.jsonl.gz: dataset, model, condition, seed and the row)"""
+    beside: Beside | None = None
+    """the side-by-side table with another results.json (`tracekd report --beside`; a rerun of `tracekd run` leaves it out)"""
 
     @model_validator(mode="after")
     def _report_options(self) -> Results:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from tracekd.report.summary import has_trace, step_test
 from tracekd.score.metrics import step_metric
 
 
@@ -58,7 +59,7 @@ def heatmaps(results: dict[str, Any], dataset: str, model: str, step: str = "tra
     groups = [
         g
         for g in results["groups"]
-        if g["dataset"] == dataset and g["model"] == model and sum(map(sum, g["association"][step]["table"]))
+        if g["dataset"] == dataset and g["model"] == model and has_trace(g)  # a group with no trace: no heatmap
     ]
     if not groups:
         return None
@@ -195,4 +196,46 @@ def interventions(results: dict[str, Any], dataset: str, model: str) -> bytes | 
         curve.legend(fontsize=7, frameon=False)
     else:
         curve.text(0.5, 0.5, "no truncation run", ha="center", va="center", transform=curve.transAxes)
+    return _png(fig)
+
+
+def forest(results: dict[str, Any], dataset: str, model: str) -> bytes | None:
+    """The stratified odds ratio of a right answer given a right step [95 % CI], per step and
+    condition (tracekd's definitions; the test each verdict rests on: CMH or the exact conditional
+    test), on a log scale with 1 (no association) marked; only the estimable ones."""
+    rows = []
+    for g in results["groups"]:
+        if (g["dataset"], g["model"]) != (dataset, model):
+            continue
+        for step, block in g["association"].items():
+            _, test = step_test(block)
+            odds, ci = test.get("odds_ratio"), test.get("odds_ratio_ci95") or [None, None]
+            if block["stratified"]["estimable"] and odds is not None and 0 < odds < float("inf"):
+                rows.append((step, g["condition"], odds, ci))
+    if not rows:
+        return None
+    plt = _plt()
+    steps = list(dict.fromkeys(r[0] for r in rows))
+    conditions = list(dict.fromkeys(r[1] for r in rows))
+    colours = {c: f"C{i}" for i, c in enumerate(conditions)}
+    finite = [x for _, _, odds, ci in rows for x in (odds, *ci) if x is not None and 0 < x < float("inf")]
+    low, high = min([*finite, 1.0]) / 1.5, max([*finite, 1.0]) * 1.5
+    fig, ax = plt.subplots(figsize=(6.0, 0.9 + 0.28 * len(rows) + 0.25 * len(steps)))
+    y, ticks = 0.0, []
+    for step in steps:
+        for _, condition, odds, (lo, hi) in (r for r in rows if r[0] == step):
+            lo = low if lo is None or lo <= 0 else lo
+            hi = high if hi is None or hi == float("inf") else hi
+            ax.errorbar(
+                odds, -y, xerr=[[odds - lo], [hi - odds]], fmt="o", color=colours[condition], capsize=2, markersize=4
+            )
+            ticks.append((-y, f"{step} — {condition}"))
+            y += 1
+        y += 0.6
+    ax.axvline(1.0, color="0.4", linewidth=0.8, linestyle="--")
+    ax.set_xscale("log")
+    ax.set_xlim(low, high)
+    ax.set_yticks([t for t, _ in ticks], [label for _, label in ticks], fontsize=7)
+    ax.set_xlabel("odds ratio of a right answer given a right step (log scale; 1: no association)")
+    ax.set_title(f"{dataset} / {model}: each step with the answer, stratified [95 % CI]", fontsize=9)
     return _png(fig)

@@ -18,16 +18,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tracekd.errors import InputError
 from tracekd.jsonio import write_json_atomic, write_jsonl_atomic
 from tracekd.report.outputs import check_results
+from tracekd.report.summary import comparison_verdict
 from tracekd.report.teacher import cell_lengths, teacher_groups
 from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
 from tracekd.score.findings import summary_findings
 from tracekd.score.intervention_outputs import read_intervention_rows
 from tracekd.score.interventions import measures
-from tracekd.score.outputs import read_rows
+from tracekd.score.outputs import ExampleRow, read_rows, validated
 from tracekd.score.rescore import CONDITION_ORDER, published_model
-from tracekd.score.stats import ALPHA_PAIRED, loss_trend, paired_comparison
+from tracekd.score.stats import loss_trend, paired_comparison
 from tracekd.traces.conditions import BASELINE
 
 INTERVENTION_ROWS = Path("interventions") / "interventions.jsonl"  # in a cell's folder (`tracekd intervene`)
@@ -121,14 +123,7 @@ def _compare_text(dataset: str, model: str, a: str, b: str, c: dict[str, Any]) -
     if not c["items"]:
         return f"{head}: no item in common, not compared."
     lo, hi = c["ci95"]
-    excludes = lo > 0 or hi < 0
-    significant = c["p"] < ALPHA_PAIRED
-    if significant and excludes:
-        what = f"{a} answers {'more' if c['difference'] > 0 else 'less'} accurately than {b}"
-    elif not significant and not excludes:
-        what = "the difference is not significant (the data do not show which condition answers better)"
-    else:
-        what = "no verdict: the test and the interval disagree"
+    what = comparison_verdict(a, b, c)
     return (
         f"{head} on the same {c['items']} items: {what} (accuracy {100 * c['accuracy'][0]:.1f} vs "
         f"{100 * c['accuracy'][1]:.1f} %, difference {100 * c['difference']:+.1f} points [95 % CI {100 * lo:+.1f}, "
@@ -154,6 +149,26 @@ def write_rows(path: Path, rows: dict[tuple[str, str, str], dict[Any, list]]) ->
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(buf.getvalue())
     tmp.replace(path)
+
+
+def read_rows_file(path: Path) -> dict[tuple[str, str, str], dict[Any, list[dict[str, Any]]]]:
+    """rows.jsonl.gz back to the rows of each (dataset, model, condition) by seed, each row checked."""
+    import gzip
+
+    out: dict[tuple[str, str, str], dict[Any, list[dict[str, Any]]]] = {}
+    try:
+        lines = gzip.decompress(path.read_bytes()).decode("utf-8").splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise InputError(f"not the gzip-compressed JSON Lines tracekd writes: {e}", path) from None
+    for lineno, line in enumerate(lines, 1):
+        try:
+            row = json.loads(line)
+            key, seed = (row.pop("dataset"), row.pop("model"), row.pop("condition")), row.pop("seed")
+        except (ValueError, KeyError, AttributeError, TypeError):
+            raise InputError("not a row with its dataset, model, condition and seed", path, lineno) from None
+        row = validated(ExampleRow, row, path, "not a per-example row tracekd writes", lineno)
+        out.setdefault(key, {}).setdefault(seed, []).append(row)
+    return out
 
 
 ROWS_FILE = "rows.jsonl.gz"

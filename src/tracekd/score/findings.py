@@ -36,7 +36,7 @@ BY_CONSTRUCTION_PHI = 0.8
 MIN_INFORMATIVE = 5  # fewer outputs than this in the smallest margin of the informative strata: no verdict
 
 
-def _not_estimable_reason(block: dict[str, Any]) -> str:
+def not_estimable_reason(block: dict[str, Any]) -> str:
     (a, b), (c, d) = block["table"]
     if a + b + c + d == 0:
         return "no outputs were evaluated"
@@ -100,7 +100,7 @@ def sentence(
     head = f"{subject} — {step} step ({definitions} definitions{rule}): "
     if not st["estimable"]:
         verdict = "not estimable"
-        body = f"association not estimable: {_not_estimable_reason(block)}"
+        body = f"association not estimable: {not_estimable_reason(block)}"
     else:
         verdict, body = _verdict(st)
     both, given = block.get("both_right", {}), block.get("answer_given_step_right", {})
