@@ -308,7 +308,17 @@ def test_a_starting_run_leaves_the_temporaries_of_a_report_being_written(tmp_pat
     from tracekd.experiment.runner import REPORT_LOCK, _open_run_folder
     from tracekd.lock import folder_lock
 
-    (tmp_path / "c.yaml").write_text(yaml.safe_dump({"name": "t", "datasets": [{"name": "synthetic-babi", "size": 20}], "models": ["tiny-random"], "conditions": ["baseline"], "seeds": [0]}))
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "datasets": [{"name": "synthetic-babi", "size": 20}],
+                "models": ["tiny-random"],
+                "conditions": ["baseline"],
+                "seeds": [0],
+            }
+        )
+    )
     cfg, run = load_config(tmp_path / "c.yaml"), tmp_path / "run"
     live = run / ".results.json.abcdefgh.tmp"
     opened = threading.Event()

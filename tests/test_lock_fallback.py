@@ -133,8 +133,7 @@ def test_rank_in_the_environment_skips_only_the_jobs_own_lock(tmp_path, monkeypa
     one multi-process training (job_ranks) leave the lock to rank 0."""
     monkeypatch.setenv("RANK", "1")
     with folder_lock(tmp_path, "first"):
-        with pytest.raises(FolderBusy):
-            with folder_lock(tmp_path, "second"):
-                pass
+        with pytest.raises(FolderBusy), folder_lock(tmp_path, "second"):
+            pass
         with folder_lock(tmp_path, "a rank of the job", job_ranks=True):
             pass
