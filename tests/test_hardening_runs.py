@@ -301,6 +301,36 @@ def test_a_kill_during_a_write_leaves_temporaries_that_the_next_run_removes(tmp_
     assert not stale.exists()
 
 
+def test_a_starting_run_leaves_the_temporaries_of_a_report_being_written(tmp_path):
+    """A process writing results.json / the report holds `.report.lock`, not the run lock: a run
+    starting meanwhile waits for it before it removes temporary files (it deleted the writer's)."""
+    from tracekd.experiment.config import load_config
+    from tracekd.experiment.runner import REPORT_LOCK, _open_run_folder
+    from tracekd.lock import folder_lock
+
+    (tmp_path / "c.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "t",
+                "datasets": [{"name": "synthetic-babi", "size": 20}],
+                "models": ["tiny-random"],
+                "conditions": ["baseline"],
+                "seeds": [0],
+            }
+        )
+    )
+    cfg, run = load_config(tmp_path / "c.yaml"), tmp_path / "run"
+    live = run / ".results.json.abcdefgh.tmp"
+    opened = threading.Event()
+    with folder_lock(run, "report writer", lock_name=REPORT_LOCK):
+        live.write_text('{"half": ')
+        t = threading.Thread(target=lambda: (_open_run_folder(cfg, run), opened.set()))
+        t.start()
+        assert not opened.wait(1.0) and live.exists()  # waits while the writer holds the lock
+    t.join(10)
+    assert opened.is_set() and not live.exists()  # then cleans what a killed writer would have left
+
+
 # -- atomic multi-condition prepare ----------------------------------------------------------------
 def _tree(root: Path) -> dict[str, bytes]:
     return {

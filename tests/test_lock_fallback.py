@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from tracekd.errors import InputError
-from tracekd.lock import folder_lock
+from tracekd.lock import FolderBusy, folder_lock
 
 
 @pytest.fixture(params=[errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP])
@@ -126,3 +126,14 @@ def test_a_waiting_process_waits_for_the_lock_file(tmp_path, no_flock):
         order.append("acquired")
     t.join()
     assert order == ["released", "acquired"]
+
+
+def test_rank_in_the_environment_skips_only_the_jobs_own_lock(tmp_path, monkeypatch):
+    """A plain command in a job that sets RANK (Kubeflow, torchrun) still locks; only the ranks of
+    one multi-process training (job_ranks) leave the lock to rank 0."""
+    monkeypatch.setenv("RANK", "1")
+    with folder_lock(tmp_path, "first"):
+        with pytest.raises(FolderBusy), folder_lock(tmp_path, "second"):
+            pass
+        with folder_lock(tmp_path, "a rank of the job", job_ranks=True):
+            pass

@@ -119,3 +119,27 @@ def test_prepare_refuses_to_write_over_its_source(tmp_path):
     with pytest.raises(InputError, match="is also an input"):
         prepare(DatasetConfig(name="msmarco", source=str(source), test_fraction=0.5), "correct", "tagged", 0, out)
     assert source.read_bytes() == before
+
+
+def test_generate_refuses_another_model_at_the_same_path(tmp_path, data):
+    """A full fine-tune's output is a model folder: a resume after other weights were written to
+    the same path is another producer (the path alone was recorded before)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from tracekd.models import tiny
+    from tracekd.models.presets import cache_dir
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny.local_folder("llama", cache_dir()), model)
+    out = tmp_path / "p.jsonl"
+    generate(data, str(model), out, None, OPTS)
+    assert generate(data, str(model), out, None, OPTS)["already_done"] == 4  # same weights: resumes
+    weights = next(model.glob("*.safetensors"))
+    tensors = load_file(weights)
+    name = next(iter(tensors))
+    tensors[name] = tensors[name] + 1
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(InputError, match=r"model\.weights"):
+        generate(data, str(model), out, None, OPTS)

@@ -5,8 +5,9 @@ deleted: the lock is the open file, not the file's existence). The kernel drops 
 process ends however it ends - a SIGKILL never leaves a stale lock. A second process gets an
 `InputError` naming the folder and the holder's pid (exit 2) and touches nothing; the first is
 unharmed. With `wait=True` the second waits for the lock instead (`tracekd run`'s short steps
-shared by the processes of one run folder). In a multi-process (`accelerate launch`) run only
-rank 0 takes the lock: the ranks are one job.
+shared by the processes of one run folder). In a multi-process (`accelerate launch`) training
+only rank 0 takes the lock: the ranks are one job (`job_ranks=True`, train's output only); every
+other command locks whatever `RANK` says (a Kubeflow / torchrun job sets it for plain commands too).
 
 Filesystems without `flock` (Lustre without its flock mount option: ENOSYS; some NFS / FUSE
 mounts: ENOLCK, EOPNOTSUPP) get a lock file instead: `.tracekd.lock.held`, created atomically
@@ -69,12 +70,15 @@ def _busy(folder: Path, holder: str, what: str) -> FolderBusy:
 
 
 @contextmanager
-def folder_lock(folder: str | Path, what: str, lock_name: str = LOCK_NAME, wait: bool = False) -> Iterator[None]:
+def folder_lock(
+    folder: str | Path, what: str, lock_name: str = LOCK_NAME, wait: bool = False, job_ranks: bool = False
+) -> Iterator[None]:
     """Hold the lock of `folder` (made if missing) for the body; `what` names the command. Held by
-    another process: `FolderBusy`, or with `wait` the body runs once the other process lets go."""
+    another process: `FolderBusy`, or with `wait` the body runs once the other process lets go.
+    `job_ranks`: the caller runs in every process of one multi-process job, and only rank 0 locks."""
     folder = Path(folder)
     mode = lock_mode()
-    if _rank() != 0 or mode == "none":
+    if (job_ranks and _rank() != 0) or mode == "none":
         yield
         return
     if folder.exists() and not folder.is_dir():

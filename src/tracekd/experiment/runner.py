@@ -48,6 +48,8 @@ from tracekd.lock import FolderBusy, folder_lock
 from tracekd.traces.conditions import BASELINE
 from tracekd.traces.teacher import RESTRICT, needs_teacher, split_condition
 
+REPORT_LOCK = ".report.lock"  # held while results.json and the report are written
+
 
 @dataclass(frozen=True)
 class Cell:
@@ -336,10 +338,17 @@ def run_experiment(cfg: ExperimentConfig, run: Path, dry_run: bool = False, cons
             t.add_row(c.dataset.name, c.model.name, c.condition, str(c.seed), stage_of(c, run))
         console.print(t)
         return None
-    with folder_lock(run, "tracekd run", wait=True):
-        remove_stale_temps(run)
-        _check_run_folder(cfg, run)
+    _open_run_folder(cfg, run)
     return _run_cells(cfg, run, cells, console)
+
+
+def _open_run_folder(cfg: ExperimentConfig, run: Path) -> None:
+    """Remove what killed writers left in the run folder and check it holds this experiment. The
+    temporary files of a process writing the report at this moment are live: wait for it."""
+    with folder_lock(run, "tracekd run", wait=True):
+        with folder_lock(run, "tracekd run", lock_name=REPORT_LOCK, wait=True):
+            remove_stale_temps(run)
+        _check_run_folder(cfg, run)
 
 
 def check_devices(cfg: ExperimentConfig, cells: list[Cell]) -> None:
@@ -440,7 +449,7 @@ def _finish(cfg: ExperimentConfig, run: Path, cells: list[Cell], console, ran_ce
             f"{', ...' if len(left) > 3 else ''}); the process that finishes the last writes the report"
         )
         return None
-    with folder_lock(run, "tracekd run", lock_name=".report.lock", wait=True):
+    with folder_lock(run, "tracekd run", lock_name=REPORT_LOCK, wait=True):
         results_file = run / "results.json"
         newest_cell = max((c.folder(run) / "cell.json").stat().st_mtime_ns for c in cells)
         if ran_cells and results_file.is_file() and results_file.stat().st_mtime_ns > newest_cell:

@@ -107,8 +107,7 @@ def produced_by(model: str, spec, adapter, data_dir: Path, opts: GenerateOptions
             "options": {"backend": opts.backend},
         }
     return {
-        "model": {"name": spec.name, "source": spec.source},
-        "adapter": adapter_hash(adapter),
+        **model_produced_by(spec, adapter),
         "data": sha256_file(data_dir / "test.jsonl"),
         "options": opts.model_dump(exclude={"limit", "request_seed", *SERVER_FIELDS}),
     }
@@ -119,12 +118,22 @@ def provenance_file(out_file: Path) -> Path:
     return out_file.with_name(out_file.name + ".provenance.json")
 
 
-def adapter_hash(adapter: str | Path | None) -> str | None:
-    """sha256 of an adapter's weight files (None without an adapter)."""
-    if adapter is None:
+def weights_hash(folder: str | Path | None) -> str | None:
+    """sha256 of the weight files in a model or adapter folder (None without one)."""
+    if folder is None:
         return None
-    files = sorted(p for p in Path(adapter).iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
     return ",".join(f"{p.name}:{sha256_file(p)}" for p in files)
+
+
+def model_produced_by(spec, adapter: str | Path | None) -> dict[str, Any]:
+    """The model part of an output's provenance: the preset or path, the adapter's weights and,
+    when the model itself is a local folder (a full fine-tune's output, a converted model), the
+    hash of its own weights: another model written to the same path is another producer."""
+    model: dict[str, Any] = {"name": spec.name, "source": spec.source}
+    if Path(spec.source).is_dir():
+        model["weights"] = weights_hash(spec.source)
+    return {"model": model, "adapter": weights_hash(adapter)}
 
 
 def _generate(records, model: str, spec, out_file: Path, adapter, opts: GenerateOptions, progress) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.generate.options import GenerateOptions
-from tracekd.generate.run import adapter_hash, done_ids, generate, make_generator
+from tracekd.generate.run import done_ids, generate, make_generator, model_produced_by
 from tracekd.jsonio import (
     check_provenance,
     dumps_line,
@@ -103,8 +103,7 @@ def intervene(
         raise InputError(f"{len(missing)} test item(s) have no output (first: {missing[0]!r})", predictions)
     with folder_lock(out_dir, "tracekd intervene"):
         produced_by = {
-            "model": {"name": spec.name, "source": spec.source},
-            "adapter": adapter_hash(adapter),
+            **model_produced_by(spec, adapter),
             "data": sha256_file(data_dir / "test.jsonl"),
             "own_outputs": sha256_file(predictions),
             "options": opts.model_dump(exclude={"limit"}),

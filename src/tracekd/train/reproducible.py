@@ -38,7 +38,7 @@ from tracekd.models.loading import BASE_FILE
 
 @contextmanager
 def locked_output(out_dir: Path) -> Iterator[None]:
-    with folder_lock(out_dir, "tracekd train"):
+    with folder_lock(out_dir, "tracekd train", job_ranks=True):
         remove_stale_temps(out_dir, ["train_summary.json"])
         for final in ("adapter", "model"):
             remove_stale_temps(out_dir / final, [BASE_FILE])
