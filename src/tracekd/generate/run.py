@@ -106,7 +106,12 @@ def adapter_hash(adapter: str | Path | None) -> str | None:
 def _generate(records, spec, out_file: Path, adapter, opts: GenerateOptions, progress) -> dict[str, Any]:
     done = done_ids(out_file)
     todo = [(r["id"], r["prompt"]) for r in records if r["id"] not in done]
-    summary = {"total": len(records), "already_done": len(done), "generated": 0, "output": str(out_file)}
+    summary: dict[str, Any] = {
+        "total": len(records),
+        "already_done": len(done),
+        "generated": 0,
+        "output": str(out_file),
+    }
     if not todo:
         return summary
     gen = make_generator(spec, adapter, opts)

@@ -111,7 +111,7 @@ class TeacherOptions(BaseModel):
     )
     retry_delay: float = Field(0.5, ge=0, description="First backoff in seconds (doubles each retry, capped at 30).")
     splits: list[Literal["train", "test"]] = Field(
-        default_factory=lambda: ["train", "test"],
+        ["train", "test"],
         min_length=1,
         description="Splits to teach (repeatable).",
         json_schema_extra={"flag": "split"},

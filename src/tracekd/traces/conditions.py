@@ -132,6 +132,7 @@ def make_targets(
             out.append((gold_trace(ex), None))
             continue
         if condition == "swapped":
+            assert partners is not None  # made for this condition
             other = partners.draw(ex, seed)
             trace = Trace(other.label, tuple(other.texts(other.evidence)), answers)
             out.append((trace, {"swapped_with": other.id, "label": other.label, "evidence": list(other.evidence)}))
