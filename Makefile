@@ -19,10 +19,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/tracekd run configs/demo.yaml --out runs/demo
 
-# lint-imports: the layer contracts ([tool.importlinter]); ruff: lint and format ([tool.ruff])
+# lint-imports: the layer contracts ([tool.importlinter]); ruff: lint and format ([tool.ruff]);
+# mypy: the types of src/ ([tool.mypy])
 test: setup
 	$(BIN)/lint-imports
 	$(BIN)/ruff check src tests bench .ci
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 	$(BIN)/ruff format --check src tests bench .ci
 

@@ -119,6 +119,7 @@ def prepare(
     """Build SFT files (train.jsonl, test.jsonl, manifest.json) for one condition."""
     from tracekd.prepare import prepare as run_prepare
 
+    assert config is not None  # with_flags makes it from the flags
     _when_interrupted(
         lambda: f"{out_dir} holds its previous files or all the new ones, never a mix (prepare publishes them together)"
     )
@@ -348,6 +349,7 @@ def teach(
     from tracekd.teach.run import teach as run_teach
     from tracekd.traces.teacher import RESPONSES_FILE
 
+    assert opts is not None  # with_flags makes it from the flags
     _when_interrupted(lambda: _lines_kept(out_dir / RESPONSES_FILE, "teacher response(s)") + " (never asked again)")
     s = run_teach(data, out_dir, opts)
     a = s["acceptance"]["overall"]

@@ -76,10 +76,12 @@ class Flags:
         out = []
         for name, field in self.fields.items():
             flag, typ = _flag_name(name, field), _cli_type(field.annotation)
+            assert flag is not None  # self.fields keeps the fields that have a flag
             decl = f"{flag}/--no-{flag[2:]}" if typ is bool else flag
             if get_origin(typ) is Literal or typ in (int, float, str, bool) or get_origin(typ) is list:
                 text = self.help.get(name) or _help(field)
-                annotation = Annotated[typ | None, typer.Option(decl, help=text, show_default=False)]
+                # built at run time from the field's type (typer reads it), not a static annotation
+                annotation = Annotated[typ | None, typer.Option(decl, help=text, show_default=False)]  # type: ignore[valid-type]
             else:
                 raise TypeError(f"option {name!r}: no command-line form for {field.annotation!r}")
             out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation))

@@ -301,7 +301,7 @@ class Staged:
     def __init__(self) -> None:
         self.moves: list[tuple[Path, Path]] = []
 
-    def _add(self, path: str | Path, mode: str, fill: Callable[[IO], None]) -> None:
+    def _add(self, path: str | Path, mode: str, fill: Callable[[IO], object]) -> None:
         path = Path(path)
         with _temp_beside(path, mode) as (f, tmp):
             fill(f)

@@ -152,7 +152,7 @@ def build(
         "test_copies_of_train": copies_of_train(selected.examples["train"], selected.examples["test"]),
         "perturbations": {s: perturbation_counts([r["perturbation"] for r in built[s]]) for s in SPLITS},
     }
-    if needs_teacher(condition):
+    if needs_teacher(condition) and teacher is not None:  # prepare's _check: a teacher condition has one
         manifest["teacher"] = {
             "folder": str(teacher),
             "teacher": teacher_summary(teacher).get("teacher"),
@@ -166,7 +166,7 @@ def publish(
     selected: SelectedExamples, targets: dict[str, Path], template: str, seed: int, teacher: str | Path | None = None
 ) -> dict[str, dict[str, Any]]:
     """Build every condition (condition -> its folder), then write them all or none."""
-    rows = read_teacher(teacher) if any(map(needs_teacher, targets)) else None
+    rows = read_teacher(teacher) if teacher is not None and any(map(needs_teacher, targets)) else None
     built = {c: build(selected, c, template, seed, teacher, rows) for c in targets}
     for folder in targets.values():
         if folder.exists() and not folder.is_dir():

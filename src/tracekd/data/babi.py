@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -188,7 +188,7 @@ class Babi(Dataset):
     labels = tuple(TASKS.values())
     answer_scorer = "babi"
     label_lexicon = LABEL_LEXICON
-    Options = BabiOptions
+    Options: ClassVar[type[BabiTaskOptions]] = BabiOptions
 
     def __init__(self, seed: int = 0, **options):
         super().__init__(seed, **options)

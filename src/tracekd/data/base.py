@@ -91,7 +91,7 @@ class Dataset(ABC):
 
     def __init__(self, seed: int = 0, **options: Any):
         self.seed = seed
-        self.options = self.parse_options(options)
+        self.options: Any = self.parse_options(options)  # an instance of the dataset's own `Options`
 
     @classmethod
     def parse_options(cls, values: dict[str, Any]) -> DatasetOptions:

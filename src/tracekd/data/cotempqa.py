@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
@@ -58,7 +58,8 @@ QUESTION_WORDING = (
     "during the same time span",
     "during the identical time period",
 )
-IR_RULES = ("tracekd", "paper")  # the gold-evidence rules, the default first
+IrRule = Literal["tracekd", "paper"]  # the gold-evidence rules, the default first
+IR_RULES: tuple[IrRule, ...] = get_args(IrRule)
 
 #: relation phrase in a fact -> relation family
 FACT_RELATIONS = {
@@ -204,7 +205,7 @@ def resolve_anchor(
 class CoTempQAOptions(DatasetOptions):
     """`subsets`: the relations to keep; `ir_rule`: the gold-evidence rule."""
 
-    ir_rule: Literal[IR_RULES] = Field(
+    ir_rule: IrRule = Field(
         IR_RULES[0],
         description="CoTempQA evidence rule: tracekd (anchor + answer-bearing "
         "facts) or paper (every fact containing an answer).",

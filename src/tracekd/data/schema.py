@@ -81,8 +81,8 @@ class Example:
     def from_record(cls, rec: dict[str, Any], path=None, line: int | None = None) -> Example:
         """The example of a prepared record; a missing field or a wrong type is an InputError."""
 
-        def get(key: str, typ: type, default: Any = None) -> Any:
-            value = rec.get(key, default)
+        def get(key: str, typ: type[Any], default: Any = None) -> Any:
+            value: Any = rec.get(key, default)
             if value is None:
                 raise InputError(
                     f"prepared record has no {key!r} field (is this a file written by `tracekd prepare`?)", path, line
@@ -119,7 +119,7 @@ class Example:
         return ex
 
 
-_TYPE_NAMES = {str: "a string", list: "a list of strings", dict: "an object"}
+_TYPE_NAMES: dict[type, str] = {str: "a string", list: "a list of strings", dict: "an object"}
 
 
 def _jsonable(value: Any) -> Any:

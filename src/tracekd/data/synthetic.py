@@ -13,6 +13,7 @@ Example i depends only on (seed, i), so a larger `size` extends a smaller one.
 from __future__ import annotations
 
 import random
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -243,6 +244,9 @@ class GeneratedOptions(DatasetOptions):
 class _Generated:
     """A generated dataset: `size` examples drawn from the data seed, no source."""
 
+    name: ClassVar[str]
+    options: Any  # its Options derive from GeneratedOptions
+
     def check_readable(self, source: str | None) -> None:
         if source:
             raise InputError(f"dataset {self.name!r} is generated; give its size, not a source", key="source")
@@ -296,7 +300,8 @@ BABI_TASKS = (1, 2, 3, 7, 6)
 
 class _Story:
     def __init__(self, rng: random.Random, person: str):
-        self.rng, self.person, self.lines = rng, person, []
+        self.rng, self.person = rng, person
+        self.lines: list[str] = []
         self.others = [p for p in _PEOPLE if p != person]
 
     def say(self, who: str, verbs, what: str) -> str:

@@ -284,7 +284,7 @@ def _check_dataset(d: DatasetConfig, base: Path, where: str, config: Path) -> No
             d.source = str((base / d.source).resolve())
         d.dataset().check_readable(d.source)
     except InputError as e:
-        if e.key == "source" and e.path is not None:
+        if e.key == "source" and e.path is not None and d.source is not None:
             raise InputError(f"path not found: {base / d.source}", config, key=f"{where}.source") from None
         raise InputError(e.message, config, key=f"{where}.{e.key}" if e.key else where) from None
 

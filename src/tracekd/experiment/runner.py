@@ -186,6 +186,7 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
     folder = teacher_folder(d, run)
     data = folder / "data"
     bases = {split_condition(c)[0] for c in cfg.conditions}
+    assert cfg.teacher is not None  # the config refuses a condition that needs one without it
     opts = cfg.teacher.model_copy(
         update={
             "summary": cfg.teacher.summary or "teacher_summary" in bases,

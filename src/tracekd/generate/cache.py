@@ -62,8 +62,9 @@ class ResponseCache:
     def __contains__(self, key: str) -> bool:
         return key in self.records
 
-    def get(self, key: str) -> dict[str, Any] | None:
-        return self.records.get(key)
+    def get(self, key: str) -> dict[str, Any]:
+        """The record of a cached key (KeyError: not cached)."""
+        return self.records[key]
 
     def put(self, record: dict[str, Any]) -> None:
         with self.lock:

@@ -21,6 +21,7 @@ import inspect
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -159,6 +160,12 @@ class GrowingLayer(DynamicLayer):
     """A DynamicLayer whose keys and values live in a buffer with spare columns: appending writes in
     place instead of concatenating (which copies the whole cache at every token)."""
 
+    keys: torch.Tensor
+    values: torch.Tensor
+    buf_k: Any  # the buffers (tensors with spare columns); None before the first write
+    buf_v: Any
+    length: int
+
     def update(self, key_states, value_states, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
@@ -197,6 +204,8 @@ class GrowingLayer(DynamicLayer):
 
 class RowCache(DynamicCache):
     """The batch's KV cache: rows join (right-aligned, padded on the left) and leave."""
+
+    layers: list[Any]  # GrowingLayer's (Cache types them as any kind of layer)
 
     def __init__(self):
         Cache.__init__(self, layer_class_to_replicate=GrowingLayer)

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from tracekd.errors import InputError
 from tracekd.generate.chat import Endpoint, Keep, Reply, Request
@@ -36,6 +36,10 @@ class Malformed(Exception):
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
+@overload
+def clean_text(text: str) -> str: ...
+@overload
+def clean_text(text: str | None) -> str | None: ...
 def clean_text(text: str | None) -> str | None:
     """Text that can be stored as UTF-8: a lone surrogate (a JSON escape such as "\\ud800", which is
     not Unicode) becomes U+FFFD, as an invalid UTF-8 byte of the body does when it is decoded."""
@@ -124,7 +128,11 @@ class ServerBackend:
             try:
                 extra = self.sampling_body if req.params.get("temperature", 0) > 0 else None
                 raw = self.client.chat.completions.with_raw_response.create(
-                    model=self.model, messages=req.messages, extra_body=extra, **req.params
+                    # the messages are plain dicts of role and content: the client's TypedDicts at run time
+                    model=self.model,
+                    messages=req.messages,  # type: ignore[arg-type]
+                    extra_body=extra,
+                    **req.params,
                 )
                 return _reply(_parse(raw))
             except openai.APIStatusError as e:

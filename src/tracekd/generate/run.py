@@ -139,7 +139,12 @@ def model_produced_by(spec, adapter: str | Path | None) -> dict[str, Any]:
 def _generate(records, model: str, spec, out_file: Path, adapter, opts: GenerateOptions, progress) -> dict[str, Any]:
     done = done_ids(out_file)
     todo = [(r["id"], r["prompt"]) for r in records if r["id"] not in done]
-    summary = {"total": len(records), "already_done": len(done), "generated": 0, "output": str(out_file)}
+    summary: dict[str, Any] = {
+        "total": len(records),
+        "already_done": len(done),
+        "generated": 0,
+        "output": str(out_file),
+    }
     if not todo:
         return summary
     finished = len(records) - len(todo)

@@ -93,6 +93,7 @@ def check_form(study: Study, step: Step, form: dict[str, str]) -> dict[str, str]
         return {}
     if step.kind == "demographics":
         return _choices(fields, DEMOGRAPHICS)
+    assert step.page is not None  # an item page
     steps = len(shown_steps(study, step.page))
     allowed: dict[str, tuple[str, ...]] = {q: tuple(map(str, LIKERT)) for q in (*INTERPRETABILITY, *LOAD)}
     allowed[VERIFY] = VERIFY_CHOICES
@@ -243,6 +244,7 @@ def create_app(study_dir: str | Path, db_url: str | None = None, admin_token: st
 
 def _item_context(study: Study, step: Step, pages: int) -> dict[str, Any]:
     page = step.page
+    assert page is not None  # an item page
     likert = [(q, text, AGREE) for q, text in INTERPRETABILITY.items()]
     likert += [(q, text, LOW_HIGH) for q, text in LOAD.items()]
     ctx: dict[str, Any] = {"number": step.number, "pages": pages, "likert": likert}
@@ -250,8 +252,8 @@ def _item_context(study: Study, step: Step, pages: int) -> dict[str, Any]:
     if page.attention is not None:
         ctx.update(question="Attention check", context=[], answer=None)
     else:
-        item = study.items[page.item]
         shown = study.trace(page.item, page.type)
+        item = study.items[shown.item]
         ctx.update(
             question=item.question,
             context=item.context,
@@ -274,7 +276,7 @@ def progress(study: Study, store: Answers) -> dict[str, Any]:
         seen.add(key)
         p = by_id[a["participant"]]
         step = step_of(study.plans[p["slot"]], a["page"])
-        if step.kind == "item" and step.page.type is not None:
+        if step.kind == "item" and step.page is not None and step.page.type is not None:
             per_type[step.page.type] += 1
     return {
         "study": study.spec.name,

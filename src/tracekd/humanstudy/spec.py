@@ -159,12 +159,13 @@ class Study(_Strict):
     items: dict[str, Item]
     traces: list[ShownTrace]
     plans: list[list[Page]]  # one per participant slot
-    _keys: dict[tuple[str, str], ShownTrace] | None = PrivateAttr(None)
+    _keys: dict[tuple[str | None, str | None], ShownTrace] | None = PrivateAttr(None)
 
-    def trace(self, item: str, type_: str) -> ShownTrace:
+    def trace(self, item: str | None, type_: str | None) -> ShownTrace:
+        """The trace shown for an item under a type (an attention page, with neither, has none: KeyError)."""
         return self._by_key()[(item, type_)]
 
-    def _by_key(self) -> dict[tuple[str, str], ShownTrace]:
+    def _by_key(self) -> dict[tuple[str | None, str | None], ShownTrace]:
         if self._keys is None:
             self._keys = {(t.item, t.type): t for t in self.traces}
         return self._keys

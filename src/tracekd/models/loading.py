@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from tracekd.errors import InputError
 from tracekd.models.presets import ModelSpec, cache_dir
@@ -34,8 +34,8 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-PRECISIONS = ("auto", "fp32", "bf16")
-Precision = Literal[PRECISIONS]  # the options' `precision`
+Precision = Literal["auto", "fp32", "bf16"]  # the options' `precision`
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def cpu_bf16_supported() -> bool:

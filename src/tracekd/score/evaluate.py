@@ -94,7 +94,7 @@ def rejudge_steps(row: dict[str, Any], ex: Example) -> dict[str, Any]:
 
 def _step_flags(rows: list[dict[str, Any]]) -> dict[str, list[bool | None]]:
     """Per step of the metric table, each row's flag (None: the step does not apply to that row's example)."""
-    return {m.step: [m.of(r) for r in rows] for m in metrics.steps()}
+    return {m.step: [m.of(r) for r in rows] for m in metrics.METRICS if m.step is not None}
 
 
 DEFINITIONS = {

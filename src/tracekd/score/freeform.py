@@ -184,8 +184,9 @@ def _content_words(text: str) -> tuple[str, ...]:
 
 
 def _items(ex: Example) -> list[Item]:
-    facts = {c.id: parse_fact(c) for c in ex.context}
-    if ex.context and all(facts.values()):
+    parsed = {c.id: parse_fact(c) for c in ex.context}
+    facts = {k: f for k, f in parsed.items() if f is not None}
+    if ex.context and len(facts) == len(parsed):
         shared = (
             {
                 e

@@ -101,7 +101,8 @@ def _intervention(keys, rows, baseline: dict[tuple, dict] | None) -> dict[str, A
             },
         )
     )
-    paired = [(i, k) for i, k in enumerate(keys) if baseline and k in baseline]
+    baseline = baseline or {}
+    paired = [(i, k) for i, k in enumerate(keys) if k in baseline]
     out["vs_no_trace"] = (
         paired_difference(
             [k for _, k in paired],
@@ -152,7 +153,7 @@ def _early_answering(by: dict[str, dict[tuple, dict]]) -> dict[str, Any] | None:
     cut = sorted((REGISTRY[n].truncate, n) for n in by if n in REGISTRY and REGISTRY[n].truncate is not None)
     if not cut:
         return None
-    points = []
+    points: list[dict[str, Any]] = []
     for fraction, name in cut:
         keys = sorted(by[name])
         rows = [by[name][k] for k in keys]
@@ -178,7 +179,7 @@ def _early_answering(by: dict[str, dict[tuple, dict]]) -> dict[str, Any] | None:
     )
     fr = [p["fraction"] for p in points]
 
-    def area(what: str) -> float:
+    def area(what: str) -> float | None:
         return float(np.trapezoid([p[what]["p"] for p in points], fr) / (fr[-1] - fr[0])) if fr[-1] > fr[0] else None
 
     return {"points": points, "area_accuracy": area("accuracy"), "area_agreement": area("agreement")}

@@ -118,12 +118,12 @@ def step_metric(name: str) -> Metric:
 
 def paper_steps() -> list[str]:
     """The steps the paper defined (it did not split the evidence step)."""
-    return [m.step for m in steps() if m.paper_step]
+    return [m.step for m in METRICS if m.step is not None and m.paper_step]
 
 
 def rule_steps() -> list[str]:
     """The steps an evidence rule changes (the others are judged the same under every rule)."""
-    return [m.step for m in steps() if m.evidence_rule]
+    return [m.step for m in METRICS if m.step is not None and m.evidence_rule]
 
 
 def reported(rows: list[Row]) -> list[Metric]:

@@ -499,7 +499,7 @@ def check_scores(summary: dict[str, Any], path: str | Path) -> None:
 
 def read_rows(path: str | Path, limit: int | None = None) -> list[dict[str, Any]]:
     """The rows of a per-example JSONL file (the first `limit`), each checked."""
-    out = []
+    out: list[dict[str, Any]] = []
     for lineno, row in read_jsonl(path):
         if limit is not None and len(out) >= limit:
             break

@@ -96,7 +96,7 @@ def evidence_rules(fmt: str, dataset: str, ir_rule: str | None) -> list[str | No
     primary = ir_rule or (trained if trained in offered else offered[0])
     if primary not in offered:
         raise InputError(f"ir_rule must be one of {', '.join(offered)}, not {primary!r}")
-    return [primary] + [r for r in offered if r != primary]
+    return [primary, *(r for r in offered if r != primary)]
 
 
 def _rule_views(summary: dict[str, Any], by_rule: dict[str | None, list], inference: bool = True) -> dict[str, Any]:
@@ -117,7 +117,7 @@ def _rule_views(summary: dict[str, Any], by_rule: dict[str | None, list], infere
 def rescore(
     fmt: str,
     dataset: str,
-    source: str,
+    source: str | None,
     files: list[str],
     ir_rule: str | None = None,
     rows_out: dict[str, list] | None = None,

@@ -136,7 +136,7 @@ def design_effect(x: np.ndarray, y: np.ndarray, stratum: np.ndarray, cluster: np
     return max(1.0, clustered / indep)
 
 
-def _breslow_day(st, tables: np.ndarray) -> tuple[float, float] | None:
+def _breslow_day(st, tables: np.ndarray) -> tuple[float, int] | None:
     """Breslow-Day statistic and df from statsmodels; its quadratic for the expected cell divides
     by (1 - OR_MH), so at OR_MH = 1 exactly the expected cell is the CMH one (row x column / n)."""
     k = tables.shape[2]
@@ -176,7 +176,7 @@ def stratified(x, y, strata, clusters) -> dict[str, Any]:
     k = len(labels)
     cells = np.bincount(s * 4 + 2 * (~x) + (~y), minlength=4 * k).reshape(k, 2, 2)
     margins = np.concatenate([cells.sum(2), cells.sum(1)], axis=1)  # step right, wrong, answer right, wrong
-    informative = (margins > 0).all(1)
+    informative = np.all(margins > 0, axis=1)
     out: dict[str, Any] = {
         "test": "Cochran-Mantel-Haenszel",
         "strata": k,
@@ -356,7 +356,7 @@ def regression(y, terms: dict[str, Any], factors: dict[str, Any], clusters) -> d
         d, _ = _dummies(np.asarray(labels)[keep])
         design += [d[:, j] for j in range(d.shape[1])]
     if keep.sum() == 0 or np.ptp(yk) == 0:
-        note = "no outputs" if len(y) == 0 else "every output has the same answer correctness"
+        note: str | None = "no outputs" if len(y) == 0 else "every output has the same answer correctness"
         out["terms"] = {name: {"estimable": False, "note": note} for name in terms}
         return out
     fitted: list[str] = []
@@ -450,7 +450,8 @@ class ItemBootstrap:
         k = len(self.keys)
         # one column per distinct per-output array (many ratios share a denominator)
         columns: dict[bytes, int] = {}
-        arrays, index = [], []
+        arrays: list[np.ndarray] = []
+        index: list[list[int]] = []
         for n in names:
             pair = []
             for values in ratios[n]:
@@ -471,7 +472,7 @@ class ItemBootstrap:
         sums = np.concatenate([w @ per_item.astype(np.float32) for w in counts])
         with np.errstate(divide="ignore", invalid="ignore"):
             boot = sums[:, [i for i, _ in index]] / sums[:, [j for _, j in index]]
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for j, name in enumerate(names):
             total = den[:, j].sum()
             if total == 0:

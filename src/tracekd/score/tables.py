@@ -211,10 +211,11 @@ def metrics_table(s: dict[str, Any], rules: dict[str, Any] | None = None) -> Tab
             row(f"answer {key}", pct(value))
     if "upstream" in a:
         row("answer acc / f1 (upstream scorer)", f"{pct(a['upstream']['acc'])} / {pct(a['upstream']['f1'])}")
-    for rule, view in (rules or {None: {"steps": s["steps"]}}).items():
+    views: dict[str | None, Any] = dict(rules.items()) if rules else {None: {"steps": s["steps"]}}
+    for by, view in views.items():
         ev, tol = view["steps"]["evidence"], view["steps"]["evidence_tolerant"]
-        row(_named("evidence P / R / F1", rule), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}")
-        row(_named("evidence exact set, tolerant match", rule), pct(tol["exact"]))
+        row(_named("evidence P / R / F1", by), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}")
+        row(_named("evidence exact set, tolerant match", by), pct(tol["exact"]))
     p = s["paper"]
     for k in p["association"]:
         interval = p.get("ci95", {}).get(f"{k}_accuracy")
@@ -382,8 +383,8 @@ def condition_table(by_condition: dict[str, Any], evidence_rules: list | None, t
         }
         for k, v in cells.items():
             rows.setdefault(k, []).append(v)
-    for k, v in rows.items():
-        t.add_row(k, *v)
+    for k, column in rows.items():
+        t.add_row(k, *column)
     return t
 
 

@@ -75,7 +75,7 @@ class TeacherOptions(ServerOptions):
     )
     posthoc_prompt: str = Field(POSTHOC_PROMPT, description="The post-hoc prompt (a second user turn).")
     splits: list[Literal["train", "test"]] = Field(
-        default_factory=lambda: ["train", "test"],
+        ["train", "test"],
         min_length=1,
         description="Splits to teach (repeatable).",
         json_schema_extra={"flag": "split"},

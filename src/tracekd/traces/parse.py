@@ -140,7 +140,8 @@ def parse(text: str, label_sentence: str) -> Trace:
     if not isinstance(text, str):
         return Trace(None, None, None)
     t = _ASSISTANT_RE.sub("", text, count=1)
-    tags = {k: [] for k in ("label", "evidence", "answer")}
+    tags: dict[str, list[str]] = {k: [] for k in ("label", "evidence", "answer")}
+    m: re.Match[str] | None
     for m in _TAG_LINE_RE.finditer(t):
         value = m.group(2)
         # "answer: x</think>": a closing tag glued to a value is junk (unless it is all there is)
@@ -217,6 +218,7 @@ def think_flags(text: str) -> tuple[str, ...]:
     if not isinstance(text, str) or "<think>" not in text:
         return ()
     m = _THINK_RE.search(text)
+    assert m is not None  # "<think>" is in the text
     out = []
     if "</think>" not in text[m.start() :] and "<answer>" not in text[m.start() :]:
         out.append("unclosed_think")

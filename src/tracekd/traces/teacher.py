@@ -128,7 +128,7 @@ def _swap_partners(examples: list[Example], seed: int) -> dict[str, Example]:
         raise InputError("teacher_swapped needs at least two teacher-correct examples in each split")
     if any(len(g) < 2 for g in groups.values()):
         groups = {"": examples}
-    partners = {}
+    partners: dict[str, Example] = {}
     for name, group in sorted(groups.items()):
         perm = derangement(len(group), random.Random(f"{seed}:teacher_swapped:{name}"))
         partners.update((ex.id, group[p]) for ex, p in zip(group, perm))

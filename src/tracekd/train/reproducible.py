@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,7 +133,7 @@ class ReproducibleTrainer(SFTTrainer):
         loss = -picked.sum() / (mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch)
         with torch.no_grad():
             n = max(int(mask.sum()), 1)
-            mode = "train" if self.model.training else "eval"
+            mode = "train" if model.training else "eval"
             self._metrics[mode]["entropy"].append(float(-(log_probs.exp() * log_probs).sum() / n))
             self._metrics[mode]["mean_token_accuracy"].append(float((log_probs.argmax(-1) == targets).sum() / n))
             if mode == "train":  # tokens seen, padding excluded (one process: nothing to gather)
@@ -141,7 +142,7 @@ class ReproducibleTrainer(SFTTrainer):
         return loss
 
     def _get_train_sampler(self, train_dataset=None):
-        ds = self.train_dataset if train_dataset is None else train_dataset
+        ds: Any = self.train_dataset if train_dataset is None else train_dataset  # a datasets.Dataset
         strategy = self.args.train_sampling_strategy
         if ds is None or strategy not in ("random", "group_by_length"):
             return super()._get_train_sampler(train_dataset)

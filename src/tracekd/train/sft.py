@@ -420,7 +420,7 @@ def _load_finished(trainer, checkpoint: str):
 
     trainer._load_from_checkpoint(checkpoint)
     trainer.state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
-    return TrainOutput(trainer.state.global_step, None, {})
+    return TrainOutput(trainer.state.global_step, None, {})  # type: ignore[arg-type]  # no training ran: no loss
 
 
 def batch_record(args) -> dict[str, Any]:
