@@ -616,7 +616,8 @@ def _help_from_docstrings(typer_app: typer.Typer) -> None:
     for info in typer_app.registered_commands:
         info.help = whole_sentences(info.help or inspect.getdoc(info.callback) or "")
     for group in typer_app.registered_groups:
-        _help_from_docstrings(group.typer_instance)
+        if group.typer_instance is not None:
+            _help_from_docstrings(group.typer_instance)
 
 
 _help_from_docstrings(app)  # after every command is registered

@@ -165,8 +165,8 @@ def _phrases(value: Any) -> bool:
 
 def _lacks(cls: type[Dataset]) -> list[str]:
     """What of the pipeline's needs the dataset class lacks, in words (empty: nothing)."""
-    labels = getattr(cls, "labels", None)
-    lexicon = getattr(cls, "label_lexicon", None)
+    labels: Any = getattr(cls, "labels", None)
+    lexicon: Any = getattr(cls, "label_lexicon", None)
     checks = {
         "`name` (a non-empty string)": isinstance(getattr(cls, "name", None), str) and bool(cls.name),
         "`labels` (a non-empty tuple of label names)": _phrases(labels),

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
 from tracekd.experiment.config import ExperimentConfig, ModelConfig
@@ -130,12 +132,11 @@ def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
 
 
 def _with_new_defaults(
-    stored: dict[str, Any], current: dict[str, Any], model: type = ExperimentConfig
+    stored: dict[str, Any], current: dict[str, Any], model: type[BaseModel] = ExperimentConfig
 ) -> dict[str, Any]:
     """The stored config without its overrides; a key that a later tracekd added (absent from an
     older config.json, e.g. `interventions`, `train.sft`) counts as equal where the current value is
     its default."""
-    from pydantic import BaseModel
     from pydantic_core import to_jsonable_python
 
     out = {k: v for k, v in stored.items() if k != "overrides"}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from functools import cache
+from collections.abc import Iterable
 from typing import Any
 
 import yaml
@@ -83,7 +84,7 @@ def affects_weights(key: str) -> bool:
     return key not in NOT_PROVENANCE and not key.startswith(NOT_PROVENANCE_PREFIXES)
 
 
-def parse_items(items: list[str]) -> dict[str, Any]:
+def parse_items(items: Iterable[str]) -> dict[str, Any]:
     """`--sft KEY=VALUE` (repeatable) as a mapping; VALUE is YAML (`0.01`, `adamw_torch`, `[a, b]`)."""
     out: dict[str, Any] = {}
     for item in items:
