@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from functools import cache
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 import yaml
