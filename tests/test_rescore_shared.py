@@ -359,7 +359,9 @@ def test_rescore_report_uses_the_same_report_code(tmp_path, shared_data, referen
         assert needle in r.stdout
     # one row per file, the original scorer's five numbers equal to the published ones on every file;
     # no number cut short to fit the width
-    per_file = r.stdout[r.stdout.index("per file (Llama-3.2-1B-Instruct)") :].split("\n")[:16]
+    per_file = r.stdout[r.stdout.index("per file (Llama-3.2-1B-Instruct)") :].split("\n")[
+        : 3 + 3 * 12
+    ]  # rates over intervals
     assert sum(line.rstrip().endswith(" same") for line in per_file) == 12 and "…" not in r.stdout
     # the report rebuilds from results.json alone
     (out / "report.html").unlink()
@@ -383,10 +385,15 @@ def test_light_views_equal_the_full_statistics(results, shared_data, reference_o
         mine = [r for r in rows[f["condition"]] if r["subset"] == f["subset"]]
         assert len(mine) == light["n"]
         full = summarize(mine, ds)
-        assert set(full) - set(light) == {"seeds", "rates", "regression", "without_flagged"}
-        assert {k: v for k, v in light.items() if k not in ("association", "paper")} == {
-            k: v for k, v in full.items() if k in light and k not in ("association", "paper")
+        assert set(full) - set(light) == {"seeds", "regression", "without_flagged"}
+        assert {k: v for k, v in light.items() if k not in ("association", "paper", "rates")} == {
+            k: v for k, v in full.items() if k in light and k not in ("association", "paper", "rates")
         }
+        # a file's rates: the same rates, with Wilson intervals (one output per item) in place of the bootstrap
+        assert set(light["rates"]) <= set(full["rates"]) and "answer_accuracy" in light["rates"]
+        for k, rate in light["rates"].items():
+            assert rate["method"] == "wilson" and rate["mean"] == pytest.approx(full["rates"][k]["mean"])
+            assert rate["ci95"][0] <= rate["mean"] <= rate["ci95"][1]
         assert {k: b["table"] for k, b in full["association"].items()} == {
             k: b["table"] for k, b in light["association"].items()
         }

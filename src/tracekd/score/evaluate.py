@@ -30,6 +30,7 @@ from tracekd.score.stats import (
     regression,
     stratified,
     table_2x2,
+    wilson,
 )
 from tracekd.score.steps import PAPER_RULES, paper_steps, score_steps
 from tracekd.traces.parse import parse, think_flags
@@ -154,12 +155,31 @@ def step_scores(rows: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def rates_of(rows: list[dict[str, Any]], names: list[str] | None = None) -> dict[str, Any]:
+    """Each yes/no metric's rate (of `names`, default all) over the outputs it applies to, with its
+    95 % Wilson interval: the intervals of one file of outputs, one output per test item (no seeds
+    to cluster); `statistics` gives the item-bootstrap intervals of a run or a pool."""
+    out = {}
+    for m in metrics.METRICS:
+        values = [v for v in (m.of(r) for r in rows) if v is not None]
+        if (names is None or m.name in names) and values and all(isinstance(v, bool) for v in values):
+            w = wilson(sum(values), len(values))
+            lo, hi = w["ci95"]  # the interval holds the rate (rounding can put k = n a hair below it)
+            out[m.name] = {"mean": w["p"], "ci95": [min(lo, w["p"]), max(hi, w["p"])], "method": "wilson", "n": w["n"]}
+    return out
+
+
 def rule_view(rows: list[dict[str, Any]], inference: bool = True) -> dict[str, Any]:
     """What an evidence rule changes (rows judged under it): the step scores and their association
     (with `inference`, the tests of `statistics` and the changed steps' rates with their
     intervals; without, the 2x2 tables of `step_tables`)."""
     if not inference:
-        return {"steps": step_scores(rows), "association": step_tables(rows)["association"]}
+        changed = [m.name for m in metrics.steps() if m.evidence_rule]
+        return {
+            "steps": step_scores(rows),
+            "association": step_tables(rows)["association"],
+            "rates": rates_of(rows, changed),
+        }
     tests = statistics({0: rows}, steps_only=True)
     return {"steps": step_scores(rows), "association": tests["association"], "rates": tests["rates"]}
 
@@ -193,7 +213,7 @@ def summarize(
         "answer": {"accuracy": mean(r["answer"]["correct"] for r in rows), **_means([r["answer"] for r in rows])},
         "steps": step_scores(rows),
         "flags": dict(sorted(Counter(f for r in rows for f in r.get("flags", ())).items())),
-        **(_inference(rows, by_model) if inference else step_tables(rows)),
+        **(_inference(rows, by_model) if inference else {**step_tables(rows), "rates": rates_of(rows)}),
         "by_subset": subset_summary,
         "by_label": {k: _breakdown(v) for k, v in sorted(by_label.items())},
         "dataset_summary": ds.answer_summary({k: v["answer_accuracy"] for k, v in subset_summary.items()}),

@@ -105,8 +105,10 @@ def _rule_views(summary: dict[str, Any], by_rule: dict[str | None, list], infere
     primary = next(iter(by_rule))
     changed = [m.name for m in metrics.steps() if m.evidence_rule]
     primary_view = {"steps": summary["steps"], "association": summary["association"]}
-    if inference:
-        primary_view["rates"] = {k: {x: summary["rates"][k][x] for x in ("mean", "ci95", "method")} for k in changed}
+    if "rates" in summary:  # a file's (Wilson) or a pool's (bootstrap) intervals
+        primary_view["rates"] = {
+            k: {x: summary["rates"][k][x] for x in ("mean", "ci95", "method")} for k in changed if k in summary["rates"]
+        }
     return {
         rule: primary_view if rule == primary else rule_view(rows, inference)
         for rule, rows in by_rule.items()

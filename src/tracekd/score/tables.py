@@ -19,6 +19,8 @@ from tracekd.score import metrics
 from tracekd.score.metrics import num, pct
 
 UPSTREAM_KEYS = ("acc", "f1", "p", "r", "avg")
+#: answer-scorer numbers that are rates of the metric table, shown there with their intervals
+SHOWN_AS_RATES = ("em", "lenient_correct")
 
 Rows = tuple[list[str], list[list[str]]]
 
@@ -206,16 +208,17 @@ def metrics_table(s: dict[str, Any], rules: dict[str, Any] | None = None) -> Tab
         elif rate is not None:
             row(m.title, rate_text(m, rate))
     a = s["answer"]
-    for key, value in a.items():  # whatever else the dataset's answer scorer measures
-        if key not in ("accuracy", "correct") and not isinstance(value, dict):
-            row(f"answer {key}", pct(value))
+    for key, value in a.items():  # the means of whatever else the dataset's answer scorer measures
+        if key not in ("accuracy", "correct", *SHOWN_AS_RATES) and not isinstance(value, dict):
+            row(f"answer {key} (mean)", pct(value))
     if "upstream" in a:
-        row("answer acc / f1 (upstream scorer)", f"{pct(a['upstream']['acc'])} / {pct(a['upstream']['f1'])}")
+        row("answer f1 (upstream scorer, mean)", pct(a["upstream"]["f1"]))
     views: dict[str | None, Any] = dict(rules.items()) if rules else {None: {"steps": s["steps"]}}
     for by, view in views.items():
-        ev, tol = view["steps"]["evidence"], view["steps"]["evidence_tolerant"]
-        row(_named("evidence P / R / F1", by), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}")
-        row(_named("evidence exact set, tolerant match", by), pct(tol["exact"]))
+        ev = view["steps"]["evidence"]
+        row(
+            _named("evidence P / R / F1 (means)", by), f"{pct(ev['precision'])} / {pct(ev['recall'])} / {pct(ev['f1'])}"
+        )
     p = s["paper"]
     for k in p["association"]:
         interval = p.get("ci95", {}).get(f"{k}_accuracy")
@@ -287,6 +290,12 @@ def _rule_cells(r: dict[str, Any], rules: list[str | None]) -> list[str]:
     ]
 
 
+def _file_rate(s: dict[str, Any], name: str, value: float | None) -> str:
+    """A file's rate with its Wilson interval (`rates`; a file scored before them: the rate alone)."""
+    rate = (s.get("rates") or {}).get(name)
+    return with_ci(rate, "mean") if rate else pct(value)
+
+
 def files_table(results: dict[str, Any], model: str | None = None) -> Table:
     """One row per rescored file of `model` (default: all): its answer accuracy, parse rate and
     step accuracies under each evidence rule, and the original scorer's accuracy with its five
@@ -296,7 +305,8 @@ def files_table(results: dict[str, Any], model: str | None = None) -> Table:
     other = _other_steps(files[0]["summary"])
     t = Table(
         title=f"per file ({model or results['model']})",
-        caption=f"{RULE_COLUMNS}; unp.: unparsable outputs; upstr.: the original scorer's acc; published: 'same' "
+        caption=f"{RULE_COLUMNS}; [95 % Wilson intervals: one output per item]; unp.: unparsable outputs; "
+        "upstr.: the original scorer's acc; published: 'same' "
         "where its acc, f1, p, r and avg all equal the published numbers (one decimal), else the published ones "
         "that differ",
         header_style="bold",
@@ -308,7 +318,8 @@ def files_table(results: dict[str, Any], model: str | None = None) -> Table:
     cols += ["unp.", "upstr.", "published"]
     for col in cols:
         left = col in ("model", "subset", "condition", "published")
-        t.add_column(col, justify="left" if left else "right", no_wrap=True)
+        # fold, never cut, a cell that does not fit: a truncated number reads as another number
+        t.add_column(col, justify="left" if left else "right", overflow="fold", min_width=len(col))
     for r in files:
         s = r["summary"]
         up, pub = r.get("upstream"), r.get("published") or {}
@@ -317,12 +328,12 @@ def files_table(results: dict[str, Any], model: str | None = None) -> Table:
             r["subset"] if isinstance(r["subset"], str) else "+".join(r["subset"]),
             r["condition"],
             str(s["n"]),
-            pct(s["answer"]["accuracy"]),
-            pct(s["parsed"]["answers"] / s["n"]),
-            *(pct(s["steps"][m.name]) for m in other),
+            _file_rate(s, "answer_accuracy", s["answer"]["accuracy"]),
+            _file_rate(s, "parse_rate", s["parsed"]["answers"] / s["n"]),
+            *(_file_rate(s, m.name, s["steps"][m.name]) for m in other),
             *_rule_cells(r, rules),
             str(s["status"]["unparsable"]),
-            f"{up['acc']:.1f}" if up else "—",
+            _file_rate(s, "upstream_answer_accuracy", up["acc"] / 100) if up else "—",
             "—" if not up or not pub else ", ".join(f"{k} {num(pub.get(k), '.1f')}" for k in differ) or "same",
         )
     return t
@@ -375,7 +386,9 @@ def condition_table(by_condition: dict[str, Any], evidence_rules: list | None, t
             "n": str(r.get("outputs", r["unique_examples"])),
             "answer": with_ci(s["rates"]["answer_accuracy"], "mean"),
             "parsed": with_ci(s["rates"]["parse_rate"], "mean"),
-            "upstr.": pct(s["answer"].get("upstream", {}).get("acc")),
+            "upstr.": with_ci(s["rates"]["upstream_answer_accuracy"], "mean")
+            if "upstream_answer_accuracy" in s["rates"]
+            else pct(s["answer"].get("upstream", {}).get("acc")),
             **{col: with_ci(s["rates"][m.name], "mean") for col, m in zip(_step_header(steps, []), steps)},
             **dict(zip(_step_header([], rules), _rule_cells(r, rules))),
             "both✓": with_ci(tr["both_right"]),
