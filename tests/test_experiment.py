@@ -360,3 +360,22 @@ def test_a_run_folder_from_before_a_new_config_key_is_resumed(tmp_path):
     _check_run_folder(cfg, run)  # accepted
     with pytest.raises(InputError, match="made with a different config"):
         _check_run_folder(cfg.model_copy(update={"interventions": ["own"]}), run)
+
+
+def test_a_run_folder_from_before_new_nested_keys_is_resumed(tmp_path):
+    """A config.json from before `train.sft` and the models' `server` (a key inside each entry of a
+    list) is the same config while those keep their defaults: a study run before them resumes."""
+    from tracekd.experiment.runner import _check_run_folder
+
+    cfg = load_config(ROOT / "configs" / "demo.yaml")
+    run = tmp_path / "run"
+    run.mkdir()
+    old = json.loads(cfg.model_dump_json())
+    del old["train"]["sft"]
+    for m in old["models"]:
+        del m["server"]
+    (run / "config.json").write_text(json.dumps(old))
+    _check_run_folder(cfg, run)  # accepted
+    served = cfg.models[0].model_copy(update={"server": {"base_url": "http://127.0.0.1:1/v1"}})
+    with pytest.raises(InputError, match="made with a different config"):
+        _check_run_folder(cfg.model_copy(update={"models": [served]}), run)

@@ -37,7 +37,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
@@ -146,9 +146,19 @@ def _with_new_defaults(
             default = to_jsonable_python(field.get_default(call_default_factory=True))
             if current[key] == default:
                 out[key] = default
-        elif isinstance(sub, type) and issubclass(sub, BaseModel) and isinstance(out.get(key), dict):
+        elif _is_model(sub) and isinstance(out.get(key), dict):
             out[key] = _with_new_defaults(out[key], current.get(key) or {}, sub)
+        elif get_origin(sub) is list and _is_model(item := get_args(sub)[0]) and isinstance(out.get(key), list):
+            now = current.get(key) if isinstance(current.get(key), list) else []  # e.g. `models`, `datasets`
+            out[key] = [
+                _with_new_defaults(v, n, item) if isinstance(v, dict) and isinstance(n, dict) else v
+                for v, n in zip(out[key], now + [None] * (len(out[key]) - len(now)))
+            ]
     return out
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 @contextmanager
