@@ -210,6 +210,8 @@ class Results(Model):
     """every pair of conditions of one dataset and model, on the same items"""
     rows: str | None = None
     """the file beside results.json with every per-example row (rows.jsonl.gz: dataset, model, condition, seed and the row)"""
+    intervention_rows: str | None = None
+    """the file beside results.json with every intervention's row (interventions.jsonl.gz: dataset, model, condition, seed and the row of `tracekd intervene`)"""
     beside: Beside | None = None
     """the side-by-side table with another results.json (`tracekd report --beside`; a rerun of `tracekd run` leaves it out)"""
 

@@ -172,6 +172,7 @@ def read_rows_file(path: Path) -> dict[tuple[str, str, str], dict[Any, list[dict
 
 
 ROWS_FILE = "rows.jsonl.gz"
+INTERVENTION_ROWS_FILE = "interventions.jsonl.gz"  # every intervention row (`tracekd run` with interventions)
 
 
 def write_results(
@@ -182,9 +183,11 @@ def write_results(
     conditions: list[str],
     groups: list[dict[str, Any]],
     rows: dict[tuple[str, str, str], dict[Any, list]] | None = None,
+    intervention_rows: dict[tuple[str, str, str], dict[Any, list]] | None = None,
 ) -> dict[str, Any]:
     """results.json (checked against `report.outputs.Results` first); with `rows` (the groups'
-    per-example rows by seed), the paired comparisons of the conditions and rows.jsonl.gz beside it."""
+    per-example rows by seed), the paired comparisons of the conditions and rows.jsonl.gz beside it;
+    with `intervention_rows`, interventions.jsonl.gz (every intervention's row) beside it too."""
     findings = [
         {"dataset": g["dataset"], "model": g["model"], "condition": g["condition"], **f}
         for g in groups
@@ -201,9 +204,13 @@ def write_results(
     if rows:
         results["comparisons"] = comparisons(conditions, rows)
         results["rows"] = ROWS_FILE
+    if intervention_rows:
+        results["intervention_rows"] = INTERVENTION_ROWS_FILE
     check_results(results, path)
     if rows:
         write_rows(path.with_name(ROWS_FILE), rows)
+    if intervention_rows:
+        write_rows(path.with_name(INTERVENTION_ROWS_FILE), intervention_rows)
     write_json_atomic(path, results)
     return results
 
@@ -223,6 +230,7 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         if summary.is_file():
             g["training"][str(c.seed)] = loss_trend(json.loads(summary.read_text()).get("log_history", []))
     out_groups = []
+    intervention_rows = {}
     for (d, m, cond), g in groups.items():
         res = group_results(d, m, cond, g["rows"], g["training"] or None)
         res["examples"] = g["examples"]
@@ -234,6 +242,7 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         }
         if rows:
             res["interventions"] = measures(rows, f"{d} / {m} / {cond}")
+            intervention_rows[(d, m, cond)] = rows
         out_groups.append(res)
     teachers = teacher_groups(run)  # the teacher's own outputs, as an untrained model of its own
     conditions = list(cfg.conditions)
@@ -247,6 +256,7 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         conditions,
         out_groups + teachers,
         {key: g["rows"] for key, g in groups.items()},
+        intervention_rows,
     )
 
 
