@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python bench/generate_speed.py
 	$(BIN)/python bench/sft_speed.py
 	$(BIN)/python bench/precision_quality.py
+	$(BIN)/python bench/cell_speed.py
 
 # Mutation testing of the scoring core (docs/testing.md): slow (about an hour on 2 cores), not part
 # of `make test` or CI. The modules and the tests it runs are [tool.mutmut] in pyproject.toml;

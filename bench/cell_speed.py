@@ -1,0 +1,369 @@
+"""Benchmark: one CoTempQA cell — a few LoRA training steps, then greedy generation of a few dozen
+test items — written the way a researcher would write it with TRL and transformers, against
+tracekd's way, in one run, both outputs scored by `tracekd evaluate`.
+
+The two ways share the data (the same prepared folder: tracekd's CoTempQA loader, the paper's test
+split, `correct` condition, tagged traces), the recipe (steps, batch, learning rate and its cosine
+schedule without warm-up, LoRA r / alpha / dropout / all linear layers, max length 1,024, seed) and
+the generation budget (`--max-new-tokens`, `--gen-batch-size` prompts at once). Everything else is
+each side's own default:
+
+- naive: `trl.SFTTrainer` given the model's path and a prompt-completion dataset of the same
+  messages (TRL applies the chat template, masks the prompt, pads each batch to its longest
+  sequence, draws batches at random, loads the weights in fp32 and checkpoints activations: TRL's
+  defaults), with `bf16=True` where the CPU has a bf16 unit (tracekd's own detection,
+  `models.loading.use_bf16("auto")`: AMX or AVX512-BF16), else fp32; then the trained model in
+  memory decodes the test prompts with `model.generate` on left-padded batches in file order
+  (greedy, under bf16 autocast where the CPU has it);
+- tracekd: `tracekd.train.sft.train` then `tracekd.generate.run.generate` with its options'
+  defaults (`--precision auto`, batches grouped by length, the loss head on the label positions
+  only, continuous batching), as `tracekd run` runs a cell.
+
+Each way runs in its own process (neither inherits the other's warmed-up kernels); the timed parts
+start after the imports: `train_s` from loading the model to the saved adapter, `generate_s` from
+there to the written predictions. `speedup` = naive total / tracekd total (goal >= 2). On a shared
+machine the wall clock also counts the time other processes hold the cores, differently for each
+way; each part's process CPU time (user + system) is reported too, with `speedup_cpu_time` (with
+one torch thread, CPU time is what the wall time would be on a quiet core).
+
+Agreement: the two trainings differ in example order, loss head, weight precision and how the
+completion is tokenized (TRL's chat template closes the assistant turn; tracekd appends the
+completion verbatim and EOS), so their outputs need not be identical. They agree when every scored
+rate (answer accuracy and each trace step's accuracy) differs by at most `--tolerance` points
+(default 10). Why 10 on 32 items: one item is 3.1 points; two trainings that disagree on a quarter
+of the items have a paired standard error of about 9 points for the difference of their accuracies
+(sqrt(0.25 / 32)), so differences up to 10 points are what chance alone gives, and differences
+beyond it (a way that learned the format, or the answers, less well) are what matters here. The
+paired comparison of answer correctness (both right, only one right) and McNemar's exact p are
+printed beside it; a non-significant difference on 32 items is not a proof of equivalence.
+
+Default: SmolLM2-135M, CoTempQA from ../shared (all four subsets), 8 steps of 8 examples (64 train
+examples, one epoch), 32 test items, up to 96 new tokens (as configs/shared-cotempqa-cpu.yaml), 8
+prompts at once, lr 1e-3, LoRA dropout 0 (tracekd's CPU configs). `--quick`: the tiny random
+Llama on synthetic CoTempQA-shaped data, 2 steps, 4 items (the test's smoke run; no timing claim).
+The machine is shared: compare the ratio measured in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COTEMPQA = Path(os.environ.get("TRACEKD_SHARED", ROOT.parent / "shared")) / "data" / "cotempqa"
+WAYS = ("naive", "tracekd")
+
+
+def heavy_imports() -> None:
+    """What both ways import, loaded before the clock starts."""
+    import datasets  # noqa: F401
+    import peft  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    import trl  # noqa: F401
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def clocks(start, trained, generated) -> dict:
+    """Wall and process CPU seconds of the two parts, from (wall, cpu) readings."""
+    return {
+        "train_s": trained[0] - start[0],
+        "generate_s": generated[0] - trained[0],
+        "train_cpu_s": trained[1] - start[1],
+        "generate_cpu_s": generated[1] - trained[1],
+    }
+
+
+def naive(data: Path, out: Path, a) -> dict:
+    """The cell as a researcher would write it with TRL and transformers (see the module docstring)."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from tracekd.models import resolve
+    from tracekd.models.loading import model_path, use_bf16
+
+    path = model_path(resolve(a.model))
+    bf16 = use_bf16("auto", on_cpu=True)
+    train_rows = read_jsonl(data / "train.jsonl")
+    test_rows = read_jsonl(data / "test.jsonl")
+    t0, c0 = time.perf_counter(), time.process_time()
+    tok = AutoTokenizer.from_pretrained(path)
+    trainer = SFTTrainer(
+        model=path,
+        args=SFTConfig(
+            output_dir=str(out / "checkpoints"),
+            use_cpu=True,
+            bf16=bf16,
+            max_steps=a.steps,
+            per_device_train_batch_size=a.batch_size,
+            gradient_accumulation_steps=1,
+            learning_rate=a.lr,
+            lr_scheduler_type="cosine",
+            warmup_steps=0,
+            max_length=1024,
+            seed=0,
+            logging_steps=1,
+            report_to="none",
+            disable_tqdm=True,
+        ),
+        train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in train_rows]),
+        processing_class=tok,
+        peft_config=LoraConfig(
+            r=16, lora_alpha=32, lora_dropout=a.lora_dropout, target_modules="all-linear", task_type="CAUSAL_LM"
+        ),
+    )
+    trainer.train()
+    trainer.save_model(str(out / "adapter"))
+    t1, c1 = time.perf_counter(), time.process_time()
+    model = trainer.model.eval()
+    tok.padding_side = "left"
+    preds = []
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        for i in range(0, len(test_rows), a.gen_batch_size):
+            batch = test_rows[i : i + a.gen_batch_size]
+            texts = [tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True) for r in batch]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            seq = model.generate(**enc, max_new_tokens=a.max_new_tokens, do_sample=False)
+            texts = tok.batch_decode(seq[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+            preds += [{"id": r["id"], "output": text} for r, text in zip(batch, texts)]
+    (out / "predictions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds), encoding="utf-8")
+    t2, c2 = time.perf_counter(), time.process_time()
+    return clocks((t0, c0), (t1, c1), (t2, c2)) | {"precision": "bf16" if bf16 else "fp32"}
+
+
+def tracekd_way(data: Path, out: Path, a) -> dict:
+    """The same cell as `tracekd run` runs it: train, then generate with the adapter."""
+    from tracekd.generate.options import GenerateOptions
+    from tracekd.generate.run import generate
+    from tracekd.models.loading import release_memory
+    from tracekd.train.options import TrainOptions
+    from tracekd.train.sft import train
+
+    opts = TrainOptions(
+        epochs=1,
+        max_steps=a.steps,
+        batch_size=a.batch_size,
+        grad_accum=1,
+        lr=a.lr,
+        warmup=0,
+        lora_dropout=a.lora_dropout,
+        max_length=1024,
+        save_steps=10**6,
+        logging_steps=1,
+    )
+    t0, c0 = time.perf_counter(), time.process_time()
+    summary = train(data, a.model, out / "train", opts)
+    release_memory()
+    t1, c1 = time.perf_counter(), time.process_time()
+    generate(
+        data,
+        a.model,
+        out / "predictions.jsonl",
+        out / "train" / "adapter",
+        GenerateOptions(max_new_tokens=a.max_new_tokens, batch_size=a.gen_batch_size),
+    )
+    t2, c2 = time.perf_counter(), time.process_time()
+    return clocks((t0, c0), (t1, c1), (t2, c2)) | {"precision": summary["precision"]}
+
+
+def tracekd_cli(*args) -> None:
+    r = subprocess.run([sys.executable, "-m", "tracekd", *map(str, args)], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"tracekd {args[0]}: exit code {r.returncode}\n{r.stderr[-3000:]}")
+
+
+def rates(scores: dict) -> dict[str, float]:
+    """Answer accuracy and each trace step's accuracy of a scores.json, in points."""
+    out = {"answer_accuracy": scores["answer"]["accuracy"]}
+    out |= {
+        f"step_{k}": v for k, v in scores["steps"].items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    return {k: round(100 * v, 1) for k, v in out.items()}
+
+
+def compare(folder: Path, tolerance: float) -> dict:
+    """Both ways' scores, their differences, the paired answer comparison and identical outputs."""
+    from scipy.stats import binomtest
+
+    scores, correct, outputs = {}, {}, {}
+    for way in WAYS:
+        tracekd_cli(
+            "evaluate",
+            "--data",
+            folder / "data",
+            "--predictions",
+            folder / way / "predictions.jsonl",
+            "--out",
+            folder / way / "scores.json",
+        )
+        scores[way] = rates(json.loads((folder / way / "scores.json").read_text()))
+        correct[way] = {
+            r["id"]: bool(r["answer"]["correct"]) for r in read_jsonl(folder / way / "scores.examples.jsonl")
+        }
+        outputs[way] = {r["id"]: r["output"] for r in read_jsonl(folder / way / "predictions.jsonl")}
+    ids = sorted(correct["naive"])
+    only_naive = sum(correct["naive"][i] and not correct["tracekd"][i] for i in ids)
+    only_tracekd = sum(correct["tracekd"][i] and not correct["naive"][i] for i in ids)
+    delta = {k: round(scores["tracekd"][k] - scores["naive"][k], 1) for k in scores["naive"]}
+    discordant = only_naive + only_tracekd
+    return {
+        "scores_points": scores,
+        "delta_points": delta,
+        "tolerance_points": tolerance,
+        "agree": all(abs(d) <= tolerance for d in delta.values()),
+        "answer_paired": {
+            "items": len(ids),
+            "both_right": sum(correct["naive"][i] and correct["tracekd"][i] for i in ids),
+            "only_naive_right": only_naive,
+            "only_tracekd_right": only_tracekd,
+            "mcnemar_exact_p": round(binomtest(only_naive, discordant).pvalue, 3) if discordant else 1.0,
+        },
+        "identical_outputs": round(sum(outputs["naive"][i] == outputs["tracekd"][i] for i in ids) / len(ids), 3),
+    }
+
+
+def cpu_description() -> dict:
+    import torch
+
+    from tracekd.models.loading import cpu_bf16_supported
+
+    name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if "model name" in line
+        ),
+        "unknown",
+    )
+    flags = next(
+        (
+            line.split(":", 1)[1].split()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("flags")
+        ),
+        [],
+    )
+    return {
+        "model": name,
+        "bf16_flags": sorted(f for f in flags if f in ("amx_bf16", "amx_tile", "avx512_bf16")),
+        "bf16_unit": cpu_bf16_supported(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument(
+        "--source", type=Path, default=COTEMPQA, help="the CoTempQA folder (default ../shared/data/cotempqa)"
+    )
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--test-items", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--gen-batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lora-dropout", type=float, default=0.0)
+    ap.add_argument("--tolerance", type=float, default=10.0, help="agreement: |difference| of every rate, in points")
+    ap.add_argument("--quick", action="store_true", help="tiny random model, synthetic data, 2 steps, 4 items")
+    ap.add_argument("--keep", type=Path, help="keep the run folder here (default: a temporary one)")
+    ap.add_argument("--worker", nargs=2, metavar=("WAY", "FOLDER"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.model, a.steps, a.batch_size, a.test_items, a.max_new_tokens, a.gen_batch_size = "tiny-random", 2, 2, 4, 8, 2
+    return a
+
+
+def worker_args(a) -> list[str]:
+    return [
+        *("--model", a.model, "--steps", str(a.steps), "--batch-size", str(a.batch_size)),
+        *("--test-items", str(a.test_items), "--max-new-tokens", str(a.max_new_tokens)),
+        *("--gen-batch-size", str(a.gen_batch_size), "--lr", str(a.lr), "--lora-dropout", str(a.lora_dropout)),
+    ]
+
+
+def run(a, folder: Path) -> dict:
+    source = (
+        ["--dataset", "synthetic-temporal", "--size", str(4 * (a.steps * a.batch_size + a.test_items))]
+        if a.quick
+        else ["--dataset", "cotempqa", "--source", str(a.source)]
+    )
+    tracekd_cli(
+        "prepare",
+        *source,
+        *("--condition", "correct", "--template", "tagged"),
+        *("--limit-train", a.steps * a.batch_size, "--limit-test", a.test_items),
+        *("--out", folder / "data"),
+    )
+    times = {}
+    for way in WAYS:
+        (folder / way).mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(
+            [sys.executable, __file__, *worker_args(a), "--worker", way, str(folder)], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            sys.exit(f"{way}: exit code {r.returncode} (-9: killed, e.g. out of memory)\n{r.stderr[-3000:]}")
+        times[way] = json.loads((folder / way / "times.json").read_text())
+    parts = {}
+    for way, t in times.items():
+        t["total_s"], t["total_cpu_s"] = t["train_s"] + t["generate_s"], t["train_cpu_s"] + t["generate_cpu_s"]
+        parts[way] = {k: round(v, 1) if isinstance(v, float) else v for k, v in t.items()}
+    ratio = {k: round(times["naive"][k] / times["tracekd"][k], 2) for k in times["naive"] if k.endswith("_s")}
+    prompt_chars = [len(r["prompt"][1]["content"]) for r in read_jsonl(folder / "data" / "test.jsonl")]
+    return {
+        "benchmark": "cotempqa_cell_naive_trl_vs_tracekd",
+        "model": a.model,
+        "data": "synthetic-temporal" if a.quick else "cotempqa",
+        "train_examples": a.steps * a.batch_size,
+        "steps": a.steps,
+        "batch_size": a.batch_size,
+        "test_items": a.test_items,
+        "test_prompt_chars_mean": round(sum(prompt_chars) / len(prompt_chars)),
+        "max_new_tokens": a.max_new_tokens,
+        "gen_batch_size": a.gen_batch_size,
+        "cpu": cpu_description(),
+        "ways": parts,
+        "speedup": ratio["total_s"],
+        "train_speedup": ratio["train_s"],
+        "generate_speedup": ratio["generate_s"],
+        "speedup_cpu_time": ratio["total_cpu_s"],
+        "train_speedup_cpu_time": ratio["train_cpu_s"],
+        "generate_speedup_cpu_time": ratio["generate_cpu_s"],
+        "target_speedup": 2.0,
+        "agreement": compare(folder, a.tolerance),
+    }
+
+
+def main(argv=None) -> None:
+    a = parse_args(argv)
+    if a.worker:
+        way, folder = a.worker[0], Path(a.worker[1])
+        heavy_imports()
+        times = (naive if way == "naive" else tracekd_way)(folder / "data", folder / way, a)
+        (folder / way / "times.json").write_text(json.dumps(times))
+        return
+    if not a.quick and not a.source.is_dir():
+        sys.exit(f"{a.source}: no CoTempQA folder (pass --source, or --quick for synthetic data)")
+    if a.keep:
+        a.keep.mkdir(parents=True, exist_ok=True)
+        report = run(a, a.keep)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            report = run(a, Path(tmp))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

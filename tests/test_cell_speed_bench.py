@@ -1,0 +1,78 @@
+"""bench/cell_speed.py: one cell the naive way (TRL + `model.generate`) and tracekd's way, compared.
+
+The comparison is checked on hand-made predictions (known scores, known differences); the whole
+bench runs once in its `--quick` form (the tiny random model: no timing claim, only that both ways
+run, are timed and are scored)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench" / "cell_speed.py"
+
+
+def _bench():
+    spec = importlib.util.spec_from_file_location("cell_speed", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_compare_scores_both_ways_and_reports_differences_beyond_the_tolerance(tmp_path):
+    bench = _bench()
+    bench.tracekd_cli(
+        *("prepare", "--dataset", "synthetic-temporal", "--size", "60", "--limit-test", "10"),
+        *("--condition", "correct", "--template", "tagged", "--out", tmp_path / "data"),
+    )
+    test = bench.read_jsonl(tmp_path / "data" / "test.jsonl")
+    gold = [{"id": r["id"], "output": r["completion"][0]["content"]} for r in test]
+    _write(tmp_path / "naive" / "predictions.jsonl", gold)  # every item right
+    _write(tmp_path / "tracekd" / "predictions.jsonl", gold[:8] + [{"id": r["id"], "output": ""} for r in test[8:]])
+    result = bench.compare(tmp_path, tolerance=10.0)
+    assert result["scores_points"]["naive"]["answer_accuracy"] == 100.0
+    assert result["scores_points"]["tracekd"]["answer_accuracy"] == 80.0
+    assert result["delta_points"]["answer_accuracy"] == -20.0
+    assert result["delta_points"]["step_label_accuracy"] == -20.0
+    assert not result["agree"]  # 20 points > 10
+    assert result["answer_paired"] == {
+        "items": 10,
+        "both_right": 8,
+        "only_naive_right": 2,
+        "only_tracekd_right": 0,
+        "mcnemar_exact_p": 0.5,
+    }
+    assert result["identical_outputs"] == 0.8
+    assert bench.compare(tmp_path, tolerance=25.0)["agree"]
+
+
+def test_quick_run_times_and_scores_both_ways(tmp_path):
+    r = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--keep", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
+    naive, tracekd = report["ways"]["naive"], report["ways"]["tracekd"]
+    for way in (naive, tracekd):
+        assert way["train_s"] > 0 and way["generate_s"] > 0
+    assert report["speedup"] == round(naive["total_s"] / tracekd["total_s"], 2)
+    assert report["agreement"]["answer_paired"]["items"] == 4
+    assert set(report["agreement"]["scores_points"]) == {"naive", "tracekd"}
+    # each way really trained an adapter and wrote one output per test item
+    assert (tmp_path / "naive" / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "tracekd" / "train" / "adapter" / "adapter_config.json").is_file()
+    for way in ("naive", "tracekd"):
+        assert len((tmp_path / way / "predictions.jsonl").read_text().splitlines()) == 4
