@@ -10,7 +10,7 @@ import pytest
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
 from tracekd.prepare import prepare
-from tracekd.score.stats import loss_trend
+from tracekd.train.diagnostics import loss_trend
 from tracekd.train.options import TrainOptions
 from tracekd.train.sft import train
 

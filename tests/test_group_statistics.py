@@ -13,8 +13,8 @@ from tracekd.data import get_dataset
 from tracekd.report.results import group_results
 from tracekd.score import metrics
 from tracekd.score.evaluate import score_output, statistics
-from tracekd.score.stats import loss_trend
 from tracekd.traces.render import Trace, render
+from tracekd.train.diagnostics import loss_trend
 
 PUBLISHED_LABEL = {
     "during": [[209, 251], [64, 95]],

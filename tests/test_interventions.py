@@ -12,7 +12,8 @@ import pytest
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
 from tracekd.intervene import run as intervene_run
-from tracekd.intervene.run import ROWS_FILE, intervene
+from tracekd.intervene.run import intervene
+from tracekd.layout import INTERVENTION_ROWS
 from tracekd.lock import folder_lock
 from tracekd.prepare import prepare
 from tracekd.score.evaluate import load_test_set
@@ -161,7 +162,7 @@ def _run(six, tmp_path, monkeypatch, answer, own_outputs, names):
     m = intervene(data, "tiny-random", out, predictions=preds, interventions=names)
     assert all(getattr(g, "closed", False) for g in made)  # the generator is closed after the stage (vLLM: its engine)
     Interventions.model_validate(m)
-    return m, [json.loads(x) for x in (out / ROWS_FILE).open()]
+    return m, [json.loads(x) for x in (out / INTERVENTION_ROWS).open()]
 
 
 def _own_outputs(examples, wrong_items, answer_of):
@@ -251,7 +252,7 @@ def test_resumes_and_is_locked(six, tmp_path, monkeypatch):
 
     _run(six, tmp_path, monkeypatch, copy_last, own, ["own"])
     assert len(calls) == 6
-    rows = tmp_path / "out" / ROWS_FILE
+    rows = tmp_path / "out" / INTERVENTION_ROWS
     text = rows.read_text()
     lines = text.splitlines(keepends=True)
     rows.write_text("".join(lines[:3]) + lines[3][:20])  # 3 whole rows and a torn one
@@ -280,7 +281,7 @@ def test_a_resume_from_other_own_outputs_is_refused_and_no_output_is_an_input(si
     before = (tmp_path / "own.jsonl").read_bytes()
     out = tmp_path / "o2"
     out.mkdir()
-    (out / ROWS_FILE).symlink_to(tmp_path / "own.jsonl")
+    (out / INTERVENTION_ROWS).symlink_to(tmp_path / "own.jsonl")
     with pytest.raises(InputError, match="input"):
         intervene(six[0], "tiny-random", out, predictions=tmp_path / "own.jsonl")
     assert (tmp_path / "own.jsonl").read_bytes() == before
@@ -342,7 +343,7 @@ def test_pipeline_runs_interventions_and_reports_them(tmp_path):
         "truncate@0.75",
     ]
     rows = tmp_path / "run" / "cells" / "synthetic-babi" / "tiny-random" / "correct" / "seed-0" / "interventions"
-    assert len((rows / ROWS_FILE).read_text().splitlines()) == 6 * 8
+    assert len((rows / INTERVENTION_ROWS).read_text().splitlines()) == 6 * 8
     md = (tmp_path / "run" / "report.md").read_text()
     assert "<summary>Does the answer depend on the trace? Interventions</summary>" in md
     assert "plots/interventions_synthetic-babi_tiny-random.png" in md
@@ -448,7 +449,7 @@ def test_cli(six, tmp_path):
     r = run("--out", tmp_path / "o", "--interventions", "own,no_trace", "--max-new-tokens", "8", "--limit", "2")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "no_trace: accuracy" in r.stdout and f"interventions -> {tmp_path / 'o'}" in r.stdout
-    assert len((tmp_path / "o" / ROWS_FILE).read_text().splitlines()) == 2 * 2
+    assert len((tmp_path / "o" / INTERVENTION_ROWS).read_text().splitlines()) == 2 * 2
     bad = run("--out", tmp_path / "b", "--interventions", "own,gold_labels")
     assert bad.returncode == 2 and "unknown intervention 'gold_labels'" in bad.stderr
     assert not (tmp_path / "b").exists()  # nothing written

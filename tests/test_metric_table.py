@@ -10,9 +10,9 @@ from rich.console import Console
 from tracekd.data import get_dataset
 from tracekd.report.build import html_report, markdown
 from tracekd.report.results import group_results
+from tracekd.report.tables import metrics_table
 from tracekd.score import metrics
 from tracekd.score.evaluate import score_output, summarize
-from tracekd.score.tables import metrics_table
 from tracekd.traces.conditions import gold_trace
 from tracekd.traces.render import render
 

@@ -15,7 +15,7 @@ import pytest
 
 from tracekd.data import REGISTRY as DATASETS
 from tracekd.models.presets import PRESETS
-from tracekd.score import formats
+from tracekd.rescore import formats
 from tracekd.traces import conditions, interventions
 from tracekd.traces.teacher import RESTRICT
 
@@ -27,7 +27,7 @@ import sys
 
 import tracekd.traces.teacher  # tracekd's own conditions, the teacher ones included, registered first
 from tracekd.models.presets import PRESETS, ModelSpec
-from tracekd.score.formats import RescoreFormat, register as register_format
+from tracekd.rescore.formats import RescoreFormat, register as register_format
 from tracekd.traces.conditions import Condition, register as register_condition
 from tracekd.traces.interventions import Intervention, register as register_intervention
 

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from test_reference_outputs_parse import label_of
-from tracekd.score.rescore import condition_from_name, rescore
+from tracekd.rescore.run import condition_from_name, rescore
 
 CONDITIONS = {
     "sft-adapter": "answer_only",
@@ -543,13 +543,13 @@ def test_scoring_docs_tables_are_the_codes_output(results):
     statistics that moves a number fails here until the section is regenerated."""
     from pathlib import Path
 
-    from tracekd.score.tables import scoring_docs_tables
+    from tracekd.rescore.tables import scoring_docs_tables
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "scoring.md").read_text()
     begin, end = "<!-- generated: scoring_docs_tables -->\n", "<!-- end generated -->"
     section = doc[doc.index(begin) + len(begin) : doc.index(end)]
     assert section == scoring_docs_tables(results), (
         "docs/scoring.md is stale: replace the section between its markers with "
-        "tracekd.score.tables.scoring_docs_tables(rescore(...)) of the 12 published files"
+        "tracekd.rescore.tables.scoring_docs_tables(rescore(...)) of the 12 published files"
     )
     assert "| correct | label (paper) | 41.8 | 5.52 (0.019) | 1.50 [1.07, 2.12] |" in section

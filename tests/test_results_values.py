@@ -515,10 +515,11 @@ def test_rows_file_recomputes_the_statistics_and_has_fixed_bytes(run, groups):
     the same bytes, and the group rates recompute from it."""
     import gzip
 
-    from tracekd.report.results import ROWS_FILE, write_rows
+    from tracekd.layout import ROWS
+    from tracekd.report.results import write_rows
 
-    path = run / ROWS_FILE
-    assert json.loads((run / "results.json").read_text())["rows"] == ROWS_FILE
+    path = run / ROWS
+    assert json.loads((run / "results.json").read_text())["rows"] == ROWS
     rows = [json.loads(line) for line in gzip.decompress(path.read_bytes()).decode().splitlines()]
     assert len(rows) == 6 * 3
     mine = [r["answer"]["correct"] for r in rows if r["condition"] == "correct"]

@@ -23,7 +23,6 @@ from tracekd.score.stats import (
     _f,
     association,
     design_effect,
-    loss_trend,
     regression,
     stratified,
     table_2x2,
@@ -40,6 +39,8 @@ from tracekd.traces.conditions import distractors, make_targets, perturbation_co
 from tracekd.traces.parse import parse as parse_trace
 from tracekd.traces.parse import parse_list
 from tracekd.traces.render import Trace
+from tracekd.train import diagnostics
+from tracekd.train.diagnostics import loss_trend
 
 
 def test_upstream_port_reproduces_every_published_file(reference_outputs):
@@ -457,9 +458,9 @@ def test_loss_trend_values(monkeypatch):
     small = loss_trend([{"step": s, "loss": 0.5 - 0.01 * (s - 80)} for s in (80, 90, 100)])
     assert small["falling"] is True and small["relative_drop"] == pytest.approx(0.2 / 0.4, rel=1e-9)
     # "more than 5 %": a drop of exactly the threshold is not falling, one just above it is
-    monkeypatch.setattr(stats, "LOSS_FALLING", t["relative_drop"])
+    monkeypatch.setattr(diagnostics, "LOSS_FALLING", t["relative_drop"])
     assert loss_trend(log)["falling"] is False
-    monkeypatch.setattr(stats, "LOSS_FALLING", math.nextafter(t["relative_drop"], 0))
+    monkeypatch.setattr(diagnostics, "LOSS_FALLING", math.nextafter(t["relative_drop"], 0))
     assert loss_trend(log)["falling"] is True
     monkeypatch.undo()
     # a loss of zero: no relative drop, not falling

@@ -11,11 +11,11 @@ import pytest
 
 from tracekd.score.stats import (
     ItemBootstrap,
-    loss_trend,
     regression,
     stratified,
     wilson,
 )
+from tracekd.train.diagnostics import loss_trend
 
 Z = 1.959963984540054
 

@@ -17,12 +17,12 @@ from hypothesis import strategies as st
 from tracekd.data.base import LABEL_SENTENCE_CATEGORY as CATEGORY
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
+from tracekd.layout import TEACHER_TRACES
 from tracekd.prepare import load, prepare
 from tracekd.traces.parse import parse
 from tracekd.traces.render import Trace, render
 from tracekd.traces.teacher import (
     RESTRICT,
-    TEACHER_FILE,
     check_condition,
     derangement,
     is_teacher_condition,
@@ -55,7 +55,7 @@ def teacher_dir(tmp_path):
                 }
             )
     (tmp_path / "teach").mkdir()
-    (tmp_path / "teach" / TEACHER_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "teach" / TEACHER_TRACES).write_text("".join(json.dumps(r) + "\n" for r in rows))
     return tmp_path / "teach", {r["id"]: r for r in rows}
 
 
@@ -154,14 +154,18 @@ def test_errors_name_what_is_missing(tmp_path, teacher_dir):
         prepare(OPTS, "teacher", "paper", 0, tmp_path / "a")
     with pytest.raises(InputError, match=r"no teacher.jsonl in the teacher folder"):
         prepare(OPTS, "teacher", "paper", 0, tmp_path / "a", tmp_path)
-    lines = (folder / TEACHER_FILE).read_text().splitlines()
-    (folder / TEACHER_FILE).write_text("\n".join(json.dumps({**json.loads(x), "summary": None}) for x in lines) + "\n")
+    lines = (folder / TEACHER_TRACES).read_text().splitlines()
+    (folder / TEACHER_TRACES).write_text(
+        "\n".join(json.dumps({**json.loads(x), "summary": None}) for x in lines) + "\n"
+    )
     with pytest.raises(InputError, match=r"needs the teacher's summary .* with --summary"):
         prepare(OPTS, "teacher_summary", "paper", 0, tmp_path / "b", folder)
-    (folder / TEACHER_FILE).write_text("\n".join(lines[1:]) + "\n")
+    (folder / TEACHER_TRACES).write_text("\n".join(lines[1:]) + "\n")
     with pytest.raises(InputError, match=r"1 example\(s\) have no teacher record"):
         prepare(OPTS, "teacher", "paper", 0, tmp_path / "c", folder)
-    (folder / TEACHER_FILE).write_text("".join(json.dumps({**json.loads(x), "accepted": False}) + "\n" for x in lines))
+    (folder / TEACHER_TRACES).write_text(
+        "".join(json.dumps({**json.loads(x), "accepted": False}) + "\n" for x in lines)
+    )
     with pytest.raises(InputError, match=r"kept no train example"):
         prepare(OPTS, "answer_only@teacher_correct", "paper", 0, tmp_path / "d", folder)
     assert not any((tmp_path / d).exists() for d in "abcd")  # nothing half-written

@@ -1,5 +1,5 @@
 """The report's training section: each trained cell's loss curve (plot and table) and the flag
-for a loss still falling in its last quarter, from `stats.loss_trend` (the findings' rule)."""
+for a loss still falling in its last quarter, from `train.diagnostics.loss_trend` (the findings' rule)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import io
 
 from tracekd.report.build import _training
 from tracekd.report.plots import loss_curves
-from tracekd.score.stats import loss_trend
+from tracekd.train.diagnostics import loss_trend
 
 FALLING = [{"step": s, "loss": 2.0 - 0.01 * s} for s in range(10, 101, 10)]  # last quarter: 1.2 -> 1.0
 FLAT = [{"step": s, "loss": 3.0 / s if s < 50 else 0.06 + 0.001 * (-1) ** s} for s in range(2, 101, 2)]

@@ -1,6 +1,6 @@
 """`tracekd rescore`: score published model outputs like any prediction.
 
-The formats it reads are a registry, like the datasets (`score/formats.py`). Format `trace-check-qa` (the paper's published CoTempQA outputs): JSON Lines with `input.text`,
+The formats it reads are a registry, like the datasets (`rescore/formats.py`). Format `trace-check-qa` (the paper's published CoTempQA outputs): JSON Lines with `input.text`,
 `prediction`, `gold`, `triple_element`, `question`, `facts`. Each record is joined to exactly one
 dataset example by its question and facts (never by answer substrings).
 
@@ -22,11 +22,11 @@ from tracekd.data import REGISTRY as DATASETS
 from tracekd.data import get_dataset
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
+from tracekd.rescore.formats import REGISTRY, record_key
 from tracekd.score import metrics
 from tracekd.score.answers import upstream_totals
 from tracekd.score.evaluate import rejudge_steps, rule_view, score_output, summarize
 from tracekd.score.findings import summary_findings
-from tracekd.score.formats import REGISTRY, record_key
 from tracekd.score.steps import authors_code_steps
 
 _PUBLISHED_FIELDS = ("gold", "question", "facts", "triple_element")
