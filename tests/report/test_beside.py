@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from recompute import md_tables, pct
-from test_results_values import _row
 from tracekd.report.results import group_results, write_results
+from values_run import output_row
 
 # item -> (label right, answer right)
 RUN = {
@@ -37,7 +37,7 @@ SUBSET = {"b1": "B", "b2": "B"}
 def _rows(table: dict[str, tuple[int, int]], seed: int) -> list[dict]:
     out = []
     for item, (label, answer) in table.items():
-        row = _row("a1", seed, (label, label, float(label), label, label, answer), "correct")
+        row = output_row("a1", seed, (label, label, float(label), label, label, answer), "correct")
         out.append({**row, "id": f"values/{item}", "subset": SUBSET.get(item, "A")})
     return out
 

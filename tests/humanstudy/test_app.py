@@ -9,7 +9,7 @@ import io
 import pytest
 from starlette.testclient import TestClient
 
-from humanstudy import answer_for, item_answers, make_sources, make_study, page_index
+from humanstudy_helpers import answer_for, item_answers, make_sources, make_study, page_index
 from tracekd.humanstudy.app import create_app
 from tracekd.humanstudy.export import COLUMNS, open_store, rows, write_csv
 from tracekd.humanstudy.spec import load_study

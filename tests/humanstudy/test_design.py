@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from humanstudy import ROOT, TYPES, make_sources, make_study, write_spec
+from humanstudy_helpers import ROOT, TYPES, make_sources, make_study, write_spec
 from tracekd.errors import InputError
 from tracekd.humanstudy.design import assign, williams
 from tracekd.humanstudy.spec import load_spec, load_study
@@ -110,7 +110,7 @@ def test_create_writes_the_study_and_its_wrong_variants(sources, tmp_path):
 
 
 def test_the_answer_key_is_never_in_the_study_pages(sources, tmp_path):
-    """The wrong step is recorded in the study file, never sent: tested in test_humanstudy_app."""
+    """The wrong step is recorded in the study file, never sent: tested in humanstudy/test_app.py."""
     study, _ = make_study(sources, name=f"s-{tmp_path.name}")
     assert any(p.wrong for plan in study.plans for p in plan)
 

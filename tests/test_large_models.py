@@ -1,4 +1,4 @@
-"""The paper-scale path (issue 14), checked without a GPU: a model saved like a hub model trains and
+"""Models at the paper's scale, checked without a GPU: a model saved like a hub model trains and
 its adapter is accepted at generation; prompts do not depend on the date; vLLM (a recording
 stand-in) gets the training token ids, a fitting max_lora_rank and the merged weights; the final
 save runs on every process; `--full` on a QLoRA preset; the 4-bit compute dtype; activation

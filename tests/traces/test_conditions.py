@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 
+from cotempqa_like import FACTS, cotempqa_like
 from independent import msmarco_raw
 from tracekd.data import ContextItem, Example, get_dataset, target_answers
 from tracekd.prepare import assign_splits
@@ -219,3 +223,53 @@ def test_wrong_evidence_with_small_context():
     got = wrong_evidence(tiny, 0, donors)
     assert got.items == (other,) and got.source in ("d1", "d2") and got == wrong_evidence(tiny, 0, donors[::-1])
     assert wrong_evidence(tiny, 0).items == ()  # no donor at all: empty, and counted in the manifest
+
+
+def test_wrong_evidence_never_cites_gold_evidence_that_is_not_anchor_or_answer_fact():
+    """Bug: wrong evidence protected only the anchor and answer-bearing facts, which under the
+    tracekd rule is the whole gold evidence, but under ir_rule=paper misses the over-matched facts
+    (here f2, "vice senator")."""
+    ex = cotempqa_like(("f1", "f2"))  # the paper's rule: every fact containing "senator"
+    drawn = {c.id for seed in range(200) for c in wrong_evidence(ex, seed).items}
+    assert drawn == {"f3", "f4", "f5"}  # every non-gold fact is drawn, and nothing else
+    for condition in ("wrong_evidence", "incorrect"):
+        for seed in range(50):
+            ((trace, pert),) = make_targets([ex], condition, seed, ("equal", "overlap", "during", "mix"))
+            assert len(pert["evidence"]) == 2 and not set(trace.evidence) & set(FACTS[:3])
+
+
+def test_wrong_evidence_under_the_papers_rule_on_real_cotempqa(tmp_path, shared_data):
+    """The same bug end to end: `prepare --ir-rule paper` with perturbed conditions."""
+    over_matched = 0
+    for condition in ("wrong_evidence", "incorrect"):
+        out = tmp_path / condition
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracekd",
+                "prepare",
+                "--dataset",
+                "cotempqa",
+                "--source",
+                shared_data / "cotempqa",
+                "--ir-rule",
+                "paper",
+                "--condition",
+                condition,
+                "--out",
+                out,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        for split in ("train", "test"):
+            for line in (out / f"{split}.jsonl").open():
+                rec = json.loads(line)
+                text = {c["id"]: c["text"] for c in rec["context"]}
+                gold = {text[i] for i in rec["evidence"]}
+                # (it may be empty: under this rule every fact of mix/96 contains "Holy Roman Emperor")
+                assert not gold & set(rec["target"]["evidence"]), rec["id"]
+                over_matched += bool(set(rec["evidence"]) - set(rec["anchor"]) - set(rec["answer_facts"]))
+    assert over_matched > 0  # the paper's rule does over-match, so the protection is exercised

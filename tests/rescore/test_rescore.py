@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from test_reference_outputs_parse import label_of
+from independent import label_of
 from tracekd.rescore.run import condition_from_name, rescore
 
 CONDITIONS = {
@@ -545,7 +545,7 @@ def test_scoring_docs_tables_are_the_codes_output(results):
 
     from tracekd.rescore.tables import scoring_docs_tables
 
-    doc = (Path(__file__).resolve().parents[1] / "docs" / "scoring.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "scoring.md").read_text()
     begin, end = "<!-- generated: scoring_docs_tables -->\n", "<!-- end generated -->"
     section = doc[doc.index(begin) + len(begin) : doc.index(end)]
     assert section == scoring_docs_tables(results), (

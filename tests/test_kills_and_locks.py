@@ -108,7 +108,7 @@ def test_two_runs_on_one_folder(tmp_path):
     first = _start("run", tmp_path / "c.yaml", "--out", tmp_path / "run")
     _wait_for(lambda: (tmp_path / "run" / "config.json").is_file(), first)
     second = _cli("run", tmp_path / "c.yaml", "--out", tmp_path / "run")
-    # the one cell is the first process's: the second leaves it alone (issue 25: processes share a folder)
+    # the one cell is the first process's: the second leaves it alone (processes share a folder)
     assert second.returncode == 0 and "1 cell(s) still running in other processes" in second.stdout, second.stderr
     assert "done: " not in second.stdout
     _, err = first.communicate()

@@ -8,32 +8,11 @@ machine and FAILS where TRACEKD_REQUIRE_BROWSER is set (CI: .ci/run installs chr
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from pathlib import Path
 
-import pytest
-
-from humanstudy import make_sources, make_study, server
+from browser import CHROMIUM, need_browser
+from humanstudy_helpers import make_sources, make_study, server
 from tracekd.humanstudy.export import open_store, rows
-
-CHROMIUM = os.environ.get("TRACEKD_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-REQUIRE = bool(os.environ.get("TRACEKD_REQUIRE_BROWSER"))
-
-
-def _need_browser():
-    missing = None
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing = "the playwright package is not installed"
-    if missing is None and not Path(CHROMIUM).is_file():
-        missing = f"no chromium at {CHROMIUM} (apt-get install -y chromium, or set TRACEKD_CHROMIUM)"
-    if missing:
-        if REQUIRE:
-            pytest.fail(f"{missing} and TRACEKD_REQUIRE_BROWSER is set")
-        pytest.skip(missing)
 
 
 def _rate(page, value: int) -> None:
@@ -45,7 +24,7 @@ def _rate(page, value: int) -> None:
 
 
 def test_a_whole_session_by_keyboard_with_a_reload(tmp_path):
-    _need_browser()
+    need_browser()
     from playwright.sync_api import sync_playwright
 
     root = make_sources(tmp_path, hostile=True)

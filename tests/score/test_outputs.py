@@ -22,7 +22,7 @@ from tracekd.score import evaluate as evaluate_module
 from tracekd.score.evaluate import evaluate
 from tracekd.score.outputs import read_rows, read_scores
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

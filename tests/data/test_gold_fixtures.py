@@ -18,9 +18,9 @@ import pytest
 from independent import cotempqa_raw, msmarco_raw
 from tracekd.data import get_dataset
 
-FIXTURE = Path(__file__).parent / "fixtures" / "gold_labels.jsonl"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "gold_labels.jsonl"
 GOLD = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
-#: CoTempQA flag of a label that the dates as written contradict (issue 8)
+#: CoTempQA flag of a label that the dates as written contradict
 DATES_FLAG = "label_contradicts_dates"
 
 

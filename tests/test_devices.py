@@ -1,4 +1,4 @@
-"""The GPU path without a GPU (issue 25): one process trains on one GPU however many are visible,
+"""Devices, checked without a GPU: one process trains on one GPU however many are visible,
 a GPU preset never falls back to the CPU in silence, vLLM engines are shut down in order, several
 `tracekd run` processes share one run folder, the accelerate configs ship and launch, the device
 check's dry mode runs."""

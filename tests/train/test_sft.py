@@ -190,3 +190,36 @@ def test_cpu_loss_scores_label_positions_only_and_equals_trl(data, tmp_path, mod
         assert ours_logged["entropy"] == pytest.approx(trl_logged["entropy"], rel=1e-4)
     # tokens seen, counted as TRL counts them (both calls of each pass above added the batch)
     assert trainer._metrics["train"]["num_tokens"] == [4 * int(batch["attention_mask"].sum())]
+
+
+def test_train_masks_the_prompt_by_default(tmp_path):
+    """Bug: TrainOptions defaulted to loss on the prompt. Masking was tested only through
+    sft_dataset's own default; here the batches train() feeds the model are inspected."""
+    from transformers import TrainerCallback
+
+    from tracekd.data.config import DatasetConfig
+    from tracekd.models import resolve
+    from tracekd.models.loading import load_tokenizer
+    from tracekd.prepare import prepare
+    from tracekd.traces.records import read_sft_records
+    from tracekd.train.options import TrainOptions
+    from tracekd.train.sft import train
+
+    class FirstBatch(TrainerCallback):
+        batch = None
+
+        def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+            FirstBatch.batch = next(iter(train_dataloader))
+
+    prepare(DatasetConfig(name="synthetic-babi", size=10, limit_train=4), "correct", "tagged", 0, tmp_path / "data")
+    opts = TrainOptions(max_steps=1, batch_size=4, grad_accum=1, warmup=0, save_steps=1000)
+    train(tmp_path / "data", "tiny-random", tmp_path / "run", opts, callbacks=[FirstBatch()])
+    tok = load_tokenizer(resolve("tiny-random"))
+    completions = {r["completion"][0]["content"] + tok.eos_token for r in read_sft_records(tmp_path / "data")}
+    batch = FirstBatch.batch
+    assert batch["labels"].shape[0] == 4
+    for labels, mask in zip(batch["labels"].tolist(), batch["attention_mask"].tolist()):
+        labels = labels[: sum(mask)]
+        assert labels[0] == -100  # the prompt is masked ...
+        trained = [t for t in labels if t != -100]
+        assert tok.decode(trained) in completions  # ... and exactly the completion and EOS are trained

@@ -10,44 +10,13 @@ import json
 
 import pytest
 
+from independent import label_of, lines
 from tracekd.data.cotempqa import CoTempQA
 from tracekd.traces.parse import parse
 
 SUBSETS = ("during", "equal", "mix", "overlap")
 CONDITIONS = ("sft-adapter", "sft-adapter-reasoning-facts", "sft-adapter-reasoning-facts-perturbed")
 EVIDENCE = "I need to use the following facts to answer the question:"
-
-
-def _lines(p: str) -> list[str]:
-    return [ln.strip() for ln in p.split("\n")]
-
-
-def label_value(rest: str) -> str:
-    """A label sentence's value: after "is:", up to a tag, a full stop or the evidence sentence."""
-    v = rest.split("<", 1)[0]
-    for stop in (". ", "I need", "i need"):
-        v = v.split(stop, 1)[0]
-    return v.strip().removesuffix(".").strip().strip("'\"").strip()
-
-
-def label_of(p: str) -> str | None:
-    """The label a published output states: in the paper's sentence ("The temporal relation ...
-    is: X"), or in a paraphrase of it as the trace's first sentence ("The time interval is: X")."""
-    for ln in _lines(p.replace("<think>", "\n")):
-        if ln.lower().startswith("the temporal relation") and "is:" in ln:
-            return label_value(ln.split("is:", 1)[1]) or None
-    if "<think>" in p:
-        first = p.split("<think>", 1)[1].lstrip().split("\n", 1)[0]
-        before, colon, after = first.partition(":")
-        if (
-            colon
-            and first.lower().startswith("the ")
-            and before.rstrip().lower().endswith(" is")
-            and "." not in before
-            and "<" not in before
-        ):
-            return label_value(after) or None
-    return None
 
 
 def _has_label(p: str) -> bool:
@@ -57,7 +26,7 @@ def _has_label(p: str) -> bool:
 def _has_answer(p: str) -> bool:
     if "<answer>" in p:
         return bool(p.split("<answer>", 1)[1].split("</answer>", 1)[0].strip(" \n[]'\""))
-    if any(ln.lower().startswith("answer:") and ln[7:].strip() for ln in _lines(p)):
+    if any(ln.lower().startswith("answer:") and ln[7:].strip() for ln in lines(p)):
         return True
     if "</think>" in p:
         return bool(p.split("</think>", 1)[1].strip())

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-STUDIES = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "docs" / "study").glob("*/results.json"))
+STUDIES = sorted(p.parent for p in (Path(__file__).resolve().parents[2] / "docs" / "study").glob("*/results.json"))
 
 
 def test_a_study_is_published():

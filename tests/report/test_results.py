@@ -1,4 +1,4 @@
-"""results.json and report.md of a tiny run whose every number is worked out by hand (issue 13).
+"""results.json and report.md of a tiny run whose every number is worked out by hand (tests/values_run.py).
 
 The run: one dataset, one model, the untrained baseline (seed 0) and `correct` (seeds 0 and 1),
 6 test items in 2 subsets of unequal size (A: a1-a4, B: b1-b2). Each cell's
@@ -25,6 +25,7 @@ from tracekd.experiment.config import load_config
 from tracekd.experiment.runner import plan
 from tracekd.report.build import write_report
 from tracekd.report.results import results_from_run
+from values_run import BASELINE, CORRECT, ITEMS, output_row
 
 CONFIG = """
 name: values
@@ -33,80 +34,6 @@ models: [tiny-random]
 conditions: [baseline, correct]
 seeds: [0, 1]
 """
-SUBSET = {"a1": "A", "a2": "A", "a3": "A", "a4": "A", "b1": "B", "b2": "B"}
-ITEMS = list(SUBSET)
-# Per output: label right, evidence exact set, evidence F1, anchor retrieved (None: the example has
-# no anchor: b2, and B in the baseline), answer-bearing fact retrieved, answer right. Seed 0's b2 has no parsable answer;
-# the two a4 outputs have no <think> trace (the paper's definitions do not evaluate them).
-#            L  E  F1   anchor AF Y
-CORRECT = {
-    0: {
-        "a1": (1, 1, 1.0, 1, 1, 1),
-        "a2": (1, 0, 0.5, 1, 0, 1),
-        "a3": (0, 1, 1.0, 1, 1, 1),
-        "a4": (0, 0, 0.0, 0, 0, 0),
-        "b1": (1, 1, 1.0, 1, 1, 1),
-        "b2": (0, 0, 0.0, None, 0, 0),
-    },
-    1: {
-        "a1": (1, 1, 1.0, 1, 1, 1),
-        "a2": (1, 1, 1.0, 0, 1, 0),
-        "a3": (0, 0, 0.5, 1, 0, 1),
-        "a4": (0, 0, 0.0, 0, 0, 0),
-        "b1": (1, 0, 0.5, 1, 1, 0),
-        "b2": (1, 1, 1.0, None, 1, 1),
-    },
-}
-# The baseline: no label ever right, no evidence, answers right for a1 and b1 only.
-BASELINE = {i: (0, 0, 0.0, None if SUBSET[i] == "B" else 0, 0, int(i in ("a1", "b1"))) for i in ITEMS}
-UNPARSABLE = {("correct", 0, "b2")}
-NO_THINK = {"a4"}
-
-
-def _row(item: str, seed: int, flags: tuple, condition: str) -> dict:
-    lab, ev, f1, anchor, fact, ans = flags
-    parsed = (condition, seed, item) not in UNPARSABLE
-    think = item not in NO_THINK
-    output = (f"<think>The category is: {'gold' if lab else 'other'}.</think>" if think else "") + (
-        "<answer>['x']</answer>" if parsed else ""
-    )
-    return {
-        "id": f"values/{item}",
-        "subset": SUBSET[item],
-        "label": "gold",
-        "question": f"question {item}?",
-        "gold": {"label": "gold", "evidence": ["fact"], "anchor": [], "answer_facts": ["fact"], "answers": ["x"]},
-        "flags": [],
-        "status": "ok" if parsed else "unparsable",
-        "parsed": {
-            "label": "gold" if lab else "other",
-            "evidence": ["fact"] if ev else [],
-            "answers": ["x"] if parsed else None,
-        },
-        "answer": {"correct": bool(ans), "em": float(ans)},
-        "label_correct": bool(lab),
-        "evidence": {
-            "precision": f1,
-            "recall": f1,
-            "f1": f1,
-            "exact": bool(ev),
-            "matched": ["1"] if ev else [],
-            "unmatched": 0,
-        },
-        "evidence_tolerant": {
-            "precision": f1,
-            "recall": f1,
-            "f1": f1,
-            "exact": bool(ev),
-            "matched": [],
-            "unmatched": 0,
-        },
-        "anchor_retrieved": None if anchor is None else bool(anchor),
-        "answer_fact_retrieved": bool(fact),
-        "trace_correct": bool(lab and ev),
-        "paper": {"label_correct": bool(lab), "evidence_correct": True, "trace_correct": bool(lab)} if think else None,
-        "output": output,
-    }
 
 
 @pytest.fixture(scope=per_test_under_mutmut)
@@ -121,7 +48,7 @@ def run(tmp_path_factory) -> Path:
         table = BASELINE if c.condition == "baseline" else CORRECT[c.seed]
         path = c.folder(root / "run") / "scores.examples.jsonl"
         path.parent.mkdir(parents=True)
-        path.write_text("".join(json.dumps(_row(i, c.seed, table[i], c.condition)) + "\n" for i in ITEMS))
+        path.write_text("".join(json.dumps(output_row(i, c.seed, table[i], c.condition)) + "\n" for i in ITEMS))
     results_from_run(cfg, root / "run", cells)
     return root / "run"
 

@@ -1,6 +1,6 @@
-"""Stratified association, the regression, the item bootstrap and the loss-curve rule, against
-closed-form hand computations (written here, without statsmodels), and the reproductions of
-issue 8: pooled tables manufacture significance that the stratified test does not."""
+"""Stratified association, the regression and the item bootstrap against closed-form hand
+computations (written here, without statsmodels), and reproductions of the pooling trap: pooled
+tables manufacture significance that the stratified test does not."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from tracekd.score.stats import (
     stratified,
     wilson,
 )
-from tracekd.train.diagnostics import loss_trend
 
 Z = 1.959963984540054
 
@@ -258,14 +257,6 @@ def test_regression_reports_what_it_cannot_estimate():
 
 
 # -- training loss -------------------------------------------------------------------------------------
-def test_loss_trend_rule():
-    falling = [{"step": s, "loss": 2.0 - 0.01 * s} for s in range(10, 101, 10)]  # last quarter: 1.2 -> 1.0
-    t = loss_trend([*falling, {"step": 100, "train_loss": 1.5}])
-    assert t["falling"] is True and t["points"] == 3 and t["relative_drop"] == pytest.approx(0.2 / 1.1)
-    flat = [{"step": s, "loss": 1.0 + 0.01 * (-1) ** s} for s in range(1, 101)]
-    assert loss_trend(flat)["falling"] is False
-    assert loss_trend([{"step": 1, "loss": 3.0}, {"step": 2, "loss": 1.0}])["falling"] is None
-    assert loss_trend([])["falling"] is None
 
 
 # R 4.x, `mantelhaen.test(array(c(a, c, b, d, ...), dim = c(2, 2, k)), exact = TRUE)` on each

@@ -1,6 +1,6 @@
 """Teacher conditions and the teacher-correct restriction, prepared from a teacher folder (its
 teacher.jsonl written here by hand: what `tracekd teach` writes is tested against a real server
-in test_teach_server.py)."""
+in teach/test_teach_server.py)."""
 
 from __future__ import annotations
 

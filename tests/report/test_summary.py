@@ -6,7 +6,7 @@ and every table folded below (`<details>`, in report.md too).
 The report is built from a small run: synthetic bAbI test items, a `correct` condition whose
 outputs are the gold traces with the answer or the evidence spoiled in a fixed pattern (so both
 the step and the answer vary), and an `answer_only` condition with no trace. A real browser
-(Playwright driving Debian's chromium, as in test_humanstudy_browser.py; skipped without one unless
+(Playwright driving Debian's chromium, as in humanstudy/test_browser.py; skipped without one unless
 TRACEKD_REQUIRE_BROWSER is set) opens report.html: no console error, the summary in the first
 viewport of a non-blank screenshot, the tables folded, the example filters working."""
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from test_humanstudy_browser import CHROMIUM, _need_browser
+from browser import CHROMIUM, need_browser
 from tracekd.data.config import DatasetConfig
 from tracekd.jsonio import read_jsonl
 from tracekd.prepare import prepare
@@ -119,7 +119,7 @@ def g_n(run: Path) -> int:
 
 
 def test_the_report_in_a_real_browser(run, tmp_path):
-    _need_browser()
+    need_browser()
     from PIL import Image
     from playwright.sync_api import sync_playwright
 

@@ -29,7 +29,7 @@ from recompute import (
 from tracekd.errors import InputError
 from tracekd.experiment.config import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRID = """
 name: grid
 datasets:

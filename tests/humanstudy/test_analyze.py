@@ -18,7 +18,7 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats
 
-from humanstudy import ROOT, TYPES, make_sources, write_spec
+from humanstudy_helpers import ROOT, TYPES, make_sources, write_spec
 from tracekd.humanstudy.analyze import cronbach_alpha, d_prime, krippendorff_ordinal
 from tracekd.humanstudy.simulate import power
 from tracekd.humanstudy.spec import INTERPRETABILITY, LOAD, load_study

@@ -12,7 +12,7 @@ from collections import Counter
 import httpx2
 import pytest
 
-from humanstudy import answer_for, make_sources, make_study, page_index, server
+from humanstudy_helpers import answer_for, make_sources, make_study, page_index, server
 from tracekd.humanstudy.export import open_store, rows
 
 DEADLINE = 240  # seconds: the whole concurrent run is bounded
