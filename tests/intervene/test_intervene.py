@@ -417,8 +417,7 @@ def test_own_reproduces_smollm2_answers(smol_adapter, tmp_path, precision):
 
 def test_vllm_gets_forced_prompts_as_token_ids_with_their_own_budget(tmp_path, monkeypatch):
     """vLLM backend: the prompt ids, then the forced text's; the forced tokens count against the budget."""
-    from test_paper_path import HUB, _adapter, _install, _Recorder
-
+    from test_large_models import HUB, _adapter, _install, _Recorder
     from tracekd.generate.vllm_backend import VLLMGenerator
     from tracekd.models import resolve
     from tracekd.models.loading import load_tokenizer
