@@ -26,8 +26,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from freeform_measure import agreement, fixture_examples, hand_labelled, rendered  # noqa: E402
 from tracekd.data import get_dataset  # noqa: E402
 from tracekd.prepare import assign_splits  # noqa: E402
-from tracekd.score.formats import read_trace_check_qa, record_key  # noqa: E402
-from tracekd.score.rescore import condition_from_name  # noqa: E402
+from tracekd.rescore.formats import read_trace_check_qa, record_key  # noqa: E402
+from tracekd.rescore.run import condition_from_name  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 

@@ -12,7 +12,7 @@ Each step records its exit status, time and what its outputs show (cells done, Q
 generation backend, train_summary's batch and devices). No network: HF_HUB_OFFLINE is set.
 
 `--dry`: the same steps on the CPU, small (the `hf` backend, no QLoRA, a 2-layer model of the 1B
-shape's vocabulary, a tiny bench): what `make test` runs (tests/test_gpu_path.py).
+shape's vocabulary, a tiny bench): what `make test` runs (tests/test_devices.py).
 """
 
 from __future__ import annotations

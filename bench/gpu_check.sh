@@ -6,7 +6,7 @@
 #
 #   bench/gpu_check.sh [--dry] [OUT_JSON]     (default OUT_JSON: bench/results/gpu_check-<date>.json)
 #
-# --dry: the same steps on the CPU, small; tests/test_gpu_path.py runs it.
+# --dry: the same steps on the CPU, small; tests/test_devices.py runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRY=()

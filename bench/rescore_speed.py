@@ -16,8 +16,8 @@ from pathlib import Path
 from tracekd.data import get_dataset
 from tracekd.data.schema import clean_text
 from tracekd.jsonio import read_jsonl
+from tracekd.rescore.run import rescore
 from tracekd.score.evaluate import score_output, summarize
-from tracekd.score.rescore import rescore
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tracekd.rescore.run import rescore
 from tracekd.score.evaluate import statistics
-from tracekd.score.rescore import rescore
 from tracekd.score.stats import BOOTSTRAP_RESAMPLES, ItemBootstrap, _cached_counts
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,5 +1,5 @@
 """How well the free-form step scorer (score/freeform.py) reads traces: shared by
-tests/test_freeform.py (on samples, with assertions) and bench/freeform_agreement.py (the full
+tests/score/test_freeform.py (on samples, with assertions) and bench/freeform_agreement.py (the full
 measurement behind docs/scoring.md).
 
 1. Agreement with the parser where the parser gives the truth (rule-based traces): per trace, do

@@ -218,3 +218,37 @@ def babi_question_lines(path: Path) -> int:
 
 def msmarco_raw(data: Path) -> list[dict]:
     return json.loads((data / "msmarco" / "ms_marco_v1.1_train_sample200.json").read_text(encoding="utf-8"))
+
+
+# -- the paper's published outputs, read with plain string operations (not the parser's expressions) --
+def lines(p: str) -> list[str]:
+    """A published output's lines, stripped."""
+    return [ln.strip() for ln in p.split("\n")]
+
+
+def label_value(rest: str) -> str:
+    """A label sentence's value: after "is:", up to a tag, a full stop or the evidence sentence."""
+    v = rest.split("<", 1)[0]
+    for stop in (". ", "I need", "i need"):
+        v = v.split(stop, 1)[0]
+    return v.strip().removesuffix(".").strip().strip("'\"").strip()
+
+
+def label_of(p: str) -> str | None:
+    """The label a published output states: in the paper's sentence ("The temporal relation ...
+    is: X"), or in a paraphrase of it as the trace's first sentence ("The time interval is: X")."""
+    for ln in lines(p.replace("<think>", "\n")):
+        if ln.lower().startswith("the temporal relation") and "is:" in ln:
+            return label_value(ln.split("is:", 1)[1]) or None
+    if "<think>" in p:
+        first = p.split("<think>", 1)[1].lstrip().split("\n", 1)[0]
+        before, colon, after = first.partition(":")
+        if (
+            colon
+            and first.lower().startswith("the ")
+            and before.rstrip().lower().endswith(" is")
+            and "." not in before
+            and "<" not in before
+        ):
+            return label_value(after) or None
+    return None

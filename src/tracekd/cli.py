@@ -19,13 +19,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape as rich_escape
 
+from tracekd import layout
 from tracekd.data import REGISTRY
 from tracekd.data.config import DatasetConfig, option_fields
 from tracekd.errors import InputError
 from tracekd.flags import Flags, with_flags
 from tracekd.generate.options import GenerateOptions
 from tracekd.models.presets import PRESETS
-from tracekd.score.formats import REGISTRY as FORMATS
+from tracekd.rescore.formats import REGISTRY as FORMATS
 from tracekd.teach.options import TeacherOptions
 from tracekd.traces import interventions as _interventions
 from tracekd.traces.teacher import REGISTRY as CONDITIONS
@@ -158,8 +159,8 @@ def evaluate(
     ] = "auto",
 ) -> None:
     """Score predictions: answers, trace steps and their association."""
+    from tracekd.report.tables import print_summary
     from tracekd.score.evaluate import evaluate as run_evaluate
-    from tracekd.score.tables import print_summary
 
     summary = run_evaluate(data, predictions, out_file, examples, allow_missing, trace_style)
     print_summary(out, str(predictions), summary)
@@ -199,10 +200,10 @@ def rescore(
 ) -> None:
     """Rescore published model outputs (e.g. the paper's) with tracekd's scorers."""
     from tracekd.jsonio import refuse_overwriting, write_json_atomic
-    from tracekd.score.rescore import rescore as run_rescore
-    from tracekd.score.tables import print_rescore
+    from tracekd.rescore.run import rescore as run_rescore
+    from tracekd.rescore.tables import print_rescore
 
-    refuse_overwriting([json_out, *(report / f for f in ("results.json", "report.md", "report.html") if report)], files)
+    refuse_overwriting([json_out, *(report / f for f in (layout.RESULTS, *layout.REPORT_FILES) if report)], files)
     rows: dict[str, list] = {}
     results = run_rescore(
         fmt, dataset, source, [str(f) for f in files], ir_rule, rows_out=rows, authors_csv=authors_csv
@@ -213,7 +214,7 @@ def rescore(
         out.print(f"scores -> {json_out}")
     if report:
         from tracekd.report.build import write_report
-        from tracekd.report.results import results_from_rescore
+        from tracekd.rescore.results import results_from_rescore
 
         paths = write_report(results_from_rescore(results, rows, report), report)
         out.print(f"report -> {paths['html']}")
@@ -258,12 +259,12 @@ def _loss(value: float | None) -> str:
 
 def _checkpoints_kept(out_dir: Path) -> str:
     ckpts = sorted(
-        (p for p in (out_dir / "checkpoints").glob("checkpoint-*") if p.name[11:].isdigit()),
+        (p for p in (out_dir / layout.CHECKPOINTS).glob("checkpoint-*") if p.name[11:].isdigit()),
         key=lambda p: int(p.name[11:]),
     )
     if not ckpts:
-        return f"no checkpoint was saved yet in {out_dir / 'checkpoints'}"
-    return f"{len(ckpts)} checkpoint(s) kept in {out_dir / 'checkpoints'} (newest: {ckpts[-1].name})"
+        return f"no checkpoint was saved yet in {out_dir / layout.CHECKPOINTS}"
+    return f"{len(ckpts)} checkpoint(s) kept in {out_dir / layout.CHECKPOINTS} (newest: {ckpts[-1].name})"
 
 
 def _lines_kept(path: Path, what: str = "prediction(s)") -> str:
@@ -315,10 +316,9 @@ def intervene(
 ) -> None:
     """Force traces into the assistant turn and score the answers the model continues with
     (docs/interventions.md). Every generation option is a flag."""
-    from tracekd.intervene.run import ROWS_FILE
     from tracekd.intervene.run import intervene as run_intervene
 
-    _when_interrupted(lambda: _lines_kept(out_dir / ROWS_FILE, "intervention row(s)"))
+    _when_interrupted(lambda: _lines_kept(out_dir / layout.INTERVENTION_ROWS, "intervention row(s)"))
     names = [n.strip() for n in interventions.split(",") if n.strip()]
     m = run_intervene(data, model, out_dir, adapter, predictions, names, opts, seed)
     for name, iv in m["interventions"].items():
@@ -347,10 +347,9 @@ def teach(
     """Ask a teacher model for reasoning traces (cached, resumable, rejection-sampled). Every
     teacher option is a flag (--model is needed)."""
     from tracekd.teach.run import teach as run_teach
-    from tracekd.traces.teacher import RESPONSES_FILE
 
     assert opts is not None  # with_flags makes it from the flags
-    _when_interrupted(lambda: _lines_kept(out_dir / RESPONSES_FILE, "teacher response(s)") + " (never asked again)")
+    _when_interrupted(lambda: _lines_kept(out_dir / layout.RESPONSES, "teacher response(s)") + " (never asked again)")
     s = run_teach(data, out_dir, opts)
     a = s["acceptance"]["overall"]
     out.print(
@@ -392,7 +391,7 @@ def run(
 
 
 def _cells_kept(run_dir: Path) -> str:
-    done = len(list((run_dir / "cells").glob("*/*/*/*/cell.json")))
+    done = len(layout.cell_markers(run_dir))
     return (
         f"{done} finished cell(s) kept in {run_dir} (an unfinished cell resumes from its last "
         "checkpoint or its last generated batch)"
@@ -414,7 +413,7 @@ def report(
     from tracekd.report.build import rebuild_report
     from tracekd.report.outputs import read_results
 
-    path = run_dir / "results.json"
+    path = run_dir / layout.RESULTS
     if not path.is_file():
         raise InputError(
             "no results.json in this folder (run `tracekd run` or `tracekd rescore --report` first)", run_dir

@@ -125,6 +125,14 @@ def cut_torn_line(path: str | Path) -> None:
             f.truncate(keep)
 
 
+def read_resumable_jsonl(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The lines a resumed run appends to, as `read_jsonl` reads them: nothing when the file is not
+    there yet; a partial last line (a process killed while appending) is cut off the file first."""
+    cut_torn_line(path)
+    if Path(path).is_file():
+        yield from read_jsonl(path)
+
+
 def read_json_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """Read a file that is either one JSON array of objects or JSON Lines.
 

@@ -23,14 +23,13 @@ from tracekd.data import Dataset, Example
 from tracekd.data.config import SEED_MAX, DatasetConfig
 from tracekd.errors import InputError
 from tracekd.jsonio import JOURNAL, recover, refuse_overwriting, remove_stale_temps, staged
+from tracekd.layout import MANIFEST, SPLITS, TEACH_SUMMARY, TEACHER_TRACES, split_file
+from tracekd.layout import PREPARED as FILES
 from tracekd.lock import folder_lock
 from tracekd.traces.conditions import CONDITIONS, perturbation_counts
 from tracekd.traces.records import sft_record
 from tracekd.traces.render import TEMPLATES
 from tracekd.traces.teacher import check_condition, condition_targets, needs_teacher, read_teacher, teacher_summary
-
-SPLITS = ("train", "test")
-FILES = ("train.jsonl", "test.jsonl", "manifest.json")
 
 
 @dataclass
@@ -174,7 +173,7 @@ def publish(
     root = Path(os.path.commonpath([str(p) for p in targets.values()]))
     source = Path(selected.config.source) if selected.config.source else None
     inputs = [source, *((source / f for f in FILES) if source is not None and source.is_dir() else ())]
-    inputs += [Path(teacher) / f for f in ("teacher.jsonl", "teach_summary.json")] if teacher else []
+    inputs += [Path(teacher) / f for f in (TEACHER_TRACES, TEACH_SUMMARY)] if teacher else []
     refuse_overwriting([folder / f for folder in targets.values() for f in FILES], inputs)
     with folder_lock(root, "prepare"):
         recover(root / JOURNAL)
@@ -185,13 +184,13 @@ def publish(
             for cond, (records_by_split, manifest) in built.items():
                 folder = targets[cond]
                 manifest["files"] = {
-                    f"{split}.jsonl": {
+                    split_file(split): {
                         "records": len(records_by_split[split]),
-                        "sha256": stage.jsonl(folder / f"{split}.jsonl", records_by_split[split]),
+                        "sha256": stage.jsonl(folder / split_file(split), records_by_split[split]),
                     }
                     for split in SPLITS
                 }
-                stage.json(folder / "manifest.json", manifest)
+                stage.json(folder / MANIFEST, manifest)
     return {c: manifest for c, (_, manifest) in built.items()}
 
 

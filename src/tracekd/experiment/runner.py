@@ -41,6 +41,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
+from tracekd import layout
 from tracekd.data.config import DatasetConfig
 from tracekd.errors import InputError
 from tracekd.experiment.config import ExperimentConfig, ModelConfig
@@ -65,7 +66,7 @@ class Cell:
         return f"{self.dataset.name}/{self.model.name}/{self.condition}/seed-{self.seed}"
 
     def folder(self, run: Path) -> Path:
-        return run / "cells" / self.dataset.name / self.model.name / self.condition / f"seed-{self.seed}"
+        return layout.cell_folder(run, self.dataset.name, self.model.name, self.condition, self.seed)
 
     @property
     def trained(self) -> bool:
@@ -78,7 +79,7 @@ class Cell:
         return ("correct" + (RESTRICT if restricted else "")) if base == BASELINE else self.condition
 
     def data_folder(self, run: Path) -> Path:
-        return run / "data" / self.dataset.name / self.data_condition / f"seed-{self.seed}"
+        return layout.data_folder(run, self.dataset.name, self.data_condition, self.seed)
 
 
 def contained(run: Path, path: Path) -> Path:
@@ -101,7 +102,7 @@ def plan(cfg: ExperimentConfig) -> list[Cell]:
 
 
 def is_done(cell: Cell, run: Path) -> bool:
-    return (cell.folder(run) / "cell.json").is_file()
+    return (cell.folder(run) / layout.CELL).is_file()
 
 
 def stage_of(cell: Cell, run: Path) -> str:
@@ -109,11 +110,11 @@ def stage_of(cell: Cell, run: Path) -> str:
     f = cell.folder(run)
     if is_done(cell, run):
         return "done"
-    if (f / "predictions.jsonl").is_file():
+    if (f / layout.PREDICTIONS).is_file():
         return "generating (resumes)"
-    if (f / "train" / "train_summary.json").is_file():
+    if (f / layout.CELL_TRAIN / layout.TRAIN_SUMMARY).is_file():
         return "trained"
-    if any((f / "train" / "checkpoints").glob("checkpoint-*")):
+    if any((f / layout.CELL_TRAIN / layout.CHECKPOINTS).glob("checkpoint-*")):
         return "training (resumes from checkpoint)"
     return "to do"
 
@@ -121,7 +122,7 @@ def stage_of(cell: Cell, run: Path) -> str:
 def _check_run_folder(cfg: ExperimentConfig, run: Path) -> None:
     """config.json: the validated config (and the `KEY=VALUE` overrides that made it, if any); a
     folder made with another config is refused."""
-    path = run / "config.json"
+    path = run / layout.CONFIG
     current = json.loads(cfg.model_dump_json())
     if path.is_file():
         stored = read_json(path)
@@ -176,7 +177,7 @@ def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
 
     out = cell.data_folder(run)
     with shared_step(out):
-        if (out / "manifest.json").is_file() and not (out / JOURNAL).exists():
+        if (out / layout.MANIFEST).is_file() and not (out / JOURNAL).exists():
             return out
         teacher = teacher_folder(cell.dataset, run) if needs_teacher(cell.data_condition) else None
         prepare(cell.dataset, cell.data_condition, cfg.template, cell.seed, out, teacher)
@@ -184,7 +185,7 @@ def ensure_data(cell: Cell, cfg: ExperimentConfig, run: Path) -> Path:
 
 
 def teacher_folder(d: DatasetConfig, run: Path) -> Path:
-    return run / "teacher" / d.name
+    return layout.teacher_folder(run, d.name)
 
 
 def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=None) -> Path:
@@ -195,7 +196,7 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
     from tracekd.teach.run import teach
 
     folder = teacher_folder(d, run)
-    data = folder / "data"
+    data = folder / layout.TEACHER_PROMPTS
     bases = {split_condition(c)[0] for c in cfg.conditions}
     assert cfg.teacher is not None  # the config refuses a condition that needs one without it
     opts = cfg.teacher.model_copy(
@@ -205,7 +206,7 @@ def ensure_teacher(d: DatasetConfig, cfg: ExperimentConfig, run: Path, progress=
         }
     )
     with shared_step(folder):
-        if not (data / "manifest.json").is_file() or (data / JOURNAL).exists():
+        if not (data / layout.MANIFEST).is_file() or (data / JOURNAL).exists():
             prepare(d, "answer_only", cfg.template, 0, data)
         teach(data, folder, opts, progress)
     return folder
@@ -236,28 +237,28 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
     timings["prepare_s"] = time.perf_counter() - t
     adapter = None
     if cell.trained:
-        tdir = folder / "train"
-        if not (tdir / "train_summary.json").is_file():
+        tdir = folder / layout.CELL_TRAIN
+        if not (tdir / layout.TRAIN_SUMMARY).is_file():
             t = time.perf_counter()
             opts = cfg.train.model_copy(update={"seed": cell.seed})
             cb = [_progress_callback(lambda s, n: progress("train", s, n))] if progress else None
             train(data, cell.model.model, tdir, opts, resume=True, callbacks=cb)
             timings["train_s"] = time.perf_counter() - t
             release_memory()
-        adapter = tdir / ("model" if cfg.train.full else "adapter")
+        adapter = layout.final_weights(tdir, cfg.train.full)
     t = time.perf_counter()
     model = str(adapter) if cfg.train.full and adapter is not None else cell.model.model
     generate(
         data,
         model,
-        folder / "predictions.jsonl",
+        folder / layout.PREDICTIONS,
         None if cfg.train.full else adapter,
         generate_options(cell, cfg),
         progress=(lambda done, total: progress("generate", done, total)) if progress else None,
     )
     timings["generate_s"] = time.perf_counter() - t
     release_memory()
-    summary = evaluate(data, folder / "predictions.jsonl", folder / "scores.json")
+    summary = evaluate(data, folder / layout.PREDICTIONS, folder / layout.SCORES)
     if cell_interventions(cell, cfg):
         t = time.perf_counter()
         run_interventions(cell, cfg, run, data, model, None if cfg.train.full else adapter, progress)
@@ -265,9 +266,9 @@ def run_cell(cell: Cell, cfg: ExperimentConfig, run: Path, progress=None) -> dic
         release_memory()
     if cell.model.server is None:  # a served model's tokenizer is the server's
         write_json_atomic(
-            folder / "lengths.json", trace_lengths(data, folder / "predictions.jsonl", cell.model.model, cell.trained)
+            folder / layout.LENGTHS, trace_lengths(data, folder / layout.PREDICTIONS, cell.model.model, cell.trained)
         )
-    write_json_atomic(folder / "cell.json", {"key": cell.key, "status": "done", "timings": timings})
+    write_json_atomic(folder / layout.CELL, {"key": cell.key, "status": "done", "timings": timings})
     return summary
 
 
@@ -295,7 +296,7 @@ def _check_training_data(cfg: ExperimentConfig, run: Path, todo: list[Cell]) -> 
             check_trainable(ensure_data(c, cfg, run), c.model.model, cfg.train)
         except InputError as e:
             raise InputError(
-                f"{c.key}: {e.message}", run / "config.json", key=f"train.{e.key}" if e.key else None
+                f"{c.key}: {e.message}", run / layout.CONFIG, key=f"train.{e.key}" if e.key else None
             ) from None
 
 
@@ -319,9 +320,9 @@ def run_interventions(cell: Cell, cfg: ExperimentConfig, run: Path, data: Path, 
     intervene(
         data,
         model,
-        contained(run, cell.folder(run) / "interventions"),
+        contained(run, cell.folder(run) / layout.CELL_INTERVENTIONS),
         adapter,
-        cell.folder(run) / "predictions.jsonl",
+        cell.folder(run) / layout.PREDICTIONS,
         cell_interventions(cell, cfg),
         cfg.generate,
         cell.seed,
@@ -462,8 +463,8 @@ def _finish(cfg: ExperimentConfig, run: Path, cells: list[Cell], console, ran_ce
         )
         return None
     with folder_lock(run, "tracekd run", lock_name=REPORT_LOCK, wait=True):
-        results_file = run / "results.json"
-        newest_cell = max((c.folder(run) / "cell.json").stat().st_mtime_ns for c in cells)
+        results_file = run / layout.RESULTS
+        newest_cell = max((c.folder(run) / layout.CELL).stat().st_mtime_ns for c in cells)
         if ran_cells and results_file.is_file() and results_file.stat().st_mtime_ns > newest_cell:
             console.print(f"report: written by another process in {run}")
             return read_json(results_file)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
-from tracekd.jsonio import cut_torn_line, dumps_line, read_jsonl
+from tracekd.jsonio import dumps_line, read_resumable_jsonl
 
 
 def request_key(
@@ -44,20 +44,18 @@ class ResponseCache:
         self.path = Path(path)
         self.lock = threading.Lock()
         self.records: dict[str, dict[str, Any]] = {}
-        cut_torn_line(self.path)
-        if self.path.is_file():
-            for lineno, rec in read_jsonl(self.path):
-                if not isinstance(rec.get("key"), str) or not isinstance(rec.get("reply"), dict):
-                    raise InputError("not a tracekd response-cache line (needs 'key' and 'reply')", self.path, lineno)
-                for field, types in REPLY_FIELDS.items():
-                    if not isinstance(rec["reply"].get(field), types):
-                        raise InputError(
-                            f"not a tracekd response-cache line: reply.{field} must be "
-                            + " or ".join("null" if t is type(None) else t.__name__ for t in types),
-                            self.path,
-                            lineno,
-                        )
-                self.records[rec["key"]] = rec
+        for lineno, rec in read_resumable_jsonl(self.path):
+            if not isinstance(rec.get("key"), str) or not isinstance(rec.get("reply"), dict):
+                raise InputError("not a tracekd response-cache line (needs 'key' and 'reply')", self.path, lineno)
+            for field, types in REPLY_FIELDS.items():
+                if not isinstance(rec["reply"].get(field), types):
+                    raise InputError(
+                        f"not a tracekd response-cache line: reply.{field} must be "
+                        + " or ".join("null" if t is type(None) else t.__name__ for t in types),
+                        self.path,
+                        lineno,
+                    )
+            self.records[rec["key"]] = rec
 
     def __contains__(self, key: str) -> bool:
         return key in self.records

@@ -13,7 +13,6 @@ greedy where the server allows; each reply is appended as it arrives.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -24,7 +23,8 @@ from tracekd.errors import InputError
 from tracekd.generate.backend import Generator
 from tracekd.generate.chat import Reply, Request, make_backend
 from tracekd.generate.options import SERVER_FIELDS, GenerateOptions
-from tracekd.jsonio import check_provenance, dumps_line, naming, refuse_overwriting, sha256_file
+from tracekd.jsonio import check_provenance, dumps_line, naming, read_resumable_jsonl, refuse_overwriting, sha256_file
+from tracekd.layout import PREPARED, TEST, provenance_of
 from tracekd.lock import folder_lock
 from tracekd.models.presets import resolve
 from tracekd.traces.records import read_sft_records
@@ -32,20 +32,11 @@ from tracekd.traces.records import read_sft_records
 
 def done_ids(out_file: Path, key: Callable[[dict], Any] = lambda rec: rec["id"]) -> set:
     """Ids (`key` of each line) already generated; a partial trailing line (a killed run) is cut off."""
-    if not out_file.is_file():
-        return set()
-    data = out_file.read_bytes()
-    keep = data.rfind(b"\n") + 1
-    if keep != len(data):
-        with open(out_file, "r+b") as f:
-            f.truncate(keep)
     ids = set()
-    for lineno, line in enumerate(data[:keep].splitlines(), start=1):
-        if not line.strip():
-            continue
+    for lineno, rec in read_resumable_jsonl(out_file):
         try:
-            ids.add(key(json.loads(line)))
-        except (ValueError, KeyError, TypeError):
+            ids.add(key(rec))
+        except (KeyError, TypeError):
             raise InputError("not a tracekd predictions line", out_file, lineno) from None
     return ids
 
@@ -88,11 +79,11 @@ def generate(
         raise InputError("adapter folder not found", adapter)
     if out_file.is_dir():
         raise InputError("is a folder; name the predictions file", out_file)
-    refuse_overwriting([out_file], [data_dir / "test.jsonl", data_dir / "train.jsonl", data_dir / "manifest.json"])
+    refuse_overwriting([out_file], [data_dir / f for f in PREPARED])
     with folder_lock(out_file.parent, "tracekd generate", lock_name=f".{out_file.name}.lock"):
         fresh = "delete it or name another --out to start fresh"
         has_lines = out_file.is_file() and out_file.stat().st_size > 0
-        check_provenance(provenance_file(out_file), produced_by(model, spec, adapter, data_dir, opts), has_lines, fresh)
+        check_provenance(provenance_of(out_file), produced_by(model, spec, adapter, data_dir, opts), has_lines, fresh)
         return _generate(records, model, spec, out_file, adapter, opts, progress)
 
 
@@ -103,19 +94,14 @@ def produced_by(model: str, spec, adapter, data_dir: Path, opts: GenerateOptions
         return {
             "model": {"name": model, "server": opts.endpoint(model).where},
             "request": opts.request_params(),
-            "data": sha256_file(data_dir / "test.jsonl"),
+            "data": sha256_file(data_dir / TEST),
             "options": {"backend": opts.backend},
         }
     return {
         **model_produced_by(spec, adapter),
-        "data": sha256_file(data_dir / "test.jsonl"),
+        "data": sha256_file(data_dir / TEST),
         "options": opts.model_dump(exclude={"limit", "request_seed", *SERVER_FIELDS}),
     }
-
-
-def provenance_file(out_file: Path) -> Path:
-    """What produced a predictions file: `<file>.provenance.json` beside it."""
-    return out_file.with_name(out_file.name + ".provenance.json")
 
 
 def weights_hash(folder: str | Path | None) -> str | None:

@@ -43,6 +43,7 @@ from tracekd.humanstudy.spec import (
     study_yaml,
 )
 from tracekd.jsonio import read_jsonl, write_text_atomic
+from tracekd.layout import split_file
 from tracekd.traces.conditions import distractors, wrong_label
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
@@ -131,7 +132,7 @@ def _predictions(path: Path) -> dict[str, str]:
 
 def read_type(src: TypeSource, split: str) -> dict[str, tuple[Example, Trace, bool]]:
     """One type's traces by example id: (example, trace, rule-based)."""
-    path = src.data / f"{split}.jsonl"
+    path = src.data / split_file(split)
     records = read_sft_records(src.data, split)
     preds = _predictions(src.predictions) if src.predictions is not None else None
     out = {}

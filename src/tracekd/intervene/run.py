@@ -38,6 +38,15 @@ from tracekd.jsonio import (
     sha256_file,
     write_json_atomic,
 )
+from tracekd.layout import (
+    INTERVENTION_PROVENANCE,
+    INTERVENTION_ROWS,
+    INTERVENTION_SUMMARY,
+    MANIFEST,
+    PREDICTIONS,
+    TEST,
+    TRAIN,
+)
 from tracekd.lock import folder_lock
 from tracekd.models.loading import load_tokenizer
 from tracekd.models.presets import resolve
@@ -48,16 +57,12 @@ from tracekd.traces.interventions import REFERENCE, Context, expand, forced_text
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
 
-ROWS_FILE = "interventions.jsonl"
-SUMMARY_FILE = "interventions.json"
-OWN_FILE = "predictions.jsonl"
-PROVENANCE_FILE = "interventions.provenance.json"  # what produced the rows: a resume must match it
 DEFAULT = ("own", "gold", "wrong_label", "wrong_evidence", "no_trace")
 _SEP = "\t"  # decoding key: "<id>\t<intervention>"
 
 
 def _labels(data_dir: Path, ds, examples) -> tuple[str, ...]:
-    manifest = data_dir / "manifest.json"
+    manifest = data_dir / MANIFEST
     space = read_json(manifest).get("label_space") if manifest.is_file() else None
     return tuple(space) if isinstance(space, list) and space else tuple(ds.label_space(examples))
 
@@ -92,10 +97,12 @@ def intervene(
         records = records[: opts.limit]
     examples, ds = load_test_set(data_dir)
     by_id = {ex.id: ex for ex in examples}
-    inputs = [data_dir / "test.jsonl", data_dir / "train.jsonl", data_dir / "manifest.json", predictions]
-    refuse_overwriting([out_dir / ROWS_FILE, out_dir / SUMMARY_FILE, out_dir / PROVENANCE_FILE], inputs)
+    inputs = [data_dir / TEST, data_dir / TRAIN, data_dir / MANIFEST, predictions]
+    refuse_overwriting(
+        [out_dir / INTERVENTION_ROWS, out_dir / INTERVENTION_SUMMARY, out_dir / INTERVENTION_PROVENANCE], inputs
+    )
     if predictions is None:
-        predictions = out_dir / OWN_FILE
+        predictions = out_dir / PREDICTIONS
         generate(data_dir, model, predictions, adapter, opts)
     own = read_predictions(predictions, by_id)
     missing = [r["id"] for r in records if r["id"] not in own]
@@ -104,13 +111,15 @@ def intervene(
     with folder_lock(out_dir, "tracekd intervene"):
         produced_by = {
             **model_produced_by(spec, adapter),
-            "data": sha256_file(data_dir / "test.jsonl"),
+            "data": sha256_file(data_dir / TEST),
             "own_outputs": sha256_file(predictions),
             "options": opts.model_dump(exclude={"limit"}),
         }
-        rows = out_dir / ROWS_FILE
+        rows = out_dir / INTERVENTION_ROWS
         fresh = f"delete {rows} or name another --out to start fresh"
-        check_provenance(out_dir / PROVENANCE_FILE, produced_by, rows.is_file() and rows.stat().st_size > 0, fresh)
+        check_provenance(
+            out_dir / INTERVENTION_PROVENANCE, produced_by, rows.is_file() and rows.stat().st_size > 0, fresh
+        )
         return _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, seed, out_dir, progress)
 
 
@@ -142,7 +151,7 @@ def _contexts(data_dir: Path, records, by_id, ds, own, seed: int, tok) -> dict[s
 
 
 def _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, seed, out_dir, progress):
-    out_file = out_dir / ROWS_FILE
+    out_file = out_dir / INTERVENTION_ROWS
     done = done_ids(out_file, key=lambda r: (r["id"], r["intervention"], r["seed"]))
     seeds = {s for _, _, s in done} - {seed}
     if seeds:
@@ -190,7 +199,7 @@ def _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, se
             gen.close()  # vLLM: the engine shut down before the next stage
     rows = [r for r in read_intervention_rows(out_file) if r["id"] in contexts and r["intervention"] in names]
     result = measures({seed: rows})
-    write_json_atomic(out_dir / SUMMARY_FILE, result)
+    write_json_atomic(out_dir / INTERVENTION_SUMMARY, result)
     return result
 
 

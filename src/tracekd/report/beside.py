@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.errors import InputError
+from tracekd.layout import RESULTS
 from tracekd.report.results import group_results, read_rows_file
 from tracekd.report.summary import VERDICT_WORDS, rate_columns, rates_row, step_test
+from tracekd.report.tables import cells, odds
 from tracekd.score.metrics import num
 from tracekd.score.outputs import read_rows
-from tracekd.score.tables import cells, odds
 
 Key = tuple[str, str, str]
 
@@ -65,7 +66,7 @@ def side_by_side(results: dict[str, Any], folder: Path, other: dict[str, Any], o
         raise InputError(
             f"no dataset in common: {', '.join(sorted({k[0] for k in ours}))} here, "
             f"{', '.join(sorted({k[0] for k in theirs}))} beside",
-            other_folder / "results.json",
+            other_folder / RESULTS,
         )
     for dataset in datasets:
         rules = (_evidence_rule(results, dataset), _evidence_rule(other, dataset))
@@ -73,20 +74,20 @@ def side_by_side(results: dict[str, Any], folder: Path, other: dict[str, Any], o
             raise InputError(
                 f"{dataset}'s evidence is judged under the {rules[0]} rule here and the {rules[1]} rule beside: "
                 f"the steps would not have the same definitions (rescore with --ir-rule {rules[0]})",
-                other_folder / "results.json",
+                other_folder / RESULTS,
             )
     pooled = [k for k in theirs if "+" in k[1]]
     if pooled:
         raise InputError(
             f"{pooled[0][1]}: several models pooled in one group; rescore each model's files into its own folder",
-            other_folder / "results.json",
+            other_folder / RESULTS,
         )
     sides = {"here": ours, "beside": theirs}
     kept = {side: {k: v for k, v in rows.items() if k[0] in datasets} for side, rows in sides.items()}
     ids = {side: [{r["id"] for rs in v.values() for r in rs} for v in rows.values()] for side, rows in kept.items()}
     common = set.intersection(*ids["here"], *ids["beside"])
     if not common:
-        raise InputError("no test item in common (matched on the example id)", other_folder / "results.json")
+        raise InputError("no test item in common (matched on the example id)", other_folder / RESULTS)
     cells = []
     for side, rows in kept.items():
         for (dataset, model, condition), by_seed in rows.items():

@@ -9,15 +9,13 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.jsonio import write_text_atomic
+from tracekd.layout import PLOTS, REPORT_FILES, REPORT_HTML, REPORT_MD, RESULTS
 from tracekd.report import plots
 from tracekd.report.beside import beside_tables
 from tracekd.report.interventions import EFFECTS_NOTE, effect_rows, intervention_findings, intervention_rows
 from tracekd.report.interventions import NOTE as INTERVENTIONS_NOTE
 from tracekd.report.summary import SUMMARY_NOTE, applies, not_judged, pairs, rate_columns, rates_row, summary
-from tracekd.report.teacher import length_table
-from tracekd.score.metrics import pct
-from tracekd.score.outputs import read_rows
-from tracekd.score.tables import (
+from tracekd.report.tables import (
     ASSOCIATION_NOTE,
     CELLS,
     association_rows,
@@ -28,6 +26,9 @@ from tracekd.score.tables import (
     with_ci,
     without_rows,
 )
+from tracekd.report.teacher import length_table
+from tracekd.score.metrics import pct
+from tracekd.score.outputs import read_rows
 
 
 def _rate(rate: dict[str, Any]) -> str:
@@ -441,23 +442,20 @@ def write_report(results: dict[str, Any], root: Path, limit: int | None = None) 
     """Write report.md, report.html and plots/*.png into `root` (beside results.json)."""
     if limit is None:
         limit = results.get("config", {}).get("examples_in_report", 200)
-    plots_dir = root / "plots"
+    plots_dir = root / PLOTS
     if plots_dir.is_symlink() or (plots_dir.exists() and not plots_dir.resolve().is_relative_to(root.resolve())):
         raise InputError("is a link; the report writes its plots only inside its folder (remove the link)", plots_dir)
     figs = figures(results)
     for name, png in figs.items():
-        path = root / "plots" / name
+        path = root / PLOTS / name
         path.parent.mkdir(parents=True, exist_ok=True)
         from tracekd.jsonio import atomic_open
 
         with atomic_open(path, "wb") as file:
             file.write(png)
-    write_text_atomic(root / "report.md", markdown(results, figs))
-    write_text_atomic(root / "report.html", html_report(results, figs, root, limit))
-    return {"md": root / "report.md", "html": root / "report.html"}
-
-
-REPORT_FILES = ("report.md", "report.html")
+    write_text_atomic(root / REPORT_MD, markdown(results, figs))
+    write_text_atomic(root / REPORT_HTML, html_report(results, figs, root, limit))
+    return {"md": root / REPORT_MD, "html": root / REPORT_HTML}
 
 
 def rebuild_report(folder: Path, results: dict[str, Any], beside: Path | None = None) -> dict[str, Path]:
@@ -471,13 +469,13 @@ def rebuild_report(folder: Path, results: dict[str, Any], beside: Path | None = 
 
     with folder_lock(folder, "tracekd report"):
         remove_stale_temps(folder, REPORT_FILES)
-        if not (folder / "plots").is_symlink():
-            remove_stale_temps(folder / "plots")
+        if not (folder / PLOTS).is_symlink():
+            remove_stale_temps(folder / PLOTS)
         if beside is not None:
-            other = beside / "results.json"
+            other = beside / RESULTS
             if not other.is_file():
                 raise InputError("no results.json in the folder given to --beside", beside)
             results = {**results, "beside": side_by_side(results, folder, read_results(other), beside)}
-            check_results(results, folder / "results.json")
-            write_json_atomic(folder / "results.json", results)
+            check_results(results, folder / RESULTS)
+            write_json_atomic(folder / RESULTS, results)
         return write_report(results, folder)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracekd.report.tables import with_ci
 from tracekd.score.metrics import num, pct
-from tracekd.score.tables import with_ci
 
 NOTE = (
     "Each trained model answers again with a forced trace (docs/interventions.md). changed: the answer "

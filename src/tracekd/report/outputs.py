@@ -269,7 +269,7 @@ def fields_markdown() -> str:
         "# Output files, field by field",
         "",
         "Generated from the models in `src/tracekd/score/outputs.py` and `src/tracekd/report/outputs.py`",
-        "(`tests/test_outputs.py` checks this page is current). Every file is validated against its",
+        "(`tests/score/test_outputs.py` checks this page is current). Every file is validated against its",
         "model when it is written and when it is read: a hand-edited or old file gets one message",
         "naming the file, the line and the field.",
         "",

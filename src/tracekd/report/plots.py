@@ -107,7 +107,7 @@ def by_subset(results: dict[str, Any], dataset: str, model: str) -> bytes | None
 
 def loss_curves(results: dict[str, Any], dataset: str, model: str) -> bytes | None:
     """Each trained cell's logged training loss against the optimiser step; the last quarter of the
-    steps (where `stats.loss_trend` looks) shaded, a cell whose loss was still falling there flagged."""
+    steps (where `train.diagnostics.loss_trend` looks) shaded, a cell whose loss was still falling there flagged."""
     plt = _plt()
     curves = [
         (f"{g['condition']} seed {seed}", t)

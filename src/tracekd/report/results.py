@@ -7,7 +7,7 @@ method for every condition, the untrained baseline included; per-seed values and
 it); per step the pooled 2x2 table (the paper's test), the Cochran-Mantel-Haenszel test stratified
 by subset x seed, per-subset and per-seed tables, the logistic regression, the same under the
 paper's definitions; and the findings in words, with the training-loss caveat from each cell's
-train_summary.json (`stats.loss_trend`). The findings of all groups are also listed at the top.
+train_summary.json (`train.diagnostics.loss_trend`). The findings of all groups are also listed at the top.
 Nothing here depends on timing, so an interrupted and resumed run gives the same file.
 """
 
@@ -18,21 +18,22 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from tracekd import layout
 from tracekd.errors import InputError
-from tracekd.jsonio import write_json_atomic, write_jsonl_atomic
+from tracekd.jsonio import write_json_atomic
 from tracekd.report.outputs import check_results
 from tracekd.report.summary import comparison_verdict
-from tracekd.report.teacher import cell_lengths, teacher_groups
-from tracekd.score.evaluate import STATISTICS_KEYS, statistics, subset_rates
+from tracekd.report.teacher import cell_lengths, teacher_outputs
+from tracekd.score.evaluate import statistics, subset_rates
 from tracekd.score.findings import summary_findings
 from tracekd.score.intervention_outputs import read_intervention_rows
 from tracekd.score.interventions import measures
 from tracekd.score.outputs import ExampleRow, read_rows, validated
-from tracekd.score.rescore import CONDITION_ORDER, published_model
-from tracekd.score.stats import loss_trend, paired_comparison
+from tracekd.score.stats import paired_comparison
 from tracekd.traces.conditions import BASELINE
+from tracekd.train.diagnostics import loss_trend
 
-INTERVENTION_ROWS = Path("interventions") / "interventions.jsonl"  # in a cell's folder (`tracekd intervene`)
+INTERVENTION_ROWS = Path(layout.CELL_INTERVENTIONS) / layout.INTERVENTION_ROWS  # in a cell's folder
 
 
 def _loss_caveats(training: dict[str, dict[str, Any]]) -> list[str]:
@@ -171,10 +172,6 @@ def read_rows_file(path: Path) -> dict[tuple[str, str, str], dict[Any, list[dict
     return out
 
 
-ROWS_FILE = "rows.jsonl.gz"
-INTERVENTION_ROWS_FILE = "interventions.jsonl.gz"  # every intervention row (`tracekd run` with interventions)
-
-
 def write_results(
     path: Path,
     name: str,
@@ -203,16 +200,28 @@ def write_results(
     }
     if rows:
         results["comparisons"] = comparisons(conditions, rows)
-        results["rows"] = ROWS_FILE
+        results["rows"] = layout.ROWS
     if intervention_rows:
-        results["intervention_rows"] = INTERVENTION_ROWS_FILE
+        results["intervention_rows"] = layout.ALL_INTERVENTION_ROWS
     check_results(results, path)
     if rows:
-        write_rows(path.with_name(ROWS_FILE), rows)
+        write_rows(path.with_name(layout.ROWS), rows)
     if intervention_rows:
-        write_rows(path.with_name(INTERVENTION_ROWS_FILE), intervention_rows)
+        write_rows(path.with_name(layout.ALL_INTERVENTION_ROWS), intervention_rows)
     write_json_atomic(path, results)
     return results
+
+
+def teacher_groups(run: Path) -> list[dict[str, Any]]:
+    """The teacher's own outputs, as an untrained model of its own (the `baseline` column): one
+    group per taught dataset."""
+    groups = []
+    for t in teacher_outputs(run):
+        g = group_results(t["dataset"], t["model"], BASELINE, {0: t["rows"]})
+        g["examples"] = [t["examples"]]
+        g["teacher"] = t["teacher"]
+        groups.append(g)
+    return groups
 
 
 def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
@@ -222,11 +231,11 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         g = groups.setdefault(
             (c.dataset.name, c.model.name, c.condition), {"rows": {}, "training": {}, "examples": [], "folders": []}
         )
-        path = folder / "scores.examples.jsonl"
+        path = folder / layout.SCORES_EXAMPLES
         g["rows"][c.seed] = read_rows(path)
         g["examples"].append(str(path.relative_to(run)))
         g["folders"].append(folder)
-        summary = folder / "train" / "train_summary.json"
+        summary = folder / layout.CELL_TRAIN / layout.TRAIN_SUMMARY
         if summary.is_file():
             g["training"][str(c.seed)] = loss_trend(json.loads(summary.read_text()).get("log_history", []))
     out_groups = []
@@ -244,12 +253,12 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
             res["interventions"] = measures(rows, f"{d} / {m} / {cond}")
             intervention_rows[(d, m, cond)] = rows
         out_groups.append(res)
-    teachers = teacher_groups(run)  # the teacher's own outputs, as an untrained model of its own
+    teachers = teacher_groups(run)
     conditions = list(cfg.conditions)
     if teachers and BASELINE not in conditions:
         conditions.insert(0, BASELINE)
     return write_results(
-        run / "results.json",
+        run / layout.RESULTS,
         cfg.name,
         "experiment",
         json.loads(cfg.model_dump_json()),
@@ -257,39 +266,4 @@ def results_from_run(cfg, run: Path, cells) -> dict[str, Any]:
         out_groups + teachers,
         {key: g["rows"] for key, g in groups.items()},
         intervention_rows,
-    )
-
-
-def results_from_rescore(
-    rescore: dict[str, Any], rows_by_condition: dict[str, list[dict]], out: Path
-) -> dict[str, Any]:
-    """The same schema for published outputs: one group per training condition (files pooled)."""
-    model = published_model(rescore["files"])
-    groups = []
-    order = [c for c in CONDITION_ORDER if c in rescore["by_condition"]]
-    for cond in order:
-        summary = rescore["by_condition"][cond]["summary"]
-        stats = {k: summary[k] for k in STATISTICS_KEYS}
-        g = group_results(rescore["dataset"], model, cond, {0: rows_by_condition[cond]}, stats=stats)
-        path = out / "examples" / f"{cond}.jsonl"
-        write_jsonl_atomic(path, rows_by_condition[cond])
-        g["examples"] = [str(path.relative_to(out))]
-        groups.append(g)
-    config = {
-        "format": rescore["format"],
-        "dataset": rescore["dataset"],
-        "source": rescore["source"],
-        "ir_rule": rescore.get("ir_rule"),
-        "files": sorted(rescore["files"]),
-    }
-    # several models' rows share item ids: their conditions are compared per model in the rescore itself
-    rows = {(rescore["dataset"], model, c): {0: rows_by_condition[c]} for c in order} if "+" not in model else None
-    return write_results(
-        out / "results.json",
-        f"rescore of {len(rescore['files'])} published files",
-        "rescore",
-        config,
-        order,
-        groups,
-        rows,
     )

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracekd.report.tables import rate_text
 from tracekd.score.findings import by_construction, caveats, not_estimable_reason
 from tracekd.score.metrics import Metric, num, pct, table_columns
 from tracekd.score.stats import ALPHA_PAIRED
-from tracekd.score.tables import rate_text
 
 VERDICT_WORDS = {
     "positive": "a right step goes with a right answer",

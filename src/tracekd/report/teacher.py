@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from tracekd.jsonio import read_json
+from tracekd.layout import LENGTHS, TEACH_SUMMARY, TEACHER_SCORES_EXAMPLES, teacher_folders
 from tracekd.score.metrics import num, pct
 from tracekd.score.outputs import read_rows
-from tracekd.traces.conditions import BASELINE
 
 
 def cell_lengths(folders: list[Path]) -> dict[str, Any] | None:
     """Mean over seeds of each cell's lengths.json (target and output tokens)."""
-    found = [read_json(f / "lengths.json") for f in folders if (f / "lengths.json").is_file()]
+    found = [read_json(f / LENGTHS) for f in folders if (f / LENGTHS).is_file()]
     if not found:
         return None
     out: dict[str, Any] = {}
@@ -30,21 +30,24 @@ def teacher_name(teach_summary: dict[str, Any]) -> str:
     return f"teacher ({Path(name).name or name})"
 
 
-def teacher_groups(run: Path) -> list[dict[str, Any]]:
-    """One group per taught dataset, from the per-example rows of run/teacher/<dataset>/
-    (teacher_scores.examples.jsonl: the teacher's first samples, scored like a model's outputs)."""
-    from tracekd.report.results import group_results
-    from tracekd.traces.teacher import SUMMARY_FILE, TEACHER_SCORES_EXAMPLES
-
-    groups = []
-    for folder in sorted(p for p in (run / "teacher").glob("*") if (p / TEACHER_SCORES_EXAMPLES).is_file()):
+def teacher_outputs(run: Path) -> list[dict[str, Any]]:
+    """Per taught dataset of a run, the teacher's scored outputs (teacher_scores.examples.jsonl of
+    run/teacher/<dataset>/: its first samples, scored like a model's outputs): the dataset, the
+    teacher's name, the rows, their file (relative to the run) and the teacher's acceptance."""
+    out = []
+    for folder in teacher_folders(run):
         path = folder / TEACHER_SCORES_EXAMPLES
-        teach = read_json(folder / SUMMARY_FILE)
-        g = group_results(folder.name, teacher_name(teach), BASELINE, {0: read_rows(path)})
-        g["examples"] = [str(path.relative_to(run))]
-        g["teacher"] = {"acceptance": teach["acceptance"]["overall"], "trace_style": "freeform"}
-        groups.append(g)
-    return groups
+        teach = read_json(folder / TEACH_SUMMARY)
+        out.append(
+            {
+                "dataset": folder.name,
+                "model": teacher_name(teach),
+                "rows": read_rows(path),
+                "examples": str(path.relative_to(run)),
+                "teacher": {"acceptance": teach["acceptance"]["overall"], "trace_style": "freeform"},
+            }
+        )
+    return out
 
 
 def length_table(results: dict[str, Any]) -> tuple[list[str], list[list[str]]]:

@@ -18,6 +18,7 @@ from tracekd.data import Dataset, Example, get_dataset
 from tracekd.data.reading import check_unique_ids
 from tracekd.errors import InputError
 from tracekd.jsonio import check_published, read_jsonl, refuse_overwriting, remove_stale_temps, staged
+from tracekd.layout import MANIFEST, PREPARED, TEST, examples_of
 from tracekd.lock import folder_lock
 from tracekd.score import metrics
 from tracekd.score.answers import score_answer
@@ -478,7 +479,7 @@ def _without_flagged(rows, steps, applies, y, paper, y_paper, evaluated, subset,
 
 # -- tracekd evaluate --------------------------------------------------------------------------------
 def load_test_set(data_dir: str | Path) -> tuple[list[Example], Dataset]:
-    path = Path(data_dir) / "test.jsonl"
+    path = Path(data_dir) / TEST
     check_published(data_dir)
     examples = [Example.from_record(rec, path, lineno) for lineno, rec in read_jsonl(path)]
     if not examples:
@@ -516,7 +517,7 @@ def freeform_folder(data_dir: str | Path) -> bool:
     from tracekd.jsonio import read_json
     from tracekd.traces.teacher import is_teacher_condition
 
-    path = Path(data_dir) / "manifest.json"
+    path = Path(data_dir) / MANIFEST
     if not path.is_file():
         return False
     options = read_json(path).get("options")
@@ -537,11 +538,9 @@ def evaluate(
     if trace_style not in TRACE_STYLES:
         raise InputError(f"unknown trace style {trace_style!r}; choose one of {', '.join(TRACE_STYLES)}")
     out = Path(out)
-    examples_out = Path(examples_out) if examples_out else out.with_name(out.stem + ".examples.jsonl")
+    examples_out = Path(examples_out) if examples_out else examples_of(out)
     data = Path(data_dir)
-    refuse_overwriting(
-        [out, examples_out], [predictions, *(data / f for f in ("test.jsonl", "train.jsonl", "manifest.json"))]
-    )
+    refuse_overwriting([out, examples_out], [predictions, *(data / f for f in PREPARED)])
     freeform = trace_style == "freeform" or (trace_style == "auto" and freeform_folder(data_dir))
     examples, ds = load_test_set(data_dir)
     known = {ex.id: ex for ex in examples}

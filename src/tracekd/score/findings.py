@@ -15,7 +15,7 @@ results.json group). Caveat rules (docs/scoring.md):
 Verdicts: "too few" where the smallest margin of the informative strata has fewer than 5
 outputs; the exact conditional test (`stats.exact_stratified`) instead of CMH where it was run;
 "inconclusive" where the test and the odds ratio's interval disagree.
-- training loss still falling (`stats.loss_trend`, passed in by the caller that has the logs);
+- training loss still falling (`train.diagnostics.loss_trend`, passed in by the caller that has the logs);
 - by construction: a step whose gold facts state the answer (evidence, answer-bearing, trace)
   with a pooled φ of 0.8 or more.
 """

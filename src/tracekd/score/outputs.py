@@ -6,7 +6,7 @@ Every row and every summary is validated before it is written (`check_rows`, `ch
 and when it is read back (`read_rows`, `read_scores`): a hand-edited file, or one an older tracekd
 wrote, is one InputError naming the file, the line and the field. What is written is the dict the
 scorer made, so validation changes no byte. docs/outputs.md lists every field (made from the
-docstring under each field here; `tests/test_outputs.py` keeps it current).
+docstring under each field here; `tests/score/test_outputs.py` keeps it current).
 """
 
 from __future__ import annotations

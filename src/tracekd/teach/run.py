@@ -28,6 +28,16 @@ from tracekd.errors import InputError
 from tracekd.generate.cache import ResponseCache, request_key
 from tracekd.generate.chat import Endpoint, Reply, Request, make_backend
 from tracekd.jsonio import refuse_overwriting, remove_stale_temps, staged
+from tracekd.layout import (
+    RESPONSES,
+    TEACH_SUMMARY,
+    TEACHER_SCORES,
+    TEACHER_SCORES_EXAMPLES,
+    TEACHER_TRACES,
+    TEST,
+    TRAIN,
+    split_file,
+)
 from tracekd.lock import folder_lock
 from tracekd.score.answers import score_answer
 from tracekd.score.evaluate import score_output, summarize
@@ -35,17 +45,10 @@ from tracekd.score.outputs import check_rows, check_scores
 from tracekd.teach.options import TeacherOptions
 from tracekd.traces.parse import parse
 from tracekd.traces.records import read_sft_records
-from tracekd.traces.teacher import (
-    RESPONSES_FILE,
-    SUMMARY_FILE,
-    TEACHER_FILE,
-    TEACHER_SCORES,
-    TEACHER_SCORES_EXAMPLES,
-    split_reasoning,
-)
+from tracekd.traces.teacher import split_reasoning
 
 Progress = Callable[[str, int, int], None]
-DERIVED = (TEACHER_FILE, SUMMARY_FILE, TEACHER_SCORES, TEACHER_SCORES_EXAMPLES)  # rebuilt from the cache
+DERIVED = (TEACHER_TRACES, TEACH_SUMMARY, TEACHER_SCORES, TEACHER_SCORES_EXAMPLES)  # rebuilt from the cache
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ class Item:
 
 def load_items(data_dir: Path, opts: TeacherOptions) -> tuple[list[Item], Dataset]:
     items = [
-        Item(split, Example.from_record(rec, data_dir / f"{split}.jsonl"), teacher_messages(rec["prompt"], opts))
+        Item(split, Example.from_record(rec, data_dir / split_file(split)), teacher_messages(rec["prompt"], opts))
         for split in opts.splits
         for rec in read_sft_records(data_dir, split)
     ]
@@ -215,14 +218,12 @@ def teach(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output path exists and is not a folder", out_dir)
-    refuse_overwriting(
-        [out_dir / f for f in (RESPONSES_FILE, *DERIVED)], [data_dir / f for f in ("train.jsonl", "test.jsonl")]
-    )
+    refuse_overwriting([out_dir / f for f in (RESPONSES, *DERIVED)], [data_dir / f for f in (TRAIN, TEST)])
     items, ds = load_items(data_dir, opts)
     judge(ds, items[0].ex, {"content": "", "reasoning": None}, opts.accept)  # a bad `accept` fails before any request
     with folder_lock(out_dir, "tracekd teach"):
         remove_stale_temps(out_dir, DERIVED)
-        asker = Asker(ResponseCache(out_dir / RESPONSES_FILE), out_dir, progress)
+        asker = Asker(ResponseCache(out_dir / RESPONSES), out_dir, progress)
         try:
             kept, first, tried, posthoc, summary = _ask_all(items, ds, opts, asker)
         finally:
@@ -239,10 +240,10 @@ def teach(
         check_rows(scored, out_dir / TEACHER_SCORES_EXAMPLES)
         check_scores(scores, out_dir / TEACHER_SCORES)
         with staged() as stage:  # the derived files together, or none of them
-            stage.jsonl(out_dir / TEACHER_FILE, rows)
+            stage.jsonl(out_dir / TEACHER_TRACES, rows)
             stage.jsonl(out_dir / TEACHER_SCORES_EXAMPLES, scored)
             stage.json(out_dir / TEACHER_SCORES, scores)
-            stage.json(out_dir / SUMMARY_FILE, result)
+            stage.json(out_dir / TEACH_SUMMARY, result)
     return {**result, "requests": {"sent": dict(asker.sent), "cached": dict(asker.cached)}}
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
 from tracekd.jsonio import check_published, read_jsonl
+from tracekd.layout import split_file
 from tracekd.traces.prompt import prompt_messages
 from tracekd.traces.render import Trace, render
 
@@ -46,10 +47,10 @@ def _trace_record(t: Trace) -> dict[str, Any]:
 
 def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any]]:
     """Read back a prepared split (for training and generation)."""
-    path = data_dir / f"{split}.jsonl"
+    path = data_dir / split_file(split)
     check_published(data_dir)
     if not path.is_file():
-        raise InputError(f"no {split}.jsonl in the data folder (run `tracekd prepare` first)", data_dir)
+        raise InputError(f"no {split_file(split)} in the data folder (run `tracekd prepare` first)", data_dir)
     out = []
     seen: set[str] = set()
     for lineno, rec in read_jsonl(path):
@@ -65,7 +66,7 @@ def read_sft_records(data_dir: Path, split: str = "train") -> list[dict[str, Any
                 )
         out.append(rec)
     if not out:
-        raise InputError(f"{split}.jsonl is empty", path)
+        raise InputError(f"{split_file(split)} is empty", path)
     return out
 
 

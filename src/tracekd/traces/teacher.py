@@ -26,6 +26,7 @@ from typing import Any
 from tracekd.data.schema import Example
 from tracekd.errors import InputError
 from tracekd.jsonio import read_json, read_jsonl
+from tracekd.layout import TEACH_SUMMARY, TEACHER_TRACES
 from tracekd.traces.conditions import REGISTRY, Condition, make_targets, register
 from tracekd.traces.render import Trace
 
@@ -40,12 +41,6 @@ TEACHER_CONDITIONS = tuple(
     )
 )
 RESTRICT = "@teacher_correct"  # suffix restricting any condition to the teacher-correct subset
-
-RESPONSES_FILE = "responses.jsonl"
-TEACHER_FILE = "teacher.jsonl"
-SUMMARY_FILE = "teach_summary.json"
-TEACHER_SCORES = "teacher_scores.json"
-TEACHER_SCORES_EXAMPLES = "teacher_scores.examples.jsonl"
 
 #: the teacher.jsonl field each teacher condition trains on, and the `tracekd teach` option that fills it
 _TEXT = {
@@ -94,9 +89,9 @@ def check_condition(condition: str, extra: tuple[str, ...] = ()) -> None:
 
 def read_teacher(folder: str | Path) -> dict[str, dict[str, Any]]:
     """teacher.jsonl of a `tracekd teach` folder, by example id."""
-    path = Path(folder) / TEACHER_FILE
+    path = Path(folder) / TEACHER_TRACES
     if not path.is_file():
-        raise InputError(f"no {TEACHER_FILE} in the teacher folder (run `tracekd teach` first)", folder)
+        raise InputError(f"no {TEACHER_TRACES} in the teacher folder (run `tracekd teach` first)", folder)
     rows = {}
     for lineno, rec in read_jsonl(path):
         if not isinstance(rec.get("id"), str) or not isinstance(rec.get("accepted"), bool):
@@ -107,7 +102,7 @@ def read_teacher(folder: str | Path) -> dict[str, dict[str, Any]]:
 
 def teacher_summary(folder: str | Path) -> dict[str, Any]:
     """teach_summary.json (the teacher and its acceptance), for manifests and reports."""
-    path = Path(folder) / SUMMARY_FILE
+    path = Path(folder) / TEACH_SUMMARY
     return read_json(path) if path.is_file() else {}
 
 

@@ -33,6 +33,7 @@ from transformers.trainer_pt_utils import get_length_grouped_indices
 from trl import SFTTrainer
 
 from tracekd.jsonio import remove_stale_temps
+from tracekd.layout import ADAPTER, FULL_MODEL, TRAIN_SUMMARY
 from tracekd.lock import folder_lock
 from tracekd.models.loading import BASE_FILE
 
@@ -40,8 +41,8 @@ from tracekd.models.loading import BASE_FILE
 @contextmanager
 def locked_output(out_dir: Path) -> Iterator[None]:
     with folder_lock(out_dir, "tracekd train", job_ranks=True):
-        remove_stale_temps(out_dir, ["train_summary.json"])
-        for final in ("adapter", "model"):
+        remove_stale_temps(out_dir, [TRAIN_SUMMARY])
+        for final in (ADAPTER, FULL_MODEL):
             remove_stale_temps(out_dir / final, [BASE_FILE])
         yield
 

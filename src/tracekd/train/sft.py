@@ -31,6 +31,7 @@ from typing import Any
 
 from tracekd.errors import InputError
 from tracekd.jsonio import check_provenance, naming, sha256_file, write_json_atomic
+from tracekd.layout import CHECKPOINTS, TRAIN, TRAIN_PROVENANCE, TRAIN_SUMMARY, final_weights
 from tracekd.models.loading import (
     cuda_available,
     cuda_memory_gib,
@@ -83,7 +84,7 @@ def sft_config(opts: TrainOptions, out_dir: Path, bf16: bool, checkpointing: boo
     return one_device_per_process(
         SFTConfig(
             **(TRAINER_DEFAULTS | {"dataloader_pin_memory": not opts.use_cpu and cuda_available()} | opts.sft),
-            output_dir=str(out_dir / "checkpoints"),
+            output_dir=str(out_dir / CHECKPOINTS),
             num_train_epochs=opts.epochs,
             max_steps=opts.max_steps,
             learning_rate=opts.lr,
@@ -190,19 +191,15 @@ def train(
         raise InputError(f"model {model!r} has no module matching {missing!r}", key="lora_targets")
     with locked_output(out_dir):
         check_provenance(
-            out_dir / PROVENANCE,
+            out_dir / TRAIN_PROVENANCE,
             training_provenance(resolve(model), data_dir, opts),
-            resume
-            and (any((out_dir / "checkpoints").glob("checkpoint-*")) or (out_dir / "train_summary.json").exists()),
+            resume and (any((out_dir / CHECKPOINTS).glob("checkpoint-*")) or (out_dir / TRAIN_SUMMARY).exists()),
             "rerun without --resume, or name another --out, to start fresh",
         )
         if not resume:  # a fresh start: an older run's checkpoints must never be resumed into this one
-            shutil.rmtree(out_dir / "checkpoints", ignore_errors=True)
-            (out_dir / "train_summary.json").unlink(missing_ok=True)
+            shutil.rmtree(out_dir / CHECKPOINTS, ignore_errors=True)
+            (out_dir / TRAIN_SUMMARY).unlink(missing_ok=True)
         return _train(records, data_dir, model, out_dir, opts, resume, callbacks)
-
-
-PROVENANCE = "provenance.json"  # what produced OUT: model, data hash, options (a resume must match it)
 
 
 def training_provenance(spec: ModelSpec, data_dir: Path, opts: TrainOptions) -> dict[str, Any]:
@@ -212,7 +209,7 @@ def training_provenance(spec: ModelSpec, data_dir: Path, opts: TrainOptions) -> 
     options["sft"] = {k: v for k, v in opts.sft.items() if affects_weights(k)}
     return {
         "model": {"name": spec.name, "source": spec.source},
-        "data": sha256_file(data_dir / "train.jsonl"),
+        "data": sha256_file(data_dir / TRAIN),
         "options": options,
     }
 
@@ -363,7 +360,7 @@ def _train(
     data = training_data(records, tok, spec, opts)
     policy = device_policy(spec, opts)
     trainer = make_trainer(spec, tok, data, opts, policy, out_dir, callbacks)
-    checkpoint = last_complete_checkpoint(out_dir / "checkpoints") if resume else None
+    checkpoint = last_complete_checkpoint(out_dir / CHECKPOINTS) if resume else None
     if data.truncated:
         print(
             f"tracekd train: {data.truncated} of {len(data.records)} examples are longer than "
@@ -373,15 +370,15 @@ def _train(
     if checkpoint is not None and _finished(checkpoint):
         result = _load_finished(trainer, checkpoint)
     else:
-        with saving_named(out_dir / "checkpoints"):
+        with saving_named(out_dir / CHECKPOINTS):
             result = trainer.train(resume_from_checkpoint=checkpoint)
     runtime = time.perf_counter() - start
-    final = out_dir / ("model" if opts.full else "adapter")
+    final = final_weights(out_dir, opts.full)
     summary: dict[str, Any] = {}
     if save_final(trainer, tok, spec, final):
         run = {"result": result, "runtime": runtime, "checkpoint": checkpoint}
         summary = _summary(trainer, spec, opts, data_dir, final, data, policy, run)
-        write_json_atomic(out_dir / "train_summary.json", json.loads(json.dumps(summary, default=str)))
+        write_json_atomic(out_dir / TRAIN_SUMMARY, json.loads(json.dumps(summary, default=str)))
     del trainer
     release_memory()
     return summary
