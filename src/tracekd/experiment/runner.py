@@ -142,18 +142,21 @@ def _with_new_defaults(
 
     out = {k: v for k, v in stored.items() if k != "overrides"}
     for key, field in model.model_fields.items():
-        sub = field.annotation
+        sub: Any = field.annotation
         if key not in out and key in current and not field.is_required():
             default = to_jsonable_python(field.get_default(call_default_factory=True))
             if current[key] == default:
                 out[key] = default
         elif _is_model(sub) and isinstance(out.get(key), dict):
             out[key] = _with_new_defaults(out[key], current.get(key) or {}, sub)
-        elif get_origin(sub) is list and _is_model(item := get_args(sub)[0]) and isinstance(out.get(key), list):
-            now = current.get(key) if isinstance(current.get(key), list) else []  # e.g. `models`, `datasets`
+        elif get_origin(sub) is list and _is_model(get_args(sub)[0]) and isinstance(out.get(key), list):
+            item, stored_items = get_args(sub)[0], out[key]  # e.g. `models`, `datasets`
+            now = current.get(key) if isinstance(current.get(key), list) else []
             out[key] = [
-                _with_new_defaults(v, n, item) if isinstance(v, dict) and isinstance(n, dict) else v
-                for v, n in zip(out[key], now + [None] * (len(out[key]) - len(now)))
+                _with_new_defaults(v, now[i], item)
+                if i < len(now) and isinstance(v, dict) and isinstance(now[i], dict)
+                else v
+                for i, v in enumerate(stored_items)
             ]
     return out
 

@@ -148,8 +148,8 @@ def condition_table(by_condition: dict[str, Any], evidence_rules: list | None, t
         }
         for k, v in cells.items():
             rows.setdefault(k, []).append(v)
-    for k, v in rows.items():
-        t.add_row(k, *v)
+    for k, row in rows.items():
+        t.add_row(k, *row)
     return t
 
 
