@@ -151,7 +151,7 @@ def _with_new_defaults(
             out[key] = _with_new_defaults(out[key], current.get(key) or {}, sub)
         elif get_origin(sub) is list and _is_model(get_args(sub)[0]) and isinstance(out.get(key), list):
             item, stored_items = get_args(sub)[0], out[key]  # e.g. `models`, `datasets`
-            now = current.get(key) if isinstance(current.get(key), list) else []
+            now: list[Any] = current[key] if isinstance(current.get(key), list) else []
             out[key] = [
                 _with_new_defaults(v, now[i], item)
                 if i < len(now) and isinstance(v, dict) and isinstance(now[i], dict)
