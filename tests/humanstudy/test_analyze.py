@@ -238,7 +238,7 @@ def test_power_by_simulation(analysis):
 def test_a_between_participant_study(tmp_path):
     """Between-participant: Kruskal-Wallis and Mann-Whitney U on participants' means (scipy, here
     recomputed), the same exclusions; simulate refuses more participants than free slots."""
-    from humanstudy import make_study
+    from humanstudy_helpers import make_study
     from tracekd.errors import InputError
     from tracekd.humanstudy.analyze import analyze
     from tracekd.humanstudy.export import open_store, rows
@@ -264,7 +264,7 @@ def test_a_between_participant_study(tmp_path):
 
 
 def test_analyze_before_anyone_answered(tmp_path):
-    from humanstudy import make_study
+    from humanstudy_helpers import make_study
     from tracekd.humanstudy.analyze import analyze
     from tracekd.humanstudy.export import open_store, rows
     from tracekd.humanstudy.report import findings, write_report
