@@ -376,6 +376,8 @@ def test_a_run_folder_from_before_new_nested_keys_is_resumed(tmp_path):
         del m["server"]
     (run / "config.json").write_text(json.dumps(old))
     _check_run_folder(cfg, run)  # accepted
-    served = cfg.models[0].model_copy(update={"server": {"base_url": "http://127.0.0.1:1/v1"}})
+    from tracekd.generate.options import ServerOptions
+
+    served = cfg.models[0].model_copy(update={"server": ServerOptions(base_url="http://127.0.0.1:1/v1")})
     with pytest.raises(InputError, match="made with a different config"):
         _check_run_folder(cfg.model_copy(update={"models": [served]}), run)
