@@ -13,6 +13,7 @@ greedy where the server allows; each reply is appended as it arrives.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -109,7 +110,19 @@ def weights_hash(folder: str | Path | None) -> str | None:
     if folder is None:
         return None
     files = sorted(p for p in Path(folder).iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
-    return ",".join(f"{p.name}:{sha256_file(p)}" for p in files)
+    return ",".join(f"{p.name}:{_file_hash(str(p.resolve()), *_identity(p))}" for p in files)
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+@functools.lru_cache(maxsize=64)
+def _file_hash(path: str, size: int, mtime_ns: int) -> str:
+    """sha256 of a file, once per (path, size, modification time): a cell's generate and
+    intervene stages hash a full fine-tune's weights (gigabytes) once."""
+    return sha256_file(path)
 
 
 def model_produced_by(spec, adapter: str | Path | None) -> dict[str, Any]:

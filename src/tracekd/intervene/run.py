@@ -44,8 +44,8 @@ from tracekd.layout import (
     INTERVENTION_SUMMARY,
     MANIFEST,
     PREDICTIONS,
+    PREPARED,
     TEST,
-    TRAIN,
 )
 from tracekd.lock import folder_lock
 from tracekd.models.loading import load_tokenizer
@@ -97,7 +97,7 @@ def intervene(
         records = records[: opts.limit]
     examples, ds = load_test_set(data_dir)
     by_id = {ex.id: ex for ex in examples}
-    inputs = [data_dir / TEST, data_dir / TRAIN, data_dir / MANIFEST, predictions]
+    inputs = [*(data_dir / f for f in PREPARED), predictions]
     refuse_overwriting(
         [out_dir / INTERVENTION_ROWS, out_dir / INTERVENTION_SUMMARY, out_dir / INTERVENTION_PROVENANCE], inputs
     )

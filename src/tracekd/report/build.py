@@ -223,14 +223,22 @@ def tables(results: dict[str, Any]) -> dict[str, tuple[str, str, tuple[list[str]
     return out
 
 
+FOREST_PREFIX = "forest_"
+
+
 def forest_figures(results: dict[str, Any]) -> dict[str, bytes]:
     """The forest plot of each (dataset, model) with an estimable step (the summary shows them)."""
     out = {}
     for dataset, model in pairs(results):
         png = plots.forest(results, dataset, model)
         if png is not None:
-            out[f"forest_{dataset}_{model}.png".replace("/", "_")] = png
+            out[f"{FOREST_PREFIX}{dataset}_{model}.png".replace("/", "_")] = png
     return out
+
+
+def _forests(figs: dict[str, bytes]) -> dict[str, bytes]:
+    """The forest plots among the report's figures (drawn once, by `figures`)."""
+    return {name: png for name, png in figs.items() if name.startswith(FOREST_PREFIX)}
 
 
 def figures(results: dict[str, Any]) -> dict[str, bytes]:
@@ -306,7 +314,7 @@ def _md_summary(results: dict[str, Any]) -> list[str]:
 
 def markdown(results: dict[str, Any], figs: dict[str, bytes]) -> str:
     parts = [f"# {results['name']}", "", *_md_summary(results)]
-    forests = forest_figures(results)
+    forests = _forests(figs)
     if forests:
         parts += ["", f"## {FOREST_TITLE}", "", FOREST_NOTE, ""] + [f"![{name}](plots/{name})" for name in forests]
     for title, note, table in beside_tables(results["beside"]) if results.get("beside") else []:
@@ -408,7 +416,7 @@ def _html_summary(results: dict[str, Any]) -> str:
 
 
 def html_report(results: dict[str, Any], figs: dict[str, bytes], root: Path, limit: int) -> str:
-    forests = forest_figures(results)
+    forests = _forests(figs)
     forest = (
         f"<h2>{FOREST_TITLE}</h2><p class='muted'>{html.escape(FOREST_NOTE)}</p>"
         + "".join(_img(name, png) for name, png in forests.items())

@@ -161,9 +161,9 @@ def rates_of(rows: list[dict[str, Any]], names: list[str] | None = None) -> dict
     95 % Wilson interval: the intervals of one file of outputs, one output per test item (no seeds
     to cluster); `statistics` gives the item-bootstrap intervals of a run or a pool."""
     out = {}
-    for m in metrics.METRICS:
+    for m in (m for m in metrics.METRICS if names is None or m.name in names):
         values = [v for v in (m.of(r) for r in rows) if v is not None]
-        if (names is None or m.name in names) and values and all(isinstance(v, bool) for v in values):
+        if values and all(isinstance(v, bool) for v in values):
             w = wilson(sum(values), len(values))
             lo, hi = w["ci95"]  # the interval holds the rate (rounding can put k = n a hair below it)
             out[m.name] = {"mean": w["p"], "ci95": [min(lo, w["p"]), max(hi, w["p"])], "method": "wilson", "n": w["n"]}

@@ -30,16 +30,14 @@ from tracekd.layout import TEACH_SUMMARY, TEACHER_TRACES
 from tracekd.traces.conditions import REGISTRY, Condition, make_targets, register
 from tracekd.traces.render import Trace
 
-#: the teacher conditions (registered beside the rule-based ones), in their order
-TEACHER_CONDITIONS = tuple(
-    register(Condition(name, doc, teacher=True)).name
-    for name, doc in (
-        ("teacher", "the teacher's own reasoning trace"),
-        ("teacher_summary", "a summary of the teacher's trace"),
-        ("teacher_posthoc", "the teacher's post-hoc explanation of its answer"),
-        ("teacher_swapped", "another problem's teacher trace (a seeded derangement)"),
-    )
-)
+# the teacher conditions, registered beside the rule-based ones, in their order
+for _name, _doc in (
+    ("teacher", "the teacher's own reasoning trace"),
+    ("teacher_summary", "a summary of the teacher's trace"),
+    ("teacher_posthoc", "the teacher's post-hoc explanation of its answer"),
+    ("teacher_swapped", "another problem's teacher trace (a seeded derangement)"),
+):
+    register(Condition(_name, _doc, teacher=True))
 RESTRICT = "@teacher_correct"  # suffix restricting any condition to the teacher-correct subset
 
 #: the teacher.jsonl field each teacher condition trains on, and the `tracekd teach` option that fills it
