@@ -10,8 +10,10 @@ AMX / AVX512-BF16).
 Prints JSON: new tokens/s of each way, `eos_speedup` (continuous batching over one at a time),
 `static_batch_speedup` (transformers' `generate` on left-padded batches: each batch decodes until
 its longest output ends), `identical` (true when every output of continuous batching is that of
-one at a time, token for token), and the output lengths. The machine is shared: compare ratios
-from one run.
+one at a time, token for token), and the output lengths. Then each prompt under three forced traces
+(as `tracekd intervene` sends them): `prefix_reuse_speedup` (the decoder taking the keys and values
+of the tokens a prompt shares with the one before from that one's cache, over prefilling every
+token) and `prefix_reuse_identical`. The machine is shared: compare ratios from one run.
 """
 
 from __future__ import annotations
@@ -95,6 +97,29 @@ def continuous(gen, prompts, max_new_tokens, batch_size):
         for i, ids in done:
             out[prompts[i][0]] = ids
     return out
+
+
+def forced_variants(gen, recs):
+    """Each test prompt under three forced traces, as `tracekd intervene` sends them one item after
+    another: the gold trace up to `answer:`, the same with another label, and no trace."""
+    from tracekd.models.prompts import prompt_ids
+
+    out = []
+    for r in recs:
+        gold = r["completion"][0]["content"]
+        head = gold[: gold.rindex("answer:") + len("answer:")]
+        label_line = head.split("\n", 1)[0]
+        for forced in (head, head.replace(label_line, "label: something else", 1), "answer:"):
+            out.append(prompt_ids(gen.tok, r["prompt"], gen.spec) + gen.forced_ids(forced))
+    return out
+
+
+def forced_runs(gen, prompts, max_new_tokens, batch_size, reuse):
+    from tracekd.generate.hf import ContinuousDecoder
+
+    decoder = ContinuousDecoder(gen.model, gen.eos_ids, batch_size, reuse=reuse)
+    out = {i: ids for done in decoder.run(prompts, max_new_tokens) for i, ids in done}
+    return out, decoder.reused
 
 
 def timed(fn):
@@ -189,6 +214,9 @@ def main() -> None:
         single, t_single = timed(lambda: one_at_a_time(gen, prompts, a.max_new_tokens))
         batched, t_cont = timed(lambda: continuous(gen, prompts, a.max_new_tokens, a.batch_size))
         static, t_static = timed(lambda: static_batches(gen, prompts, a.max_new_tokens, a.batch_size))
+        forced = forced_variants(gen, recs)
+        (fresh, _), t_fresh = timed(lambda: forced_runs(gen, forced, a.max_new_tokens, a.batch_size, False))
+        (reused, n_reused), t_reused = timed(lambda: forced_runs(gen, forced, a.max_new_tokens, a.batch_size, True))
     single = {k: strip(v, gen) for k, v in single.items()}
     static = {k: strip(v, gen) for k, v in static.items()}
     lengths = [len(v) for v in single.values()]
@@ -220,6 +248,11 @@ def main() -> None:
                 "static_batch_speedup": round(t_single / t_static, 2),
                 "identical": batched == single,
                 "static_identical": static == single,
+                "forced_prompts": len(forced),
+                "forced_prompt_tokens": sum(map(len, forced)),
+                "prefix_tokens_reused": n_reused,
+                "prefix_reuse_speedup": round(t_fresh / t_reused, 2),
+                "prefix_reuse_identical": fresh == reused,
             },
             indent=2,
         )

@@ -233,3 +233,21 @@ def test_prepare_counts_borrowed_wrong_evidence(tmp_path, shared_data):
         assert m["perturbations"][split] == {"evidence_from_other_example": expected, "evidence_empty": 0}
         assert all(x["target"]["evidence"] for x in recs)
         assert expected >= sum(x["subset"] == "qa17" for x in recs)  # every qa17 story borrows
+
+
+def test_limit_test_per_subset(shared_data):
+    """A seeded sample of each subset's test items: at most N of each, all of a smaller one, the same
+    items on every call; limit_test then samples the result."""
+    from tracekd.data.config import DatasetConfig
+    from tracekd.prepare import load
+
+    def drawn(**limits):
+        sel = load(DatasetConfig(name="cotempqa", source=str(shared_data / "cotempqa"), **limits))
+        return sel.examples["test"], sel.examples["train"]
+
+    test, train = drawn(limit_test_per_subset=100)
+    assert Counter(ex.subset for ex in test) == {"during": 100, "overlap": 100, "mix": 100, "equal": 87}
+    assert [ex.id for ex in drawn(limit_test_per_subset=100)[0]] == [ex.id for ex in test]
+    assert len(train) == 2147  # the train split is untouched
+    both, _ = drawn(limit_test_per_subset=100, limit_test=50)
+    assert len(both) == 50 and {ex.id for ex in both} <= {ex.id for ex in test}

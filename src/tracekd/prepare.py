@@ -87,6 +87,15 @@ def load(config: DatasetConfig) -> SelectedExamples:
     examples = assign_splits(ds.load(config.source), config.data_seed, config.test_fraction)
     by_split = {s: [ex for ex in examples if ex.split == s] for s in SPLITS}
     by_split["train"] = _limit(by_split["train"], config.limit_train, config.data_seed)
+    if config.limit_test_per_subset is not None:  # each subset's draw, in the file's order
+        drawn = {
+            ex.id
+            for subset in dict.fromkeys(ex.subset for ex in by_split["test"])
+            for ex in _limit(
+                [e for e in by_split["test"] if e.subset == subset], config.limit_test_per_subset, config.data_seed
+            )
+        }
+        by_split["test"] = [ex for ex in by_split["test"] if ex.id in drawn]
     by_split["test"] = _limit(by_split["test"], config.limit_test, config.data_seed)
     if not by_split["train"] and not by_split["test"]:
         raise InputError(f"no examples selected from {config.source or config.name}")

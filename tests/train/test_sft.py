@@ -223,3 +223,27 @@ def test_train_masks_the_prompt_by_default(tmp_path):
         assert labels[0] == -100  # the prompt is masked ...
         trained = [t for t in labels if t != -100]
         assert tok.decode(trained) in completions  # ... and exactly the completion and EOS are trained
+
+
+def test_length_batches_are_random_batches_of_similar_length():
+    """group_by_length: every batch holds neighbours in length (little padding), the batches come in
+    random order (no long-to-short run through a small set), one order per (seed, epoch)."""
+    import random
+
+    from tracekd.train.reproducible import EpochSampler
+
+    rng = random.Random(0)
+    lengths = [rng.randint(80, 200) for _ in range(203)]
+    sampler = EpochSampler(len(lengths), 7, lengths, 4)
+    order = sampler.order(0)
+    assert sorted(order) == list(range(203)) and order == EpochSampler(203, 7, lengths, 4).order(0)
+    assert order != sampler.order(1)
+    batches = [order[k : k + 4] for k in range(0, 203, 4)]
+    ranked = sorted(lengths)
+    padded = sum(max(lengths[i] for i in b) * len(b) for b in batches)
+    assert padded - sum(lengths) < 0.03 * sum(lengths)  # random batches of 4 here waste about 20 %
+    spans = [max(lengths[i] for i in b) - min(lengths[i] for i in b) for b in batches]
+    assert sum(spans) <= ranked[-1] - ranked[0]  # batches are consecutive runs of the length ranking
+    longest = [max(lengths[i] for i in b) for b in batches[:-1]]
+    assert longest != sorted(longest) and longest != sorted(longest, reverse=True)
+    assert len(batches[-1]) == 3  # the short batch last

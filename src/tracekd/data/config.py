@@ -35,6 +35,9 @@ class DatasetConfig(BaseModel):
     )
     limit_train: int | None = Field(None, ge=1, description="Keep at most N train examples.")
     limit_test: int | None = Field(None, ge=1, description="Keep at most N test examples.")
+    limit_test_per_subset: int | None = Field(
+        None, ge=1, description="Keep at most N test examples of each subset (before limit_test)."
+    )
     _dataset: Dataset = PrivateAttr()
 
     @model_validator(mode="before")

@@ -5,9 +5,13 @@ its token budget) leaves the batch at once and the next prompt takes its place, 
 for the longest output of a static batch. Each prompt is prefilled alone, exactly as decoding one
 prompt at a time does, then joins the batch: the rows are right-aligned in the cache (the columns
 left of a row's start are masked out) and each row has its own position ids. The cache keeps
-room to grow, so a decoding step writes one column instead of copying the cache.
+room to grow, so a decoding step writes one column instead of copying the cache. A prompt's first
+tokens that equal those of the prompt prefilled before it (the chat template's opening; one question
+under each forced trace of `tracekd intervene`) take their keys and values from that prompt's
+cache: only the rest is run (`ContinuousDecoder(reuse=False)` runs every token).
 
-Outputs are token for token those of one prompt at a time in the same dtype. The weight matrices
+Outputs are token for token those of one prompt at a time in the same dtype (tested with and
+without the reuse; a cached key is the same row of the same matrix product). The weight matrices
 multiply all rows at once (bf16 matrix products on the CPU give each row the same bits whatever
 the batch); attention, whose sums would be grouped differently over a padded row, runs for each
 row on its own columns (`row_attention`), as in one-at-a-time decoding. Tested against
@@ -59,6 +63,8 @@ AttentionMaskInterface.register(ROW_ATTENTION, sdpa_mask)
 
 
 class HFGenerator(Generator):
+    reuse_prefix = True  # ContinuousDecoder's `reuse`
+
     def __init__(
         self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"
     ):
@@ -75,7 +81,7 @@ class HFGenerator(Generator):
         forced = forced or {}
         encoded = [(pid, self.prompt_ids(msgs), self.forced_ids(forced.get(pid, ""))) for pid, msgs in prompts]
         budgets = [forced_budget(max_new_tokens, len(extra)) for _, _, extra in encoded]
-        decoder = ContinuousDecoder(self.model, self.eos_ids, batch_size)
+        decoder = ContinuousDecoder(self.model, self.eos_ids, batch_size, self.reuse_prefix)
         for done in decoder.run([ids + extra for _, ids, extra in encoded], budgets):
             texts = self.tok.batch_decode([out for _, out in done], skip_special_tokens=True)
             yield [(encoded[i][0], text) for (i, _), text in zip(done, texts)]
@@ -84,8 +90,11 @@ class HFGenerator(Generator):
 class ContinuousDecoder:
     """Greedy decoding of many prompts with at most `batch_size` in flight (see the module docstring)."""
 
-    def __init__(self, model, eos_ids: list[int], batch_size: int):
-        self.model, self.batch_size = model, batch_size
+    def __init__(self, model, eos_ids: list[int], batch_size: int, reuse: bool = True):
+        self.model, self.batch_size, self.reuse = model, batch_size, reuse
+        self._last_ids: list[int] = []
+        self._last_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.reused = 0  # prompt tokens whose keys and values came from the prompt before
         self.device = model.device
         self.eos = set(eos_ids)
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -130,9 +139,7 @@ class ContinuousDecoder:
         while waiting or rows:
             while waiting and len(rows) < self.batch_size:  # a freed slot takes the next prompt
                 i = waiting.popleft()
-                ids = torch.tensor([prompts[i]], device=self.device)
-                alone = RowCache()
-                logits = self._forward(ids, torch.ones_like(ids), None, alone)
+                alone, logits = self._prefill(prompts[i])
                 mask = cache.join(alone, mask)
                 rows.append(i)
                 outs.append([int(logits.argmax(-1)[0])])
@@ -151,6 +158,28 @@ class ContinuousDecoder:
             for r, t in enumerate(nxt):
                 outs[r].append(t)
                 pos[r] += 1
+
+    def _prefill(self, ids: list[int]) -> tuple[RowCache, torch.Tensor]:
+        """One prompt's cache and its last position's logits. The tokens it shares at its start with
+        the prompt prefilled before it (the chat template's opening; the same question under each
+        forced trace of `tracekd intervene`) take their keys and values from that prompt's cache,
+        and only the rest is run (`reused` counts the tokens not run again)."""
+        k = 0
+        if self.reuse:
+            last, limit = self._last_ids, min(len(ids) - 1, len(self._last_ids))  # run one token at least
+            while k < limit and ids[k] == last[k]:
+                k += 1
+        alone = RowCache()
+        for layer, (keys, values) in enumerate(self._last_kv if k else ()):
+            alone.update(keys[..., :k, :], values[..., :k, :], layer)
+        rest = torch.tensor([ids[k:]], device=self.device)
+        positions = torch.arange(k, len(ids), device=self.device)[None] if k else None
+        logits = self._forward(rest, torch.ones(1, len(ids), dtype=torch.long, device=self.device), positions, alone)
+        if self.reuse:  # copies: the batch's cache may write in place into the buffers this one started
+            self._last_ids = ids
+            self._last_kv = [(layer.keys.clone(), layer.values.clone()) for layer in alone.layers]
+        self.reused += k
+        return alone, logits
 
     def _finished(self, out: list[int], max_new: int) -> bool:
         return len(out) >= max_new or out[-1] in self.eos

@@ -164,8 +164,9 @@ def _intervene(data_dir, records, by_id, ds, own, names, spec, adapter, opts, se
     prompts = {r["id"]: r["prompt"] for r in records}
     todo: list[tuple[str, Any]] = []
     forced: dict[str, str] = {}
-    for name in names:
-        for pid, ctx in contexts.items():
+    # one item's forced traces one after another: the decoder reuses the cache of their shared prompt
+    for pid, ctx in contexts.items():
+        for name in names:
             if (pid, name) in done:
                 continue
             text = forced_text(name, ctx)

@@ -29,7 +29,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Sampler
-from transformers.trainer_pt_utils import get_length_grouped_indices
 from trl import SFTTrainer
 
 from tracekd.jsonio import remove_stale_temps
@@ -70,11 +69,26 @@ class EpochSampler(Sampler[int]):
     def order(self, epoch: int) -> list[int]:
         g = epoch_generator(self.seed, epoch)
         if self.lengths is not None:
-            return get_length_grouped_indices(self.lengths, self.group_size, generator=g)
+            return length_batches(self.lengths, self.group_size, g)
         return torch.randperm(self.n, generator=g).tolist()
 
     def __iter__(self) -> Iterator[int]:
         return iter(self.order(self.epoch))
+
+
+def length_batches(lengths: list[int], batch: int, g: torch.Generator) -> list[int]:
+    """An order whose consecutive `batch`-sized groups hold examples of nearly the same length, the
+    groups in random order: the examples shuffled, sorted by length (ties stay shuffled), cut into
+    batches, and the full batches shuffled (a short one last, so every batch keeps its place).
+    Little padding as in a length sort, without its order: transformers' grouping sorts each
+    megabatch of 50 batches, so a small set is sorted whole and its batches run from the longest to
+    the shortest, one task of bAbI after another."""
+    shuffled = torch.randperm(len(lengths), generator=g).tolist()
+    ranked = sorted(shuffled, key=lambda i: lengths[i])
+    batches = [ranked[k : k + batch] for k in range(0, len(ranked), batch)]
+    full = [b for b in batches if len(b) == batch]
+    short = [i for b in batches if len(b) < batch for i in b]
+    return [i for j in torch.randperm(len(full), generator=g).tolist() for i in full[j]] + short
 
 
 def _selective_head(model):
@@ -151,4 +165,4 @@ class ReproducibleTrainer(SFTTrainer):
         if strategy == "random":
             return EpochSampler(len(ds), seed)
         lengths = [len(x) for x in ds["input_ids"]]
-        return EpochSampler(len(ds), seed, lengths, self.args.train_batch_size * self.args.gradient_accumulation_steps)
+        return EpochSampler(len(ds), seed, lengths, self.args.train_batch_size)  # each batch is padded alone
