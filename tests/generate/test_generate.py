@@ -88,7 +88,12 @@ def test_prefix_reuse_equals_prefilling_every_token(overfit_run, precision):
 
     root, _ = overfit_run
     recs = [json.loads(x) for x in (root / "data" / "test.jsonl").open()][:6]
+    long = json.loads(json.dumps(recs[0]))  # a prompt past the CPU attention kernel's 512-column blocks
+    long["id"] += "-long"
+    long["prompt"][-1]["content"] = "\n".join([long["prompt"][-1]["content"]] * 12)
+    recs.append(long)
     gen = HFGenerator(resolve("tiny-random"), root / "run" / "adapter", precision=precision)
+    assert len(prompt_ids(gen.tok, long["prompt"], gen.spec)) > 600
     prompts = [
         prompt_ids(gen.tok, r["prompt"], gen.spec) + gen.forced_ids(forced)
         for r in recs
@@ -103,6 +108,17 @@ def test_prefix_reuse_equals_prefilling_every_token(overfit_run, precision):
     todo = [(key, r["prompt"]) for r in recs for key in (f"{r['id']}|0", f"{r['id']}|1")]
     via_generate = dict(x for batch in gen.generate(todo, 40, 4, forced) for x in batch)
     assert [via_generate[k] for k, _ in todo[::2]] == list(_hf_one_at_a_time(gen, todo[::2], 40).values())
+    for key, msgs in todo[1::2]:  # the forced ones, whose prompt came from the cache, against transformers
+        ids = torch.tensor([prompt_ids(gen.tok, msgs, gen.spec) + gen.forced_ids(forced[key])])
+        seq = gen.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=40 - len(gen.forced_ids(forced[key])),
+            do_sample=False,
+            eos_token_id=gen.eos_ids,
+            pad_token_id=gen.tok.pad_token_id or gen.tok.eos_token_id,
+        )
+        assert via_generate[key] == gen.tok.decode(seq[0, ids.shape[1] :], skip_special_tokens=True), key
 
 
 def test_rows_leave_and_join_the_cache():

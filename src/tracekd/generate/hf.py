@@ -8,10 +8,12 @@ left of a row's start are masked out) and each row has its own position ids. The
 room to grow, so a decoding step writes one column instead of copying the cache. A prompt's first
 tokens that equal those of the prompt prefilled before it (the chat template's opening; one question
 under each forced trace of `tracekd intervene`) take their keys and values from that prompt's
-cache: only the rest is run (`ContinuousDecoder(reuse=False)` runs every token).
+cache: only the rest is run (`ContinuousDecoder(reuse=False)` runs every token). On the CPU only:
+the tests compare both ways there.
 
 Outputs are token for token those of one prompt at a time in the same dtype (tested with and
-without the reuse; a cached key is the same row of the same matrix product). The weight matrices
+without the reuse, on prompts shorter and longer than the CPU attention kernel's 512-column
+blocks: an empirical property of these kernels, not a guarantee of the method). The weight matrices
 multiply all rows at once (bf16 matrix products on the CPU give each row the same bits whatever
 the batch); attention, whose sums would be grouped differently over a padded row, runs for each
 row on its own columns (`row_attention`), as in one-at-a-time decoding. Tested against
@@ -91,11 +93,12 @@ class ContinuousDecoder:
     """Greedy decoding of many prompts with at most `batch_size` in flight (see the module docstring)."""
 
     def __init__(self, model, eos_ids: list[int], batch_size: int, reuse: bool = True):
-        self.model, self.batch_size, self.reuse = model, batch_size, reuse
+        self.model, self.batch_size = model, batch_size
+        self.device = model.device
+        self.reuse = reuse and self.device.type == "cpu"  # other devices' attention kernels are not tested
         self._last_ids: list[int] = []
         self._last_kv: list[tuple[torch.Tensor, torch.Tensor]] = []
         self.reused = 0  # prompt tokens whose keys and values came from the prompt before
-        self.device = model.device
         self.eos = set(eos_ids)
         self.base = model.get_base_model() if hasattr(model, "get_base_model") else model
         # transformers 5.24 calls it `cache` (5.20, the GPU set's, `past_key_values`)

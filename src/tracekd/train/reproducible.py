@@ -79,13 +79,16 @@ class EpochSampler(Sampler[int]):
 def length_batches(lengths: list[int], batch: int, g: torch.Generator) -> list[int]:
     """An order whose consecutive `batch`-sized groups hold examples of nearly the same length, the
     groups in random order: the examples shuffled, sorted by length (ties stay shuffled), cut into
-    batches, and the full batches shuffled (a short one last, so every batch keeps its place).
+    batches from a random offset, and the full batches shuffled (the shortest and longest leftovers
+    last, so every full batch keeps its place).
     Little padding as in a length sort, without its order: transformers' grouping sorts each
     megabatch of 50 batches, so a small set is sorted whole and its batches run from the longest to
     the shortest, one task of bAbI after another."""
     shuffled = torch.randperm(len(lengths), generator=g).tolist()
     ranked = sorted(shuffled, key=lambda i: lengths[i])
-    batches = [ranked[k : k + batch] for k in range(0, len(ranked), batch)]
+    start = int(torch.randint(batch, (1,), generator=g))  # where the cuts fall changes with the epoch
+    cuts = [0, *range(start, len(ranked), batch), len(ranked)]
+    batches = [ranked[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
     full = [b for b in batches if len(b) == batch]
     short = [i for b in batches if len(b) < batch for i in b]
     return [i for j in torch.randperm(len(full), generator=g).tolist() for i in full[j]] + short
@@ -165,4 +168,4 @@ class ReproducibleTrainer(SFTTrainer):
         if strategy == "random":
             return EpochSampler(len(ds), seed)
         lengths = [len(x) for x in ds["input_ids"]]
-        return EpochSampler(len(ds), seed, lengths, self.args.train_batch_size)  # each batch is padded alone
+        return EpochSampler(len(ds), seed, lengths, self._train_batch_size)  # the loader's batch, padded alone
