@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,7 @@ def length_batches(lengths: list[int], batch: int, g: torch.Generator) -> list[i
     ranked = sorted(shuffled, key=lambda i: lengths[i])
     start = int(torch.randint(batch, (1,), generator=g))  # where the cuts fall changes with the epoch
     cuts = [0, *range(start, len(ranked), batch), len(ranked)]
-    batches = [ranked[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+    batches = [ranked[a:b] for a, b in pairwise(cuts) if b > a]
     full = [b for b in batches if len(b) == batch]
     short = [i for b in batches if len(b) < batch for i in b]
     return [i for j in torch.randperm(len(full), generator=g).tolist() for i in full[j]] + short
