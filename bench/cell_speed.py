@@ -36,6 +36,9 @@ of the items have a paired standard error of about 9 points for the difference o
 beyond it (a way that learned the format, or the answers, less well) are what matters here. The
 paired comparison of answer correctness (both right, only one right) and McNemar's exact p are
 printed beside it; a non-significant difference on 32 items is not a proof of equivalence.
+`informative` is false when both ways score zero on every rate: they then agree without showing
+that tracekd's training learns what TRL's does (the default 6 steps are a speed measurement; pass
+`--steps 24` or more for an agreement that says something).
 
 Default: SmolLM2-135M, CoTempQA from ../shared (all four subsets), 8 steps of 8 examples (64 train
 examples, one epoch), 32 test items, up to 96 new tokens (as configs/shared-cotempqa-cpu.yaml), 8
@@ -223,6 +226,8 @@ def compare(folder: Path, tolerance: float) -> dict:
         "delta_points": delta,
         "tolerance_points": tolerance,
         "agree": all(abs(d) <= tolerance for d in delta.values()),
+        # both ways at zero on every rate agree without saying anything: too few steps to learn the format
+        "informative": any(v > 0 for way in WAYS for v in scores[way].values()),
         "answer_paired": {
             "items": len(ids),
             "both_right": sum(correct["naive"][i] and correct["tracekd"][i] for i in ids),

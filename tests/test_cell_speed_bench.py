@@ -52,7 +52,11 @@ def test_compare_scores_both_ways_and_reports_differences_beyond_the_tolerance(t
         "mcnemar_exact_p": 0.5,
     }
     assert result["identical_outputs"] == 0.8
-    assert bench.compare(tmp_path, tolerance=25.0)["agree"]
+    assert bench.compare(tmp_path, tolerance=25.0)["agree"] and result["informative"]
+    for way in ("naive", "tracekd"):  # both ways learned nothing: they agree, and it says nothing
+        _write(tmp_path / way / "predictions.jsonl", [{"id": r["id"], "output": ""} for r in test])
+    empty = bench.compare(tmp_path, tolerance=10.0)
+    assert empty["agree"] and not empty["informative"]
 
 
 def test_quick_run_times_and_scores_both_ways(tmp_path):
