@@ -65,8 +65,6 @@ AttentionMaskInterface.register(ROW_ATTENTION, sdpa_mask)
 
 
 class HFGenerator(Generator):
-    reuse_prefix = True  # ContinuousDecoder's `reuse`
-
     def __init__(
         self, spec: ModelSpec, adapter: str | Path | None = None, merge: bool = False, precision: str = "auto"
     ):
@@ -83,7 +81,7 @@ class HFGenerator(Generator):
         forced = forced or {}
         encoded = [(pid, self.prompt_ids(msgs), self.forced_ids(forced.get(pid, ""))) for pid, msgs in prompts]
         budgets = [forced_budget(max_new_tokens, len(extra)) for _, _, extra in encoded]
-        decoder = ContinuousDecoder(self.model, self.eos_ids, batch_size, self.reuse_prefix)
+        decoder = ContinuousDecoder(self.model, self.eos_ids, batch_size)
         for done in decoder.run([ids + extra for _, ids, extra in encoded], budgets):
             texts = self.tok.batch_decode([out for _, out in done], skip_special_tokens=True)
             yield [(encoded[i][0], text) for (i, _), text in zip(done, texts)]
@@ -176,11 +174,11 @@ class ContinuousDecoder:
         for layer, (keys, values) in enumerate(self._last_kv if k else ()):
             alone.update(keys[..., :k, :], values[..., :k, :], layer)
         rest = torch.tensor([ids[k:]], device=self.device)
-        positions = torch.arange(k, len(ids), device=self.device)[None] if k else None
+        positions = torch.arange(k, len(ids), device=self.device)[None]
         logits = self._forward(rest, torch.ones(1, len(ids), dtype=torch.long, device=self.device), positions, alone)
-        if self.reuse:  # copies: the batch's cache may write in place into the buffers this one started
+        if self.reuse:  # views, not copies: a GrowingLayer writes in place only past its length
             self._last_ids = ids
-            self._last_kv = [(layer.keys.clone(), layer.values.clone()) for layer in alone.layers]
+            self._last_kv = [(layer.keys, layer.values) for layer in alone.layers]
         self.reused += k
         return alone, logits
 
