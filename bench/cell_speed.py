@@ -15,9 +15,11 @@ each side's own default:
   `models.loading.use_bf16("auto")`: AMX or AVX512-BF16), else fp32; then the trained model in
   memory decodes the test prompts with `model.generate` on left-padded batches in file order
   (greedy, under bf16 autocast where the CPU has it);
-- tracekd: `tracekd.train.sft.train` then `tracekd.generate.run.generate` with its options'
-  defaults (`--precision auto`, batches grouped by length, the loss head on the label positions
-  only, continuous batching), as `tracekd run` runs a cell.
+- tracekd: `tracekd.train.sft.train` then `tracekd.generate.run.generate` as `tracekd run` runs a
+  cell of configs/study-cotempqa.yaml: its options' defaults (`--precision auto`, the loss head on
+  the label positions only, continuous batching) and the study's random batches
+  (`group_by_length: false`; CoTempQA's label is its subset, and batches of one length would be
+  batches of one subset: measured, the model trained on them named one label for most items).
 
 Each way runs in its own process (neither inherits the other's warmed-up kernels); the timed parts
 start after the imports: `train_s` from loading the model to the saved adapter, `generate_s` from
@@ -30,19 +32,20 @@ Agreement: the two trainings differ in example order, loss head, weight precisio
 completion is tokenized (TRL's chat template closes the assistant turn; tracekd appends the
 completion verbatim and EOS), so their outputs need not be identical. They agree when every scored
 rate (answer accuracy and each trace step's accuracy) differs by at most `--tolerance` points
-(default 10). Why 10 on 32 items: one item is 3.1 points; two trainings that disagree on a quarter
-of the items have a paired standard error of about 9 points for the difference of their accuracies
-(sqrt(0.25 / 32)), so differences up to 10 points are what chance alone gives, and differences
-beyond it (a way that learned the format, or the answers, less well) are what matters here. The
-paired comparison of answer correctness (both right, only one right) and McNemar's exact p are
-printed beside it; a non-significant difference on 32 items is not a proof of equivalence.
+(default 10). Why 10 on 48 items: one item is 2.1 points; two trainings that disagree on a
+quarter of the items have a paired standard error of about 7 points for the difference of their
+accuracies (sqrt(0.25 / 48)), so the rule is strict: such trainings of equal quality differ by more
+than 10 points on a given rate about one time in six, and a failed agreement calls for a look at
+the items, not for a verdict. A way that learned the format, or the answers, clearly less well
+fails it. The paired comparison of answer correctness (both right, only one right) and McNemar's
+exact p are printed beside it; a non-significant difference on 48 items is not a proof of
+equivalence.
 `informative` is false when both ways score zero on every rate: they then agree without showing
-that tracekd's training learns what TRL's does (the default 6 steps are a speed measurement; pass
-`--steps 24` or more for an agreement that says something).
+that tracekd's training learns what TRL's does (a run of 6 steps is a speed measurement only).
 
-Default: SmolLM2-135M, CoTempQA from ../shared (all four subsets), 8 steps of 8 examples (64 train
-examples, one epoch), 32 test items, up to 96 new tokens (as configs/shared-cotempqa-cpu.yaml), 8
-prompts at once, lr 1e-3, LoRA dropout 0 (tracekd's CPU configs). `--quick`: the tiny random
+Default: the recipe of configs/study-cotempqa.yaml: SmolLM2-135M, CoTempQA from ../shared (all
+four subsets), 32 steps of 8 examples (256 train examples, one epoch), lr 2e-3, LoRA dropout 0;
+48 test items, up to 96 new tokens, 8 prompts at once (about 22 minutes on 2 cores with AMX). `--quick`: the tiny random
 Llama on synthetic CoTempQA-shaped data, 2 steps, 4 items (the test's smoke run; no timing claim).
 The machine is shared: compare the ratio measured in one run.
 """
@@ -162,6 +165,7 @@ def tracekd_way(data: Path, out: Path, a) -> dict:
         lr=a.lr,
         warmup=0,
         lora_dropout=a.lora_dropout,
+        group_by_length=False,  # the study's random batches (see the module docstring)
         max_length=1024,
         save_steps=10**6,
         logging_steps=1,
@@ -274,16 +278,21 @@ def parse_args(argv=None):
     ap.add_argument(
         "--source", type=Path, default=COTEMPQA, help="the CoTempQA folder (default ../shared/data/cotempqa)"
     )
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--test-items", type=int, default=32)
+    ap.add_argument("--test-items", type=int, default=48)
     ap.add_argument("--max-new-tokens", type=int, default=96)
     ap.add_argument("--gen-batch-size", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lora-dropout", type=float, default=0.0)
     ap.add_argument("--tolerance", type=float, default=10.0, help="agreement: |difference| of every rate, in points")
     ap.add_argument("--quick", action="store_true", help="tiny random model, synthetic data, 2 steps, 4 items")
-    ap.add_argument("--keep", type=Path, help="keep the run folder here (default: a temporary one)")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the run folder here (default: a temporary one); a way already finished in it is not run again "
+        "(an interrupted run resumes; the JSON lists such ways under ways_from_an_earlier_run)",
+    )
     ap.add_argument("--worker", nargs=2, metavar=("WAY", "FOLDER"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.quick:
@@ -312,9 +321,13 @@ def run(a, folder: Path) -> dict:
         *("--limit-train", a.steps * a.batch_size, "--limit-test", a.test_items),
         *("--out", folder / "data"),
     )
-    times = {}
+    times, resumed = {}, []
     for way in WAYS:
         (folder / way).mkdir(parents=True, exist_ok=True)
+        if (folder / way / "times.json").is_file() and (folder / way / "predictions.jsonl").is_file():
+            resumed.append(way)  # a kept folder's finished way is not run again (see --keep)
+            times[way] = json.loads((folder / way / "times.json").read_text())
+            continue
         r = subprocess.run(
             [sys.executable, __file__, *worker_args(a), "--worker", way, str(folder)], capture_output=True, text=True
         )
@@ -340,6 +353,7 @@ def run(a, folder: Path) -> dict:
         "gen_batch_size": a.gen_batch_size,
         "cpu": cpu_description(),
         "ways": parts,
+        "ways_from_an_earlier_run": resumed,
         "speedup": ratio["total_s"],
         "train_speedup": ratio["train_s"],
         "generate_speedup": ratio["generate_s"],

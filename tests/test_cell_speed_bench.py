@@ -83,3 +83,21 @@ def test_quick_run_times_and_scores_both_ways(tmp_path):
     assert (tmp_path / "tracekd" / "train" / "adapter" / "adapter_config.json").is_file()
     for way in ("naive", "tracekd"):
         assert len((tmp_path / way / "predictions.jsonl").read_text().splitlines()) == 4
+    assert report["ways_from_an_earlier_run"] == []
+
+    # an interrupted run resumes in its kept folder: the finished way is read back, not run again
+    naive_before = (tmp_path / "naive" / "times.json").read_text()
+    (tmp_path / "tracekd" / "times.json").unlink()
+    again = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--keep", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads(again.stdout)
+    assert resumed["ways_from_an_earlier_run"] == ["naive"]
+    assert (tmp_path / "naive" / "times.json").read_text() == naive_before
+    assert resumed["ways"]["naive"] == naive
+    assert (tmp_path / "tracekd" / "times.json").is_file()

@@ -32,8 +32,8 @@ from tracekd.traces.conditions import Condition, register as register_condition
 from tracekd.traces.interventions import Intervention, register as register_intervention
 
 if sys.argv[1] == "extra":
-    register_condition(Condition("my_condition", "a condition registered here"))
-    register_condition(Condition("my_teacher", "a teacher condition registered here", teacher=True))
+    register_condition(Condition("my_condition", "a condition registered here", lambda ex, split: (None, None)))
+    register_condition(Condition("my_teacher", "a teacher condition registered here"))
     register_intervention(Intervention("my_intervention", "registered here", lambda ctx: None, applies=("freeform",)))
     PRESETS["my-preset"] = ModelSpec("my-preset", "tiny:llama")
     register_format(RescoreFormat("my-format", "registered here", lambda path, index: [], "paper"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tracekd import layout
 from tracekd.jsonio import write_jsonl_atomic
 from tracekd.report.results import group_results, write_results
 from tracekd.rescore.run import CONDITION_ORDER, published_model
@@ -38,7 +39,7 @@ def results_from_rescore(
     # several models' rows share item ids: their conditions are compared per model in the rescore itself
     rows = {(rescore["dataset"], model, c): {0: rows_by_condition[c]} for c in order} if "+" not in model else None
     return write_results(
-        out / "results.json",
+        out / layout.RESULTS,
         f"rescore of {len(rescore['files'])} published files",
         "rescore",
         config,

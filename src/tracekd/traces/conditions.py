@@ -167,13 +167,16 @@ def _swapped(ex: Example, split: Split) -> Target:
 @dataclass(frozen=True)
 class Condition:
     """One SFT condition: its name, what its targets carry (`doc`), and how one example's target is
-    built (`build(ex, split)`; None for the teacher conditions, built from a `tracekd teach` folder:
-    `teacher` says they need one)."""
+    built (`build(ex, split)`; None for the teacher conditions, built from a `tracekd teach` folder)."""
 
     name: str
     doc: str
     build: Callable[[Example, Split], Target] | None = None
-    teacher: bool = False
+
+    @property
+    def teacher(self) -> bool:
+        """Built from a `tracekd teach` folder, not by a rule."""
+        return self.build is None
 
 
 REGISTRY: Registry[Condition] = Registry("a condition")
@@ -215,7 +218,7 @@ def make_targets(examples: list[Example], condition: str, seed: int, labels: tup
     registered condition's `build`."""
     c = REGISTRY.get(condition)
     if c is None or c.build is None:
-        buildable = [n for n, other in REGISTRY.items() if other.build is not None]
+        buildable = [n for n, other in REGISTRY.items() if not other.teacher]
         raise InputError(f"unknown condition {condition!r}; choose one of {', '.join(buildable)}")
     split = Split(examples, seed, labels)
     return [c.build(ex, split) for ex in examples]

@@ -37,7 +37,7 @@ for _name, _doc in (
     ("teacher_posthoc", "the teacher's post-hoc explanation of its answer"),
     ("teacher_swapped", "another problem's teacher trace (a seeded derangement)"),
 ):
-    register(Condition(_name, _doc, teacher=True))
+    register(Condition(_name, _doc))
 RESTRICT = "@teacher_correct"  # suffix restricting any condition to the teacher-correct subset
 
 #: the teacher.jsonl field each teacher condition trains on, and the `tracekd teach` option that fills it
