@@ -45,8 +45,9 @@ that tracekd's training learns what TRL's does (a run of 6 steps is a speed meas
 
 Default: the recipe of configs/study-cotempqa.yaml: SmolLM2-135M, CoTempQA from ../shared (all
 four subsets), 32 steps of 8 examples (256 train examples, one epoch), lr 2e-3, LoRA dropout 0;
-48 test items, up to 96 new tokens, 8 prompts at once (about 22 minutes on 2 cores with AMX). `--quick`: the tiny random
-Llama on synthetic CoTempQA-shaped data, 2 steps, 4 items (the test's smoke run; no timing claim).
+48 test items, up to 96 new tokens, 8 prompts at once (about 22 minutes on 2 cores with AMX).
+`--quick`: the tiny random Llama on synthetic CoTempQA-shaped data, 2 steps, 4 items (the test's
+smoke run; no timing claim).
 The machine is shared: compare the ratio measured in one run.
 """
 
@@ -326,13 +327,14 @@ def run(a, folder: Path) -> dict:
         (folder / way).mkdir(parents=True, exist_ok=True)
         if (folder / way / "times.json").is_file() and (folder / way / "predictions.jsonl").is_file():
             resumed.append(way)  # a kept folder's finished way is not run again (see --keep)
-            times[way] = json.loads((folder / way / "times.json").read_text())
-            continue
-        r = subprocess.run(
-            [sys.executable, __file__, *worker_args(a), "--worker", way, str(folder)], capture_output=True, text=True
-        )
-        if r.returncode != 0:
-            sys.exit(f"{way}: exit code {r.returncode} (-9: killed, e.g. out of memory)\n{r.stderr[-3000:]}")
+        else:
+            r = subprocess.run(
+                [sys.executable, __file__, *worker_args(a), "--worker", way, str(folder)],
+                capture_output=True,
+                text=True,
+            )
+            if r.returncode != 0:
+                sys.exit(f"{way}: exit code {r.returncode} (-9: killed, e.g. out of memory)\n{r.stderr[-3000:]}")
         times[way] = json.loads((folder / way / "times.json").read_text())
     parts = {}
     for way, t in times.items():

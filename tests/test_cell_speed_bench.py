@@ -59,16 +59,20 @@ def test_compare_scores_both_ways_and_reports_differences_beyond_the_tolerance(t
     assert empty["agree"] and not empty["informative"]
 
 
-def test_quick_run_times_and_scores_both_ways(tmp_path):
+def _quick_run(folder: Path) -> dict:
     r = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--keep", str(tmp_path)],
+        [sys.executable, str(BENCH), "--quick", "--keep", str(folder)],
         capture_output=True,
         text=True,
         timeout=900,
         check=False,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    report = json.loads(r.stdout)
+    return json.loads(r.stdout)
+
+
+def test_quick_run_times_and_scores_both_ways(tmp_path):
+    report = _quick_run(tmp_path)
     naive, tracekd = report["ways"]["naive"], report["ways"]["tracekd"]
     for way in (naive, tracekd):
         assert way["train_s"] > 0 and way["generate_s"] > 0
@@ -88,15 +92,7 @@ def test_quick_run_times_and_scores_both_ways(tmp_path):
     # an interrupted run resumes in its kept folder: the finished way is read back, not run again
     naive_before = (tmp_path / "naive" / "times.json").read_text()
     (tmp_path / "tracekd" / "times.json").unlink()
-    again = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--keep", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert again.returncode == 0, again.stderr[-3000:]
-    resumed = json.loads(again.stdout)
+    resumed = _quick_run(tmp_path)
     assert resumed["ways_from_an_earlier_run"] == ["naive"]
     assert (tmp_path / "naive" / "times.json").read_text() == naive_before
     assert resumed["ways"]["naive"] == naive

@@ -154,7 +154,7 @@ def condition_targets(
             "run `tracekd teach` on the same data"
         )
     kept = [ex for ex in examples if teacher[ex.id]["accepted"]]
-    if REGISTRY[base].build is not None:  # a rule-based condition restricted to the teacher-correct examples
+    if not REGISTRY[base].teacher:  # a rule-based condition restricted to the teacher-correct examples
         return kept, make_targets(kept, base, seed, labels)
     field, option = _TEXT[base]
     absent = [ex.id for ex in kept if not isinstance(teacher[ex.id].get(field), str)]
