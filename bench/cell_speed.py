@@ -30,22 +30,28 @@ one torch thread, CPU time is what the wall time would be on a quiet core).
 
 Agreement: the two trainings differ in example order, loss head, weight precision and how the
 completion is tokenized (TRL's chat template closes the assistant turn; tracekd appends the
-completion verbatim and EOS), so their outputs need not be identical. They agree when every scored
-rate (answer accuracy and each trace step's accuracy) differs by at most `--tolerance` points
-(default 10). Why 10 on 48 items: one item is 2.1 points; two trainings that disagree on a
-quarter of the items have a paired standard error of about 7 points for the difference of their
-accuracies (sqrt(0.25 / 48)), so the rule is strict: such trainings of equal quality differ by more
-than 10 points on a given rate about one time in six, and a failed agreement calls for a look at
-the items, not for a verdict. A way that learned the format, or the answers, clearly less well
-fails it. The paired comparison of answer correctness (both right, only one right) and McNemar's
-exact p are printed beside it; a non-significant difference on 48 items is not a proof of
-equivalence.
+completion verbatim and EOS), so their outputs need not be identical. What they should agree on is
+quality, within what training noise allows, and the bench measures that noise in the same run:
+tracekd's way is trained a second time with seed 1 (`tracekd_seed1`; not part of the speedup).
+For each scored rate (answer accuracy and each trace step's accuracy), `d` is the number of test
+items on which the two seeds' marks differ (right with one, wrong with the other); the difference
+between two trainings' accuracies on the same `n` items then has a standard deviation of about
+sqrt(d) / n (the paired, McNemar-style one). The ways agree when, for every rate, TRL's way and
+tracekd's way (seed 0) differ by at most max(`--tolerance`, z x that standard deviation), z = 2.64:
+two-sided 5 % split over the six rates (Bonferroni). This rule was fixed before any run of it. The
+previous rule, 10 points flat, was too strict at 48 items: the study's own seeds disagree on the
+label step for half of the items, a standard deviation of about 10 points. `--tolerance` (default
+10) remains the floor; how many items the two ways disagree on is printed beside the seeds' count.
+A way that learned the format, or the answers, clearly less well still fails it. The paired
+comparison of answer correctness (both right, only one right) and McNemar's exact p are printed
+too; a non-significant difference on 48 items is not a proof of equivalence.
 `informative` is false when both ways score zero on every rate: they then agree without showing
 that tracekd's training learns what TRL's does (a run of 6 steps is a speed measurement only).
 
 Default: the recipe of configs/study-cotempqa.yaml: SmolLM2-135M, CoTempQA from ../shared (all
 four subsets), 32 steps of 8 examples (256 train examples, one epoch), lr 2e-3, LoRA dropout 0;
-48 test items, up to 96 new tokens, 8 prompts at once (about 22 minutes on 2 cores with AMX).
+48 test items, up to 96 new tokens, 8 prompts at once (about 29 minutes on 2 cores with AMX, the
+seed-1 way included).
 `--quick`: the tiny random Llama on synthetic CoTempQA-shaped data, 2 steps, 4 items (the test's
 smoke run; no timing claim).
 The machine is shared: compare the ratio measured in one run.
@@ -64,7 +70,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COTEMPQA = Path(os.environ.get("TRACEKD_SHARED", ROOT.parent / "shared")) / "data" / "cotempqa"
-WAYS = ("naive", "tracekd")
+WAYS = ("naive", "tracekd", "tracekd_seed1")  # the last: the seed spread, not timed against
+SPREAD_Z = 2.64  # two-sided 5 % over six rates (Bonferroni): norm.ppf(1 - 0.05 / 12)
 
 
 def heavy_imports() -> None:
@@ -150,7 +157,7 @@ def naive(data: Path, out: Path, a) -> dict:
     return clocks((t0, c0), (t1, c1), (t2, c2)) | {"precision": "bf16" if bf16 else "fp32"}
 
 
-def tracekd_way(data: Path, out: Path, a) -> dict:
+def tracekd_way(data: Path, out: Path, a, seed: int = 0) -> dict:
     """The same cell as `tracekd run` runs it: train, then generate with the adapter."""
     from tracekd.generate.options import GenerateOptions
     from tracekd.generate.run import generate
@@ -170,6 +177,7 @@ def tracekd_way(data: Path, out: Path, a) -> dict:
         max_length=1024,
         save_steps=10**6,
         logging_steps=1,
+        seed=seed,
     )
     t0, c0 = time.perf_counter(), time.process_time()
     summary = train(data, a.model, out / "train", opts)
@@ -201,12 +209,25 @@ def rates(scores: dict) -> dict[str, float]:
     return {k: round(100 * v, 1) for k, v in out.items()}
 
 
+# each rate's mark on one item (a row of scores.examples.jsonl): its mean over the items is the rate
+ITEM_MARKS = {
+    "answer_accuracy": lambda r: r["answer"]["correct"],
+    "step_label_accuracy": lambda r: r.get("label_correct"),
+    "step_evidence_accuracy": lambda r: (r.get("evidence") or {}).get("exact"),
+    "step_anchor_accuracy": lambda r: r.get("anchor_retrieved"),
+    "step_answer_fact_accuracy": lambda r: r.get("answer_fact_retrieved"),
+    "step_trace_accuracy": lambda r: r.get("trace_correct"),
+}
+
+
 def compare(folder: Path, tolerance: float) -> dict:
-    """Both ways' scores, their differences, the paired answer comparison and identical outputs."""
+    """The ways' scores, their differences, the seed spread that bounds them (when the seed-1 way
+    is there), the paired answer comparison and identical outputs."""
     from scipy.stats import binomtest
 
-    scores, correct, outputs = {}, {}, {}
-    for way in WAYS:
+    ways = [w for w in WAYS if (folder / w / "predictions.jsonl").is_file()]
+    scores, marks, outputs = {}, {}, {}
+    for way in ways:
         tracekd_cli(
             "evaluate",
             "--data",
@@ -217,25 +238,52 @@ def compare(folder: Path, tolerance: float) -> dict:
             folder / way / "scores.json",
         )
         scores[way] = rates(json.loads((folder / way / "scores.json").read_text()))
-        correct[way] = {
-            r["id"]: bool(r["answer"]["correct"]) for r in read_jsonl(folder / way / "scores.examples.jsonl")
+        marks[way] = {
+            r["id"]: {k: bool(f(r)) for k, f in ITEM_MARKS.items() if k in scores[way]}
+            for r in read_jsonl(folder / way / "scores.examples.jsonl")
         }
         outputs[way] = {r["id"]: r["output"] for r in read_jsonl(folder / way / "predictions.jsonl")}
-    ids = sorted(correct["naive"])
-    only_naive = sum(correct["naive"][i] and not correct["tracekd"][i] for i in ids)
-    only_tracekd = sum(correct["tracekd"][i] and not correct["naive"][i] for i in ids)
+    ids = sorted(marks["naive"])
+
+    def differ(a: str, b: str, rate: str) -> int:  # items marked right by one way and wrong by the other
+        return sum(marks[a][i][rate] != marks[b][i][rate] for i in ids)
+
+    def only(a: str, b: str) -> int:
+        return sum(marks[a][i]["answer_accuracy"] and not marks[b][i]["answer_accuracy"] for i in ids)
+
     delta = {k: round(scores["tracekd"][k] - scores["naive"][k], 1) for k in scores["naive"]}
+    allowed = dict.fromkeys(delta, tolerance)
+    spread = None
+    if "tracekd_seed1" in ways:
+        spread = {
+            k: {
+                "seed_delta_points": round(scores["tracekd_seed1"][k] - scores["tracekd"][k], 1),
+                "items_seeds_differ": differ("tracekd", "tracekd_seed1", k),
+                "items_ways_differ": differ("naive", "tracekd", k),
+                "sd_points": round(100 * differ("tracekd", "tracekd_seed1", k) ** 0.5 / len(ids), 1),
+            }
+            for k in delta
+            if k in ITEM_MARKS
+        }
+        allowed = {
+            k: round(max(tolerance, SPREAD_Z * spread[k]["sd_points"]), 1) if k in spread else tolerance for k in delta
+        }
+    only_naive, only_tracekd = only("naive", "tracekd"), only("tracekd", "naive")
     discordant = only_naive + only_tracekd
     return {
         "scores_points": scores,
         "delta_points": delta,
         "tolerance_points": tolerance,
-        "agree": all(abs(d) <= tolerance for d in delta.values()),
+        "seed_spread": spread,
+        "allowed_points": allowed,
+        "agree": all(abs(d) <= allowed[k] for k, d in delta.items()),
         # both ways at zero on every rate agree without saying anything: too few steps to learn the format
-        "informative": any(v > 0 for way in WAYS for v in scores[way].values()),
+        "informative": any(v > 0 for way in ("naive", "tracekd") for v in scores[way].values()),
         "answer_paired": {
             "items": len(ids),
-            "both_right": sum(correct["naive"][i] and correct["tracekd"][i] for i in ids),
+            "both_right": sum(
+                marks["naive"][i]["answer_accuracy"] and marks["tracekd"][i]["answer_accuracy"] for i in ids
+            ),
             "only_naive_right": only_naive,
             "only_tracekd_right": only_tracekd,
             "mcnemar_exact_p": round(binomtest(only_naive, discordant).pvalue, 3) if discordant else 1.0,
@@ -372,7 +420,8 @@ def main(argv=None) -> None:
     if a.worker:
         way, folder = a.worker[0], Path(a.worker[1])
         heavy_imports()
-        times = (naive if way == "naive" else tracekd_way)(folder / "data", folder / way, a)
+        data, out = folder / "data", folder / way
+        times = naive(data, out, a) if way == "naive" else tracekd_way(data, out, a, seed=int(way == "tracekd_seed1"))
         (folder / way / "times.json").write_text(json.dumps(times))
         return
     if not a.quick and not a.source.is_dir():

@@ -59,6 +59,38 @@ def test_compare_scores_both_ways_and_reports_differences_beyond_the_tolerance(t
     assert empty["agree"] and not empty["informative"]
 
 
+def test_the_seed_spread_widens_what_agreement_allows(tmp_path):
+    """A second tracekd seed that differs from the first on 4 of 10 items: two trainings then differ
+    by sqrt(4) / 10 = 20 points (one standard deviation), so 20 points between the ways is within
+    2.64 of them; without the seed way the flat 10 points decide."""
+    bench = _bench()
+    bench.tracekd_cli(
+        *("prepare", "--dataset", "synthetic-temporal", "--size", "60", "--limit-test", "10"),
+        *("--condition", "correct", "--template", "tagged", "--out", tmp_path / "data"),
+    )
+    test = bench.read_jsonl(tmp_path / "data" / "test.jsonl")
+    gold = [{"id": r["id"], "output": r["completion"][0]["content"]} for r in test]
+    empty = [{"id": r["id"], "output": ""} for r in test]
+    _write(tmp_path / "naive" / "predictions.jsonl", gold)
+    _write(tmp_path / "tracekd" / "predictions.jsonl", gold[:8] + empty[8:])
+    assert not bench.compare(tmp_path, tolerance=10.0)["agree"]
+    _write(tmp_path / "tracekd_seed1" / "predictions.jsonl", empty[:2] + gold[2:])
+    result = bench.compare(tmp_path, tolerance=10.0)
+    spread = result["seed_spread"]["answer_accuracy"]
+    assert spread == {"seed_delta_points": 0.0, "items_seeds_differ": 4, "items_ways_differ": 2, "sd_points": 20.0}
+    assert result["allowed_points"]["answer_accuracy"] == 52.8  # 2.64 x 20
+    assert result["agree"]
+    # every rate gets its spread, from the same items' marks
+    assert set(result["seed_spread"]) == set(result["delta_points"])
+    for rate, marks in bench.ITEM_MARKS.items():
+        if rate in result["delta_points"]:
+            rows = bench.read_jsonl(tmp_path / "tracekd" / "scores.examples.jsonl")
+            assert (
+                round(100 * sum(bool(marks(r)) for r in rows) / len(rows), 1)
+                == result["scores_points"]["tracekd"][rate]
+            )
+
+
 def _quick_run(folder: Path) -> dict:
     r = subprocess.run(
         [sys.executable, str(BENCH), "--quick", "--keep", str(folder)],
@@ -81,11 +113,12 @@ def test_quick_run_times_and_scores_both_ways(tmp_path):
     hi = (naive["total_s"] + 0.05) / max(tracekd["total_s"] - 0.05, 1e-9)
     assert lo - 0.005 <= report["speedup"] <= hi + 0.005
     assert report["agreement"]["answer_paired"]["items"] == 4
-    assert set(report["agreement"]["scores_points"]) == {"naive", "tracekd"}
+    assert set(report["agreement"]["scores_points"]) == {"naive", "tracekd", "tracekd_seed1"}
+    assert set(report["agreement"]["seed_spread"]) == set(report["agreement"]["delta_points"])
     # each way really trained an adapter and wrote one output per test item
     assert (tmp_path / "naive" / "adapter" / "adapter_config.json").is_file()
     assert (tmp_path / "tracekd" / "train" / "adapter" / "adapter_config.json").is_file()
-    for way in ("naive", "tracekd"):
+    for way in ("naive", "tracekd", "tracekd_seed1"):
         assert len((tmp_path / way / "predictions.jsonl").read_text().splitlines()) == 4
     assert report["ways_from_an_earlier_run"] == []
 
@@ -93,7 +126,7 @@ def test_quick_run_times_and_scores_both_ways(tmp_path):
     naive_before = (tmp_path / "naive" / "times.json").read_text()
     (tmp_path / "tracekd" / "times.json").unlink()
     resumed = _quick_run(tmp_path)
-    assert resumed["ways_from_an_earlier_run"] == ["naive"]
+    assert resumed["ways_from_an_earlier_run"] == ["naive", "tracekd_seed1"]
     assert (tmp_path / "naive" / "times.json").read_text() == naive_before
     assert resumed["ways"]["naive"] == naive
     assert (tmp_path / "tracekd" / "times.json").is_file()

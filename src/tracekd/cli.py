@@ -24,7 +24,7 @@ from tracekd.data import REGISTRY
 from tracekd.data.config import DatasetConfig, option_fields
 from tracekd.errors import InputError
 from tracekd.flags import Flags, with_flags
-from tracekd.generate.options import GenerateOptions
+from tracekd.generate.options import SERVER_FIELDS, GenerateOptions
 from tracekd.models.presets import PRESETS
 from tracekd.rescore.formats import REGISTRY as FORMATS
 from tracekd.teach.options import TeacherOptions
@@ -292,8 +292,15 @@ def generate(
     out.print(f"{s['generated']} generated, {s['already_done']} already done, {s['total']} in total -> {out_file}")
 
 
+# intervene appends forced token ids to each prompt: a chat server cannot take them, so none of
+# its flags is offered (backend openai is refused with a message)
+_LOCAL_GENERATE_FIELDS = {
+    n: f for n, f in GenerateOptions.model_fields.items() if n not in SERVER_FIELDS | {"request_seed"}
+}
+
+
 @app.command()
-@with_flags(opts=Flags(GenerateOptions))
+@with_flags(opts=Flags(GenerateOptions, _LOCAL_GENERATE_FIELDS))
 def intervene(
     data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
     out_dir: Annotated[

@@ -453,3 +453,10 @@ def test_cli(six, tmp_path):
     bad = run("--out", tmp_path / "b", "--interventions", "own,gold_labels")
     assert bad.returncode == 2 and "unknown intervention 'gold_labels'" in bad.stderr
     assert not (tmp_path / "b").exists()  # nothing written
+    # a chat server cannot continue forced token ids: no server flag is offered
+    shown = run("--help")
+    flags = {line.split()[1] for line in shown.stdout.splitlines() if line.lstrip("│ ").startswith("--")}
+    assert shown.returncode == 0 and {"--max-new-tokens", "--batch-size", "--precision", "--limit"} <= flags
+    assert not flags & {"--base-url", "--api-key-env", "--concurrency", "--timeout", "--request-seed"}
+    refused = run("--out", tmp_path / "s", "--base-url", "http://x")
+    assert refused.returncode == 2 and "--base-url" in refused.stderr
