@@ -38,11 +38,13 @@ items on which the two seeds' marks differ (right with one, wrong with the other
 between two trainings' accuracies on the same `n` items then has a standard deviation of about
 sqrt(d) / n (the paired, McNemar-style one). The ways agree when, for every rate, TRL's way and
 tracekd's way (seed 0) differ by at most max(`--tolerance`, z x that standard deviation), z = 2.64:
-two-sided 5 % split over the six rates (Bonferroni). This rule was fixed before any run of it. The
-previous rule, 10 points flat, was too strict at 48 items: the study's own seeds disagree on the
-label step for half of the items, a standard deviation of about 10 points. `--tolerance` (default
-10) remains the floor; how many items the two ways disagree on is printed beside the seeds' count.
-A way that learned the format, or the answers, clearly less well still fails it. The paired
+two-sided 5 % split over the six rates (Bonferroni; the rates are correlated, so this is lenient).
+The rule was fixed before the seed-1 outputs existed, but after the flat 10-point rule (now the
+floor, `--tolerance`) had failed on TRL's way against tracekd's seed 0: it is looser than that
+rule, never stricter. A rate on which two seeds disagree on many items allows much (at 48 items,
+22 discordant label marks allow 26 points), so `agree` says "within what a reseed gives", no
+more; how many items the two ways disagree on is printed beside the seeds' count, and a look at
+both is the check. The paired
 comparison of answer correctness (both right, only one right) and McNemar's exact p are printed
 too; a non-significant difference on 48 items is not a proof of equivalence.
 `informative` is false when both ways score zero on every rate: they then agree without showing
@@ -67,11 +69,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import NormalDist
 
 ROOT = Path(__file__).resolve().parents[1]
 COTEMPQA = Path(os.environ.get("TRACEKD_SHARED", ROOT.parent / "shared")) / "data" / "cotempqa"
 WAYS = ("naive", "tracekd", "tracekd_seed1")  # the last: the seed spread, not timed against
-SPREAD_Z = 2.64  # two-sided 5 % over six rates (Bonferroni): norm.ppf(1 - 0.05 / 12)
 
 
 def heavy_imports() -> None:
@@ -209,15 +211,13 @@ def rates(scores: dict) -> dict[str, float]:
     return {k: round(100 * v, 1) for k, v in out.items()}
 
 
-# each rate's mark on one item (a row of scores.examples.jsonl): its mean over the items is the rate
-ITEM_MARKS = {
-    "answer_accuracy": lambda r: r["answer"]["correct"],
-    "step_label_accuracy": lambda r: r.get("label_correct"),
-    "step_evidence_accuracy": lambda r: (r.get("evidence") or {}).get("exact"),
-    "step_anchor_accuracy": lambda r: r.get("anchor_retrieved"),
-    "step_answer_fact_accuracy": lambda r: r.get("answer_fact_retrieved"),
-    "step_trace_accuracy": lambda r: r.get("trace_correct"),
-}
+def item_marks() -> dict:
+    """Each compared rate's mark on one item (a row of scores.examples.jsonl), from tracekd's metric
+    table: True / False, or None where the step does not apply to the item (its rate leaves the
+    item out). The answer and every trace step; the rate's key as `rates` names it."""
+    from tracekd.score.metrics import METRICS
+
+    return {("step_" if m.step else "") + m.name: m.of for m in METRICS if m.name == "answer_accuracy" or m.step}
 
 
 def compare(folder: Path, tolerance: float) -> dict:
@@ -239,35 +239,41 @@ def compare(folder: Path, tolerance: float) -> dict:
         )
         scores[way] = rates(json.loads((folder / way / "scores.json").read_text()))
         marks[way] = {
-            r["id"]: {k: bool(f(r)) for k, f in ITEM_MARKS.items() if k in scores[way]}
+            r["id"]: {k: f(r) for k, f in item_marks().items() if k in scores[way]}
             for r in read_jsonl(folder / way / "scores.examples.jsonl")
         }
         outputs[way] = {r["id"]: r["output"] for r in read_jsonl(folder / way / "predictions.jsonl")}
     ids = sorted(marks["naive"])
 
+    def marked(a: str, b: str, rate: str) -> list[str]:  # the items the rate applies to with both
+        return [i for i in ids if marks[a][i][rate] is not None and marks[b][i][rate] is not None]
+
     def differ(a: str, b: str, rate: str) -> int:  # items marked right by one way and wrong by the other
-        return sum(marks[a][i][rate] != marks[b][i][rate] for i in ids)
+        return sum(bool(marks[a][i][rate]) != bool(marks[b][i][rate]) for i in marked(a, b, rate))
+
+    def sd(rate: str) -> float:  # points: two trainings' paired difference, from the seeds' discordance
+        n = len(marked("tracekd", "tracekd_seed1", rate))
+        return 100 * differ("tracekd", "tracekd_seed1", rate) ** 0.5 / n if n else 0.0
 
     def only(a: str, b: str) -> int:
-        return sum(marks[a][i]["answer_accuracy"] and not marks[b][i]["answer_accuracy"] for i in ids)
+        return sum(bool(marks[a][i]["answer_accuracy"]) and not marks[b][i]["answer_accuracy"] for i in ids)
 
     delta = {k: round(scores["tracekd"][k] - scores["naive"][k], 1) for k in scores["naive"]}
     allowed = dict.fromkeys(delta, tolerance)
-    spread = None
+    spread, z = None, 0.0
     if "tracekd_seed1" in ways:
         spread = {
             k: {
                 "seed_delta_points": round(scores["tracekd_seed1"][k] - scores["tracekd"][k], 1),
                 "items_seeds_differ": differ("tracekd", "tracekd_seed1", k),
                 "items_ways_differ": differ("naive", "tracekd", k),
-                "sd_points": round(100 * differ("tracekd", "tracekd_seed1", k) ** 0.5 / len(ids), 1),
+                "sd_points": round(sd(k), 1),
             }
             for k in delta
-            if k in ITEM_MARKS
+            if k in marks["tracekd"][ids[0]]
         }
-        allowed = {
-            k: round(max(tolerance, SPREAD_Z * spread[k]["sd_points"]), 1) if k in spread else tolerance for k in delta
-        }
+        z = NormalDist().inv_cdf(1 - 0.05 / (2 * len(spread))) if spread else 0.0  # Bonferroni over the rates
+        allowed = {k: round(max(tolerance, z * sd(k)), 1) if k in spread else tolerance for k in delta}
     only_naive, only_tracekd = only("naive", "tracekd"), only("tracekd", "naive")
     discordant = only_naive + only_tracekd
     return {
@@ -275,6 +281,7 @@ def compare(folder: Path, tolerance: float) -> dict:
         "delta_points": delta,
         "tolerance_points": tolerance,
         "seed_spread": spread,
+        "spread_z": round(z, 3) if spread else None,
         "allowed_points": allowed,
         "agree": all(abs(d) <= allowed[k] for k, d in delta.items()),
         # both ways at zero on every rate agree without saying anything: too few steps to learn the format
@@ -334,7 +341,12 @@ def parse_args(argv=None):
     ap.add_argument("--gen-batch-size", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lora-dropout", type=float, default=0.0)
-    ap.add_argument("--tolerance", type=float, default=10.0, help="agreement: |difference| of every rate, in points")
+    ap.add_argument(
+        "--tolerance",
+        type=float,
+        default=10.0,
+        help="agreement: the least difference of a rate always allowed, in points (the seed spread may allow more)",
+    )
     ap.add_argument("--quick", action="store_true", help="tiny random model, synthetic data, 2 steps, 4 items")
     ap.add_argument(
         "--keep",

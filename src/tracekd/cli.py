@@ -300,7 +300,15 @@ _LOCAL_GENERATE_FIELDS = {
 
 
 @app.command()
-@with_flags(opts=Flags(GenerateOptions, _LOCAL_GENERATE_FIELDS))
+@with_flags(
+    opts=Flags(
+        GenerateOptions,
+        _LOCAL_GENERATE_FIELDS,
+        help={
+            "backend": "auto: vLLM when installed and a GPU is present, else hf (openai is refused: a server cannot continue forced token ids). (default: auto)"
+        },
+    )
+)
 def intervene(
     data: Annotated[Path, typer.Option(help="Prepared folder with test.jsonl.")],
     out_dir: Annotated[
@@ -322,7 +330,8 @@ def intervene(
     opts: GenerateOptions | None = None,
 ) -> None:
     """Force traces into the assistant turn and score the answers the model continues with
-    (docs/interventions.md). Every generation option is a flag."""
+    (docs/interventions.md). Every local generation option is a flag; a chat server's are not
+    (forced text is appended as token ids, which a server cannot take)."""
     from tracekd.intervene.run import intervene as run_intervene
 
     _when_interrupted(lambda: _lines_kept(out_dir / layout.INTERVENTION_ROWS, "intervention row(s)"))
