@@ -460,3 +460,48 @@ def test_cli(six, tmp_path):
     assert not flags & {"--base-url", "--api-key-env", "--concurrency", "--timeout", "--request-seed"}
     refused = run("--out", tmp_path / "s", "--base-url", "http://x")
     assert refused.returncode == 2 and "--base-url" in refused.stderr
+
+
+def test_the_margin_compares_the_tokens_that_begin_each_text_not_its_retokenized_ones():
+    """Reproduces a CoTempQA study mismatch: the forced decoding wrote " El" + "is", which the
+    tokenizer writes as one token " Elis". The margin against " Elis" (a token the model never
+    chose, logit -6.6) read 8.08; the tokens each decoding could have begun with are " D" (1.48)
+    and " El" (2.12): the margin is -0.64."""
+    import torch
+
+    from tracekd.intervene.run import beginning, divergence
+
+    vocab = ["answer:", " Elis", " El", "is", " D", "mitry", "<eos>", " "]
+
+    class Tok:
+        def __len__(self):
+            return len(vocab)
+
+        def decode(self, ids):
+            return "".join(vocab[i] for i in ids)
+
+        def __call__(self, text, add_special_tokens=False):
+            ids = []
+            while text:  # longest match first
+                i = max((i for i, v in enumerate(vocab) if text.startswith(v)), key=lambda i: len(vocab[i]))
+                ids.append(i)
+                text = text[len(vocab[i]) :]
+            return {"input_ids": ids}
+
+    class Model:
+        device = torch.device("cpu")
+
+        def __call__(self, input_ids, attention_mask):
+            logits = torch.tensor([0.0, -6.6, 2.12, 0.0, 1.48, 0.0, 0.0, 9.0])
+            return type("Out", (), {"logits": logits.expand(1, input_ids.shape[1], -1)})()
+
+    gen = type("Gen", (), {"tok": Tok(), "model": Model(), "eos_ids": [6], "prompt_ids": lambda self, m: []})()
+    assert beginning(vocab, " Elis Bakaj") == [1, 2, 7]
+    # " " (logit 9) begins both texts: within their shared characters, it chooses neither
+    assert beginning(vocab, " Elis Bakaj", common=1) == [1, 2]
+    d = divergence(gen, [], "answer: Dmitry", "answer: Elis")
+    assert d["diverged_at"] == 1 and d["margin"] == pytest.approx(1.48 - 2.12)
+    assert divergence(gen, [], "answer: D", "answer: D") == {"diverged_at": None, "margin": None}
+    # one output ends where the other goes on: the stop token against the best token beginning the
+    # other (" ", which may begin " D")
+    assert divergence(gen, [], "answer:", "answer: D")["margin"] == pytest.approx(0.0 - 9.0)
