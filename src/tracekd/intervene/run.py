@@ -225,13 +225,8 @@ def intervention_row(ds, ctx: Context, name: str, forced: str, continuation: str
 
 
 def divergence(gen, messages, first: str, again: str) -> dict[str, Any]:
-    """Where two decodings of one prompt part, and the logit margin there (hf backend only): after
-    one prefill of the common prefix (the two texts' tokens up to the first that differs), the best
-    logit among the tokens that begin what `first` writes from there, minus the best among those
-    that begin what `again` writes. Tokens that begin the text, not the text's own tokens: a model
-    may write " El" + "is" where the tokenizer writes " Elis", and a margin against a token the
-    model never chose says nothing (it read 8.07 where the logits were 2.12 and 1.48). The prefix is
-    the re-tokenized text, which may differ from the ids the model wrote in the same way."""
+    """Where two decodings of one prompt part, and the logit margin there (hf backend only):
+    logit(first's token) - logit(again's token) after one prefill of the common prefix."""
     model = getattr(gen, "model", None)
     if model is None:
         return {}
@@ -246,19 +241,6 @@ def divergence(gen, messages, first: str, again: str) -> dict[str, Any]:
     with torch.no_grad():
         ids = torch.tensor([prefix], device=model.device)
         logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1].float()
-    if getattr(gen, "token_texts", None) is None:  # each id's text decoded alone, once per generator
-        gen.token_texts = [gen.tok.decode([i]) for i in range(len(gen.tok))]
-    rests = [gen.tok.decode(x[k:]) for x in (a, b)]
-    # the characters both texts go on with: a token within them chooses neither
-    common = next((i for i, (x, y) in enumerate(zip(*rests)) if x != y), min(map(len, rests)))
-    best = []
-    for x, rest in zip((a, b), rests):
-        starts = beginning(gen.token_texts, rest, common) if rest else list(gen.eos_ids)
-        best.append(float(logits[starts or [x[k]]].max()))  # none (a split character): its own token
-    return {"diverged_at": k, "margin": best[0] - best[1]}
-
-
-def beginning(token_texts: list[str], rest: str, common: int = 0) -> list[int]:
-    """The ids of the tokens whose text begins `rest` and reaches past its first `common`
-    characters (those it shares with the other text)."""
-    return [i for i, t in enumerate(token_texts) if len(t) > common and rest.startswith(t)]
+    eos = gen.eos_ids[0]
+    ta, tb = (a[k] if k < len(a) else eos), (b[k] if k < len(b) else eos)
+    return {"diverged_at": k, "margin": float(logits[ta] - logits[tb])}
